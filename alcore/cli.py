@@ -1,0 +1,211 @@
+"""Command line: ``python -m alcore run|summarize|csv``.
+
+``run``'s flags are generated from :class:`ExperimentConfig`, so every flag is a
+config field with dashes (``--batch-size`` is ``batch_size``) and its help text is
+the field's description.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import typing
+from pathlib import Path
+from typing import Optional
+
+from pydantic import ValidationError
+
+from .config import ExperimentConfig
+
+
+def _flag_type(annotation):
+    """(argparse type, choices, is_bool) for a config field's annotation."""
+    origin = typing.get_origin(annotation)
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if origin is typing.Union and len(args) == 1:
+        return _flag_type(args[0])
+    if origin is typing.Literal:
+        return str, list(typing.get_args(annotation)), False
+    if annotation is bool:
+        return None, None, True
+    if annotation in (int, float):
+        return annotation, None, False
+    return str, None, False
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    from .strategies import STRATEGIES
+
+    for name, field in ExperimentConfig.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        typ, choices, is_bool = _flag_type(field.annotation)
+        default = field.default
+        help_text = (field.description or "") + (f" (default: {default})" if default not in (None, ()) else "")
+        help_text = help_text.replace("%", "%%")
+        if is_bool:
+            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction,
+                                default=argparse.SUPPRESS, help=help_text)
+            continue
+        if name == "strategy":
+            choices = list(STRATEGIES)
+        parser.add_argument(flag, dest=name, type=typ, choices=choices, default=argparse.SUPPRESS,
+                            metavar=None if choices else name.upper(), help=help_text)
+
+
+def _config_from_args(ns: argparse.Namespace) -> ExperimentConfig:
+    fields = {k: v for k, v in vars(ns).items() if k in ExperimentConfig.model_fields}
+    return ExperimentConfig(**fields)
+
+
+def _error_text(e: Exception) -> str:
+    if isinstance(e, ValidationError):
+        parts = []
+        for err in e.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            flag = ("--" + loc.replace("_", "-")) if loc else "config"
+            msg = err["msg"].removeprefix("Value error, ")
+            parts.append(f"{flag}: {msg}" + (f" (got {err['input']!r})" if loc and err["type"] != "missing" else ""))
+        return "; ".join(parts)
+    return str(e)
+
+
+def cmd_run(ns: argparse.Namespace) -> int:
+    from .data import DatasetUnavailableError
+
+    try:
+        cfg = _config_from_args(ns)
+    except ValueError as e:
+        print(f"error: {_error_text(e)}", file=sys.stderr)
+        return 2
+    from .loop import Experiment
+    from .results import curves_csv, save_result
+
+    t_start = time.perf_counter()
+    try:
+        exp = Experiment(cfg)
+    except (ValueError, DatasetUnavailableError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    ds = exp.dataset
+    print(f"{ds.name}: pool {len(ds.y_pool)}, test {len(ds.y_test)}, {ds.n_classes} classes, "
+          f"images {'x'.join(map(str, ds.image_shape))}; model {cfg.model}, strategy {cfg.strategy}, "
+          f"seed {cfg.seed}", flush=True)
+    out = Path(ns.out) if ns.out else None
+    try:
+        for r in exp:
+            print(f"round {r.round:3d}  labels {r.n_labeled:6d}  test_accuracy {r.test_accuracy:.4f}  "
+                  f"test_loss {r.test_loss:.4f}  epochs {r.epochs:4d}  train {r.train_seconds:6.3f}s  "
+                  f"query {r.query_seconds:6.3f}s", flush=True)
+            if out is not None and ns.save_every_round:
+                save_result(exp.result(), out)
+    except KeyboardInterrupt:
+        print("interrupted: keeping the finished rounds", file=sys.stderr)
+        exp.status = "stopped"
+    total = time.perf_counter() - t_start
+    res = exp.result()
+    print(f"done: {exp.stop_reason or 'stopped'}; final test_accuracy "
+          f"{res.rounds[-1].test_accuracy:.4f} with {res.rounds[-1].n_labeled} labels; {total:.1f}s",
+          flush=True)
+    if out is not None:
+        save_result(res, out)
+        print(f"wrote {out}")
+    if ns.csv:
+        Path(ns.csv).write_text(curves_csv([res]))
+        print(f"wrote {ns.csv}")
+    return 0 if exp.done else 130
+
+
+def _load_all(paths: list[str]):
+    from .results import ResultFileError, load_result
+
+    results, failed = [], 0
+    for p in paths:
+        try:
+            results.append(load_result(p))
+        except ResultFileError as e:
+            print(f"error: {e}", file=sys.stderr)
+            failed += 1
+    return results, failed
+
+
+def cmd_summarize(ns: argparse.Namespace) -> int:
+    """Table of metrics per result file, and the mean per strategy over seeds."""
+    import numpy as np
+
+    from .metrics import accuracy_at, labels_to_target, normalized_aulc
+
+    results, failed = _load_all(ns.files)
+    if not results:
+        return 2
+    groups: dict[str, list] = {}
+    for res in results:
+        groups.setdefault(res.config.strategy if res.config.strategy != "hybrid"
+                          else f"hybrid {res.config.hybrid_fraction:g}", []).append(res)
+    at = ns.at
+    head = f"{'strategy':<22}{'runs':>5}{'final_acc':>11}{'aulc':>8}"
+    if at is not None:
+        head += f"{'acc@' + str(at):>11}"
+    if ns.target is not None:
+        head += f"{'labels_to_' + format(ns.target, 'g'):>18}"
+    print(head)
+    for name, rs in sorted(groups.items()):
+        curves = [r.curve() for r in rs]
+        final = np.mean([a[-1] for _, a in curves])
+        aulc = np.mean([normalized_aulc(n, a) for n, a in curves])
+        line = f"{name:<22}{len(rs):>5}{final:>11.4f}{aulc:>8.4f}"
+        if at is not None:
+            vals = [accuracy_at(n, a, at) for n, a in curves]
+            vals = [v for v in vals if v is not None]
+            line += f"{np.mean(vals):>11.4f}" if vals else f"{'-':>11}"
+        if ns.target is not None:
+            hits = [labels_to_target(n, a, ns.target) for n, a in curves]
+            reached = [h for h in hits if h is not None]
+            txt = f"{np.mean(reached):.0f}" if reached else "-"
+            if len(reached) < len(hits):
+                txt += f" ({len(hits) - len(reached)} never)"
+            line += f"{txt:>18}"
+        print(line)
+    return 1 if failed else 0
+
+
+def cmd_csv(ns: argparse.Namespace) -> int:
+    from .results import curves_csv
+
+    results, failed = _load_all(ns.files)
+    if not results:
+        return 2
+    text = curves_csv(results)
+    if ns.out:
+        Path(ns.out).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m alcore", description="Active-learning experiments.")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run one experiment, one progress line per round",
+                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _add_config_flags(run)
+    run.add_argument("--out", help="write the result file (JSON) here")
+    run.add_argument("--csv", help="write the learning curve (CSV) here")
+    run.add_argument("--save-every-round", action="store_true",
+                     help="rewrite --out after every round, so an interrupted run keeps its rounds")
+    run.set_defaults(func=cmd_run)
+    s = sub.add_parser("summarize", help="metrics of result files, averaged per strategy")
+    s.add_argument("files", nargs="+")
+    s.add_argument("--at", type=int, help="also report mean accuracy at this many labels")
+    s.add_argument("--target", type=float, help="also report labels needed to reach this accuracy")
+    s.set_defaults(func=cmd_summarize)
+    c = sub.add_parser("csv", help="learning curves of result files as one CSV")
+    c.add_argument("files", nargs="+")
+    c.add_argument("--out", help="write here instead of standard output")
+    c.set_defaults(func=cmd_csv)
+    return p
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    return ns.func(ns)

@@ -1,0 +1,239 @@
+"""The one configuration object of an active-learning run.
+
+Every field name here is the name used everywhere else: the CLI flag is the field
+with dashes (``batch_size`` -> ``--batch-size``), the JSON result file stores the
+config under these keys, and the dashboard labels its widgets after them.
+
+pydantic validates on construction; its ``ValidationError`` is a ``ValueError``
+whose message names the field, the value and what is allowed.
+"""
+from __future__ import annotations
+
+import math
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "idx", "npz")
+MODELS = ("softmax", "mlp", "cnn")
+NORMALIZATIONS = ("unit", "standardize", "none")
+VALIDATIONS = ("split", "fixed", "none")
+OPTIMIZERS = ("adam", "sgd")
+ACTIVATIONS = ("relu", "sigmoid", "tanh")
+INITIAL_STRATEGIES = ("random",)
+
+
+class ExperimentConfig(BaseModel):
+    """Everything that decides a run. Same config (seed included) -> same picks."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+
+    # -- data -----------------------------------------------------------------------
+    dataset: Literal["digits", "mnist", "fashion_mnist", "cifar10", "idx", "npz"] = Field(
+        "digits", description="Dataset: bundled scikit-learn digits, a Keras dataset, "
+        "a folder of MNIST-format idx files ('idx'), or your own .npz file ('npz')."
+    )
+    data_dir: Optional[str] = Field(
+        None, description="Folder of idx files for 'idx', or where to find 'mnist' / "
+        "'fashion_mnist' offline (the idx folder itself or its parent). "
+        "Defaults to $ALCORE_DATA_DIR."
+    )
+    data_file: Optional[str] = Field(
+        None, description="Path of the .npz file for dataset 'npz' (x_train, y_train, "
+        "optional x_test, y_test, class_names)."
+    )
+    pool_size: Optional[int] = Field(
+        None, ge=1, description="Random subsample of the training split used as the "
+        "unlabeled pool (empty: the whole split)."
+    )
+    test_size: Optional[int] = Field(
+        None, ge=1, description="Test images used for reporting (empty: the dataset's "
+        "whole test split; datasets without one hold out 20%)."
+    )
+    normalization: Literal["unit", "standardize", "none"] = Field(
+        "unit", description="Pixel scaling: 'unit' divides by the maximum pixel value "
+        "(to [0, 1]), 'standardize' subtracts the pool mean and divides by its std, "
+        "'none' keeps raw values."
+    )
+
+    # -- labels ---------------------------------------------------------------------
+    initial: int = Field(10, ge=1, description="Number of initial labels.")
+    initial_strategy: Literal["random"] = Field(
+        "random", description="How the initial labels are chosen."
+    )
+    validation: Literal["split", "fixed", "none"] = Field(
+        "split", description="What early stopping watches: 'split' carves "
+        "validation_fraction of the labeled set each round, 'fixed' labels "
+        "validation_size extra pool images once (they count against the label "
+        "budget), 'none' trains max_epochs with no early stopping. "
+        "The test set is never used."
+    )
+    refit: bool = Field(
+        True, description="After early stopping has chosen the number of epochs, train "
+        "again from the start on every labeled image (validation ones included) for "
+        "that many epochs, so no label is wasted on validation alone."
+    )
+    validation_fraction: float = Field(
+        0.2, gt=0.0, lt=1.0, description="Share of the labeled set held out each "
+        "round when validation is 'split'."
+    )
+    validation_size: int = Field(
+        20, ge=1, description="Size of the fixed labeled validation set when "
+        "validation is 'fixed'."
+    )
+
+    # -- model ----------------------------------------------------------------------
+    model: Literal["softmax", "mlp", "cnn"] = Field(
+        "softmax", description="softmax: Dense(classes); mlp: Dense hidden layers; "
+        "cnn: Conv-Conv-Pool-Dropout-Dense(128)-Dropout-Dense."
+    )
+    hidden_units: tuple[int, ...] = Field(
+        (128,), description="mlp: units of each hidden Dense layer (comma-separated)."
+    )
+    activation: Literal["relu", "sigmoid", "tanh"] = Field(
+        "relu", description="mlp: activation of the hidden layers."
+    )
+    filters: int = Field(32, ge=1, le=512, description="cnn: filters of each Conv2D layer.")
+    dropout: float = Field(
+        0.25, ge=0.0, lt=1.0, description="cnn/mlp: dropout rate (0 disables dropout)."
+    )
+    optimizer: Literal["adam", "sgd"] = Field(
+        "adam", description="adam, or sgd with momentum."
+    )
+    learning_rate: float = Field(0.003, gt=0.0, le=10.0, description="Learning rate.")
+    momentum: float = Field(0.9, ge=0.0, lt=1.0, description="sgd: momentum.")
+    max_epochs: int = Field(
+        100, ge=1, le=10_000, description="Most epochs per round (all of them when "
+        "validation is 'none')."
+    )
+    train_batch_size: int = Field(
+        32, ge=1, le=8192, description="Mini-batch size for training."
+    )
+    patience: int = Field(
+        5, ge=1, description="Early stopping: epochs without a lower validation loss "
+        "before training stops (best weights are restored)."
+    )
+    l2: float = Field(0.0, ge=0.0, description="L2 penalty on kernels.")
+    warm_start: bool = Field(
+        False, description="Keep the previous round's weights instead of "
+        "re-initialising (cold start is the default)."
+    )
+
+    # -- acquisition ----------------------------------------------------------------
+    strategy: str = Field("margin", description="Query strategy.")
+    batch_size: int = Field(10, ge=1, description="Labels acquired per round.")
+    hybrid_fraction: float = Field(
+        0.5, ge=0.0, le=1.0, description="hybrid: share of each batch picked by "
+        "hybrid_measure, the rest at random."
+    )
+    hybrid_measure: Literal["least_confidence", "margin", "ratio", "entropy"] = Field(
+        "margin", description="hybrid: the uncertainty measure of its uncertain share."
+    )
+    candidates: Optional[int] = Field(
+        None, ge=1, description="Score a random subset of this many unlabeled pool "
+        "images each round (empty: the whole unlabeled pool)."
+    )
+
+    # -- stopping -------------------------------------------------------------------
+    rounds: Optional[int] = Field(
+        39, ge=0, description="Acquisition rounds (the run evaluates rounds + 1 "
+        "times: once on the initial labels, once after each acquisition)."
+    )
+    label_budget: Optional[int] = Field(
+        None, ge=1, description="Stop once this many labels are used (validation "
+        "labels included)."
+    )
+    target_accuracy: Optional[float] = Field(
+        None, gt=0.0, le=1.0, description="Stop once test accuracy reaches this "
+        "(a simulation convenience: the test set only decides when to stop "
+        "reporting, never training)."
+    )
+    plateau_rounds: Optional[int] = Field(
+        None, ge=1, description="Stop when test accuracy changed by less than "
+        "plateau_delta for this many consecutive rounds."
+    )
+    plateau_delta: float = Field(0.002, ge=0.0, le=1.0, description="See plateau_rounds.")
+
+    # -- misc -----------------------------------------------------------------------
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed of every random choice.")
+    inspect_k: int = Field(
+        8, ge=0, le=256, description="Most and least confident pool images kept per round."
+    )
+
+    @field_validator("hidden_units", mode="before")
+    @classmethod
+    def _parse_units(cls, v):
+        if isinstance(v, str):
+            parts = [p.strip() for p in v.split(",") if p.strip()]
+            try:
+                v = tuple(int(p) for p in parts)
+            except ValueError:
+                raise ValueError(f"hidden_units must be whole numbers like '256,128', got {v!r}")
+        if isinstance(v, int):
+            v = (v,)
+        return v
+
+    @field_validator("hidden_units")
+    @classmethod
+    def _check_units(cls, v):
+        if len(v) == 0 or any(u < 1 or u > 16384 for u in v):
+            raise ValueError(f"hidden_units needs 1..16384 units per layer, got {list(v)}")
+        return v
+
+    @field_validator("strategy")
+    @classmethod
+    def _check_strategy(cls, v):
+        from .strategies import STRATEGIES
+
+        if v not in STRATEGIES:
+            raise ValueError(f"unknown strategy {v!r}; choose one of {', '.join(STRATEGIES)}")
+        return v
+
+    @field_validator("learning_rate", "l2", "validation_fraction", "hybrid_fraction")
+    @classmethod
+    def _finite(cls, v):
+        if not math.isfinite(v):
+            raise ValueError("must be a finite number")
+        return v
+
+    @model_validator(mode="after")
+    def _check_combination(self):
+        if self.dataset == "idx" and not self.data_dir:
+            import os
+
+            if not os.environ.get("ALCORE_DATA_DIR"):
+                raise ValueError("dataset 'idx' needs data_dir (or $ALCORE_DATA_DIR): "
+                                 "a folder of MNIST-format idx files")
+        if self.dataset == "npz" and not self.data_file:
+            raise ValueError("dataset 'npz' needs data_file: the path of a .npz file")
+        if self.rounds is None and self.label_budget is None and self.target_accuracy is None:
+            raise ValueError("set at least one of rounds, label_budget or target_accuracy, "
+                             "or the run would never stop")
+        if self.label_budget is not None:
+            first = self.initial + (self.validation_size if self.validation == "fixed" else 0)
+            if self.label_budget < first:
+                raise ValueError(f"label_budget {self.label_budget} is below the labels the "
+                                 f"first round already uses ({first})")
+        return self
+
+    # -- derived --------------------------------------------------------------------
+    def max_labels(self) -> Optional[int]:
+        """Largest labeled-set size the run can reach, validation labels included."""
+        val = self.validation_size if self.validation == "fixed" else 0
+        bounds = []
+        if self.rounds is not None:
+            bounds.append(self.initial + val + self.rounds * self.batch_size)
+        if self.label_budget is not None:
+            bounds.append(self.label_budget)
+        return min(bounds) if bounds else None
+
+    def data_key(self) -> tuple:
+        """The fields that decide the prepared dataset (a cache key for loaders)."""
+        return (self.dataset, self.data_dir, self.data_file, self.pool_size,
+                self.test_size, self.normalization, self.seed)
+
+    def replace(self, **changes) -> "ExperimentConfig":
+        """A validated copy with some fields changed."""
+        data = self.model_dump()
+        data.update(changes)
+        return ExperimentConfig(**data)

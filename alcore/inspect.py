@@ -1,0 +1,101 @@
+"""Looking inside a round: confidence galleries and k-means centroids of the pool."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from .results import ImageRef, PoolSummary
+
+
+def confidence_extremes(probs: np.ndarray, pool_indices: np.ndarray, labels: np.ndarray,
+                        k: int) -> tuple[list[ImageRef], list[ImageRef]]:
+    """The ``k`` most and ``k`` least confident images among scored pool images.
+
+    Confidence is the highest class probability. ``pool_indices[i]`` is the pool
+    index of row ``i`` of ``probs``; ``labels`` are their true labels. Ties are
+    broken by pool index, so the galleries are deterministic."""
+    probs = np.asarray(probs)
+    if len(probs) == 0 or k <= 0:
+        return [], []
+    conf = probs.max(axis=1)
+    pred = probs.argmax(axis=1)
+    order = np.lexsort((pool_indices, -conf))  # most confident first
+
+    def ref(i):
+        return ImageRef(index=int(pool_indices[i]), predicted=int(pred[i]),
+                        confidence=float(min(max(conf[i], 0.0), 1.0)), label=int(labels[i]))
+
+    k = min(k, len(order))
+    most = [ref(i) for i in order[:k]]
+    least = [ref(i) for i in order[::-1][:k]]
+    return most, least
+
+
+def pool_summary(probs: np.ndarray) -> Optional[PoolSummary]:
+    """Mean / median confidence, share below 0.5 and mean entropy of scored images."""
+    probs = np.asarray(probs, dtype=np.float64)
+    if len(probs) == 0:
+        return None
+    conf = probs.max(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ent = -np.where(probs > 0, probs * np.log(np.where(probs > 0, probs, 1.0)), 0.0).sum(axis=1)
+    return PoolSummary(n_scored=int(len(probs)), mean_confidence=float(conf.mean()),
+                       median_confidence=float(np.median(conf)),
+                       low_confidence_fraction=float((conf < 0.5).mean()),
+                       mean_entropy=float(ent.mean()))
+
+
+@dataclass(frozen=True)
+class Centroids:
+    """k-means cluster centres of pool images, shown as images.
+
+    ``images``: (k, H, W[, C]) centres in the prepared pixel space, largest cluster
+    first; ``sizes``: images per cluster; ``majority``: most common true label in
+    each cluster; ``purity``: that label's share of the cluster."""
+
+    images: np.ndarray
+    sizes: np.ndarray
+    majority: np.ndarray
+    purity: np.ndarray
+    assignments: np.ndarray
+
+
+def pool_centroids(x: np.ndarray, k: int, seed: int = 0, labels: Optional[np.ndarray] = None,
+                   max_fit: int = 10_000) -> Centroids:
+    """Cluster images with scikit-learn's k-means and return the centres as images.
+
+    Pools larger than ``max_fit`` images are clustered with MiniBatchKMeans (same
+    objective, mini-batch updates) so a 60 000-image pool stays interactive; every
+    image is then assigned to its nearest centre for the sizes."""
+    from sklearn.cluster import KMeans, MiniBatchKMeans
+
+    x = np.asarray(x, dtype=np.float32)
+    n = len(x)
+    if not 1 <= k <= n:
+        raise ValueError(f"k must be between 1 and the {n} pool images, got {k}")
+    flat = x.reshape(n, -1)
+    if n > max_fit:
+        km = MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=3, batch_size=2048)
+    else:
+        km = KMeans(n_clusters=k, random_state=seed, n_init=3)
+    assign = km.fit(flat).predict(flat)
+    sizes = np.bincount(assign, minlength=k)
+    order = np.argsort(-sizes, kind="stable")
+    remap = np.empty(k, dtype=np.int64)
+    remap[order] = np.arange(k)
+    centres = km.cluster_centers_.reshape((k,) + x.shape[1:])[order].astype(np.float32)
+    majority = np.zeros(k, dtype=np.int64)
+    purity = np.zeros(k)
+    assign = remap[assign]
+    if labels is not None:
+        labels = np.asarray(labels)
+        for c in range(k):
+            members = labels[assign == c]
+            if len(members):
+                counts = np.bincount(members)
+                majority[c] = counts.argmax()
+                purity[c] = counts.max() / len(members)
+    return Centroids(images=centres, sizes=sizes[order], majority=majority, purity=purity,
+                     assignments=assign)

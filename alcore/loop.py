@@ -1,0 +1,307 @@
+"""The active-learning loop: ``Experiment(config)`` yields one ``RoundResult`` per round.
+
+A round trains on the current labels (early stopping on validation labels only),
+evaluates on the test set (reporting only), scores the unlabeled pool and, unless
+a stop condition holds, picks the next batch. The run can be stopped between
+rounds and continued, also from a result file: every random choice of round ``r``
+comes from a generator seeded with ``(seed, r, purpose)``, so an interrupted and
+continued run picks exactly what an uninterrupted one does.
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Callable, Iterator, Optional
+
+import numpy as np
+
+from .config import ExperimentConfig
+from .data import Dataset, load_dataset
+from .inspect import confidence_extremes, pool_summary
+from .results import RoundResult, RunResult, DatasetInfo, environment, now_iso
+from .strategies import StrategyInput, make_strategy
+
+# purposes of the per-round random generators
+_INITIAL, _SHUFFLE, _SPLIT, _SELECT, _CANDIDATES, _VALIDATION, _REFIT = range(7)
+
+
+def round_rng(seed: int, round_: int, purpose: int) -> np.random.Generator:
+    return np.random.default_rng([seed, round_, purpose])
+
+
+def choose_random(x_pool: np.ndarray, n: int, rng: np.random.Generator, exclude: np.ndarray) -> np.ndarray:
+    """Cold start: ``n`` pool images uniformly at random (labels are never looked at)."""
+    free = np.flatnonzero(~exclude)
+    return rng.choice(free, n, replace=False)
+
+
+# Cold-start choosers: (pool images, how many, rng, already-taken mask) -> pool indices.
+INITIAL_CHOOSERS: dict[str, Callable[..., np.ndarray]] = {"random": choose_random}
+
+
+def _resolve(config: ExperimentConfig) -> ExperimentConfig:
+    """Record $ALCORE_DATA_DIR in the config, so a result file says where data came from."""
+    env_dir = os.environ.get("ALCORE_DATA_DIR")
+    if config.data_dir is None and env_dir and config.dataset in ("mnist", "fashion_mnist", "idx"):
+        return config.replace(data_dir=env_dir)
+    return config
+
+
+class Experiment:
+    """One active-learning run. Iterate it (or call :meth:`run`) to stream rounds.
+
+    ``dataset`` may be a prepared :class:`Dataset` (e.g. from a cache) and ``cache``
+    a :class:`alcore.training.TrainerCache` to reuse compiled models across runs.
+    """
+
+    def __init__(self, config: ExperimentConfig, *, dataset: Optional[Dataset] = None, cache=None):
+        self.config = _resolve(config)
+        self.dataset = dataset if dataset is not None else load_dataset(self.config)
+        self._cache = cache
+        self.strategy = make_strategy(self.config.strategy, self.config)
+        cfg, n_pool = self.config, len(self.dataset.y_pool)
+        n_val = cfg.validation_size if cfg.validation == "fixed" else 0
+        if cfg.initial + n_val > n_pool:
+            raise ValueError(f"initial ({cfg.initial}) plus fixed validation labels ({n_val}) exceed "
+                             f"the pool of {n_pool} images")
+        if cfg.rounds and cfg.batch_size > n_pool - cfg.initial - n_val:
+            raise ValueError(f"batch_size {cfg.batch_size} is larger than the "
+                             f"{n_pool - cfg.initial - n_val} unlabeled pool images")
+        if cfg.candidates is not None and cfg.candidates < cfg.batch_size:
+            raise ValueError(f"candidates ({cfg.candidates}) must be at least batch_size ({cfg.batch_size})")
+        self._taken = np.zeros(n_pool, dtype=bool)
+        self.validation_indices = np.empty(0, dtype=np.int64)
+        if n_val:
+            self.validation_indices = np.sort(
+                round_rng(cfg.seed, 0, _VALIDATION).choice(n_pool, n_val, replace=False))
+            self._taken[self.validation_indices] = True
+        chooser = INITIAL_CHOOSERS[cfg.initial_strategy]
+        initial = np.asarray(chooser(self.dataset.x_pool, cfg.initial, round_rng(cfg.seed, 0, _INITIAL),
+                                     self._taken.copy()), dtype=np.int64)
+        self.initial_indices = initial
+        self._taken[initial] = True
+        self._labeled: list[int] = [int(i) for i in initial]
+        self.rounds: list[RoundResult] = []
+        self.status = "ready"
+        self.stop_reason = ""
+        self._stop_requested = False
+        self._warm: Optional[list] = None
+        self._trainer = None
+        self.last_scored: Optional[tuple[np.ndarray, np.ndarray]] = None
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def n_labeled(self) -> int:
+        return len(self._labeled) + len(self.validation_indices)
+
+    @property
+    def labeled_indices(self) -> np.ndarray:
+        return np.asarray(self._labeled, dtype=np.int64)
+
+    @property
+    def done(self) -> bool:
+        return self.status == "complete"
+
+    @property
+    def trainer(self):
+        """The compiled model for this config (imports TensorFlow on first use)."""
+        if self._trainer is None:
+            from .models import ModelSpec
+            from .training import TrainerCache
+
+            if self._cache is None:
+                self._cache = TrainerCache()
+            cfg = self.config
+            spec = ModelSpec.from_config(cfg, self.dataset.image_shape, self.dataset.n_classes)
+            self._trainer = self._cache.get(spec, cfg.optimizer, cfg.momentum, cfg.train_batch_size)
+        return self._trainer
+
+    # ------------------------------------------------------------------- control
+    def stop(self) -> None:
+        """Ask the run to stop after the round in progress (it can be continued)."""
+        self._stop_requested = True
+
+    def __iter__(self) -> Iterator[RoundResult]:
+        return self.run()
+
+    def run(self, max_rounds: Optional[int] = None) -> Iterator[RoundResult]:
+        """Yield rounds until a stop condition, :meth:`stop`, or ``max_rounds`` more rounds."""
+        self._stop_requested = False
+        done_here = 0
+        while not self.done and not self._stop_requested and (max_rounds is None or done_here < max_rounds):
+            yield self.step()
+            done_here += 1
+        if not self.done:
+            self.status = "stopped"
+
+    # ---------------------------------------------------------------------- round
+    def _split(self, r: int) -> tuple[np.ndarray, np.ndarray]:
+        cfg = self.config
+        lab = self.labeled_indices
+        if cfg.validation == "fixed":
+            return lab, self.validation_indices
+        if cfg.validation == "none":
+            return lab, np.empty(0, dtype=np.int64)
+        perm = round_rng(cfg.seed, r, _SPLIT).permutation(lab)
+        n_val = min(int(round(cfg.validation_fraction * len(lab))), len(lab) - 1)
+        return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+    def _stop_condition(self, r: int, acc: float, n_free: int) -> str:
+        cfg = self.config
+        if cfg.rounds is not None and r >= cfg.rounds:
+            return f"reached {cfg.rounds} acquisition rounds"
+        if cfg.label_budget is not None and self.n_labeled >= cfg.label_budget:
+            return f"label budget of {cfg.label_budget} used"
+        if cfg.target_accuracy is not None and acc >= cfg.target_accuracy:
+            return f"test accuracy {acc:.4f} reached the target {cfg.target_accuracy}"
+        if cfg.plateau_rounds is not None:
+            accs = [x.test_accuracy for x in self.rounds] + [acc]
+            if len(accs) > cfg.plateau_rounds:
+                recent = np.abs(np.diff(accs[-(cfg.plateau_rounds + 1):]))
+                if np.all(recent < cfg.plateau_delta):
+                    return (f"accuracy changed by less than {cfg.plateau_delta} for "
+                            f"{cfg.plateau_rounds} rounds")
+        if n_free == 0:
+            return "no unlabeled pool images left"
+        return ""
+
+    def step(self) -> RoundResult:
+        """Run one round and return its record."""
+        if self.done:
+            raise RuntimeError(f"the run is complete ({self.stop_reason}); nothing to continue")
+        cfg, ds = self.config, self.dataset
+        r = len(self.rounds)
+        self.status = "running"
+        train_idx, val_idx = self._split(r)
+        trainer = self.trainer
+        cap_hint = cfg.max_labels() or 0
+        val_hint = (cfg.validation_size if cfg.validation == "fixed"
+                    else int(np.ceil(cfg.validation_fraction * cap_hint)) if cfg.validation == "split" else 0)
+        with trainer.lock:
+            t0 = time.perf_counter()
+            start = self._warm if (cfg.warm_start and self._warm is not None) else trainer.initial_weights(cfg.seed)
+            trainer.set_weights(start)
+            trainer.reset_optimizer(cfg.learning_rate)
+            report = trainer.fit(ds.x_pool[train_idx], ds.y_pool[train_idx],
+                                 ds.x_pool[val_idx] if len(val_idx) else None,
+                                 ds.y_pool[val_idx] if len(val_idx) else None,
+                                 max_epochs=cfg.max_epochs, patience=cfg.patience, l2=cfg.l2,
+                                 rng=round_rng(cfg.seed, r, _SHUFFLE), capacity=cap_hint,
+                                 val_capacity=val_hint)
+            if cfg.refit and len(val_idx):
+                # Early stopping chose the epoch count; now use every label for training.
+                every = np.concatenate([train_idx, val_idx])
+                trainer.set_weights(start)
+                trainer.reset_optimizer(cfg.learning_rate)
+                trainer.fit(ds.x_pool[every], ds.y_pool[every], max_epochs=max(report.best_epoch, 1),
+                            patience=1, l2=cfg.l2, rng=round_rng(cfg.seed, r, _REFIT), capacity=cap_hint,
+                            val_capacity=val_hint, epoch_capacity=cfg.max_epochs)
+            if cfg.warm_start:
+                self._warm = trainer.get_weights()
+            train_seconds = time.perf_counter() - t0
+
+            t0 = time.perf_counter()
+            pt = trainer.predict_proba(ds.x_test)
+            pred = pt.argmax(axis=1)
+            acc = float((pred == ds.y_test).mean())
+            py = np.clip(pt[np.arange(len(pt)), ds.y_test], 1e-7, 1.0)
+            loss = float(-np.log(py).mean())
+            k = ds.n_classes
+            confusion = np.bincount(ds.y_test * k + pred, minlength=k * k).reshape(k, k)
+            eval_seconds = time.perf_counter() - t0
+
+            free = np.flatnonzero(~self._taken)
+            reason = self._stop_condition(r, acc, len(free))
+            t0 = time.perf_counter()
+            cand = free
+            if cfg.candidates is not None and cfg.candidates < len(free):
+                cand = np.sort(round_rng(cfg.seed, r, _CANDIDATES).choice(free, cfg.candidates, replace=False))
+            probs = trainer.predict_proba(ds.x_pool[cand])
+            needs = self.strategy.needs if not reason else frozenset()
+            inputs = StrategyInput(
+                probs=probs,
+                embeddings=trainer.embed(ds.x_pool[cand]) if "embeddings" in needs else None,
+                labeled_embeddings=(trainer.embed(ds.x_pool[self.labeled_indices])
+                                    if "labeled_embeddings" in needs else None),
+                mc_probs=(trainer.predict_proba_mc(ds.x_pool[cand], self.strategy.passes)
+                          if "mc_probs" in needs else None),
+            )
+            score_seconds = time.perf_counter() - t0
+
+        most, least = confidence_extremes(probs, cand, ds.y_pool[cand], cfg.inspect_k)
+        self.last_scored = (cand, probs)
+        selected = np.empty(0, dtype=np.int64)
+        scores = np.empty(0)
+        predicted: list[int] = []
+        select_seconds = 0.0
+        if not reason:
+            want = cfg.batch_size
+            if cfg.label_budget is not None:
+                want = min(want, cfg.label_budget - self.n_labeled)
+            want = min(want, len(cand))
+            t0 = time.perf_counter()
+            sel = self.strategy.select(inputs, want, round_rng(cfg.seed, r, _SELECT))
+            select_seconds = time.perf_counter() - t0
+            picks = np.asarray(sel.indices, dtype=np.int64)
+            if len(np.unique(picks)) != len(picks) or (len(picks) and (picks.min() < 0 or picks.max() >= len(cand))):
+                raise RuntimeError(f"strategy {cfg.strategy!r} returned invalid or repeated picks")
+            selected = cand[picks]
+            scores = np.asarray(sel.scores, dtype=np.float64)[picks]
+            predicted = probs.argmax(axis=1)[picks].tolist()
+
+        result = RoundResult(
+            round=r, n_labeled=self.n_labeled, n_train=len(train_idx), n_validation=len(val_idx),
+            test_accuracy=acc, test_loss=loss, confusion=confusion.tolist(), epochs=report.epochs,
+            validation_loss=report.best_val_loss, train_seconds=train_seconds,
+            score_seconds=score_seconds, select_seconds=select_seconds,
+            query_seconds=score_seconds + select_seconds, eval_seconds=eval_seconds,
+            selected=selected.tolist(), selected_scores=[float(s) for s in scores],
+            selected_predicted=predicted,
+            pool=pool_summary(probs), most_confident=most, least_confident=least,
+        )
+        self.rounds.append(result)
+        self._labeled.extend(int(i) for i in selected)
+        self._taken[selected] = True
+        if reason:
+            self.status, self.stop_reason = "complete", reason
+        return result
+
+    # -------------------------------------------------------------------- results
+    def result(self) -> RunResult:
+        """The run so far as a result-file object."""
+        trainer_params = self._trainer.count_params() if self._trainer is not None else None
+        return RunResult(
+            created=now_iso(), status="complete" if self.done else ("stopped" if self.rounds else "running"),
+            stop_reason=self.stop_reason or ("stopped before a stop condition" if self.rounds and not self.done else ""),
+            config=self.config, environment=environment(),
+            dataset=DatasetInfo(**self.dataset.describe()),
+            initial_indices=[int(i) for i in self.initial_indices],
+            validation_indices=[int(i) for i in self.validation_indices],
+            n_parameters=trainer_params, rounds=list(self.rounds),
+        )
+
+    @classmethod
+    def resume(cls, result: RunResult, *, dataset: Optional[Dataset] = None, cache=None) -> "Experiment":
+        """Continue a stopped run from its result: labels and rounds are replayed, and
+        the next rounds pick exactly what an uninterrupted run would have."""
+        if result.config.warm_start and result.rounds:
+            raise ValueError("a warm-start run cannot be continued from its file: the weights "
+                             "it would start from are not saved")
+        exp = cls(result.config, dataset=dataset, cache=cache)
+        if [int(i) for i in exp.initial_indices] != list(result.initial_indices):
+            raise ValueError("the dataset differs from the one this result was made on: "
+                             "its initial labels do not match")
+        if exp.dataset.n_classes != result.dataset.n_classes or len(exp.dataset.y_pool) != result.dataset.n_pool:
+            raise ValueError("the dataset differs from the one this result was made on")
+        for r in result.rounds:
+            sel = np.asarray(r.selected, dtype=np.int64)
+            if exp._taken[sel].any():
+                raise ValueError(f"round {r.round} of the result picks an image that was already labeled")
+            exp._labeled.extend(int(i) for i in sel)
+            exp._taken[sel] = True
+        exp.rounds = list(result.rounds)
+        if result.status == "complete":
+            exp.status, exp.stop_reason = "complete", result.stop_reason
+        elif result.rounds:
+            exp.status = "stopped"
+        return exp

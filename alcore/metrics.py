@@ -1,0 +1,76 @@
+"""Learning-curve metrics.
+
+All take the curve as two sequences: labels used (increasing) and test accuracy
+in [0, 1] at each point.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+
+
+def _curve(n_labeled: Sequence[float], accuracy: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    n = np.asarray(n_labeled, dtype=np.float64)
+    a = np.asarray(accuracy, dtype=np.float64)
+    if n.shape != a.shape or n.ndim != 1:
+        raise ValueError(f"n_labeled and accuracy must be vectors of one length, got {n.shape} and {a.shape}")
+    if len(n) == 0:
+        raise ValueError("the learning curve is empty")
+    if np.any(np.diff(n) < 0):
+        raise ValueError("n_labeled must not decrease along the curve")
+    return n, a
+
+
+def normalized_aulc(n_labeled: Sequence[float], accuracy: Sequence[float]) -> float:
+    r"""Normalised area under the learning curve (AUBC, Zhan et al. 2021):
+
+    .. math:: \mathrm{AULC} = \frac{1}{n_T - n_0}\int_{n_0}^{n_T} \mathrm{acc}(n)\,dn
+
+    by the trapezoid rule, i.e. the mean accuracy over the label budget; in [0, 1].
+    A one-point curve returns that point's accuracy.
+
+    Zhan, X., Liu, H., Li, Q. & Chan, A. B. (2021). A comparative survey: benchmarking
+    for pool-based active learning. IJCAI.
+    """
+    n, a = _curve(n_labeled, accuracy)
+    if len(n) == 1 or n[-1] == n[0]:
+        return float(a[-1])
+    return float(np.trapezoid(a, n) / (n[-1] - n[0]))
+
+
+def labels_to_target(n_labeled: Sequence[float], accuracy: Sequence[float], target: float) -> Optional[int]:
+    r"""Labels needed to reach a target accuracy: :math:`\min\{n : \mathrm{acc}(n) \ge a\}`
+    over the measured points (Gal et al. 2017, Table 1); None if never reached."""
+    n, a = _curve(n_labeled, accuracy)
+    hits = np.nonzero(a >= target)[0]
+    return int(n[hits[0]]) if len(hits) else None
+
+
+def final_accuracy(n_labeled: Sequence[float], accuracy: Sequence[float]) -> float:
+    """Accuracy at the last point of the curve."""
+    _, a = _curve(n_labeled, accuracy)
+    return float(a[-1])
+
+
+def accuracy_at(n_labeled: Sequence[float], accuracy: Sequence[float], n_target: float) -> Optional[float]:
+    """Accuracy at exactly ``n_target`` labels, or None when the curve has no such point."""
+    n, a = _curve(n_labeled, accuracy)
+    hits = np.nonzero(n == n_target)[0]
+    return float(a[hits[0]]) if len(hits) else None
+
+
+def summarize(result, target: Optional[float] = None) -> dict:
+    """Metrics of one result: final accuracy, normalised AULC, labels to ``target``."""
+    n, a = result.curve()
+    out = {
+        "strategy": result.config.strategy,
+        "seed": result.config.seed,
+        "rounds": len(n),
+        "final_labels": n[-1],
+        "final_accuracy": final_accuracy(n, a),
+        "aulc": normalized_aulc(n, a),
+    }
+    if target is not None:
+        out[f"labels_to_{target:g}"] = labels_to_target(n, a, target)
+    return out

@@ -1,0 +1,84 @@
+"""Shared fixtures: small real datasets and one compiled-model cache per test session."""
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SHARED = ROOT.parent / "shared" / "datasets"
+
+
+def write_idx(path: Path, array: np.ndarray) -> Path:
+    """Write an array in MNIST idx format (uint8), gzip-compressed when path ends in .gz."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(">" + "I" * array.ndim, *array.shape)
+    data = header + array.tobytes()
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "wb") as f:
+        f.write(data)
+    return path
+
+
+@pytest.fixture
+def idx_folder(tmp_path):
+    """A tiny MNIST-format folder: 3 classes of 10x10 images with a class-dependent bar."""
+    rng = np.random.default_rng(0)
+
+    def images(n):
+        y = np.arange(n) % 3
+        x = rng.integers(0, 40, size=(n, 10, 10)).astype(np.uint8)
+        for i, c in enumerate(y):
+            x[i, 2 + 3 * c: 4 + 3 * c, :] = 250
+        return x, y.astype(np.uint8)
+
+    xtr, ytr = images(90)
+    xte, yte = images(30)
+    write_idx(tmp_path / "train-images-idx3-ubyte.gz", xtr)
+    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", ytr)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte", xte)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", yte)
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def cache():
+    from alcore.training import TrainerCache
+
+    return TrainerCache(max_entries=8)
+
+
+@pytest.fixture(scope="session")
+def digits_config():
+    from alcore import ExperimentConfig
+
+    # Small and quick, but the real path: real digits, real Keras model, real XLA training.
+    return ExperimentConfig(dataset="digits", initial=10, batch_size=10, rounds=3, max_epochs=20,
+                            validation="split", seed=0)
+
+
+@pytest.fixture(scope="session")
+def digits(digits_config):
+    from alcore.data import load_dataset
+
+    return load_dataset(digits_config)
+
+
+def shared_mnist() -> Path:
+    folder = SHARED / "mnist"
+    if not folder.is_dir():
+        pytest.skip(f"needs the verified MNIST copy at {folder} (absent outside this workspace)")
+    return folder
+
+
+def shared_fashion() -> Path:
+    folder = SHARED / "fashion-mnist"
+    if not folder.is_dir():
+        pytest.skip(f"needs the verified Fashion-MNIST copy at {folder} (absent outside this workspace)")
+    return folder

@@ -1,0 +1,41 @@
+import json
+import os
+import subprocess
+import sys
+
+from conftest import ROOT
+
+
+def cli(*args, timeout=300):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "alcore", *args], capture_output=True, text=True,
+                          env=env, timeout=timeout, cwd=ROOT)
+
+
+def test_run_prints_a_line_per_round_and_writes_files(tmp_path):
+    out, csv = tmp_path / "r.json", tmp_path / "r.csv"
+    p = cli("run", "--dataset", "digits", "--model", "softmax", "--strategy", "margin", "--initial", "10",
+            "--batch-size", "10", "--rounds", "3", "--seed", "0", "--max-epochs", "10",
+            "--out", str(out), "--csv", str(csv))
+    assert p.returncode == 0, p.stderr
+    assert sum(line.startswith("round ") for line in p.stdout.splitlines()) == 4
+    data = json.loads(out.read_text())
+    assert data["config"]["batch_size"] == 10 and len(data["rounds"]) == 4
+    assert len(csv.read_text().splitlines()) == 5
+    s = cli("summarize", str(out), "--at", "40", "--target", "0.5")
+    assert s.returncode == 0 and "margin" in s.stdout and "acc@40" in s.stdout
+
+
+def test_bad_arguments_exit_nonzero_and_say_what_is_allowed(tmp_path):
+    p = cli("run", "--strategy", "psychic")
+    assert p.returncode == 2 and "invalid choice: 'psychic'" in p.stderr and "margin" in p.stderr
+    p = cli("run", "--batch-size", "0")
+    assert p.returncode == 2 and "--batch-size" in p.stderr and "greater than or equal to 1" in p.stderr
+    p = cli("run", "--pool-size", "100", "--batch-size", "500")
+    assert p.returncode == 2 and "batch_size 500 is larger than the" in p.stderr
+    p = cli("run", "--dataset", "idx", "--data-dir", str(tmp_path))
+    assert p.returncode == 2 and "no idx training files" in p.stderr
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    p = cli("summarize", str(bad))
+    assert p.returncode == 2 and "bad.json: missing 'schema_version'" in p.stderr

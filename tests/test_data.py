@@ -1,0 +1,182 @@
+import os
+import subprocess
+import sys
+import shutil
+
+import numpy as np
+import pytest
+
+from alcore import ExperimentConfig
+from alcore.data import (DatasetUnavailableError, load_dataset, load_idx_folder, load_npz, prepare,
+                         read_idx, RawData)
+from conftest import ROOT, shared_fashion, shared_mnist, write_idx
+
+
+def test_digits_default_split_is_stratified_and_read_only():
+    ds = load_dataset(ExperimentConfig())
+    assert ds.x_pool.shape[1:] == (8, 8, 1) and ds.n_classes == 10
+    assert len(ds.y_pool) + len(ds.y_test) == 1797
+    assert len(ds.y_test) == round(0.2 * 1797)
+    assert set(np.unique(ds.y_test)) == set(range(10))
+    assert 0.0 <= ds.x_pool.min() and ds.x_pool.max() <= 1.0
+    with pytest.raises(ValueError):
+        ds.x_pool[0, 0, 0, 0] = 1.0
+
+
+def test_pool_and_test_sizes_and_seed():
+    cfg = ExperimentConfig(pool_size=300, test_size=100, seed=1)
+    a, b = load_dataset(cfg), load_dataset(cfg)
+    assert len(a.y_pool) == 300 and len(a.y_test) == 100
+    np.testing.assert_array_equal(a.y_pool, b.y_pool)
+    c = load_dataset(cfg.replace(seed=2))
+    assert not np.array_equal(a.pool_origin, c.pool_origin)
+    with pytest.raises(ValueError, match="pool_size 5000 is larger"):
+        load_dataset(cfg.replace(pool_size=5000))
+
+
+@pytest.mark.parametrize("norm", ["unit", "standardize", "none"])
+def test_normalizations_and_display(norm):
+    ds = load_dataset(ExperimentConfig(normalization=norm))
+    raw = load_dataset(ExperimentConfig(normalization="none"))
+    if norm == "unit":
+        assert ds.x_pool.max() == pytest.approx(1.0)
+    if norm == "standardize":
+        assert abs(ds.x_pool.mean()) < 1e-4 and ds.x_pool.std() == pytest.approx(1.0, abs=1e-3)
+    if norm == "none":
+        assert ds.x_pool.max() == 16.0
+    # whatever the scaling, display images are the same pixels in [0, 1]
+    np.testing.assert_allclose(ds.display_images(ds.x_pool[:5]), raw.x_pool[:5, ..., 0] / 16.0, atol=1e-5)
+
+
+def test_idx_folder_reads_gz_and_plain(idx_folder):
+    raw = load_idx_folder(idx_folder)
+    assert raw.x_train.shape == (90, 10, 10) and raw.x_test.shape == (30, 10, 10)
+    assert raw.class_names == ("0", "1", "2")
+    cfg = ExperimentConfig(dataset="idx", data_dir=str(idx_folder))
+    ds = load_dataset(cfg)
+    assert ds.x_pool.shape == (90, 10, 10, 1) and len(ds.y_test) == 30
+
+
+def test_idx_emnist_files_are_turned_upright_and_named(tmp_path):
+    x = np.zeros((4, 5, 5), np.uint8)
+    x[:, 0, :] = 255  # a top row, stored transposed as a left column
+    write_idx(tmp_path / "emnist-letters-train-images-idx3-ubyte.gz", x.transpose(0, 2, 1))
+    write_idx(tmp_path / "emnist-letters-train-labels-idx1-ubyte.gz", np.array([0, 1, 2, 1]))
+    (tmp_path / "emnist-letters-mapping.txt").write_text("0 65\n1 66\n2 67\n")
+    raw = load_idx_folder(tmp_path)
+    assert raw.x_train[0, 0].tolist() == [255] * 5
+    assert raw.class_names == ("A", "B", "C") and raw.x_test is None
+
+
+@pytest.mark.parametrize("corrupt, words", [
+    (lambda b: b[:20], "truncated"),
+    (lambda b: b"\x01\x02" + b[2:], "bad magic"),
+    (lambda b: b[:2], "too short"),
+    (lambda b: b[:4] + b"\xff\xff\xff\xff" * 3 + b[16:], "over the limit"),
+])
+def test_corrupt_idx_files_are_refused(tmp_path, corrupt, words):
+    good = write_idx(tmp_path / "x.idx", np.zeros((3, 4, 4), np.uint8)).read_bytes()
+    (tmp_path / "bad.idx").write_bytes(corrupt(good))
+    with pytest.raises(ValueError, match=words):
+        read_idx(tmp_path / "bad.idx")
+
+
+def test_missing_idx_folder_says_so(tmp_path):
+    with pytest.raises(DatasetUnavailableError, match="does not exist"):
+        load_idx_folder(tmp_path / "nope")
+    with pytest.raises(DatasetUnavailableError, match="train-images-idx3-ubyte"):
+        load_idx_folder(tmp_path)
+
+
+def _npz(tmp_path, **arrays):
+    path = tmp_path / "data.npz"
+    np.savez(path, **arrays)
+    return path
+
+
+def test_npz_rgb_any_size_with_class_names(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(40, 12, 9, 3)).astype(np.uint8)
+    y = np.arange(40) % 4
+    path = _npz(tmp_path, x_train=x, y_train=y, class_names=np.array(["cat", "dog", "emu", "fox"]))
+    ds = load_dataset(ExperimentConfig(dataset="npz", data_file=str(path), test_size=8))
+    assert ds.image_shape == (12, 9, 3) and ds.class_names == ("cat", "dog", "emu", "fox")
+    assert len(ds.y_test) == 8 and len(ds.y_pool) == 32
+    assert ds.display_images(ds.x_pool[:2]).shape == (2, 12, 9, 3)
+
+
+@pytest.mark.parametrize("arrays, words", [
+    (dict(x_train=np.zeros((5, 4, 4))), "missing array(s) y_train"),
+    (dict(x_train=np.zeros((5, 4, 4)), y_train=np.zeros(4)), "4 labels for 5 images"),
+    (dict(x_train=np.full((5, 4, 4), np.nan), y_train=np.zeros(5)), "NaN"),
+    (dict(x_train=np.zeros((5, 4)), y_train=np.zeros(5)), "shape (N, height, width)"),
+    (dict(x_train=np.zeros((5, 4, 4, 2)), y_train=np.zeros(5)), "(N, height, width, 1|3)"),
+    (dict(x_train=np.zeros((5, 4, 4)), y_train=np.array([0, 1, 2, 3, -1])), "negative label"),
+    (dict(x_train=np.zeros((5, 4, 4)), y_train=np.array([0, 1, 0, 1, 0.5])), "non-integer"),
+    (dict(x_train=np.zeros((5, 4, 4)), y_train=np.array([0, 1, 0, 1, 7]), class_names=np.array(["a", "b"])),
+     "outside the class range 0..1"),
+    (dict(x_train=np.zeros((0, 4, 4)), y_train=np.zeros(0)), "empty"),
+    (dict(x_train=np.zeros((5, 4, 4)), y_train=np.zeros(5)), "at least 2 classes"),
+    (dict(x_train=np.zeros((5, 4, 4)), y_train=np.zeros(5), x_test=np.zeros((2, 4, 4))), "only one of"),
+])
+def test_bad_npz_is_refused_with_a_reason(tmp_path, arrays, words):
+    path = _npz(tmp_path, **arrays)
+    with pytest.raises(ValueError) as e:
+        load_dataset(ExperimentConfig(dataset="npz", data_file=str(path)))
+    assert words in str(e.value)
+
+
+def test_npz_with_objects_is_never_unpickled(tmp_path):
+    path = tmp_path / "evil.npz"
+    np.savez(path, x_train=np.array([{"a": 1}], dtype=object), y_train=np.zeros(1))
+    with pytest.raises(ValueError, match="holds Python objects"):
+        load_npz(path)
+
+
+def test_not_an_npz(tmp_path):
+    path = tmp_path / "junk.npz"
+    path.write_bytes(b"this is not a zip file")
+    with pytest.raises(ValueError, match="junk.npz"):
+        load_npz(path)
+
+
+def test_offline_keras_download_failure_is_explained(monkeypatch):
+    from alcore._tf import keras
+
+    def offline():
+        raise Exception("URL fetch failure on https://...: None -- [Errno -3] Temporary failure")
+
+    monkeypatch.setattr(keras.datasets.cifar10, "load_data", offline)
+    with pytest.raises(DatasetUnavailableError, match="could not load cifar10.*offline"):
+        load_dataset(ExperimentConfig(dataset="cifar10"))
+
+
+def test_mnist_from_the_shared_idx_folder():
+    folder = shared_mnist()
+    for data_dir in (folder, folder.parent):
+        ds = load_dataset(ExperimentConfig(dataset="mnist", data_dir=str(data_dir), pool_size=2000))
+        assert ds.x_pool.shape == (2000, 28, 28, 1) and len(ds.y_test) == 10_000
+        assert np.bincount(ds.y_test).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+def test_fashion_mnist_through_the_real_keras_loader(tmp_path):
+    """keras.datasets.fashion_mnist.load_data() finds the verified files in $KERAS_HOME."""
+    src = shared_fashion()
+    target = tmp_path / "datasets" / "fashion-mnist"
+    target.mkdir(parents=True)
+    for f in src.glob("*.gz"):
+        shutil.copy(f, target / f.name)
+    code = ("from alcore.data import load_dataset; from alcore import ExperimentConfig; "
+            "ds = load_dataset(ExperimentConfig(dataset='fashion_mnist', pool_size=100)); "
+            "print(ds.source, ds.class_names[9], len(ds.y_test))")
+    env = dict(os.environ, KERAS_HOME=str(tmp_path), PYTHONPATH=str(ROOT))
+    env.pop("ALCORE_DATA_DIR", None)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "keras.datasets.fashion_mnist Ankle boot 10000" in out.stdout
+
+
+def test_test_split_shape_must_match(tmp_path):
+    raw = RawData(np.zeros((10, 4, 4)), np.arange(10) % 2, np.zeros((3, 5, 5)), np.zeros(3), None, "t")
+    with pytest.raises(ValueError, match="x_test images are"):
+        prepare(raw, ExperimentConfig())

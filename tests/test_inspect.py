@@ -1,0 +1,32 @@
+import numpy as np
+import pytest
+
+from alcore.inspect import confidence_extremes, pool_centroids, pool_summary
+
+
+def test_confidence_extremes_order_and_fields():
+    probs = np.array([[0.6, 0.4], [0.99, 0.01], [0.5, 0.5], [0.2, 0.8]])
+    idx = np.array([10, 11, 12, 13])
+    most, least = confidence_extremes(probs, idx, np.array([0, 0, 1, 1]), k=2)
+    assert [m.index for m in most] == [11, 13]
+    assert [m.index for m in least] == [12, 10]
+    assert most[1].predicted == 1 and most[1].confidence == pytest.approx(0.8) and most[1].label == 1
+
+
+def test_pool_summary():
+    s = pool_summary(np.array([[0.9, 0.1], [0.4, 0.6], [0.45, 0.55], [1.0, 0.0]]))
+    assert s.n_scored == 4 and s.mean_confidence == pytest.approx(0.7625)
+    assert s.low_confidence_fraction == 0.0 and s.mean_entropy > 0
+    assert pool_summary(np.zeros((0, 3))) is None
+
+
+def test_centroids_of_real_digits(digits):
+    c = pool_centroids(digits.x_pool, k=10, seed=0, labels=digits.y_pool)
+    assert c.images.shape == (10, 8, 8, 1)
+    assert c.sizes.sum() == len(digits.y_pool) and list(c.sizes) == sorted(c.sizes, reverse=True)
+    # digits cluster well: most clusters are dominated by one digit, and most digits get a cluster
+    assert np.median(c.purity) > 0.7 and len(set(c.majority)) >= 7
+    big = pool_centroids(np.repeat(digits.x_pool, 8, axis=0), k=5, seed=0, max_fit=5000)
+    assert big.sizes.sum() == 8 * len(digits.y_pool)
+    with pytest.raises(ValueError, match="k must be between"):
+        pool_centroids(digits.x_pool[:3], k=5)
