@@ -74,3 +74,57 @@ def summarize(result, target: Optional[float] = None) -> dict:
     if target is not None:
         out[f"labels_to_{target:g}"] = labels_to_target(n, a, target)
     return out
+
+
+def metrics_frame(results, target: float, groups: Optional[Sequence[str]] = None):
+    """One row per run: final accuracy, AULC, labels to ``target`` and labels saved
+    against random (random's labels to the target minus this run's, with random run
+    on the same seed and group settings; None where either never reached it)."""
+    import pandas as pd
+
+    from .figures import group_labels
+    from .results import run_label, strategy_label
+
+    groups = list(groups) if groups is not None else group_labels(results)
+    rows = []
+    for res, group in zip(results, groups):
+        n, a = res.curve()
+        rows.append({
+            "group": group, "run": run_label(res.config), "strategy": strategy_label(res.config),
+            "seed": res.config.seed, "final_labels": n[-1], "final_accuracy": final_accuracy(n, a),
+            "aulc": normalized_aulc(n, a), "labels_to_target": labels_to_target(n, a, target),
+        })
+    frame = pd.DataFrame(rows)
+    # the baseline for a run: the random run with the same seed and the same non-strategy settings
+    suffix = frame["group"].str.partition(" · ")[2]
+    saved = []
+    for i, row in frame.iterrows():
+        mask = (frame["strategy"] == "random") & (frame["seed"] == row["seed"]) & (suffix == suffix[i])
+        base = frame.loc[mask, "labels_to_target"]
+        if row["labels_to_target"] is None or base.empty or base.iloc[0] is None or pd.isna(base.iloc[0]) \
+                or pd.isna(row["labels_to_target"]):
+            saved.append(None)
+        else:
+            saved.append(int(base.iloc[0]) - int(row["labels_to_target"]))
+    frame["labels_saved_vs_random"] = saved
+    return frame
+
+
+def group_metrics(frame):
+    """Mean over the runs (seeds) of each group; how many runs reached the target."""
+    import pandas as pd
+
+    out = []
+    for group, sub in frame.groupby("group", sort=True):
+        reached = sub["labels_to_target"].dropna()
+        saved = sub["labels_saved_vs_random"].dropna()
+        out.append({
+            "group": group, "runs": len(sub),
+            "final_accuracy": sub["final_accuracy"].mean(),
+            "final_accuracy_std": sub["final_accuracy"].std(ddof=1) if len(sub) > 1 else 0.0,
+            "aulc": sub["aulc"].mean(),
+            "labels_to_target": reached.mean() if len(reached) else None,
+            "reached_target": f"{len(reached)}/{len(sub)}",
+            "labels_saved_vs_random": saved.mean() if len(saved) else None,
+        })
+    return pd.DataFrame(out)

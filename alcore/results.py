@@ -150,12 +150,22 @@ class RunResult(_Strict):
     # convenient views
     @property
     def label(self) -> str:
-        c = self.config
-        extra = f" {c.hybrid_fraction:.0%}" if c.strategy == "hybrid" else ""
-        return f"{c.strategy}{extra} (seed {c.seed})"
+        return run_label(self.config)
 
     def curve(self) -> tuple[list[int], list[float]]:
         return [r.n_labeled for r in self.rounds], [r.test_accuracy for r in self.rounds]
+
+
+def strategy_label(config: ExperimentConfig) -> str:
+    """The strategy as users name it: 'margin', 'hybrid 30%'."""
+    if config.strategy == "hybrid":
+        return f"hybrid {config.hybrid_fraction:.0%}"
+    return config.strategy
+
+
+def run_label(config: ExperimentConfig) -> str:
+    """One run: 'margin (seed 0)'."""
+    return f"{strategy_label(config)} (seed {config.seed})"
 
 
 def environment() -> Environment:

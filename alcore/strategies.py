@@ -257,6 +257,16 @@ DESCRIPTIONS: dict[str, str] = {
 }
 
 
+FORMULAS: dict[str, str] = {
+    "random": r"s(x) \sim \mathcal{U}(0, 1)",
+    "least_confidence": r"s(x) = 1 - \max_c p(c \mid x)",
+    "margin": r"s(x) = 1 - \big(p(\hat y_1 \mid x) - p(\hat y_2 \mid x)\big)",
+    "ratio": r"s(x) = p(\hat y_2 \mid x) \,/\, p(\hat y_1 \mid x)",
+    "entropy": r"s(x) = -\sum_c p(c \mid x) \log p(c \mid x)",
+    "hybrid": r"\text{batch} = \text{top}_{\lfloor f b \rceil}\, s_{\text{measure}}(x) \;\cup\; \text{random}_{b - \lfloor f b \rceil}",
+}
+
+
 def make_strategy(name: str, config=None) -> Strategy:
     """The strategy registered under ``name``, configured from ``config``."""
     if name not in STRATEGIES:

@@ -47,7 +47,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 PROTOCOL = dict(model="softmax", strategy="margin", initial=10, batch_size=10, rounds=39,
                 validation="split", validation_fraction=0.2, max_epochs=100, patience=5,
-                learning_rate=0.01, optimizer="adam", train_batch_size=32, seed=0)
+                learning_rate=0.01, optimizer="adam", train_batch_size=32, refit=False, seed=0)
 
 
 class StraightforwardTrainer:
@@ -74,7 +74,7 @@ class StraightforwardTrainer:
         return self.model.get_weights()
 
     def fit(self, x, y, x_val=None, y_val=None, *, max_epochs, patience, l2=0.0, rng=None,
-            capacity=0, val_capacity=0):
+            capacity=0, val_capacity=0, epoch_capacity=0):
         cfg = self.config
         self.model = build_model(self.spec, seed=self._seed)
         opt = (keras.optimizers.Adam(cfg.learning_rate) if cfg.optimizer == "adam"
@@ -87,8 +87,9 @@ class StraightforwardTrainer:
                               epochs=max_epochs, batch_size=cfg.train_batch_size, shuffle=True,
                               callbacks=callbacks, verbose=0)
         val = hist.history.get("val_loss")
-        return FitReport(len(hist.history["loss"]), float(min(val)) if val else None,
-                         float(hist.history["loss"][-1]))
+        epochs = len(hist.history["loss"])
+        return FitReport(epochs, float(min(val)) if val else None, float(hist.history["loss"][-1]),
+                         int(np.argmin(val)) + 1 if val else epochs)
 
     def predict_proba(self, x):
         return self.model.predict(x, verbose=0)

@@ -1,0 +1,213 @@
+"""Figure builders: pure functions from data to Plotly figures (and image galleries).
+
+The dashboard renders what these return; tests check the traces; the CLI or a
+notebook can reuse them. No Streamlit here.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+
+from .results import ImageRef, RunResult, run_label, strategy_label
+
+PALETTE = qualitative.Plotly
+RANDOM_COLOR = "#7f7f7f"
+
+
+# ------------------------------------------------------------------------- curves
+
+def group_labels(results: Sequence[RunResult]) -> list[str]:
+    """Name each run's group: its strategy, plus dataset / model / batch size when
+    those differ between the runs, so unlike runs are never averaged together."""
+    def differs(get):
+        return len({get(r) for r in results}) > 1
+
+    parts = [
+        (differs(lambda r: r.dataset.name), lambda r: r.dataset.name),
+        (differs(lambda r: r.config.model), lambda r: r.config.model),
+        (differs(lambda r: r.config.batch_size), lambda r: f"batch {r.config.batch_size}"),
+        (differs(lambda r: r.dataset.n_pool), lambda r: f"pool {r.dataset.n_pool}"),
+    ]
+    labels = []
+    for r in results:
+        extra = [get(r) for on, get in parts if on]
+        labels.append(" · ".join([strategy_label(r.config)] + extra))
+    return labels
+
+
+def curve_frame(results: Sequence[RunResult], sources: Optional[Sequence[str]] = None) -> pd.DataFrame:
+    """Long table of every round of every run: group, run, seed, n_labeled, test_accuracy."""
+    groups = group_labels(results)
+    rows = []
+    for i, (res, group) in enumerate(zip(results, groups)):
+        for r in res.rounds:
+            rows.append({"group": group, "run": run_label(res.config), "seed": res.config.seed,
+                         "source": sources[i] if sources else "", "run_id": i,
+                         "n_labeled": r.n_labeled, "test_accuracy": r.test_accuracy})
+    return pd.DataFrame(rows, columns=["group", "run", "seed", "source", "run_id", "n_labeled", "test_accuracy"])
+
+
+def aggregate_curves(frame: pd.DataFrame, band: str = "ci95") -> pd.DataFrame:
+    """Mean accuracy per group and label count across runs, with a band.
+
+    ``band``: "ci95" is the 95% confidence interval of the mean (Student t over
+    the runs at that point), "std" is +- one standard deviation, "minmax" the range."""
+    from scipy import stats
+
+    out = []
+    for (group, n), sub in frame.groupby(["group", "n_labeled"], sort=True):
+        a = sub["test_accuracy"].to_numpy(dtype=float)
+        mean = a.mean()
+        if len(a) < 2:
+            low = high = mean
+        elif band == "std":
+            low, high = mean - a.std(ddof=1), mean + a.std(ddof=1)
+        elif band == "minmax":
+            low, high = a.min(), a.max()
+        elif band == "ci95":
+            half = stats.t.ppf(0.975, len(a) - 1) * a.std(ddof=1) / np.sqrt(len(a))
+            low, high = mean - half, mean + half
+        else:
+            raise ValueError(f"unknown band {band!r}; choose ci95, std or minmax")
+        out.append({"group": group, "n_labeled": n, "mean": mean, "low": low, "high": high, "runs": len(a)})
+    return pd.DataFrame(out, columns=["group", "n_labeled", "mean", "low", "high", "runs"])
+
+
+def _colors(groups: Sequence[str]) -> dict[str, str]:
+    colors, i = {}, 0
+    for g in groups:
+        if g.split(" ")[0] == "random":
+            colors[g] = RANDOM_COLOR
+        else:
+            colors[g] = PALETTE[i % len(PALETTE)]
+            i += 1
+    return colors
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    h = hex_color.lstrip("#")
+    r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def learning_curve_figure(frame: pd.DataFrame, *, aggregate: bool = True, band: str = "ci95",
+                          target: Optional[float] = None, title: str = "Test accuracy vs labels") -> go.Figure:
+    """Accuracy-versus-labels curves. With ``aggregate``, runs of one group (several
+    seeds) become a mean line with a shaded band; otherwise one line per run."""
+    fig = go.Figure()
+    groups = sorted(frame["group"].unique()) if len(frame) else []
+    colors = _colors(groups)
+    if aggregate and len(frame):
+        agg = aggregate_curves(frame, band)
+        for g in groups:
+            sub = agg[agg["group"] == g]
+            color = colors[g]
+            if (sub["runs"] > 1).any():
+                fig.add_trace(go.Scatter(
+                    x=np.concatenate([sub["n_labeled"], sub["n_labeled"][::-1]]),
+                    y=np.concatenate([sub["high"], sub["low"][::-1]]),
+                    fill="toself", fillcolor=_rgba(color, 0.18), line=dict(width=0),
+                    hoverinfo="skip", showlegend=False, name=f"{g} band", legendgroup=g))
+            runs = int(sub["runs"].max())
+            fig.add_trace(go.Scatter(
+                x=sub["n_labeled"], y=sub["mean"], mode="lines+markers", name=f"{g} (mean of {runs})" if runs > 1 else g,
+                line=dict(color=color, width=2.5, dash="dash" if color == RANDOM_COLOR else "solid"),
+                marker=dict(size=4), legendgroup=g,
+                hovertemplate="%{x} labels: %{y:.2%}<extra>" + g + "</extra>"))
+    else:
+        for run_id, sub in frame.groupby("run_id", sort=True):
+            g = sub["group"].iloc[0]
+            color = colors[g]
+            name = sub["run"].iloc[0] + (f" [{sub['source'].iloc[0]}]" if sub["source"].iloc[0] else "")
+            fig.add_trace(go.Scatter(
+                x=sub["n_labeled"], y=sub["test_accuracy"], mode="lines+markers", name=name,
+                line=dict(color=color, width=2, dash="dash" if color == RANDOM_COLOR else "solid"),
+                marker=dict(size=4), legendgroup=g,
+                hovertemplate="%{x} labels: %{y:.2%}<extra>" + name + "</extra>"))
+    if target is not None:
+        fig.add_hline(y=target, line=dict(color="#444", dash="dot", width=1),
+                      annotation_text=f"target {target:.0%}", annotation_position="bottom right")
+    fig.update_layout(title=title, xaxis_title="Labels used", yaxis_title="Test accuracy",
+                      yaxis_tickformat=".0%", uirevision="curves", hovermode="x unified",
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+                      margin=dict(l=10, r=10, t=60, b=10), height=460)
+    return fig
+
+
+# ------------------------------------------------------------------ classes & data
+
+def label_distribution_figure(labels: np.ndarray, class_names: Sequence[str], title: str = "Labels in the pool") -> go.Figure:
+    """Bar chart and pie chart of how many images each class has."""
+    counts = np.bincount(np.asarray(labels), minlength=len(class_names))
+    fig = make_subplots(rows=1, cols=2, specs=[[{"type": "xy"}, {"type": "domain"}]],
+                        subplot_titles=("Images per class", "Share"))
+    names = [str(c) for c in class_names]
+    fig.add_trace(go.Bar(x=names, y=counts, marker_color=PALETTE[0], name="images",
+                         hovertemplate="%{x}: %{y}<extra></extra>"), row=1, col=1)
+    fig.add_trace(go.Pie(labels=names, values=counts, sort=False, textinfo="percent", name="share"), row=1, col=2)
+    fig.update_layout(title=title, showlegend=False, height=360, margin=dict(l=10, r=10, t=60, b=10))
+    fig.update_xaxes(type="category", row=1, col=1)
+    return fig
+
+
+def confusion_figure(confusion: Sequence[Sequence[int]], class_names: Sequence[str],
+                     title: str = "Confusion matrix (test set)") -> go.Figure:
+    """Heatmap of true (rows) against predicted (columns) classes; each row is
+    coloured by its share so small classes are readable, counts are printed."""
+    m = np.asarray(confusion, dtype=float)
+    share = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+    names = [str(c) for c in class_names]
+    fig = go.Figure(go.Heatmap(z=share, x=names, y=names, text=m.astype(int), texttemplate="%{text}",
+                               colorscale="Blues", zmin=0, zmax=1, colorbar=dict(title="row share"),
+                               hovertemplate="true %{y}, predicted %{x}: %{text}<extra></extra>"))
+    fig.update_layout(title=title, xaxis_title="Predicted", yaxis_title="True", height=460,
+                      yaxis_autorange="reversed", margin=dict(l=10, r=10, t=60, b=10))
+    fig.update_xaxes(type="category")
+    fig.update_yaxes(type="category")
+    return fig
+
+
+def class_balance_figure(counts: dict[str, np.ndarray], class_names: Sequence[str],
+                         title: str = "Class balance of the acquired labels") -> go.Figure:
+    """Grouped bars: labels acquired per class, one bar group per run."""
+    groups = list(counts)
+    colors = _colors(groups)
+    fig = go.Figure()
+    names = [str(c) for c in class_names]
+    for g in groups:
+        fig.add_trace(go.Bar(x=names, y=counts[g], name=g, marker_color=colors[g]))
+    fig.update_layout(title=title, barmode="group", xaxis_title="Class", yaxis_title="Labels",
+                      height=380, margin=dict(l=10, r=10, t=60, b=10))
+    fig.update_xaxes(type="category")
+    return fig
+
+
+def upscale(images: np.ndarray, min_size: int = 56) -> np.ndarray:
+    """Nearest-neighbour enlargement so 8x8 or 28x28 images stay crisp on screen."""
+    images = np.asarray(images)
+    if images.ndim < 3:
+        raise ValueError(f"expected a stack of images, got shape {images.shape}")
+    factor = max(1, int(np.ceil(min_size / max(images.shape[1], images.shape[2]))))
+    if factor == 1:
+        return images
+    return images.repeat(factor, axis=1).repeat(factor, axis=2)
+
+
+def gallery(images: np.ndarray, refs: Sequence[ImageRef], class_names: Sequence[str],
+            with_score: bool = False) -> tuple[list[np.ndarray], list[str]]:
+    """Images (already in [0, 1]) and captions for a gallery of pool images:
+    predicted class and confidence, with the true label when the model is wrong."""
+    captions = []
+    for ref in refs:
+        text = f"#{ref.index}: {class_names[ref.predicted]} {ref.confidence:.0%}"
+        if ref.label != ref.predicted:
+            text += f" (true {class_names[ref.label]})"
+        if with_score and ref.score is not None:
+            text += f", score {ref.score:.3f}"
+        captions.append(text)
+    return [np.asarray(im) for im in images], captions

@@ -1,0 +1,121 @@
+"""Racing strategies: several experiments on the same seeds, stepped round-robin.
+
+A :class:`Race` holds one :class:`Experiment` per (strategy, seed). Each
+:meth:`Race.step` advances the experiment that has done the fewest rounds, so all
+curves grow together and a UI can redraw after every round. Within a seed every
+strategy starts from the same pool, the same initial labels and the same initial
+weights (they all derive from the seed), so differences come from the strategies.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
+
+from .config import ExperimentConfig
+from .data import Dataset, load_dataset
+from .loop import Experiment
+from .results import RoundResult, RunResult, run_label, strategy_label
+
+
+@dataclass(frozen=True)
+class RaceProgress:
+    rounds_done: int
+    rounds_total: Optional[int]  # None when a run stops only on a target / plateau
+    max_labels: int
+    seconds: float
+    seconds_left: Optional[float]
+
+    @property
+    def fraction(self) -> float:
+        if not self.rounds_total:
+            return 0.0
+        return min(self.rounds_done / self.rounds_total, 1.0)
+
+
+def expected_rounds(config: ExperimentConfig) -> Optional[int]:
+    """Rounds (evaluations) a run will make, if its stop conditions bound it."""
+    bounds = []
+    if config.rounds is not None:
+        bounds.append(config.rounds + 1)
+    if config.label_budget is not None:
+        first = config.initial + (config.validation_size if config.validation == "fixed" else 0)
+        bounds.append(math.ceil(max(config.label_budget - first, 0) / config.batch_size) + 1)
+    return min(bounds) if bounds else None
+
+
+class Race:
+    """Experiments for every strategy x seed, advanced one round at a time."""
+
+    def __init__(self, base: ExperimentConfig, strategies: Sequence[str], seeds: Sequence[int], *,
+                 dataset_for: Optional[Callable[[ExperimentConfig], Dataset]] = None, cache=None):
+        if not strategies:
+            raise ValueError("choose at least one strategy to race")
+        if not seeds:
+            raise ValueError("choose at least one seed")
+        if len(set(strategies)) != len(strategies):
+            raise ValueError("each strategy may appear once in a race")
+        dataset_for = dataset_for or load_dataset
+        self.base = base
+        self.experiments: list[Experiment] = []
+        for seed in seeds:
+            seeded = base.replace(seed=int(seed))
+            dataset = dataset_for(seeded)
+            for strategy in strategies:
+                cfg = seeded.replace(strategy=strategy)
+                self.experiments.append(Experiment(cfg, dataset=dataset, cache=cache))
+        self.seconds = 0.0
+        self.last: Optional[tuple[Experiment, RoundResult]] = None
+
+    @property
+    def done(self) -> bool:
+        return all(e.done for e in self.experiments)
+
+    def step(self) -> Optional[RoundResult]:
+        """Advance the run that is furthest behind by one round; None when all are done."""
+        pending = [e for e in self.experiments if not e.done]
+        if not pending:
+            return None
+        exp = min(pending, key=lambda e: len(e.rounds))
+        t0 = time.perf_counter()
+        result = exp.step()
+        self.seconds += time.perf_counter() - t0
+        self.last = (exp, result)
+        return result
+
+    def progress(self) -> RaceProgress:
+        done = sum(len(e.rounds) for e in self.experiments)
+        totals = []
+        for e in self.experiments:
+            if e.done:
+                totals.append(len(e.rounds))
+            else:
+                totals.append(expected_rounds(e.config))
+        total = None if any(t is None for t in totals) else sum(totals)
+        left = None
+        if total is not None and done:
+            left = self.seconds / done * (total - done)
+        labels = max((e.rounds[-1].n_labeled for e in self.experiments if e.rounds), default=0)
+        return RaceProgress(done, total, labels, self.seconds, left)
+
+    def curve_rows(self) -> list[dict]:
+        """One row per finished round of every run (for figures and CSV)."""
+        rows = []
+        for i, e in enumerate(self.experiments):
+            for r in e.rounds:
+                rows.append({"group": strategy_label(e.config), "run": run_label(e.config),
+                             "strategy": strategy_label(e.config), "seed": e.config.seed, "source": "",
+                             "run_id": i, "round": r.round, "n_labeled": r.n_labeled,
+                             "test_accuracy": r.test_accuracy})
+        return rows
+
+    def curve_frame(self):
+        """The rows as the DataFrame :func:`alcore.figures.learning_curve_figure` draws."""
+        import pandas as pd
+
+        return pd.DataFrame(self.curve_rows(), columns=["group", "run", "strategy", "seed", "source", "run_id",
+                                                        "round", "n_labeled", "test_accuracy"])
+
+    def results(self) -> list[RunResult]:
+        return [e.result() for e in self.experiments if e.rounds]

@@ -1,0 +1,18 @@
+"""Router of the active-learning dashboard: `streamlit run app.py`."""
+import streamlit as st
+
+st.set_page_config(page_title="Active learning explorer", page_icon=":material/target:", layout="wide")
+
+from app_pages.common import sidebar_summary  # noqa: E402
+
+pages = [
+    st.Page("app_pages/dataset.py", title="Dataset", icon=":material/image:", default=True),
+    st.Page("app_pages/model.py", title="Model", icon=":material/neurology:"),
+    st.Page("app_pages/strategy.py", title="Strategy", icon=":material/target:"),
+    st.Page("app_pages/run.py", title="Run", icon=":material/play_arrow:"),
+    st.Page("app_pages/results.py", title="Results", icon=":material/search:"),
+    st.Page("app_pages/compare.py", title="Compare", icon=":material/monitoring:"),
+]
+page = st.navigation(pages)
+sidebar_summary()
+page.run()

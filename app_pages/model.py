@@ -1,0 +1,103 @@
+"""Model page: architecture, training settings, layer summary, reference accuracy."""
+import pandas as pd
+import streamlit as st
+
+from app_pages.common import bind, commit, config, dataset, help_text, label, trainer_cache
+
+st.title("Model")
+st.write("Each round the model is re-initialised (unless warm start is on) and trained on the labels "
+         "so far. Early stopping watches **validation labels only**; the test set just reports accuracy.")
+
+cfg = config()
+c1, c2, c3 = st.columns(3)
+values = {}
+with c1:
+    st.subheader("Architecture")
+    values["model"] = st.selectbox(label("model"), ["softmax", "mlp", "cnn"], key=bind("model"),
+                                   help=help_text("model"))
+    if values["model"] == "mlp":
+        units = st.text_input(label("hidden_units"), key=bind("hidden_units", lambda v: ",".join(map(str, v))),
+                              help=help_text("hidden_units"))
+        values["hidden_units"] = units
+        values["activation"] = st.selectbox(label("activation"), ["relu", "sigmoid", "tanh"],
+                                            key=bind("activation"), help=help_text("activation"))
+    if values["model"] == "cnn":
+        values["filters"] = st.number_input(label("filters"), 1, 512, key=bind("filters"), help=help_text("filters"))
+    if values["model"] in ("mlp", "cnn"):
+        values["dropout"] = st.slider(label("dropout"), 0.0, 0.9, key=bind("dropout"), help=help_text("dropout"))
+with c2:
+    st.subheader("Optimizer")
+    values["optimizer"] = st.selectbox(label("optimizer"), ["adam", "sgd"], key=bind("optimizer"),
+                                       help=help_text("optimizer"))
+    values["learning_rate"] = st.number_input(label("learning_rate"), min_value=1e-6, max_value=10.0,
+                                              format="%.5f", key=bind("learning_rate"), help=help_text("learning_rate"))
+    if values["optimizer"] == "sgd":
+        values["momentum"] = st.slider(label("momentum"), 0.0, 0.99, key=bind("momentum"), help=help_text("momentum"))
+    values["train_batch_size"] = st.number_input(label("train_batch_size"), 1, 8192, key=bind("train_batch_size"),
+                                                 help=help_text("train_batch_size"))
+    values["l2"] = st.number_input(label("l2"), min_value=0.0, format="%.6f", key=bind("l2"), help=help_text("l2"))
+    values["warm_start"] = st.toggle(label("warm_start"), key=bind("warm_start"), help=help_text("warm_start"))
+with c3:
+    st.subheader("Stopping")
+    values["validation"] = st.selectbox(label("validation"), ["split", "fixed", "none"], key=bind("validation"),
+                                        help=help_text("validation"))
+    if values["validation"] == "split":
+        values["validation_fraction"] = st.slider(label("validation_fraction"), 0.05, 0.5,
+                                                  key=bind("validation_fraction"), help=help_text("validation_fraction"))
+    if values["validation"] == "fixed":
+        values["validation_size"] = st.number_input(label("validation_size"), 1, key=bind("validation_size"),
+                                                    help=help_text("validation_size"))
+    if values["validation"] != "none":
+        values["patience"] = st.number_input(label("patience"), 1, 1000, key=bind("patience"), help=help_text("patience"))
+        values["refit"] = st.toggle(label("refit"), key=bind("refit"), help=help_text("refit"))
+    values["max_epochs"] = st.number_input(label("max_epochs"), 1, 10_000, key=bind("max_epochs"),
+                                           help=help_text("max_epochs"))
+ok = commit(values)
+cfg = config()
+ds = dataset(cfg)
+if not ok or ds is None:
+    st.stop()
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def layer_table(spec_key: tuple, _spec):
+    from alcore.models import build_model, summary_rows
+
+    model = build_model(_spec)
+    return summary_rows(model), int(model.count_params())
+
+
+from alcore.models import ModelSpec  # noqa: E402  (no TensorFlow import: builders import it lazily)
+
+spec = ModelSpec.from_config(cfg, ds.image_shape, ds.n_classes)
+st.subheader("Layers")
+try:
+    with st.spinner("Building the model (TensorFlow loads on first use)..."):
+        rows, n_params = layer_table(tuple(vars(spec).items()), spec)
+except ValueError as e:
+    st.error(str(e))
+    st.stop()
+left, right = st.columns([3, 1])
+left.dataframe(pd.DataFrame(rows), hide_index=True)
+right.metric("Parameters", f"{n_params:,}")
+
+st.subheader("Reference accuracy")
+st.write("The ceiling the learning curves are heading for: the same model trained on **every** pool "
+         f"label ({len(ds.y_pool):,} images), with the same early stopping.")
+refs = st.session_state.setdefault("reference", {})
+ref_key = (cfg.data_key(), spec, cfg.optimizer, cfg.learning_rate, cfg.train_batch_size, cfg.max_epochs,
+           cfg.validation, cfg.patience, cfg.l2)
+if st.button("Train on every pool label", type="primary"):
+    from alcore.loop import Experiment
+
+    n_val = cfg.validation_size if cfg.validation == "fixed" else 0
+    full = cfg.replace(initial=len(ds.y_pool) - n_val, rounds=0, label_budget=None, target_accuracy=None,
+                       strategy="random", candidates=None)
+    with st.spinner(f"Training {cfg.model} on {len(ds.y_pool):,} labels..."):
+        r = Experiment(full, dataset=ds, cache=trainer_cache()).step()
+    refs[ref_key] = (r.test_accuracy, r.train_seconds, r.epochs)
+if ref_key in refs:
+    acc, secs, epochs = refs[ref_key]
+    st.metric("Test accuracy with every pool label", f"{acc:.2%}",
+              help=f"{epochs} epochs, {secs:.1f} s of training")
+    st.session_state["reference_accuracy"] = acc

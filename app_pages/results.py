@@ -1,0 +1,87 @@
+"""Results page: look inside every round of the race; metrics; downloads."""
+import numpy as np
+import streamlit as st
+
+from alcore.figures import class_balance_figure, confusion_figure, gallery, upscale
+from alcore.metrics import group_metrics, metrics_frame
+from alcore.results import ImageRef, curves_csv, to_json
+from app_pages.common import RACE
+
+st.title("Results")
+race = st.session_state.get(RACE)
+if race is None or not any(e.rounds for e in race.experiments):
+    st.info("No results yet: start a race on the **Run** page (or load result files on **Compare**).")
+    st.stop()
+
+runs = [e for e in race.experiments if e.rounds]
+results = [e.result() for e in runs]
+labels = [r.label for r in results]
+
+st.subheader("Metrics")
+default_target = float(np.round(max(r.rounds[-1].test_accuracy for r in results) * 0.95, 2))
+target = st.slider("Target accuracy (for 'labels to target')", 0.05, 1.0, min(max(default_target, 0.05), 1.0), 0.01)
+frame = metrics_frame(results, target)
+fmt = {"final_accuracy": st.column_config.NumberColumn("final accuracy", format="percent"),
+       "aulc": st.column_config.NumberColumn("AULC", format="%.4f", help="mean accuracy over the label budget"),
+       "labels_to_target": st.column_config.NumberColumn("labels to target", format="%d"),
+       "labels_saved_vs_random": st.column_config.NumberColumn("labels saved vs random", format="%d")}
+st.dataframe(frame.drop(columns=["group", "strategy"]), hide_index=True, column_config=fmt)
+if len(results) > len(set(frame["group"])):
+    st.caption("Mean over seeds")
+    st.dataframe(group_metrics(frame).drop(columns=["final_accuracy_std"]), hide_index=True, column_config=fmt)
+
+d1, d2 = st.columns(2)
+d1.download_button("Download curves (CSV)", curves_csv(results), "curves.csv", "text/csv", on_click="ignore")
+with d2:
+    for i, res in enumerate(results):
+        st.download_button(f"Download {res.label} result file (JSON)", to_json(res),
+                           f"{res.config.dataset}_{res.config.strategy}_seed{res.config.seed}.json",
+                           "application/json", on_click="ignore", key=f"dl_{i}")
+
+st.subheader("Inside a round")
+c1, c2 = st.columns([2, 3])
+which = c1.selectbox("Run", range(len(runs)), format_func=lambda i: labels[i])
+exp, res = runs[which], results[which]
+r_idx = c2.slider("Round", 0, len(res.rounds) - 1, len(res.rounds) - 1) if len(res.rounds) > 1 else 0
+rnd = res.rounds[r_idx]
+ds = exp.dataset
+names = ds.class_names
+m1, m2, m3, m4 = st.columns(4)
+m1.metric("Labels", rnd.n_labeled)
+m2.metric("Test accuracy", f"{rnd.test_accuracy:.2%}",
+          f"{rnd.test_accuracy - res.rounds[r_idx - 1].test_accuracy:+.2%}" if r_idx else None)
+m3.metric("Epochs", rnd.epochs)
+m4.metric("Train + query", f"{rnd.train_seconds + rnd.query_seconds:.3f} s")
+
+
+def show(refs, title, with_score=False):
+    if not refs:
+        st.caption(f"{title}: none this round.")
+        return
+    images = ds.display_images(ds.x_pool[[ref.index for ref in refs]])
+    imgs, caps = gallery(upscale(images, 84), refs, names, with_score)
+    st.markdown(f"**{title}**")
+    st.image(imgs, caption=caps, width=84)
+
+
+if rnd.selected:
+    picked = [ImageRef(index=i, predicted=p, confidence=0.0, label=int(ds.y_pool[i]), score=s)
+              for i, p, s in zip(rnd.selected, rnd.selected_predicted, rnd.selected_scores)]
+    images = ds.display_images(ds.x_pool[rnd.selected])
+    caps = [f"#{p.index}: predicted {names[p.predicted]}, true {names[p.label]}, score {p.score:.3f}" for p in picked]
+    st.markdown(f"**The batch {res.config.strategy} picked after this round** ({len(picked)} images)")
+    st.image(list(upscale(images, 84)), caption=caps, width=84)
+else:
+    st.caption("The last round picks nothing: the run stopped here (" + (res.stop_reason or "stopped") + ").")
+show(rnd.least_confident, "Least confident unlabeled images")
+show(rnd.most_confident, "Most confident unlabeled images")
+
+f1, f2 = st.columns(2)
+f1.plotly_chart(confusion_figure(rnd.confusion, names, f"Confusion matrix, round {r_idx}"), key="confusion")
+counts = {}
+for e, rr in zip(runs, results):
+    upto = min(r_idx, len(rr.rounds) - 1)
+    taken = np.concatenate([np.asarray(rr.initial_indices), np.asarray(rr.validation_indices, dtype=int)]
+                           + [np.asarray(x.selected, dtype=int) for x in rr.rounds[:upto]])
+    counts[rr.label] = np.bincount(e.dataset.y_pool[taken.astype(int)], minlength=len(names))
+f2.plotly_chart(class_balance_figure(counts, names, f"Labels per class after round {r_idx}"), key="balance")

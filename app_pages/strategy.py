@@ -1,0 +1,55 @@
+"""Strategy page: what to race, how big each batch is, when to stop."""
+import streamlit as st
+
+from alcore.strategies import DESCRIPTIONS, FORMULAS, STRATEGIES
+from app_pages.common import bind, commit, config, help_text, label, optional_float, optional_int, race_settings
+
+st.title("Strategy")
+st.write("Pick the strategies to **race** on the same seeds: every strategy starts from the same "
+         "initial labels and the same initial weights, so the curves differ only by what each one picks. "
+         "Keep `random` in the race: it is the baseline every strategy has to beat.")
+
+rs = race_settings()
+left, right = st.columns([1, 1])
+with left:
+    chosen = st.multiselect("Strategies to race", list(STRATEGIES), default=rs["strategies"],
+                            help="Each strategy runs once per seed.")
+    seeds = st.number_input("Seeds per strategy", 1, 20, value=rs["seeds"],
+                            help="Repeat the race with different initial labels and weights; "
+                                 "the Run and Compare pages show the mean and a 95% band.")
+    if chosen:
+        rs["strategies"], rs["seeds"] = chosen, int(seeds)
+    else:
+        st.warning("Choose at least one strategy.")
+    values = {
+        "batch_size": st.number_input(label("batch_size"), 1, 100_000, key=bind("batch_size"),
+                                      help=help_text("batch_size")),
+        "rounds": optional_int("rounds", "no round limit"),
+        "label_budget": optional_int("label_budget", "no budget"),
+        "target_accuracy": optional_float("target_accuracy", "no target", max_value=1.0, format="%.3f"),
+        "candidates": optional_int("candidates", "score the whole unlabeled pool"),
+    }
+    if "hybrid" in chosen:
+        values["hybrid_fraction"] = st.slider(label("hybrid_fraction"), 0.0, 1.0, step=0.05,
+                                              key=bind("hybrid_fraction"), help=help_text("hybrid_fraction"))
+        values["hybrid_measure"] = st.selectbox(label("hybrid_measure"),
+                                                ["margin", "least_confidence", "ratio", "entropy"],
+                                                key=bind("hybrid_measure"), help=help_text("hybrid_measure"))
+    with st.expander("Plateau stop"):
+        values["plateau_rounds"] = optional_int("plateau_rounds", "off")
+        values["plateau_delta"] = st.number_input(label("plateau_delta"), 0.0, 1.0, format="%.4f",
+                                                  key=bind("plateau_delta"), help=help_text("plateau_delta"))
+    commit(values)
+    cfg = config()
+    if cfg.max_labels():
+        st.info(f"Each run ends with at most **{cfg.max_labels()} labels**: {cfg.initial} initial "
+                f"+ up to {cfg.rounds if cfg.rounds is not None else '...'} rounds of {cfg.batch_size}.")
+with right:
+    st.subheader("How they choose")
+    st.caption("p(c|x) is the model's probability of class c for image x; ŷ1 and ŷ2 are its two most "
+               "likely classes. Each strategy labels the images with the highest score s(x).")
+    for name in STRATEGIES:
+        with st.container(border=True):
+            st.markdown(f"**{name}**" + (" ✅" if name in chosen else ""))
+            st.write(DESCRIPTIONS[name])
+            st.latex(FORMULAS[name])

@@ -1,0 +1,100 @@
+"""Race stepping, figure builders and metric tables on real runs."""
+import numpy as np
+import pytest
+
+from alcore import ExperimentConfig
+from alcore.figures import (aggregate_curves, class_balance_figure, confusion_figure, curve_frame,
+                            gallery, group_labels, label_distribution_figure, learning_curve_figure)
+from alcore.metrics import group_metrics, metrics_frame
+from alcore.race import Race, expected_rounds
+
+
+@pytest.fixture(scope="module")
+def race(digits, cache):
+    base = ExperimentConfig(rounds=4, max_epochs=20)
+    race = Race(base, ["margin", "random"], [0, 1], dataset_for=lambda cfg: digits, cache=cache)
+    steps = 0
+    while race.step() is not None:
+        steps += 1
+        if steps == 3:
+            # round-robin: the first rounds of several runs come before any second round
+            assert sorted(len(e.rounds) for e in race.experiments) == [0, 1, 1, 1]
+    assert steps == 4 * 5 and race.done
+    return race
+
+
+def test_race_progress_and_rows(race):
+    p = race.progress()
+    assert p.rounds_done == p.rounds_total == 20 and p.fraction == 1.0 and p.seconds_left == 0
+    rows = race.curve_rows()
+    assert len(rows) == 20 and {r["strategy"] for r in rows} == {"margin", "random"}
+    # paired design: within a seed both strategies start from the same labels
+    by = {(e.config.strategy, e.config.seed): e for e in race.experiments}
+    for seed in (0, 1):
+        assert list(by["margin", seed].initial_indices) == list(by["random", seed].initial_indices)
+        assert by["margin", seed].rounds[0].test_accuracy == by["random", seed].rounds[0].test_accuracy
+
+
+def test_expected_rounds():
+    assert expected_rounds(ExperimentConfig(rounds=5)) == 6
+    assert expected_rounds(ExperimentConfig(rounds=None, label_budget=55, initial=10, batch_size=10)) == 6
+    assert expected_rounds(ExperimentConfig(rounds=None, target_accuracy=0.9)) is None
+
+
+def test_race_refuses_empty_choices(digits):
+    with pytest.raises(ValueError, match="at least one strategy"):
+        Race(ExperimentConfig(), [], [0], dataset_for=lambda c: digits)
+    with pytest.raises(ValueError, match="at least one seed"):
+        Race(ExperimentConfig(), ["margin"], [], dataset_for=lambda c: digits)
+
+
+def test_learning_curves_mean_and_band(race):
+    results = race.results()
+    frame = curve_frame(results)
+    assert set(frame["group"]) == {"margin", "random"} and len(frame) == 20
+    agg = aggregate_curves(frame, "ci95")
+    first = agg[(agg["group"] == "margin") & (agg["n_labeled"] == 20)].iloc[0]
+    vals = frame[(frame["group"] == "margin") & (frame["n_labeled"] == 20)]["test_accuracy"]
+    assert first["mean"] == pytest.approx(vals.mean()) and first["runs"] == 2
+    assert first["low"] <= first["mean"] <= first["high"]
+    fig = learning_curve_figure(frame, aggregate=True, target=0.8)
+    names = [t.name for t in fig.data]
+    assert "margin (mean of 2)" in names and "random (mean of 2)" in names
+    assert sum(t.fill == "toself" for t in fig.data) == 2
+    assert fig.layout.uirevision == "curves"
+    single = learning_curve_figure(frame, aggregate=False)
+    assert len(single.data) == 4 and all(len(t.x) == 5 for t in single.data)
+
+
+def test_metrics_tables(race):
+    results = race.results()
+    frame = metrics_frame(results, target=0.3)
+    assert len(frame) == 4
+    rnd = frame[frame["strategy"] == "random"]
+    assert (rnd["labels_saved_vs_random"].dropna() == 0).all()
+    summary = group_metrics(frame)
+    assert list(summary["group"]) == ["margin", "random"] and (summary["runs"] == 2).all()
+
+
+def test_group_labels_separate_unlike_runs(race):
+    results = race.results()
+    other = results[0].model_copy(update={"config": results[0].config.replace(batch_size=20)})
+    labels = group_labels([results[0], other])
+    assert labels[0] != labels[1] and "batch 20" in labels[1]
+
+
+def test_small_figures(digits):
+    f = label_distribution_figure(digits.y_pool, digits.class_names)
+    assert f.data[0].type == "bar" and f.data[1].type == "pie" and sum(f.data[0].y) == len(digits.y_pool)
+    c = confusion_figure(np.eye(3, dtype=int) * 5, ["a", "b", "c"])
+    assert c.data[0].type == "heatmap" and c.data[0].z[0][0] == 1.0
+    b = class_balance_figure({"margin": np.array([1, 2, 3])}, ["a", "b", "c"])
+    assert list(b.data[0].y) == [1, 2, 3]
+
+
+def test_gallery_captions(race, digits):
+    r = race.experiments[0].rounds[-1]
+    images, captions = gallery(digits.display_images(digits.x_pool[[m.index for m in r.most_confident]]),
+                               r.most_confident, digits.class_names)
+    assert len(images) == len(captions) == len(r.most_confident)
+    assert captions[0].startswith(f"#{r.most_confident[0].index}: ")
