@@ -14,5 +14,7 @@ pages = [
     st.Page("app_pages/compare.py", title="Compare", icon=":material/monitoring:"),
 ]
 page = st.navigation(pages)
-sidebar_summary()
+summary = st.sidebar.empty()
+sidebar_summary(summary)
 page.run()
+sidebar_summary(summary)  # again, now with what the page just stored (a page that stops keeps the first)

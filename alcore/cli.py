@@ -33,6 +33,15 @@ def _flag_type(annotation):
     return str, None, False
 
 
+def _optional(typ):
+    """An argparse type that also takes 'none' (unset an optional field)."""
+    def parse(text: str):
+        return None if text.strip().lower() == "none" else typ(text)
+
+    parse.__name__ = typ.__name__
+    return parse
+
+
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     from .strategies import STRATEGIES
 
@@ -48,6 +57,9 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
             continue
         if name == "strategy":
             choices = list(STRATEGIES)
+        if typ in (int, float) and type(None) in typing.get_args(field.annotation):
+            typ = _optional(typ)
+            help_text += "; 'none' unsets it"
         parser.add_argument(flag, dest=name, type=typ, choices=choices, default=argparse.SUPPRESS,
                             metavar=None if choices else name.upper(), help=help_text)
 

@@ -134,6 +134,7 @@ def learning_curve_figure(frame: pd.DataFrame, *, aggregate: bool = True, band: 
                       annotation_text=f"target {target:.0%}", annotation_position="bottom right")
     fig.update_layout(title=title, xaxis_title="Labels used", yaxis_title="Test accuracy",
                       yaxis_tickformat=".0%", uirevision="curves", hovermode="x unified",
+                      showlegend=True,  # Plotly hides the legend of a one-curve figure: name it anyway
                       legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
                       margin=dict(l=10, r=10, t=60, b=10), height=460)
     return fig

@@ -124,9 +124,9 @@ def config_caption(cfg: ExperimentConfig) -> str:
             f"batches of {cfg.batch_size} · {budget} · seed {cfg.seed}")
 
 
-def sidebar_summary() -> None:
+def sidebar_summary(slot) -> None:
     cfg, rs = config(), race_settings()
-    with st.sidebar:
+    with slot.container():
         st.caption("Current setup")
         st.markdown(config_caption(cfg))
         st.markdown("Racing: " + ", ".join(f"`{s}`" for s in rs["strategies"]) + f" · {rs['seeds']} seed(s)")

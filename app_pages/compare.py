@@ -13,8 +13,13 @@ st.write("Upload result files from the dashboard or the CLI (`python -m alcore r
 
 uploads = st.file_uploader("Result files (JSON)", type=["json"], accept_multiple_files=True,
                            max_upload_size=64, key="compare_files")
-results, sources = [], []
+results, sources, seen = [], [], {}
 for up in uploads or []:
+    digest = hash(up.getvalue())
+    if digest in seen:
+        st.warning(f"{up.name} is the same file as {seen[digest]}: loaded once.")
+        continue
+    seen[digest] = up.name
     try:
         results.append(load_result(up.getvalue(), name=up.name))
         sources.append(up.name)

@@ -26,6 +26,15 @@ def test_run_prints_a_line_per_round_and_writes_files(tmp_path):
     assert s.returncode == 0 and "margin" in s.stdout and "acc@40" in s.stdout
 
 
+def test_optional_fields_can_be_unset(tmp_path):
+    out = tmp_path / "b.json"
+    p = cli("run", "--rounds", "none", "--label-budget", "25", "--batch-size", "5", "--max-epochs", "5",
+            "--out", str(out))
+    assert p.returncode == 0, p.stderr
+    data = json.loads(out.read_text())
+    assert data["config"]["rounds"] is None and [r["n_labeled"] for r in data["rounds"]] == [10, 15, 20, 25]
+
+
 def test_bad_arguments_exit_nonzero_and_say_what_is_allowed(tmp_path):
     p = cli("run", "--strategy", "psychic")
     assert p.returncode == 2 and "invalid choice: 'psychic'" in p.stderr and "margin" in p.stderr
