@@ -205,7 +205,7 @@ def gallery(images: np.ndarray, refs: Sequence[ImageRef], class_names: Sequence[
     predicted class and confidence, with the true label when the model is wrong."""
     captions = []
     for ref in refs:
-        text = f"#{ref.index}: {class_names[ref.predicted]} {ref.confidence:.0%}"
+        text = f"#{ref.index}: {class_names[ref.predicted]} ({ref.confidence:.0%})"
         if ref.label != ref.predicted:
             text += f" (true {class_names[ref.label]})"
         if with_score and ref.score is not None:

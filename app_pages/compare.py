@@ -47,7 +47,8 @@ st.plotly_chart(learning_curve_figure(frame, aggregate=aggregate, band=band, tar
                                       title="Test accuracy vs labels"), key="compare_curves")
 
 metrics = metrics_frame(results, target)
-fmt = {"final_accuracy": st.column_config.NumberColumn("final accuracy", format="percent"),
+fmt = {"final_labels": st.column_config.NumberColumn("labels used", format="%d"),
+       "final_accuracy": st.column_config.NumberColumn("final accuracy", format="percent"),
        "aulc": st.column_config.NumberColumn("AULC", format="%.4f"),
        "labels_to_target": st.column_config.NumberColumn("labels to target", format="%d"),
        "labels_saved_vs_random": st.column_config.NumberColumn("labels saved vs random", format="%d")}

@@ -21,7 +21,8 @@ st.subheader("Metrics")
 default_target = float(np.round(max(r.rounds[-1].test_accuracy for r in results) * 0.95, 2))
 target = st.slider("Target accuracy (for 'labels to target')", 0.05, 1.0, min(max(default_target, 0.05), 1.0), 0.01)
 frame = metrics_frame(results, target)
-fmt = {"final_accuracy": st.column_config.NumberColumn("final accuracy", format="percent"),
+fmt = {"final_labels": st.column_config.NumberColumn("labels used", format="%d"),
+       "final_accuracy": st.column_config.NumberColumn("final accuracy", format="percent"),
        "aulc": st.column_config.NumberColumn("AULC", format="%.4f", help="mean accuracy over the label budget"),
        "labels_to_target": st.column_config.NumberColumn("labels to target", format="%d"),
        "labels_saved_vs_random": st.column_config.NumberColumn("labels saved vs random", format="%d")}
