@@ -20,7 +20,7 @@ NORMALIZATIONS = ("unit", "standardize", "none")
 VALIDATIONS = ("split", "fixed", "none")
 OPTIMIZERS = ("adam", "sgd")
 ACTIVATIONS = ("relu", "sigmoid", "tanh")
-INITIAL_STRATEGIES = ("random",)
+INITIAL_STRATEGIES = ("random", "kmeans")
 
 
 class ExperimentConfig(BaseModel):
@@ -58,8 +58,10 @@ class ExperimentConfig(BaseModel):
 
     # -- labels ---------------------------------------------------------------------
     initial: int = Field(10, ge=1, description="Number of initial labels.")
-    initial_strategy: Literal["random"] = Field(
-        "random", description="How the initial labels are chosen."
+    initial_strategy: Literal["random", "kmeans"] = Field(
+        "random", description="Cold start: the initial labels picked at random, or as the "
+        "pool images nearest the centres of k-means clusters of the pool (k = initial; "
+        "no label is looked at)."
     )
     validation: Literal["split", "fixed", "none"] = Field(
         "split", description="What early stopping watches: 'split' carves "
@@ -129,6 +131,14 @@ class ExperimentConfig(BaseModel):
     hybrid_measure: Literal["least_confidence", "margin", "ratio", "entropy"] = Field(
         "margin", description="hybrid: the uncertainty measure of its uncertain share."
     )
+    mc_passes: int = Field(
+        10, ge=2, le=200, description="bald / var_ratios / mean_std: stochastic forward "
+        "passes with dropout active (the model needs dropout)."
+    )
+    margin_cluster_factor: int = Field(
+        10, ge=1, le=1000, description="margin_cluster: the batch is spread over k-means "
+        "clusters of the margin_cluster_factor x batch_size most uncertain candidates."
+    )
     candidates: Optional[int] = Field(
         None, ge=1, description="Score a random subset of this many unlabeled pool "
         "images each round (empty: the whole unlabeled pool)."
@@ -153,6 +163,15 @@ class ExperimentConfig(BaseModel):
         "plateau_delta for this many consecutive rounds."
     )
     plateau_delta: float = Field(0.002, ge=0.0, le=1.0, description="See plateau_rounds.")
+    uncertainty_threshold: Optional[float] = Field(
+        None, gt=0.0, lt=1.0, description="Stop when the mean uncertainty (1 - highest "
+        "class probability) of the unlabeled pool falls below this: a label-free signal."
+    )
+    changed_threshold: Optional[float] = Field(
+        None, gt=0.0, lt=1.0, description="Stop when the share of unlabeled pool images whose "
+        "predicted class changed since the last round falls below this (stabilizing "
+        "predictions): a label-free signal."
+    )
 
     # -- misc -----------------------------------------------------------------------
     seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed of every random choice.")

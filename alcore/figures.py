@@ -212,3 +212,38 @@ def gallery(images: np.ndarray, refs: Sequence[ImageRef], class_names: Sequence[
             text += f", score {ref.score:.3f}"
         captions.append(text)
     return [np.asarray(im) for im in images], captions
+
+
+def stopping_signals_figure(result: RunResult) -> go.Figure:
+    """The label-free stopping signals of a run next to its true test accuracy.
+
+    Top: test accuracy (known only in simulation). Below: the mean uncertainty of the
+    unlabeled pool (1 - highest class probability), the share of pool predictions that
+    changed since the last round (stabilizing predictions; Bloodgood & Vijay-Shanker 2009),
+    and the change of test accuracy since the last round (the plateau signal)."""
+    n = [r.n_labeled for r in result.rounds]
+    acc = [r.test_accuracy for r in result.rounds]
+    unc = [r.pool.mean_uncertainty if r.pool is not None else None for r in result.rounds]
+    changed = [r.pool.changed_fraction if r.pool is not None else None for r in result.rounds]
+    delta = [None] + [b - a for a, b in zip(acc[:-1], acc[1:])]
+    fig = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.05,
+                        subplot_titles=("Test accuracy (true; unknown in real use)",
+                                        "Mean pool uncertainty", "Pool predictions changed",
+                                        "Accuracy change since last round"))
+    for row, (y, name, color) in enumerate([(acc, "test accuracy", PALETTE[0]), (unc, "uncertainty", PALETTE[1]),
+                                            (changed, "changed", PALETTE[2]), (delta, "accuracy change", PALETTE[3])], 1):
+        fig.add_trace(go.Scatter(x=n, y=y, mode="lines+markers", name=name, line=dict(color=color),
+                                 marker=dict(size=4)), row=row, col=1)
+    cfg = result.config
+    if cfg.target_accuracy is not None:
+        fig.add_hline(y=cfg.target_accuracy, line=dict(dash="dot", color="#444"), row=1, col=1)
+    if cfg.uncertainty_threshold is not None:
+        fig.add_hline(y=cfg.uncertainty_threshold, line=dict(dash="dot", color="#444"), row=2, col=1)
+    if cfg.changed_threshold is not None:
+        fig.add_hline(y=cfg.changed_threshold, line=dict(dash="dot", color="#444"), row=3, col=1)
+    fig.update_yaxes(tickformat=".0%", row=1, col=1)
+    fig.update_yaxes(tickformat=".0%", row=3, col=1)
+    fig.update_xaxes(title_text="Labels used", row=4, col=1)
+    fig.update_layout(height=720, showlegend=False, title=f"Stopping signals: {result.label}",
+                      margin=dict(l=10, r=10, t=80, b=10))
+    return fig

@@ -35,8 +35,16 @@ def choose_random(x_pool: np.ndarray, n: int, rng: np.random.Generator, exclude:
     return rng.choice(free, n, replace=False)
 
 
+def choose_kmeans(x_pool: np.ndarray, n: int, rng: np.random.Generator, exclude: np.ndarray) -> np.ndarray:
+    """Cold start: the pool images nearest the centres of n k-means clusters (labels unseen)."""
+    from .inspect import nearest_to_centroids
+
+    free = np.flatnonzero(~exclude)
+    return free[nearest_to_centroids(x_pool[free], n, seed=int(rng.integers(2**31)))]
+
+
 # Cold-start choosers: (pool images, how many, rng, already-taken mask) -> pool indices.
-INITIAL_CHOOSERS: dict[str, Callable[..., np.ndarray]] = {"random": choose_random}
+INITIAL_CHOOSERS: dict[str, Callable[..., np.ndarray]] = {"random": choose_random, "kmeans": choose_kmeans}
 
 
 def _resolve(config: ExperimentConfig) -> ExperimentConfig:
@@ -87,6 +95,7 @@ class Experiment:
         self._stop_requested = False
         self._warm: Optional[list] = None
         self._trainer = None
+        self._last_pred = np.full(n_pool, -1, dtype=np.int64)  # previous round's predictions
         self.last_scored: Optional[tuple[np.ndarray, np.ndarray]] = None
 
     # ------------------------------------------------------------------ properties
@@ -146,7 +155,7 @@ class Experiment:
         n_val = min(int(round(cfg.validation_fraction * len(lab))), len(lab) - 1)
         return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
-    def _stop_condition(self, r: int, acc: float, n_free: int) -> str:
+    def _stop_condition(self, r: int, acc: float, n_free: int, summary=None) -> str:
         cfg = self.config
         if cfg.rounds is not None and r >= cfg.rounds:
             return f"reached {cfg.rounds} acquisition rounds"
@@ -163,7 +172,52 @@ class Experiment:
                             f"{cfg.plateau_rounds} rounds")
         if n_free == 0:
             return "no unlabeled pool images left"
+        if summary is not None and cfg.uncertainty_threshold is not None \
+                and summary.mean_uncertainty < cfg.uncertainty_threshold:
+            return (f"mean pool uncertainty {summary.mean_uncertainty:.4f} fell below "
+                    f"{cfg.uncertainty_threshold}")
+        if summary is not None and cfg.changed_threshold is not None and summary.changed_fraction is not None \
+                and summary.changed_fraction < cfg.changed_threshold:
+            return (f"only {summary.changed_fraction:.2%} of pool predictions changed "
+                    f"(threshold {cfg.changed_threshold:.2%})")
         return ""
+
+    def _train_round(self, r: int):
+        """Train the round-``r`` model on the current labels (hold ``trainer.lock``)."""
+        cfg, ds, trainer = self.config, self.dataset, self.trainer
+        train_idx, val_idx = self._split(r)
+        cap_hint = cfg.max_labels() or 0
+        val_hint = (cfg.validation_size if cfg.validation == "fixed"
+                    else int(np.ceil(cfg.validation_fraction * cap_hint)) if cfg.validation == "split" else 0)
+        start = self._warm if (cfg.warm_start and self._warm is not None) else trainer.initial_weights(cfg.seed)
+        trainer.set_weights(start)
+        trainer.reset_optimizer(cfg.learning_rate)
+        report = trainer.fit(ds.x_pool[train_idx], ds.y_pool[train_idx],
+                             ds.x_pool[val_idx] if len(val_idx) else None,
+                             ds.y_pool[val_idx] if len(val_idx) else None,
+                             max_epochs=cfg.max_epochs, patience=cfg.patience, l2=cfg.l2,
+                             rng=round_rng(cfg.seed, r, _SHUFFLE), capacity=cap_hint,
+                             val_capacity=val_hint)
+        if cfg.refit and len(val_idx):
+            # Early stopping chose the epoch count; now use every label for training.
+            every = np.concatenate([train_idx, val_idx])
+            trainer.set_weights(start)
+            trainer.reset_optimizer(cfg.learning_rate)
+            trainer.fit(ds.x_pool[every], ds.y_pool[every], max_epochs=max(report.best_epoch, 1),
+                        patience=1, l2=cfg.l2, rng=round_rng(cfg.seed, r, _REFIT), capacity=cap_hint,
+                        val_capacity=val_hint, epoch_capacity=cfg.max_epochs)
+        if cfg.warm_start:
+            self._warm = trainer.get_weights()
+        return report, train_idx, val_idx
+
+    def _candidates(self, r: int) -> tuple[np.ndarray, np.ndarray]:
+        """(all unlabeled pool indices, the ones scored in round r)."""
+        cfg = self.config
+        free = np.flatnonzero(~self._taken)
+        cand = free
+        if cfg.candidates is not None and cfg.candidates < len(free):
+            cand = np.sort(round_rng(cfg.seed, r, _CANDIDATES).choice(free, cfg.candidates, replace=False))
+        return free, cand
 
     def step(self) -> RoundResult:
         """Run one round and return its record."""
@@ -172,32 +226,10 @@ class Experiment:
         cfg, ds = self.config, self.dataset
         r = len(self.rounds)
         self.status = "running"
-        train_idx, val_idx = self._split(r)
         trainer = self.trainer
-        cap_hint = cfg.max_labels() or 0
-        val_hint = (cfg.validation_size if cfg.validation == "fixed"
-                    else int(np.ceil(cfg.validation_fraction * cap_hint)) if cfg.validation == "split" else 0)
         with trainer.lock:
             t0 = time.perf_counter()
-            start = self._warm if (cfg.warm_start and self._warm is not None) else trainer.initial_weights(cfg.seed)
-            trainer.set_weights(start)
-            trainer.reset_optimizer(cfg.learning_rate)
-            report = trainer.fit(ds.x_pool[train_idx], ds.y_pool[train_idx],
-                                 ds.x_pool[val_idx] if len(val_idx) else None,
-                                 ds.y_pool[val_idx] if len(val_idx) else None,
-                                 max_epochs=cfg.max_epochs, patience=cfg.patience, l2=cfg.l2,
-                                 rng=round_rng(cfg.seed, r, _SHUFFLE), capacity=cap_hint,
-                                 val_capacity=val_hint)
-            if cfg.refit and len(val_idx):
-                # Early stopping chose the epoch count; now use every label for training.
-                every = np.concatenate([train_idx, val_idx])
-                trainer.set_weights(start)
-                trainer.reset_optimizer(cfg.learning_rate)
-                trainer.fit(ds.x_pool[every], ds.y_pool[every], max_epochs=max(report.best_epoch, 1),
-                            patience=1, l2=cfg.l2, rng=round_rng(cfg.seed, r, _REFIT), capacity=cap_hint,
-                            val_capacity=val_hint, epoch_capacity=cfg.max_epochs)
-            if cfg.warm_start:
-                self._warm = trainer.get_weights()
+            report, train_idx, val_idx = self._train_round(r)
             train_seconds = time.perf_counter() - t0
 
             t0 = time.perf_counter()
@@ -210,13 +242,16 @@ class Experiment:
             confusion = np.bincount(ds.y_test * k + pred, minlength=k * k).reshape(k, k)
             eval_seconds = time.perf_counter() - t0
 
-            free = np.flatnonzero(~self._taken)
-            reason = self._stop_condition(r, acc, len(free))
             t0 = time.perf_counter()
-            cand = free
-            if cfg.candidates is not None and cfg.candidates < len(free):
-                cand = np.sort(round_rng(cfg.seed, r, _CANDIDATES).choice(free, cfg.candidates, replace=False))
+            free, cand = self._candidates(r)
             probs = trainer.predict_proba(ds.x_pool[cand])
+            pool_pred = probs.argmax(axis=1)
+            before = self._last_pred[cand]
+            known = before >= 0
+            changed = float((before[known] != pool_pred[known]).mean()) if known.any() else None
+            self._last_pred[cand] = pool_pred
+            summary = pool_summary(probs, changed)
+            reason = self._stop_condition(r, acc, len(free), summary)
             needs = self.strategy.needs if not reason else frozenset()
             inputs = StrategyInput(
                 probs=probs,
@@ -257,7 +292,7 @@ class Experiment:
             query_seconds=score_seconds + select_seconds, eval_seconds=eval_seconds,
             selected=selected.tolist(), selected_scores=[float(s) for s in scores],
             selected_predicted=predicted,
-            pool=pool_summary(probs), most_confident=most, least_confident=least,
+            pool=summary, most_confident=most, least_confident=least,
         )
         self.rounds.append(result)
         self._labeled.extend(int(i) for i in selected)
@@ -265,6 +300,14 @@ class Experiment:
         if reason:
             self.status, self.stop_reason = "complete", reason
         return result
+
+    def _replay_predictions(self, r: int) -> None:
+        """Retrain round r's model (deterministic with cold start) to recover the pool
+        predictions the next round compares against (changed_fraction)."""
+        with self.trainer.lock:
+            self._train_round(r)
+            _, cand = self._candidates(r)
+            self._last_pred[cand] = self.trainer.predict_proba(self.dataset.x_pool[cand]).argmax(axis=1)
 
     # -------------------------------------------------------------------- results
     def result(self) -> RunResult:
@@ -297,6 +340,8 @@ class Experiment:
             sel = np.asarray(r.selected, dtype=np.int64)
             if exp._taken[sel].any():
                 raise ValueError(f"round {r.round} of the result picks an image that was already labeled")
+            if r is result.rounds[-1] and result.status != "complete":
+                exp._replay_predictions(r.round)
             exp._labeled.extend(int(i) for i in sel)
             exp._taken[sel] = True
         exp.rounds = list(result.rounds)

@@ -54,6 +54,9 @@ class PoolSummary(_Strict):
     median_confidence: float
     low_confidence_fraction: float = Field(description="share with confidence below 0.5")
     mean_entropy: float
+    mean_uncertainty: Optional[float] = Field(None, description="mean of 1 - confidence")
+    changed_fraction: Optional[float] = Field(
+        None, description="share of these images whose predicted class changed since the last round")
 
 
 class RoundResult(_Strict):

@@ -2,7 +2,7 @@
 import numpy as np
 import streamlit as st
 
-from alcore.figures import class_balance_figure, confusion_figure, gallery, upscale
+from alcore.figures import class_balance_figure, confusion_figure, gallery, stopping_signals_figure, upscale
 from alcore.metrics import group_metrics, metrics_frame
 from alcore.results import ImageRef, curves_csv, to_json
 from app_pages.common import RACE
@@ -86,3 +86,8 @@ for e, rr in zip(runs, results):
                            + [np.asarray(x.selected, dtype=int) for x in rr.rounds[:upto]])
     counts[rr.label] = np.bincount(e.dataset.y_pool[taken.astype(int)], minlength=len(names))
 f2.plotly_chart(class_balance_figure(counts, names, f"Labels per class after round {r_idx}"), key="balance")
+
+with st.expander("Stopping signals: could this run have known when to stop?"):
+    st.write("In real use the test accuracy is unknown. These label-free signals are recorded every "
+             "round; a good one flattens when the accuracy does. Set thresholds for them on the Strategy page.")
+    st.plotly_chart(stopping_signals_figure(res), key="signals")

@@ -35,10 +35,13 @@ with left:
         values["hybrid_measure"] = st.selectbox(label("hybrid_measure"),
                                                 ["margin", "least_confidence", "ratio", "entropy"],
                                                 key=bind("hybrid_measure"), help=help_text("hybrid_measure"))
-    with st.expander("Plateau stop"):
+    with st.expander("Stop early: plateau and label-free signals"):
         values["plateau_rounds"] = optional_int("plateau_rounds", "off")
         values["plateau_delta"] = st.number_input(label("plateau_delta"), 0.0, 1.0, format="%.4f",
                                                   key=bind("plateau_delta"), help=help_text("plateau_delta"))
+        values["uncertainty_threshold"] = optional_float("uncertainty_threshold", "off", max_value=0.99,
+                                                         format="%.3f")
+        values["changed_threshold"] = optional_float("changed_threshold", "off", max_value=0.99, format="%.4f")
     commit(values)
     cfg = config()
     if cfg.max_labels():

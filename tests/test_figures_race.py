@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from alcore import ExperimentConfig
-from alcore.figures import (aggregate_curves, class_balance_figure, confusion_figure, curve_frame,
+from alcore.figures import (aggregate_curves, stopping_signals_figure, class_balance_figure, confusion_figure, curve_frame,
                             gallery, group_labels, label_distribution_figure, learning_curve_figure)
 from alcore.metrics import group_metrics, metrics_frame
 from alcore.race import Race, expected_rounds
@@ -98,3 +98,11 @@ def test_gallery_captions(race, digits):
                                r.most_confident, digits.class_names)
     assert len(images) == len(captions) == len(r.most_confident)
     assert captions[0].startswith(f"#{r.most_confident[0].index}: ")
+
+
+def test_stopping_signals_figure(race):
+    res = race.results()[0]
+    fig = stopping_signals_figure(res)
+    assert [t.name for t in fig.data] == ["test accuracy", "uncertainty", "changed", "accuracy change"]
+    assert list(fig.data[0].y) == [r.test_accuracy for r in res.rounds]
+    assert fig.data[2].y[0] is None and fig.data[2].y[1] == res.rounds[1].pool.changed_fraction

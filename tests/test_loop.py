@@ -77,6 +77,7 @@ def test_continue_from_a_result_file(tmp_path, digits_config, digits, cache):
     list(resumed)
     assert [r.selected for r in resumed.rounds] == [r.selected for r in whole]
     assert [r.test_accuracy for r in resumed.rounds] == [r.test_accuracy for r in whole]
+    assert [r.pool for r in resumed.rounds] == [r.pool for r in whole]  # label-free signals too
     with pytest.raises(RuntimeError, match="complete"):
         resumed.step()
 
@@ -172,3 +173,25 @@ def test_mnist_end_to_end_from_the_shared_folder(cache):
     rounds = list(exp)
     assert rounds[-1].n_labeled == 40 and rounds[-1].test_accuracy > rounds[0].test_accuracy
     assert rounds[-1].test_accuracy > 0.5
+
+
+def test_kmeans_cold_start_is_label_free_and_representative(digits, cache):
+    exp = Experiment(ExperimentConfig(initial_strategy="kmeans", initial=10, rounds=0, max_epochs=5),
+                     dataset=digits, cache=cache)
+    again = Experiment(ExperimentConfig(initial_strategy="kmeans", initial=10, rounds=0), dataset=digits)
+    rnd = Experiment(ExperimentConfig(initial=10, rounds=0), dataset=digits)
+    assert list(exp.initial_indices) == list(again.initial_indices) != list(rnd.initial_indices)
+    # digits cluster by class: ten k-means picks cover far more classes than chance would
+    assert len(set(digits.y_pool[exp.initial_indices])) >= 8
+    assert len(list(exp)) == 1
+
+
+def test_stopping_signals_are_recorded_and_can_stop(digits, cache):
+    exp, rounds = run(ExperimentConfig(rounds=4, max_epochs=10), digits, cache)
+    assert rounds[0].pool.changed_fraction is None
+    assert all(0.0 <= r.pool.changed_fraction <= 1.0 for r in rounds[1:])
+    assert all(r.pool.mean_uncertainty == pytest.approx(1 - r.pool.mean_confidence) for r in rounds)
+    exp, rounds = run(ExperimentConfig(rounds=20, uncertainty_threshold=0.99, max_epochs=10), digits, cache)
+    assert len(rounds) == 1 and "uncertainty" in exp.stop_reason
+    exp, rounds = run(ExperimentConfig(rounds=20, changed_threshold=0.999, max_epochs=10), digits, cache)
+    assert len(rounds) == 2 and "changed" in exp.stop_reason
