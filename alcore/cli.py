@@ -194,6 +194,29 @@ def cmd_csv(ns: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_autolabel(ns: argparse.Namespace) -> int:
+    """Continue a finished run with confident auto-labelling and report each step."""
+    from .autolabel import auto_label
+    from .data import DatasetUnavailableError
+    from .loop import Experiment
+    from .results import ResultFileError, load_result
+
+    try:
+        result = load_result(ns.file)
+        exp = Experiment.resume(result)
+        report = auto_label(exp, ns.batch_size, ns.steps, ns.min_confidence)
+    except (ResultFileError, ValueError, DatasetUnavailableError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{'step':>4}{'pseudo':>8}{'right (all)':>13}{'right (batch)':>15}{'min conf':>10}{'test_accuracy':>15}")
+    for s in report.steps:
+        fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
+        print(f"{s.step:>4}{s.n_pseudo:>8}{fmt(s.pseudo_accuracy):>13}{fmt(s.batch_accuracy):>15}"
+              f"{fmt(s.min_confidence):>10}{s.test_accuracy:>15.4f}")
+    print(f"done: {report.stop_reason}; test accuracy change {report.gain:+.4f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m alcore", description="Active-learning experiments.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -210,6 +233,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--at", type=int, help="also report mean accuracy at this many labels")
     s.add_argument("--target", type=float, help="also report labels needed to reach this accuracy")
     s.set_defaults(func=cmd_summarize)
+    a = sub.add_parser("autolabel", help="pseudo-label the most confident pool images after a run "
+                                         "(CEAL) and report what it does to test accuracy")
+    a.add_argument("file", help="result file of the run (its dataset must be loadable here)")
+    a.add_argument("--batch-size", type=int, default=100, help="pseudo-labels per step (default: 100)")
+    a.add_argument("--steps", type=int, default=5, help="steps (default: 5)")
+    a.add_argument("--min-confidence", type=float, default=0.0,
+                   help="only pseudo-label images predicted at least this confidently (default: 0)")
+    a.set_defaults(func=cmd_autolabel)
     c = sub.add_parser("csv", help="learning curves of result files as one CSV")
     c.add_argument("files", nargs="+")
     c.add_argument("--out", help="write here instead of standard output")

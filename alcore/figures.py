@@ -247,3 +247,21 @@ def stopping_signals_figure(result: RunResult) -> go.Figure:
     fig.update_layout(height=720, showlegend=False, title=f"Stopping signals: {result.label}",
                       margin=dict(l=10, r=10, t=80, b=10))
     return fig
+
+
+def autolabel_figure(report) -> go.Figure:
+    """Confident auto-labelling: test accuracy and pseudo-label accuracy against the
+    number of pseudo-labels (step 0: real labels only)."""
+    n = [s.n_pseudo for s in report.steps]
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=n, y=[s.test_accuracy for s in report.steps], mode="lines+markers",
+                             name="test accuracy", line=dict(color=PALETTE[0], width=2.5)))
+    fig.add_trace(go.Scatter(x=n, y=[s.pseudo_accuracy for s in report.steps], mode="lines+markers",
+                             name="pseudo-labels right (all so far)", line=dict(color=PALETTE[1], dash="dash")))
+    fig.add_trace(go.Scatter(x=n, y=[s.batch_accuracy for s in report.steps], mode="markers",
+                             name="pseudo-labels right (this batch)", marker=dict(color=PALETTE[1], size=8)))
+    fig.update_layout(title="Confident auto-labelling", xaxis_title="Pseudo-labels added",
+                      yaxis_title="Accuracy", yaxis_tickformat=".0%", showlegend=True, height=400,
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+                      margin=dict(l=10, r=10, t=70, b=10))
+    return fig

@@ -182,17 +182,24 @@ class Experiment:
                     f"(threshold {cfg.changed_threshold:.2%})")
         return ""
 
-    def _train_round(self, r: int):
-        """Train the round-``r`` model on the current labels (hold ``trainer.lock``)."""
+    def _train_round(self, r: int, extra: Optional[tuple[np.ndarray, np.ndarray]] = None, cap_hint: int = 0):
+        """Train the round-``r`` model on the current labels (hold ``trainer.lock``).
+
+        ``extra``: more (pool indices, labels) to train on, e.g. pseudo-labels; they
+        never enter the validation split."""
         cfg, ds, trainer = self.config, self.dataset, self.trainer
         train_idx, val_idx = self._split(r)
-        cap_hint = cfg.max_labels() or 0
+        x_train, y_train = ds.x_pool[train_idx], ds.y_pool[train_idx]
+        if extra is not None and len(extra[0]):
+            x_train = np.concatenate([x_train, ds.x_pool[extra[0]]])
+            y_train = np.concatenate([y_train, np.asarray(extra[1], dtype=np.int32)])
+        cap_hint = cap_hint or cfg.max_labels() or 0
         val_hint = (cfg.validation_size if cfg.validation == "fixed"
                     else int(np.ceil(cfg.validation_fraction * cap_hint)) if cfg.validation == "split" else 0)
         start = self._warm if (cfg.warm_start and self._warm is not None) else trainer.initial_weights(cfg.seed)
         trainer.set_weights(start)
         trainer.reset_optimizer(cfg.learning_rate)
-        report = trainer.fit(ds.x_pool[train_idx], ds.y_pool[train_idx],
+        report = trainer.fit(x_train, y_train,
                              ds.x_pool[val_idx] if len(val_idx) else None,
                              ds.y_pool[val_idx] if len(val_idx) else None,
                              max_epochs=cfg.max_epochs, patience=cfg.patience, l2=cfg.l2,
@@ -200,10 +207,10 @@ class Experiment:
                              val_capacity=val_hint)
         if cfg.refit and len(val_idx):
             # Early stopping chose the epoch count; now use every label for training.
-            every = np.concatenate([train_idx, val_idx])
             trainer.set_weights(start)
             trainer.reset_optimizer(cfg.learning_rate)
-            trainer.fit(ds.x_pool[every], ds.y_pool[every], max_epochs=max(report.best_epoch, 1),
+            trainer.fit(np.concatenate([x_train, ds.x_pool[val_idx]]),
+                        np.concatenate([y_train, ds.y_pool[val_idx]]), max_epochs=max(report.best_epoch, 1),
                         patience=1, l2=cfg.l2, rng=round_rng(cfg.seed, r, _REFIT), capacity=cap_hint,
                         val_capacity=val_hint, epoch_capacity=cfg.max_epochs)
         if cfg.warm_start:

@@ -2,7 +2,7 @@
 import numpy as np
 import streamlit as st
 
-from alcore.figures import class_balance_figure, confusion_figure, gallery, stopping_signals_figure, upscale
+from alcore.figures import autolabel_figure, class_balance_figure, confusion_figure, gallery, stopping_signals_figure, upscale
 from alcore.metrics import group_metrics, metrics_frame
 from alcore.results import ImageRef, curves_csv, to_json
 from app_pages.common import RACE
@@ -91,3 +91,23 @@ with st.expander("Stopping signals: could this run have known when to stop?"):
     st.write("In real use the test accuracy is unknown. These label-free signals are recorded every "
              "round; a good one flattens when the accuracy does. Set thresholds for them on the Strategy page.")
     st.plotly_chart(stopping_signals_figure(res), key="signals")
+
+st.subheader("Confident auto-labelling")
+st.write(f"Give the {res.label} model's most confident unlabeled images their predicted class as "
+         "pseudo-labels, a batch at a time, retraining after each (CEAL). The truth is known here, "
+         "so you see how often the pseudo-labels are right and whether they help or hurt.")
+a1, a2, a3 = st.columns(3)
+al_batch = a1.number_input("Pseudo-labels per step", 1, 10_000, 100)
+al_steps = a2.number_input("Steps", 1, 50, 5)
+al_floor = a3.number_input("Minimum confidence", 0.0, 0.999, 0.0, format="%.3f")
+reports = st.session_state.setdefault("autolabel", {})
+if st.button("Auto-label", type="primary", disabled=not exp.rounds):
+    from alcore.autolabel import auto_label
+
+    with st.spinner(f"Pseudo-labelling {al_steps} x {al_batch} images and retraining..."):
+        reports[res.label] = auto_label(exp, int(al_batch), int(al_steps), float(al_floor))
+if res.label in reports:
+    rep = reports[res.label]
+    st.metric("Test accuracy change from pseudo-labels", f"{rep.steps[-1].test_accuracy:.2%}", f"{rep.gain:+.2%}")
+    st.caption(f"Stopped: {rep.stop_reason}.")
+    st.plotly_chart(autolabel_figure(rep), key="autolabel")

@@ -126,8 +126,8 @@ def test_results_page_galleries_metrics_and_downloads():
     at = race_app()
     at.switch_page("app_pages/results.py").run()
     assert not at.exception, at.exception
-    assert [s.value for s in at.subheader] == ["Metrics", "Inside a round"]
-    assert len(at.dataframe) >= 1 and len(at.get("plotly_chart")) == 2
+    assert [s.value for s in at.subheader] == ["Metrics", "Inside a round", "Confident auto-labelling"]
+    assert len(at.dataframe) >= 1 and len(at.get("plotly_chart")) == 3  # confusion, balance, signals
     assert len(at.get("download_button")) == 3  # curves CSV + one result file per run
     assert len(at.image) == 2  # the last round picks nothing: least and most confident only
     next(s for s in at.slider if s.label == "Round").set_value(0).run()
@@ -135,6 +135,10 @@ def test_results_page_galleries_metrics_and_downloads():
     assert "Least confident" in " ".join(m.value for m in at.markdown)
     assert len(at.image) == 3 and all(c.startswith("#") for c in captions)  # picked, least, most
     assert sum("score" in c for c in at.image[0].captions) == TINY.batch_size
+    next(b for b in at.button if b.label == "Auto-label").click().run()
+    assert not at.exception, at.exception
+    assert any(m.label == "Test accuracy change from pseudo-labels" for m in at.metric)
+    assert len(at.get("plotly_chart")) == 4
 
 
 def test_compare_page_loads_good_files_and_names_bad_ones(tmp_path):
