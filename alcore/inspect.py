@@ -64,34 +64,6 @@ class Centroids:
     assignments: np.ndarray
 
 
-def nearest_to_centroids(x: np.ndarray, k: int, seed: int = 0, max_fit: int = 10_000) -> np.ndarray:
-    """Indices of the ``k`` images nearest the centres of a k-means clustering of ``x``
-    (one per cluster, all distinct): a label-free, representative cold start
-    (Zhdanov 2019; Hacohen et al. 2022 on typical examples at low budgets)."""
-    from sklearn.cluster import KMeans, MiniBatchKMeans
-
-    x = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
-    if not 1 <= k <= len(x):
-        raise ValueError(f"k-means cold start needs 1..{len(x)} initial labels, got {k}")
-    if k > 2000:
-        raise ValueError(f"k-means cold start supports up to 2000 initial labels (got {k}); "
-                         f"use initial_strategy 'random' for larger starts")
-    km = (MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=3, batch_size=max(2048, 3 * k))
-          if len(x) > max_fit else KMeans(n_clusters=k, random_state=seed, n_init=1))
-    km.fit(x)
-    centres = km.cluster_centers_.astype(np.float32)
-    sq = (x * x).sum(axis=1)
-    chosen: list[int] = []
-    taken = np.zeros(len(x), dtype=bool)
-    for c in centres:
-        d = sq - 2.0 * (x @ c) + float(c @ c)
-        d[taken] = np.inf
-        i = int(np.argmin(d))
-        chosen.append(i)
-        taken[i] = True
-    return np.asarray(chosen, dtype=np.int64)
-
-
 def pool_centroids(x: np.ndarray, k: int, seed: int = 0, labels: Optional[np.ndarray] = None,
                    max_fit: int = 10_000) -> Centroids:
     """Cluster images with scikit-learn's k-means and return the centres as images.

@@ -36,11 +36,17 @@ def choose_random(x_pool: np.ndarray, n: int, rng: np.random.Generator, exclude:
 
 
 def choose_kmeans(x_pool: np.ndarray, n: int, rng: np.random.Generator, exclude: np.ndarray) -> np.ndarray:
-    """Cold start: the pool images nearest the centres of n k-means clusters (labels unseen)."""
-    from .inspect import nearest_to_centroids
+    """Cold start: the pool images nearest the centres of n k-means clusters of the
+    pool's pixels (labels are never looked at; Zhdanov 2019, Hacohen et al. 2022)."""
+    from .diversity import _thread_limit, cluster_picks
 
+    if n > 2000:
+        raise ValueError(f"k-means cold start supports up to 2000 initial labels (got {n}); "
+                         f"use initial_strategy 'random' for larger starts")
     free = np.flatnonzero(~exclude)
-    return free[nearest_to_centroids(x_pool[free], n, seed=int(rng.integers(2**31)))]
+    with _thread_limit():
+        picks, _ = cluster_picks(x_pool[free].reshape(len(free), -1), n, rng)
+    return free[picks]
 
 
 # Cold-start choosers: (pool images, how many, rng, already-taken mask) -> pool indices.

@@ -272,3 +272,16 @@ def make_strategy(name: str, config=None) -> Strategy:
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
     return STRATEGIES[name](config)
+
+
+def _register_families() -> None:
+    """Diversity strategies live in their own module (they need scikit-learn)."""
+    from . import diversity
+
+    for module in (diversity,):
+        STRATEGIES.update(module.FACTORIES)
+        DESCRIPTIONS.update(module.DESCRIPTIONS)
+        FORMULAS.update(module.FORMULAS)
+
+
+_register_families()

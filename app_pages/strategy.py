@@ -35,6 +35,16 @@ with left:
         values["hybrid_measure"] = st.selectbox(label("hybrid_measure"),
                                                 ["margin", "least_confidence", "ratio", "entropy"],
                                                 key=bind("hybrid_measure"), help=help_text("hybrid_measure"))
+    if "margin_cluster" in chosen:
+        values["margin_cluster_factor"] = st.number_input(label("margin_cluster_factor"), 1, 1000,
+                                                          key=bind("margin_cluster_factor"),
+                                                          help=help_text("margin_cluster_factor"))
+    if set(chosen) & {"bald", "var_ratios", "mean_std"}:
+        values["mc_passes"] = st.number_input(label("mc_passes"), 2, 200, key=bind("mc_passes"),
+                                              help=help_text("mc_passes"))
+        if config().model == "softmax" or config().dropout == 0:
+            st.warning("Bayesian strategies need a model with dropout: choose mlp or cnn with "
+                       "dropout > 0 on the Model page.")
     with st.expander("Stop early: plateau and label-free signals"):
         values["plateau_rounds"] = optional_int("plateau_rounds", "off")
         values["plateau_delta"] = st.number_input(label("plateau_delta"), 0.0, 1.0, format="%.4f",
