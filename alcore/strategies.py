@@ -274,14 +274,9 @@ def make_strategy(name: str, config=None) -> Strategy:
     return STRATEGIES[name](config)
 
 
-def _register_families() -> None:
-    """Diversity strategies live in their own module (they need scikit-learn)."""
-    from . import diversity
-
-    for module in (diversity,):
-        STRATEGIES.update(module.FACTORIES)
-        DESCRIPTIONS.update(module.DESCRIPTIONS)
-        FORMULAS.update(module.FORMULAS)
-
-
-_register_families()
+def register(module) -> None:
+    """Add a strategy family module's FACTORIES, DESCRIPTIONS and FORMULAS to the registry
+    (done for the built-in families when the ``alcore`` package is imported)."""
+    STRATEGIES.update(module.FACTORIES)
+    DESCRIPTIONS.update(module.DESCRIPTIONS)
+    FORMULAS.update(module.FORMULAS)
