@@ -6,11 +6,11 @@ built or trained (``alcore.training`` / ``alcore.models``).
 __version__ = "0.1.0"
 
 from .config import ExperimentConfig  # noqa: E402
-from . import strategies as _strategies, diversity as _diversity  # noqa: E402
+from . import strategies as _strategies, diversity as _diversity, bayesian as _bayesian  # noqa: E402
 
 # Strategy families in their own modules join the one registry here, once the base
 # module is complete (registering from strategies.py itself would be a circular import).
-for _family in (_diversity,):
+for _family in (_diversity, _bayesian):
     _strategies.register(_family)
 
 __all__ = ["ExperimentConfig", "Experiment", "load_dataset", "load_result", "save_result", "__version__"]

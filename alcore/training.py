@@ -67,7 +67,7 @@ class Trainer:
     """
 
     def __init__(self, spec: ModelSpec, optimizer: str = "adam", momentum: float = 0.9,
-                 train_batch_size: int = 32, jit: bool = True):
+                 train_batch_size: int = 32, jit: Optional[bool] = None):
         self.spec = spec
         self.batch = int(train_batch_size)
         self.lock = threading.Lock()
@@ -84,11 +84,35 @@ class Trainer:
         self._best = [tf.Variable(v, trainable=False) for v in self._trainable]
         self._opt_initial = [v.numpy() for v in self.optimizer.variables]
         self._initial: OrderedDict[int, list[np.ndarray]] = OrderedDict()
+        if jit is None:
+            # XLA fuses the many small ops of dense models, but its CPU convolutions are
+            # about 14x slower than TensorFlow's own kernels (cnn, 100 MNIST labels, 20
+            # epochs: 38 s against 2.8 s), so convolutional models run as plain graphs.
+            jit = spec.model != "cnn"
+        self.jit = jit
         self._train_fn = tf.function(self._train_graph, jit_compile=jit)
         signature = [tf.TensorSpec((None,) + spec.input_shape, tf.float32)]
         self._predict_fn = tf.function(lambda x: self.model(x, training=False),
                                        input_signature=signature)
-        self._mc_fn = tf.function(lambda x: self.model(x, training=True), input_signature=signature)
+        self._mc_trunk_fn = self._mc_head_fn = None
+        if spec.has_dropout:
+            # Layers before the first Dropout give the same output in every stochastic pass:
+            # run them once per chunk and only the rest `passes` times (3.5-4x faster for
+            # the cnn, whose convolutions come first). The head reuses the model's layers,
+            # so weights and the seeded dropout state are shared.
+            layers = [layer for layer in self.model.layers if not isinstance(layer, keras.layers.InputLayer)]
+            first = next(i for i, layer in enumerate(layers) if isinstance(layer, keras.layers.Dropout))
+            trunk = keras.Model(self.model.inputs, layers[first - 1].output) if first else None
+            head_in = keras.Input(tuple(layers[first - 1].output.shape[1:]) if first else spec.input_shape)
+            h = head_in
+            for layer in layers[first:]:
+                h = layer(h)
+            head = keras.Model(head_in, h)
+            self._mc_trunk_fn = (tf.function(lambda x: trunk(x, training=False), input_signature=signature)
+                                 if trunk is not None else tf.identity)
+            self._mc_head_fn = tf.function(lambda f: head(f, training=True),
+                                           input_signature=[tf.TensorSpec((None,) + tuple(head_in.shape[1:]),
+                                                                          tf.float32)])
         embed_model = keras.Model(self.model.inputs, self.model.get_layer("embedding").output)
         self._embed_fn = tf.function(lambda x: keras.ops.reshape(embed_model(x, training=False),
                                                                  (tf.shape(x)[0], -1)),
@@ -219,9 +243,16 @@ class Trainer:
 
     def predict_proba_mc(self, x: np.ndarray, passes: int) -> np.ndarray:
         """``passes`` stochastic forward passes with dropout active: (passes, n, classes)."""
-        if not self.spec.has_dropout:
-            raise ValueError(f"model {self.spec.model!r} has no dropout: stochastic passes would all agree")
-        return np.stack([self._chunked(self._mc_fn, x) for _ in range(passes)])
+        if self._mc_head_fn is None:
+            raise ValueError(f"model {self.spec.model!r} has no dropout, so stochastic passes would all "
+                             f"agree: choose mlp or cnn with dropout > 0")
+        x = np.asarray(x, dtype=np.float32)
+        out = np.empty((passes, len(x), self.spec.n_classes), dtype=np.float32)
+        for i in range(0, len(x), PREDICT_CHUNK):
+            features = self._mc_trunk_fn(x[i:i + PREDICT_CHUNK])
+            for t in range(passes):
+                out[t, i:i + PREDICT_CHUNK] = self._mc_head_fn(features).numpy()
+        return out
 
     def embed(self, x: np.ndarray) -> np.ndarray:
         """Penultimate-layer features (the inputs, flattened, for softmax): (n, d)."""
@@ -242,7 +273,7 @@ class TrainerCache:
     models are mutated by training, so a cache is never shared between sessions.
     """
 
-    def __init__(self, max_entries: int = 4, jit: bool = True):
+    def __init__(self, max_entries: int = 4, jit: Optional[bool] = None):
         self.max_entries = max_entries
         self.jit = jit
         self._trainers: OrderedDict[tuple, Trainer] = OrderedDict()
