@@ -87,7 +87,8 @@ class Trainer:
         if jit is None:
             # XLA fuses the many small ops of dense models, but its CPU convolutions are
             # about 14x slower than TensorFlow's own kernels (cnn, 100 MNIST labels, 20
-            # epochs: 38 s against 2.8 s), so convolutional models run as plain graphs.
+            # epochs: 38.7 s against 2.3 s, bench_retraining.py --parts 4), so convolutional
+            # models run as plain graphs.
             jit = spec.model != "cnn"
         self.jit = jit
         self._train_fn = tf.function(self._train_graph, jit_compile=jit)

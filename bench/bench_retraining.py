@@ -19,7 +19,10 @@ Parts:
 2. MNIST, pool 4000, full 10 000-image test set, same protocol: alcore's whole
    40-round run, timed after TensorFlow is imported (compilation included);
 3. scoring and selecting from the full 60 000-image MNIST pool with softmax:
-   seconds per round.
+   seconds per round;
+4. the cnn's round training with and without XLA (why only dense models use it).
+
+    python bench/bench_retraining.py --parts 4    # one part only
 """
 from __future__ import annotations
 
@@ -180,17 +183,45 @@ def part_full_pool() -> None:
     assert len(sel.indices) == 10
 
 
+def part_cnn_xla() -> None:
+    """Why the cnn is not XLA-compiled: the same round training with and without XLA."""
+    from alcore.models import ModelSpec
+    from alcore.training import Trainer
+
+    cfg = ExperimentConfig(dataset="mnist", data_dir=str(SHARED), pool_size=2000, test_size=1000, model="cnn")
+    ds = load_dataset(cfg)
+    spec = ModelSpec.from_config(cfg, ds.image_shape, ds.n_classes)
+    print("4. cnn (filters 32, dropout 0.25), 100 MNIST labels, 20 epochs, second call (first compiles):")
+    for jit in (False, True):
+        trainer = Trainer(spec, jit=jit)
+        for attempt in range(2):
+            trainer.set_weights(trainer.initial_weights(0))
+            trainer.reset_optimizer(1e-3)
+            t0 = time.perf_counter()
+            trainer.fit(ds.x_pool[:100], ds.y_pool[:100], max_epochs=20, patience=5,
+                        rng=np.random.default_rng(0), capacity=512)
+            secs = time.perf_counter() - t0
+        print(f"   {'XLA' if jit else 'graph (no XLA)':<15} {secs:6.2f} s")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="straightforward loop on 8 rounds only")
+    ap.add_argument("--parts", default="1,2,3,4", help="which parts to run, e.g. 4 (default: all)")
     ns = ap.parse_args()
+    parts = {p.strip() for p in ns.parts.split(",")}
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, import {TF_IMPORT_SECONDS:.1f} s")
-    part_digits(ns.quick)
-    if (SHARED / "mnist").is_dir():
+    if "1" in parts:
+        part_digits(ns.quick)
+    if not (SHARED / "mnist").is_dir():
+        print(f"2.-4. skipped: {SHARED / 'mnist'} is not here")
+        return 0
+    if "2" in parts:
         part_mnist()
+    if "3" in parts:
         part_full_pool()
-    else:
-        print(f"2./3. skipped: {SHARED / 'mnist'} is not here")
+    if "4" in parts:
+        part_cnn_xla()
     return 0
 
 
