@@ -86,7 +86,7 @@ class Trainer:
         self._initial: OrderedDict[int, list[np.ndarray]] = OrderedDict()
         if jit is None:
             # XLA fuses the many small ops of dense models, but its CPU convolutions are
-            # about 14x slower than TensorFlow's own kernels (cnn, 100 MNIST labels, 20
+            # about 17x slower than TensorFlow's own kernels (cnn, 100 MNIST labels, 20
             # epochs: 38.7 s against 2.3 s, bench_retraining.py --parts 4), so convolutional
             # models run as plain graphs.
             jit = spec.model != "cnn"
