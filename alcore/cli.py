@@ -64,6 +64,23 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
                             metavar=None if choices else name.upper(), help=help_text)
 
 
+def parse_assignments(items: list[str]) -> dict:
+    """``["max_epochs=20", "validation=none"]`` -> ``{"max_epochs": 20, "validation": "none"}``:
+    each value is read as JSON, else kept as a string (benchmarks' ``--set FIELD=VALUE``)."""
+    import json
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"expected FIELD=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
 def _config_from_args(ns: argparse.Namespace) -> ExperimentConfig:
     fields = {k: v for k, v in vars(ns).items() if k in ExperimentConfig.model_fields}
     return ExperimentConfig(**fields)

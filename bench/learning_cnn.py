@@ -11,13 +11,13 @@ BALD 145 / 335 labels to 90% / 95%.
     python bench/learning_cnn.py --seeds 1 --strategies margin,random --label-budget 60   # a quick look
     python -m alcore summarize results/cnn/*.json --target 0.9
 
-Every run's result file is written as soon as it finishes, and runs whose file already
-exists are skipped, so an interrupted study continues where it stopped.
+Every run's result file is written as soon as it finishes, and runs whose complete file
+with the same settings already exists are skipped, so an interrupted study continues
+where it stopped.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -27,6 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alcore import ExperimentConfig, Experiment  # noqa: E402
+from alcore.cli import parse_assignments  # noqa: E402
 from alcore.data import load_dataset  # noqa: E402
 from alcore.metrics import labels_to_target  # noqa: E402
 from alcore.results import ResultFileError, load_result, save_result  # noqa: E402
@@ -49,13 +50,7 @@ def main() -> int:
     if not (SHARED / "mnist").is_dir():
         print(f"skipped: {SHARED / 'mnist'} is not here")
         return 0
-    overrides = {}
-    for item in ns.set:
-        key, _, value = item.partition("=")
-        try:
-            overrides[key] = json.loads(value)
-        except json.JSONDecodeError:
-            overrides[key] = value
+    overrides = parse_assignments(ns.set)
     base = ExperimentConfig(dataset="mnist", data_dir=str(SHARED), model="cnn", initial=20, batch_size=10,
                             rounds=None, label_budget=ns.label_budget, candidates=ns.candidates, **overrides)
     out = Path(ns.out)
@@ -67,16 +62,17 @@ def main() -> int:
         ds = None
         for strategy in strategies:
             path = out / f"{strategy}_seed{seed}.json"
+            cfg = base.replace(seed=seed, strategy=strategy)
             try:
                 res = load_result(path) if path.exists() else None
-                if res is not None and res.status != "complete":
-                    res = None
+                if res is not None and (res.status != "complete" or res.config != cfg):
+                    res = None  # unfinished, or made with other settings: run it again
             except ResultFileError:
                 res = None
             if res is None:
                 ds = ds or load_dataset(base.replace(seed=seed))
                 t0 = time.perf_counter()
-                exp = Experiment(base.replace(seed=seed, strategy=strategy), dataset=ds, cache=cache)
+                exp = Experiment(cfg, dataset=ds, cache=cache)
                 for _ in exp:
                     pass
                 res = exp.result()

@@ -14,7 +14,6 @@ Result files can be compared later with ``python -m alcore summarize DIR/*.json 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -25,6 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alcore import ExperimentConfig, Experiment  # noqa: E402
+from alcore.cli import parse_assignments  # noqa: E402
 from alcore.data import load_dataset  # noqa: E402
 from alcore.metrics import accuracy_at, normalized_aulc  # noqa: E402
 from alcore.results import save_result  # noqa: E402
@@ -44,13 +44,7 @@ def main() -> int:
     if not (SHARED / "mnist").is_dir():
         print(f"skipped: {SHARED / 'mnist'} is not here")
         return 0
-    overrides = {}
-    for item in ns.set:
-        key, _, value = item.partition("=")
-        try:
-            overrides[key] = json.loads(value)
-        except json.JSONDecodeError:
-            overrides[key] = value
+    overrides = parse_assignments(ns.set)
     base = ExperimentConfig(dataset="mnist", data_dir=str(SHARED), pool_size=4000, model="softmax",
                             initial=10, batch_size=10, rounds=39, **overrides)
     out = Path(ns.out or tempfile.mkdtemp(prefix="alcore-quality-"))
