@@ -66,7 +66,7 @@ def auto_label(exp: Experiment, batch_size: int, steps: int, min_confidence: flo
     for s in range(steps + 1):
         with trainer.lock:
             exp._train_round(last + s, (np.asarray(pseudo_idx, dtype=np.int64), np.asarray(pseudo_lab)), cap)
-            pt = trainer.predict_proba(ds.x_test)
+            pt = trainer.predict_proba(ds.inputs_test)
             acc = float((pt.argmax(1) == ds.y_test).mean())
             loss = float(-np.log(np.clip(pt[np.arange(len(pt)), ds.y_test], 1e-7, 1.0)).mean())
             pseudo_acc = (float((ds.y_pool[pseudo_idx] == np.asarray(pseudo_lab)).mean())
@@ -80,7 +80,7 @@ def auto_label(exp: Experiment, batch_size: int, steps: int, min_confidence: flo
             if len(cand) == 0:
                 reason = "no unlabeled pool images left"
                 break
-            probs = trainer.predict_proba(ds.x_pool[cand])
+            probs = trainer.predict_proba(ds.inputs_pool[cand])
         conf = probs.max(axis=1)
         order = np.lexsort((cand, -conf))  # most confident first, ties by pool index
         order = order[conf[order] >= min_confidence][:batch_size]

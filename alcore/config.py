@@ -15,7 +15,7 @@ from typing import Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "idx", "npz")
-MODELS = ("softmax", "mlp", "cnn")
+MODELS = ("softmax", "mlp", "cnn", "transfer")
 NORMALIZATIONS = ("unit", "standardize", "none")
 VALIDATIONS = ("split", "fixed", "none")
 OPTIMIZERS = ("adam", "sgd")
@@ -85,19 +85,28 @@ class ExperimentConfig(BaseModel):
     )
 
     # -- model ----------------------------------------------------------------------
-    model: Literal["softmax", "mlp", "cnn"] = Field(
+    model: Literal["softmax", "mlp", "cnn", "transfer"] = Field(
         "softmax", description="softmax: Dense(classes); mlp: Dense hidden layers; "
-        "cnn: Conv-Conv-Pool-Dropout-Dense(128)-Dropout-Dense."
+        "cnn: Conv-Conv-Pool-Dropout-Dense(128)-Dropout-Dense; transfer: a frozen pretrained "
+        "MobileNetV2's features (computed once) and a dense head like mlp's."
+    )
+    backbone_weights: Literal["imagenet", "random"] = Field(
+        "imagenet", description="transfer: ImageNet weights (downloaded on first use) or "
+        "deterministic random weights (offline; useless features, for trying the pipeline)."
+    )
+    backbone_size: int = Field(
+        96, ge=32, le=224, description="transfer: images are resized to this many pixels "
+        "square before the backbone."
     )
     hidden_units: tuple[int, ...] = Field(
         (128,), description="mlp: units of each hidden Dense layer (comma-separated)."
     )
     activation: Literal["relu", "sigmoid", "tanh"] = Field(
-        "relu", description="mlp: activation of the hidden layers."
+        "relu", description="mlp / transfer: activation of the hidden layers."
     )
     filters: int = Field(32, ge=1, le=512, description="cnn: filters of each Conv2D layer.")
     dropout: float = Field(
-        0.25, ge=0.0, lt=1.0, description="cnn/mlp: dropout rate (0 disables dropout)."
+        0.25, ge=0.0, lt=1.0, description="cnn / mlp / transfer: dropout rate (0 disables dropout)."
     )
     optimizer: Literal["adam", "sgd"] = Field(
         "adam", description="adam, or sgd with momentum."

@@ -59,6 +59,18 @@ class Dataset:
     display_offset: float = 0.0
     display_scale: float = 1.0
     pool_origin: np.ndarray = field(default=None, repr=False)  # index into the source split
+    # Model inputs when they are not the images (backbone features of the `transfer` model).
+    features_pool: Optional[np.ndarray] = field(default=None, repr=False)
+    features_test: Optional[np.ndarray] = field(default=None, repr=False)
+
+    @property
+    def inputs_pool(self) -> np.ndarray:
+        """What the model reads for pool images: the images, or their backbone features."""
+        return self.x_pool if self.features_pool is None else self.features_pool
+
+    @property
+    def inputs_test(self) -> np.ndarray:
+        return self.x_test if self.features_test is None else self.features_test
 
     @property
     def n_classes(self) -> int:

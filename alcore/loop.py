@@ -71,6 +71,10 @@ class Experiment:
     def __init__(self, config: ExperimentConfig, *, dataset: Optional[Dataset] = None, cache=None):
         self.config = _resolve(config)
         self.dataset = dataset if dataset is not None else load_dataset(self.config)
+        if self.config.model == "transfer":
+            from .transfer import with_backbone_features  # once per dataset: share the result
+
+            self.dataset = with_backbone_features(self.dataset, self.config)
         self._cache = cache
         self.strategy = make_strategy(self.config.strategy, self.config)
         cfg, n_pool = self.config, len(self.dataset.y_pool)
@@ -127,7 +131,7 @@ class Experiment:
             if self._cache is None:
                 self._cache = TrainerCache()
             cfg = self.config
-            spec = ModelSpec.from_config(cfg, self.dataset.image_shape, self.dataset.n_classes)
+            spec = ModelSpec.from_config(cfg, self.dataset.inputs_pool.shape[1:], self.dataset.n_classes)
             self._trainer = self._cache.get(spec, cfg.optimizer, cfg.momentum, cfg.train_batch_size)
         return self._trainer
 
@@ -195,9 +199,9 @@ class Experiment:
         never enter the validation split."""
         cfg, ds, trainer = self.config, self.dataset, self.trainer
         train_idx, val_idx = self._split(r)
-        x_train, y_train = ds.x_pool[train_idx], ds.y_pool[train_idx]
+        x_train, y_train = ds.inputs_pool[train_idx], ds.y_pool[train_idx]
         if extra is not None and len(extra[0]):
-            x_train = np.concatenate([x_train, ds.x_pool[extra[0]]])
+            x_train = np.concatenate([x_train, ds.inputs_pool[extra[0]]])
             y_train = np.concatenate([y_train, np.asarray(extra[1], dtype=np.int32)])
         cap_hint = cap_hint or cfg.max_labels() or 0
         val_hint = (cfg.validation_size if cfg.validation == "fixed"
@@ -206,7 +210,7 @@ class Experiment:
         trainer.set_weights(start)
         trainer.reset_optimizer(cfg.learning_rate)
         report = trainer.fit(x_train, y_train,
-                             ds.x_pool[val_idx] if len(val_idx) else None,
+                             ds.inputs_pool[val_idx] if len(val_idx) else None,
                              ds.y_pool[val_idx] if len(val_idx) else None,
                              max_epochs=cfg.max_epochs, patience=cfg.patience, l2=cfg.l2,
                              rng=round_rng(cfg.seed, r, _SHUFFLE), capacity=cap_hint,
@@ -215,7 +219,7 @@ class Experiment:
             # Early stopping chose the epoch count; now use every label for training.
             trainer.set_weights(start)
             trainer.reset_optimizer(cfg.learning_rate)
-            trainer.fit(np.concatenate([x_train, ds.x_pool[val_idx]]),
+            trainer.fit(np.concatenate([x_train, ds.inputs_pool[val_idx]]),
                         np.concatenate([y_train, ds.y_pool[val_idx]]), max_epochs=max(report.best_epoch, 1),
                         patience=1, l2=cfg.l2, rng=round_rng(cfg.seed, r, _REFIT), capacity=cap_hint,
                         val_capacity=val_hint, epoch_capacity=cfg.max_epochs)
@@ -246,7 +250,7 @@ class Experiment:
             train_seconds = time.perf_counter() - t0
 
             t0 = time.perf_counter()
-            pt = trainer.predict_proba(ds.x_test)
+            pt = trainer.predict_proba(ds.inputs_test)
             pred = pt.argmax(axis=1)
             acc = float((pred == ds.y_test).mean())
             py = np.clip(pt[np.arange(len(pt)), ds.y_test], 1e-7, 1.0)
@@ -257,7 +261,7 @@ class Experiment:
 
             t0 = time.perf_counter()
             free, cand = self._candidates(r)
-            probs = trainer.predict_proba(ds.x_pool[cand])
+            probs = trainer.predict_proba(ds.inputs_pool[cand])
             pool_pred = probs.argmax(axis=1)
             before = self._last_pred[cand]
             known = before >= 0
@@ -268,10 +272,10 @@ class Experiment:
             needs = self.strategy.needs if not reason else frozenset()
             inputs = StrategyInput(
                 probs=probs,
-                embeddings=trainer.embed(ds.x_pool[cand]) if "embeddings" in needs else None,
-                labeled_embeddings=(trainer.embed(ds.x_pool[self.labeled_indices])
+                embeddings=trainer.embed(ds.inputs_pool[cand]) if "embeddings" in needs else None,
+                labeled_embeddings=(trainer.embed(ds.inputs_pool[self.labeled_indices])
                                     if "labeled_embeddings" in needs else None),
-                mc_probs=(trainer.predict_proba_mc(ds.x_pool[cand], self.strategy.passes)
+                mc_probs=(trainer.predict_proba_mc(ds.inputs_pool[cand], self.strategy.passes)
                           if "mc_probs" in needs else None),
             )
             score_seconds = time.perf_counter() - t0
@@ -320,7 +324,7 @@ class Experiment:
         with self.trainer.lock:
             self._train_round(r)
             _, cand = self._candidates(r)
-            self._last_pred[cand] = self.trainer.predict_proba(self.dataset.x_pool[cand]).argmax(axis=1)
+            self._last_pred[cand] = self.trainer.predict_proba(self.dataset.inputs_pool[cand]).argmax(axis=1)
 
     # -------------------------------------------------------------------- results
     def result(self) -> RunResult:

@@ -29,10 +29,10 @@ class ModelSpec:
             model=config.model,
             input_shape=tuple(int(s) for s in input_shape),
             n_classes=int(n_classes),
-            hidden_units=tuple(config.hidden_units) if config.model == "mlp" else (),
-            activation=config.activation if config.model == "mlp" else "",
+            hidden_units=tuple(config.hidden_units) if config.model in ("mlp", "transfer") else (),
+            activation=config.activation if config.model in ("mlp", "transfer") else "",
             filters=config.filters if config.model == "cnn" else 0,
-            dropout=config.dropout if config.model in ("mlp", "cnn") else 0.0,
+            dropout=config.dropout if config.model in ("mlp", "cnn", "transfer") else 0.0,
         )
 
     @property
@@ -60,7 +60,7 @@ def build_model(spec: ModelSpec, seed: int = 0):
     inputs = keras.Input(shape=spec.input_shape, name="image")
     if spec.model == "softmax":
         x = layers.Flatten(name="embedding")(inputs)
-    elif spec.model == "mlp":
+    elif spec.model in ("mlp", "transfer"):  # transfer: the head on backbone features
         x = layers.Flatten(name="flatten")(inputs)
         for i, units in enumerate(spec.hidden_units):
             last = i == len(spec.hidden_units) - 1

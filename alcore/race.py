@@ -62,6 +62,10 @@ class Race:
         for seed in seeds:
             seeded = base.replace(seed=int(seed))
             dataset = dataset_for(seeded)
+            if base.model == "transfer":  # backbone features once per seed, shared by every strategy
+                from .transfer import with_backbone_features
+
+                dataset = with_backbone_features(dataset, seeded)
             for strategy in strategies:
                 cfg = seeded.replace(strategy=strategy)
                 self.experiments.append(Experiment(cfg, dataset=dataset, cache=cache))

@@ -13,9 +13,16 @@ c1, c2, c3 = st.columns(3)
 values = {}
 with c1:
     st.subheader("Architecture")
-    values["model"] = st.selectbox(label("model"), ["softmax", "mlp", "cnn"], key=bind("model"),
+    values["model"] = st.selectbox(label("model"), ["softmax", "mlp", "cnn", "transfer"], key=bind("model"),
                                    help=help_text("model"))
-    if values["model"] == "mlp":
+    if values["model"] == "transfer":
+        values["backbone_weights"] = st.selectbox(label("backbone_weights"), ["imagenet", "random"],
+                                                  key=bind("backbone_weights"), help=help_text("backbone_weights"))
+        values["backbone_size"] = st.number_input(label("backbone_size"), 32, 224, key=bind("backbone_size"),
+                                                  help=help_text("backbone_size"))
+        st.caption("MobileNetV2 turns every image into 1280 features once per dataset (the first round "
+                   "waits for it); each round then trains only the head below.")
+    if values["model"] in ("mlp", "transfer"):
         units = st.text_input(label("hidden_units"), key=bind("hidden_units", lambda v: ",".join(map(str, v))),
                               help=help_text("hidden_units"))
         values["hidden_units"] = units
@@ -23,7 +30,7 @@ with c1:
                                             key=bind("activation"), help=help_text("activation"))
     if values["model"] == "cnn":
         values["filters"] = st.number_input(label("filters"), 1, 512, key=bind("filters"), help=help_text("filters"))
-    if values["model"] in ("mlp", "cnn"):
+    if values["model"] in ("mlp", "cnn", "transfer"):
         values["dropout"] = st.slider(label("dropout"), 0.0, 0.9, key=bind("dropout"), help=help_text("dropout"))
 with c2:
     st.subheader("Optimizer")
@@ -69,7 +76,10 @@ def layer_table(spec_key: tuple, _spec):
 
 from alcore.models import ModelSpec  # noqa: E402  (no TensorFlow import: builders import it lazily)
 
-spec = ModelSpec.from_config(cfg, ds.image_shape, ds.n_classes)
+from alcore.transfer import FEATURE_DIMS  # noqa: E402
+
+spec = ModelSpec.from_config(cfg, (FEATURE_DIMS["mobilenet_v2"],) if cfg.model == "transfer" else ds.image_shape,
+                             ds.n_classes)
 st.subheader("Layers")
 try:
     with st.spinner("Building the model (TensorFlow loads on first use)..."):

@@ -154,3 +154,15 @@ def test_compare_page_loads_good_files_and_names_bad_ones(tmp_path):
     assert any("broken.json" in e.value and "unknown schema_version 99" in e.value for e in at.error)
     assert "1 run(s) loaded" in at.caption[0].value
     assert len(at.get("plotly_chart")) == 1 and len(at.dataframe) >= 1
+
+
+def test_model_page_transfer_head_summary_and_reference():
+    at = app(page="model")
+    at.selectbox(key="w_model").set_value("transfer").run()
+    at.selectbox(key="w_backbone_weights").set_value("random").run()  # offline: no ImageNet download
+    at.number_input(key="w_backbone_size").set_value(32).run()
+    assert not at.exception, at.exception
+    assert metric(at, "Parameters") == f"{1280 * 128 + 128 + 128 * 10 + 10:,}"
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    assert "%" in metric(at, "Test accuracy with every pool label")
