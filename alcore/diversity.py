@@ -564,11 +564,14 @@ DESCRIPTIONS: dict[str, str] = {
 }
 
 FORMULAS: dict[str, str] = {
-    "kmeans": r"x_j^\ast = \arg\min_{x} \lVert h(x) - \mu_j \rVert,\quad "
-              r"\mu_1..\mu_b = \text{k-means}_b\big(h(\text{pool})\big)",
-    "coreset": r"x_t = \arg\max_{x \in U} \min_{c \in L \cup \{x_1, \dots, x_{t-1}\}} \lVert h(x) - h(c) \rVert",
-    "badge": r"g_x = \big(p(\cdot \mid x) - e_{\hat y}\big) \otimes h(x),\quad "
-             r"P(x_t = x) \propto \min_{s < t} \lVert g_x - g_{x_s} \rVert^2",
-    "margin_cluster": r"x_j^\ast = \arg\min_{x \in U} \lVert h(x) - \mu_j \rVert,\quad "
-                      r"U = \text{top}_{f b}\, s_{\text{margin}}(x),\ \mu = \text{k-means}_b\big(h(U)\big)",
+    # Two equations each, stacked so they fit a narrow column (KaTeX `gathered`).
+    "kmeans": r"\begin{gathered}\mu_1..\mu_b = \text{k-means}_b\big(h(\text{pool})\big) \\ "
+              r"x_j^\ast = \arg\min_{x} \lVert h(x) - \mu_j \rVert\end{gathered}",
+    "coreset": r"\begin{gathered}x_t = \arg\max_{x \in U} \min_{c} \lVert h(x) - h(c) \rVert \\ "
+               r"c \in L \cup \{x_1, \dots, x_{t-1}\}\end{gathered}",
+    "badge": r"\begin{gathered}g_x = \big(p(\cdot \mid x) - e_{\hat y}\big) \otimes h(x) \\ "
+             r"P(x_t = x) \propto \min_{s < t} \lVert g_x - g_{x_s} \rVert^2\end{gathered}",
+    "margin_cluster": r"\begin{gathered}U = \text{top}_{f b}\, s_{\text{margin}}(x),\ "
+                      r"\mu = \text{k-means}_b\big(h(U)\big) \\ "
+                      r"x_j^\ast = \arg\min_{x \in U} \lVert h(x) - \mu_j \rVert\end{gathered}",
 }

@@ -54,7 +54,7 @@ def commit(values: dict) -> bool:
         for err in e.errors():
             field = ".".join(str(p) for p in err["loc"]) or "settings"
             st.error(f"**{label(field) if field in ExperimentConfig.model_fields else field}**: "
-                     f"{err['msg'].removeprefix('Value error, ')}", icon="⚠️")
+                     f"{err['msg'].removeprefix('Value error, ')}", icon=":material/warning:")
         return False
     if new != config():
         st.session_state[CONFIG] = new
@@ -89,9 +89,9 @@ def dataset(cfg: ExperimentConfig | None = None) -> Dataset | None:
         with st.spinner(f"Loading {cfg.dataset}..."):
             return _cached_dataset(cfg.data_key(), cfg)
     except DatasetUnavailableError as e:
-        st.error(f"**{cfg.dataset} is not available here.** {e}", icon="📡")
+        st.error(f"**{cfg.dataset} is not available here.** {e}", icon=":material/cloud_off:")
     except ValueError as e:
-        st.error(f"**The dataset cannot be used:** {e}", icon="⚠️")
+        st.error(f"**The dataset cannot be used:** {e}", icon=":material/warning:")
     return None
 
 

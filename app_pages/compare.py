@@ -24,7 +24,7 @@ for up in uploads or []:
         results.append(load_result(up.getvalue(), name=up.name))
         sources.append(up.name)
     except ResultFileError as e:
-        st.error(f"Refused {e}", icon="🚫")
+        st.error(f"Refused {e}", icon=":material/block:")
 race = st.session_state.get(RACE)
 if race is not None and any(e.rounds for e in race.experiments):
     if st.toggle("Include this session's race", value=not uploads):

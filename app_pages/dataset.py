@@ -14,69 +14,6 @@ st.write("Active learning starts from an **unlabeled pool**: the model is traine
 NAMES = {"digits": "scikit-learn digits (8x8, offline)", "mnist": "MNIST", "fashion_mnist": "Fashion-MNIST",
          "cifar10": "CIFAR-10", "idx": "Folder of idx files", "npz": "Upload a .npz"}
 
-cfg = config()
-left, right = st.columns([1, 2])
-with left:
-    choice = st.selectbox(label("dataset"), list(NAMES), format_func=NAMES.get, key=bind("dataset"),
-                          help=help_text("dataset"))
-    values = {"dataset": choice}
-    if choice in ("mnist", "fashion_mnist", "idx"):
-        values["data_dir"] = st.text_input(
-            label("data_dir"), key=bind("data_dir", lambda v: v or ""), help=help_text("data_dir"),
-            placeholder="empty: download with keras.datasets" if choice != "idx" else "/path/to/idx/folder") or None
-    if choice == "npz":
-        up = st.file_uploader("Your .npz (x_train, y_train, optional x_test, y_test, class_names)",
-                              type=["npz"], max_upload_size=100)
-        if up is not None:
-            values["data_file"] = save_upload(up.getvalue(), up.name)
-        elif cfg.data_file is None:
-            st.info("Upload a .npz file to use your own images.")
-            st.stop()
-    values["pool_size"] = optional_int("pool_size", "whole training split")
-    values["test_size"] = optional_int("test_size", "whole test split")
-    values["normalization"] = st.selectbox(label("normalization"), ["unit", "standardize", "none"],
-                                           key=bind("normalization"), help=help_text("normalization"))
-    values["initial"] = st.number_input(label("initial") + " labels", min_value=1, step=1, key=bind("initial"),
-                                        help=help_text("initial"))
-    values["initial_strategy"] = st.selectbox(label("initial_strategy"), ["random", "kmeans"],
-                                              key=bind("initial_strategy"), help=help_text("initial_strategy"))
-    values["seed"] = st.number_input(label("seed"), min_value=0, step=1, key=bind("seed"), help=help_text("seed"))
-    ok = commit(values)
-
-cfg = config()
-ds = dataset(cfg) if ok else None
-with right:
-    if ds is None:
-        st.warning("Choose another dataset, or fix the settings on the left.")
-        st.stop()
-    a, b, c, d = st.columns(4)
-    a.metric("Pool images", f"{len(ds.y_pool):,}")
-    b.metric("Test images", f"{len(ds.y_test):,}")
-    c.metric("Classes", ds.n_classes)
-    d.metric("Image size", "x".join(str(s) for s in ds.image_shape))
-    st.caption(f"Source: {ds.source}")
-    st.plotly_chart(label_distribution_figure(ds.y_pool, ds.class_names), key="label_dist")
-
-st.subheader("Samples per class")
-per_class = st.slider("Images per class", 1, 12, 6)
-rng = np.random.default_rng(cfg.seed)
-for k, name in enumerate(ds.class_names[:20]):
-    members = np.flatnonzero(ds.y_pool == k)
-    if len(members) == 0:
-        continue
-    pick = rng.choice(members, min(per_class, len(members)), replace=False)
-    cols = st.columns([1, 8])
-    cols[0].markdown(f"**{name}**")
-    cols[1].image(list(upscale(ds.display_images(ds.x_pool[pick]))), width=56)
-if ds.n_classes > 20:
-    st.caption(f"First 20 of {ds.n_classes} classes shown.")
-
-st.subheader("k-means centroids of the pool")
-st.write("scikit-learn's k-means groups the pool into clusters; each centre drawn as an image shows "
-         "what a typical member looks like. Clusters that mix classes are where labels help most.")
-k = st.slider("Clusters (k)", 2, 30, min(10, max(2, ds.n_classes)), key="centroid_k")
-
-
 @st.cache_data(max_entries=8, show_spinner="Clustering the pool...")
 def centroids(data_key: tuple, k: int, _ds):
     from alcore.inspect import pool_centroids
@@ -85,6 +22,73 @@ def centroids(data_key: tuple, k: int, _ds):
     return _ds.display_images(c.images), c.sizes, c.majority, c.purity
 
 
-images, sizes, majority, purity = centroids(cfg.data_key(), k, ds)
-st.image(list(upscale(images, 84)), width=84,
-         caption=[f"{n} images · mostly {ds.class_names[m]} ({p:.0%})" for n, m, p in zip(sizes, majority, purity)])
+def page():
+    cfg = config()
+    left, right = st.columns([1, 2])
+    with left:
+        choice = st.selectbox(label("dataset"), list(NAMES), format_func=NAMES.get, key=bind("dataset"),
+                              help=help_text("dataset"))
+        values = {"dataset": choice}
+        if choice in ("mnist", "fashion_mnist", "idx"):
+            values["data_dir"] = st.text_input(
+                label("data_dir"), key=bind("data_dir", lambda v: v or ""), help=help_text("data_dir"),
+                placeholder="empty: download with keras.datasets" if choice != "idx" else "/path/to/idx/folder") or None
+        if choice == "npz":
+            up = st.file_uploader("Your .npz (x_train, y_train, optional x_test, y_test, class_names)",
+                                  type=["npz"], max_upload_size=100)
+            if up is not None:
+                values["data_file"] = save_upload(up.getvalue(), up.name)
+            elif cfg.data_file is None:
+                st.info("Upload a .npz file to use your own images.")
+                return
+        values["pool_size"] = optional_int("pool_size", "whole training split")
+        values["test_size"] = optional_int("test_size", "whole test split")
+        values["normalization"] = st.selectbox(label("normalization"), ["unit", "standardize", "none"],
+                                               key=bind("normalization"), help=help_text("normalization"))
+        values["initial"] = st.number_input(label("initial") + " labels", min_value=1, step=1, key=bind("initial"),
+                                            help=help_text("initial"))
+        values["initial_strategy"] = st.selectbox(label("initial_strategy"), ["random", "kmeans"],
+                                                  key=bind("initial_strategy"), help=help_text("initial_strategy"))
+        values["seed"] = st.number_input(label("seed"), min_value=0, step=1, key=bind("seed"), help=help_text("seed"))
+        ok = commit(values)
+
+    cfg = config()
+    ds = dataset(cfg) if ok else None
+    with right:
+        if ds is None:
+            st.warning("Choose another dataset, or fix the settings on the left.")
+            return
+        a, b, c, d = st.columns(4)
+        a.metric("Pool images", f"{len(ds.y_pool):,}")
+        b.metric("Test images", f"{len(ds.y_test):,}")
+        c.metric("Classes", ds.n_classes)
+        d.metric("Image size", "x".join(str(s) for s in ds.image_shape))
+        st.caption(f"Source: {ds.source}")
+        st.plotly_chart(label_distribution_figure(ds.y_pool, ds.class_names), key="label_dist")
+
+    st.subheader("Samples per class")
+    per_class = st.slider("Images per class", 1, 12, 6)
+    rng = np.random.default_rng(cfg.seed)
+    for k, name in enumerate(ds.class_names[:20]):
+        members = np.flatnonzero(ds.y_pool == k)
+        if len(members) == 0:
+            continue
+        pick = rng.choice(members, min(per_class, len(members)), replace=False)
+        cols = st.columns([1, 8])
+        cols[0].markdown(f"**{name}**")
+        cols[1].image(list(upscale(ds.display_images(ds.x_pool[pick]))), width=56)
+    if ds.n_classes > 20:
+        st.caption(f"First 20 of {ds.n_classes} classes shown.")
+
+    st.subheader("k-means centroids of the pool")
+    st.write("scikit-learn's k-means groups the pool into clusters; each centre drawn as an image shows "
+             "what a typical member looks like. Clusters that mix classes are where labels help most.")
+    k = st.slider("Clusters (k)", 2, 30, min(10, max(2, ds.n_classes)), key="centroid_k")
+
+
+    images, sizes, majority, purity = centroids(cfg.data_key(), k, ds)
+    st.image(list(upscale(images, 84)), width=84,
+             caption=[f"{n} images · mostly {ds.class_names[m]} ({p:.0%})" for n, m, p in zip(sizes, majority, purity)])
+
+
+page()

@@ -1,5 +1,6 @@
 """Run page: race the chosen strategies live, one round at a time."""
 import time
+from contextlib import nullcontext
 
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
@@ -69,7 +70,7 @@ def live():
     if running and not race.done:
         first = not any(e.rounds for e in race.experiments)
         try:
-            with st.spinner("Compiling the model (first round only)...") if first else _nothing():
+            with st.spinner("Compiling the model (first round only)...") if first else nullcontext():
                 t0 = time.perf_counter()
                 while not race.done and time.perf_counter() - t0 < STEP_SECONDS:
                     race.step()
@@ -104,14 +105,6 @@ def _rerun_fragment():
         st.rerun(scope="fragment")
     except StreamlitAPIException:
         st.rerun()
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 live()

@@ -63,6 +63,6 @@ with right:
                "likely classes. Each strategy labels the images with the highest score s(x).")
     for name in STRATEGIES:
         with st.container(border=True):
-            st.markdown(f"**{name}**" + (" ✅" if name in chosen else ""))
+            st.markdown(f"**{name}**" + (" :material/check_circle: racing" if name in chosen else ""))
             st.write(DESCRIPTIONS[name])
             st.latex(FORMULAS[name])
