@@ -66,9 +66,7 @@ def auto_label(exp: Experiment, batch_size: int, steps: int, min_confidence: flo
     for s in range(steps + 1):
         with trainer.lock:
             exp._train_round(last + s, (np.asarray(pseudo_idx, dtype=np.int64), np.asarray(pseudo_lab)), cap)
-            pt = trainer.predict_proba(ds.inputs_test)
-            acc = float((pt.argmax(1) == ds.y_test).mean())
-            loss = float(-np.log(np.clip(pt[np.arange(len(pt)), ds.y_test], 1e-7, 1.0)).mean())
+            acc, loss, _ = exp._evaluate()
             pseudo_acc = (float((ds.y_pool[pseudo_idx] == np.asarray(pseudo_lab)).mean())
                           if pseudo_idx else None)
             records.append(AutoLabelStep(step=s, n_real=exp.n_labeled, n_pseudo=len(pseudo_idx),

@@ -227,6 +227,15 @@ class Experiment:
             self._warm = trainer.get_weights()
         return report, train_idx, val_idx
 
+    def _evaluate(self) -> tuple[float, float, np.ndarray]:
+        """Test accuracy, mean cross-entropy (probabilities clipped at 1e-7, as in
+        training) and predicted classes of the trainer's current model."""
+        ds = self.dataset
+        pt = self.trainer.predict_proba(ds.inputs_test)
+        pred = pt.argmax(axis=1)
+        py = np.clip(pt[np.arange(len(pt)), ds.y_test], 1e-7, 1.0)
+        return float((pred == ds.y_test).mean()), float(-np.log(py).mean()), pred
+
     def _candidates(self, r: int) -> tuple[np.ndarray, np.ndarray]:
         """(all unlabeled pool indices, the ones scored in round r)."""
         cfg = self.config
@@ -250,11 +259,7 @@ class Experiment:
             train_seconds = time.perf_counter() - t0
 
             t0 = time.perf_counter()
-            pt = trainer.predict_proba(ds.inputs_test)
-            pred = pt.argmax(axis=1)
-            acc = float((pred == ds.y_test).mean())
-            py = np.clip(pt[np.arange(len(pt)), ds.y_test], 1e-7, 1.0)
-            loss = float(-np.log(py).mean())
+            acc, loss, pred = self._evaluate()
             k = ds.n_classes
             confusion = np.bincount(ds.y_test * k + pred, minlength=k * k).reshape(k, k)
             eval_seconds = time.perf_counter() - t0
