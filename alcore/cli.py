@@ -101,20 +101,40 @@ def _error_text(e: Exception) -> str:
 def cmd_run(ns: argparse.Namespace) -> int:
     from .data import DatasetUnavailableError
 
-    try:
-        cfg = _config_from_args(ns)
-    except ValueError as e:
-        print(f"error: {_error_text(e)}", file=sys.stderr)
-        return 2
     from .loop import Experiment
-    from .results import curves_csv, save_result
+    from .results import ResultFileError, curves_csv, load_result, save_result
 
     t_start = time.perf_counter()
-    try:
-        exp = Experiment(cfg)
-    except (ValueError, DatasetUnavailableError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    if ns.resume:
+        given = sorted(k for k in vars(ns) if k in ExperimentConfig.model_fields)
+        if given:
+            print(f"error: --resume continues a run with the settings in its file; drop "
+                  f"{', '.join('--' + k.replace('_', '-') for k in given)}", file=sys.stderr)
+            return 2
+        try:
+            exp = Experiment.resume(load_result(ns.resume))
+        except (ResultFileError, ValueError, DatasetUnavailableError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        if exp.done:
+            print(f"error: {ns.resume}: the run is complete ({exp.stop_reason}); nothing to continue",
+                  file=sys.stderr)
+            return 2
+        ns.out = ns.out or ns.resume
+        cfg = exp.config
+        print(f"continuing {ns.resume} after round {exp.rounds[-1].round} "
+              f"({exp.rounds[-1].n_labeled} labels)" if exp.rounds else f"continuing {ns.resume}", flush=True)
+    else:
+        try:
+            cfg = _config_from_args(ns)
+        except ValueError as e:
+            print(f"error: {_error_text(e)}", file=sys.stderr)
+            return 2
+        try:
+            exp = Experiment(cfg)
+        except (ValueError, DatasetUnavailableError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     ds = exp.dataset
     print(f"{ds.name}: pool {len(ds.y_pool)}, test {len(ds.y_test)}, {ds.n_classes} classes, "
           f"images {'x'.join(map(str, ds.image_shape))}; model {cfg.model}, strategy {cfg.strategy}, "
@@ -244,6 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--csv", help="write the learning curve (CSV) here")
     run.add_argument("--save-every-round", action="store_true",
                      help="rewrite --out after every round, so an interrupted run keeps its rounds")
+    run.add_argument("--resume", metavar="FILE",
+                     help="continue the stopped run in this result file with its own settings; picks are "
+                          "the same as an uninterrupted run's (writes back to FILE unless --out is given)")
     run.set_defaults(func=cmd_run)
     s = sub.add_parser("summarize", help="metrics of result files, averaged per strategy")
     s.add_argument("files", nargs="+")

@@ -358,6 +358,15 @@ class Experiment:
                              "its initial labels do not match")
         if exp.dataset.n_classes != result.dataset.n_classes or len(exp.dataset.y_pool) != result.dataset.n_pool:
             raise ValueError("the dataset differs from the one this result was made on")
+        # The galleries record pool indices with their true labels: a fingerprint of the pool
+        # that catches a different split or shuffle of the same-sized data.
+        refs = [ref for r in result.rounds for ref in (*r.most_confident, *r.least_confident)]
+        if refs:
+            idx = np.array([ref.index for ref in refs])
+            if idx.max() >= len(exp.dataset.y_pool) or \
+                    (exp.dataset.y_pool[idx] != np.array([ref.label for ref in refs])).any():
+                raise ValueError("the dataset differs from the one this result was made on: "
+                                 "its pool images have other labels")
         for r in result.rounds:
             sel = np.asarray(r.selected, dtype=np.int64)
             if exp._taken[sel].any():

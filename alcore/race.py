@@ -11,11 +11,11 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 from .config import ExperimentConfig
 from .data import Dataset, load_dataset
-from .loop import Experiment
+from .loop import Experiment, _resolve
 from .results import RoundResult, RunResult, run_label, strategy_label
 
 
@@ -49,7 +49,12 @@ class Race:
     """Experiments for every strategy x seed, advanced one round at a time."""
 
     def __init__(self, base: ExperimentConfig, strategies: Sequence[str], seeds: Sequence[int], *,
-                 dataset_for: Optional[Callable[[ExperimentConfig], Dataset]] = None, cache=None):
+                 dataset_for: Optional[Callable[[ExperimentConfig], Dataset]] = None, cache=None,
+                 saved: Optional[Mapping[int, RunResult]] = None):
+        """``saved`` maps a run's index (seed-major: ``i = seed_pos * len(strategies) + strategy_pos``)
+        to its result file, to continue an interrupted race (see :mod:`alcore.store`); each
+        such run is rebuilt with :meth:`Experiment.resume`, the others start afresh."""
+        saved = dict(saved or {})
         if not strategies:
             raise ValueError("choose at least one strategy to race")
         if not seeds:
@@ -68,8 +73,19 @@ class Race:
                 dataset = with_backbone_features(dataset, seeded)
             for strategy in strategies:
                 cfg = seeded.replace(strategy=strategy)
-                self.experiments.append(Experiment(cfg, dataset=dataset, cache=cache))
-        self.seconds = 0.0
+                old = saved.pop(len(self.experiments), None)
+                if old is None:
+                    self.experiments.append(Experiment(cfg, dataset=dataset, cache=cache))
+                    continue
+                if old.config != _resolve(cfg):
+                    raise ValueError(f"the saved run {run_label(old.config)} was made with other settings "
+                                     f"than this race's {run_label(cfg)}")
+                self.experiments.append(Experiment.resume(old, dataset=dataset, cache=cache))
+        if saved:
+            raise ValueError(f"{len(saved)} saved run(s) do not belong to this race's strategies and seeds")
+        # time already spent in the saved rounds, so progress and time left stay right
+        self.seconds = sum(r.train_seconds + r.query_seconds + r.eval_seconds
+                           for e in self.experiments for r in e.rounds)
         self.last: Optional[tuple[Experiment, RoundResult]] = None
 
     @property

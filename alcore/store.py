@@ -1,0 +1,163 @@
+"""Saved races: every finished round is on disk, so a stopped run, a page switch or a
+closed browser tab loses nothing.
+
+A race lives in ``<root>/<race_id>/``: ``race.json`` (the shared settings, the
+strategies and the seeds, written when the race starts) and one result file per run,
+``run<NN>.json``, rewritten atomically (:func:`alcore.results.save_result`) after each of
+its rounds. Reopening the race (:meth:`RunStore.open`) rebuilds every run with
+:meth:`alcore.loop.Experiment.resume`, so continuing picks exactly what an uninterrupted
+race would have.
+
+``race_id`` is a random URL-safe token (``secrets.token_urlsafe``): the dashboard puts it in
+the page's address, and knowing it is what gives access to a race, so it must not be
+guessable. Ids are checked against a strict pattern before they touch a path. Old races
+are pruned by age and count so a public server's disk stays bounded.
+"""
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Optional, Sequence, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .config import ExperimentConfig
+from .results import ResultFileError, RunResult, load_result, save_result
+
+RACE_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
+MANIFEST = "race.json"
+
+
+class SavedRaceError(ValueError):
+    """A saved race that cannot be opened; the message says why in plain words."""
+
+
+class RaceManifest(BaseModel):
+    """What a race was started with (written once, when it starts)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    base: ExperimentConfig
+    strategies: list[str] = Field(min_length=1, max_length=64)
+    seeds: list[int] = Field(min_length=1, max_length=64)
+    created: float = Field(default_factory=time.time)
+
+
+def default_root() -> Path:
+    """``$ALCORE_RUNS_DIR``, else ``<temp dir>/alcore-runs``."""
+    env = os.environ.get("ALCORE_RUNS_DIR")
+    return Path(env) if env else Path(tempfile.gettempdir()) / "alcore-runs"
+
+
+class RunStore:
+    """Races saved under one folder (see the module docstring)."""
+
+    def __init__(self, root: Union[str, os.PathLike, None] = None, *, max_age_s: float = 7 * 24 * 3600,
+                 max_races: int = 500):
+        self.root = Path(root) if root is not None else default_root()
+        self.max_age_s = max_age_s
+        self.max_races = max_races
+
+    # ------------------------------------------------------------------ paths
+    @staticmethod
+    def new_id() -> str:
+        return secrets.token_urlsafe(16)
+
+    def folder(self, race_id: str) -> Path:
+        if not isinstance(race_id, str) or not RACE_ID.fullmatch(race_id):
+            raise SavedRaceError("this is not a saved-race link (the race id is malformed)")
+        return self.root / race_id
+
+    def exists(self, race_id: str) -> bool:
+        try:
+            return (self.folder(race_id) / MANIFEST).is_file()
+        except SavedRaceError:
+            return False
+
+    # ---------------------------------------------------------------- writing
+    def create(self, race_id: str, base: ExperimentConfig, strategies: Sequence[str], seeds: Sequence[int]) -> Path:
+        """Record a new race's settings (and prune old races)."""
+        folder = self.folder(race_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        manifest = RaceManifest(base=base, strategies=list(strategies), seeds=[int(s) for s in seeds])
+        _atomic_write(folder / MANIFEST, manifest.model_dump_json(indent=1).encode())
+        self.prune(keep=race_id)
+        return folder
+
+    def save_run(self, race_id: str, index: int, result: RunResult) -> Path:
+        """Write run ``index``'s result file atomically (the previous version stays until
+        the new one is complete)."""
+        return save_result(result, self.folder(race_id) / f"run{index:02d}.json")
+
+    # ---------------------------------------------------------------- reading
+    def manifest(self, race_id: str) -> RaceManifest:
+        path = self.folder(race_id) / MANIFEST
+        try:
+            return RaceManifest.model_validate_json(path.read_bytes())
+        except FileNotFoundError:
+            raise SavedRaceError("no race is saved under this link on this server (it may have been "
+                                 "removed after a week, or the server was restarted)") from None
+        except (OSError, ValidationError, ValueError) as e:
+            raise SavedRaceError(f"the saved race's settings cannot be read ({type(e).__name__})") from e
+
+    def results(self, race_id: str) -> dict[int, RunResult]:
+        """The saved result file of each run that has finished a round, by run index."""
+        out = {}
+        for path in sorted(self.folder(race_id).glob("run[0-9][0-9].json")):
+            try:
+                out[int(path.stem[3:])] = load_result(path)
+            except ResultFileError as e:
+                raise SavedRaceError(f"a saved run cannot be read: {e}") from e
+        return out
+
+    def open(self, race_id: str, *, dataset_for: Optional[Callable] = None, cache=None):
+        """The saved race rebuilt as a :class:`alcore.race.Race`, ready to continue."""
+        from .race import Race
+
+        m = self.manifest(race_id)
+        saved = self.results(race_id)
+        n_runs = len(m.strategies) * len(m.seeds)
+        if any(i >= n_runs for i in saved):
+            raise SavedRaceError("the saved race holds more runs than its settings describe")
+        return Race(m.base, m.strategies, m.seeds, dataset_for=dataset_for, cache=cache, saved=saved)
+
+    # -------------------------------------------------------------- clean up
+    def prune(self, now: Optional[float] = None, keep: Optional[str] = None) -> list[str]:
+        """Delete races older than ``max_age_s`` and the oldest beyond ``max_races``."""
+        if not self.root.is_dir():
+            return []
+        now = time.time() if now is None else now
+        races = []
+        for d in self.root.iterdir():
+            if d.is_dir() and RACE_ID.fullmatch(d.name) and d.name != keep:
+                try:
+                    races.append((d.stat().st_mtime, d))
+                except FileNotFoundError:
+                    continue
+        races.sort(reverse=True)
+        room = self.max_races - (1 if keep else 0)
+        removed = []
+        for i, (mtime, d) in enumerate(races):
+            if now - mtime > self.max_age_s or i >= room:
+                shutil.rmtree(d, ignore_errors=True)
+                removed.append(d.name)
+        return removed
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
