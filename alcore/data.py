@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import glob
 import gzip
+import math
 import os
+import re
+import stat
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
@@ -25,13 +30,27 @@ CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog
                    "horse", "ship", "truck")
 DIGIT_CLASSES = tuple(str(i) for i in range(10))
 
-# Refuse arrays above this many elements before allocating them (about 2 GB of
-# float32): a corrupt header must not take the machine down.
-MAX_ELEMENTS = 500_000_000
+# Limits on a dataset read from a user's files, checked against the array headers
+# before anything is allocated, so a forged header or a zip bomb is refused instead
+# of taking the machine down. Sized for the largest public image sets people load:
+# EMNIST ByClass (train + test) is 639 million uint8 pixels, CIFAR-10 184 million.
+# At the limit, prepare() holds the arrays and their float32 copies: about 4 GB for
+# uint8 pixels, 9 GB for float32 ones; far below that, nothing fails for size.
+MAX_ELEMENTS = 700_000_000  # values in all arrays of one dataset together
+MAX_BYTES = 3 * 1024**3  # their size as stored (uncompressed): CIFAR-10 in float64 is 1.5 GB
+MAX_CLASSES = 100_000
+MAX_CLASS_NAME_CHARS = 200
+MAX_TEXT_FILE_BYTES = 1024 * 1024  # an EMNIST mapping.txt / KMNIST classmap.csv is a few KB
+_NPY_HEADER_BYTES = 10_000  # numpy's own default cap on a .npy header
 
 
 class DatasetUnavailableError(OSError):
     """A dataset could not be fetched or found (offline, missing folder)."""
+
+
+class DatasetFileError(ValueError):
+    """A dataset file that is present but cannot be used; the message names the file
+    and the problem."""
 
 
 @dataclass(frozen=True)
@@ -102,10 +121,11 @@ class Dataset:
 # ---------------------------------------------------------------------------- checks
 
 def check_images(x, what: str) -> np.ndarray:
-    """Images as (N, H, W) or (N, H, W, 1|3), numeric and finite -> (N, H, W, C)."""
+    """Images as (N, H, W) or (N, H, W, 1|3), real numbers, finite and within float32
+    -> (N, H, W, C)."""
     x = np.asarray(x)
-    if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
-        raise ValueError(f"{what} must hold numbers, got dtype {x.dtype}")
+    if x.dtype.kind not in "biuf":
+        raise ValueError(f"{what} must hold real numbers, got dtype {x.dtype}")
     if x.ndim == 3:
         x = x[..., None]
     if x.ndim != 4 or x.shape[-1] not in (1, 3):
@@ -115,11 +135,14 @@ def check_images(x, what: str) -> np.ndarray:
         raise ValueError(f"{what} is empty (0 images)")
     if min(x.shape[1:3]) < 1:
         raise ValueError(f"{what} has images of size {x.shape[1:3]}")
-    if np.issubdtype(x.dtype, np.floating):
-        bad = ~np.isfinite(x)
-        if bad.any():
-            n_img = int(bad.reshape(len(x), -1).any(axis=1).sum())
+    if x.dtype.kind == "f":
+        # min and max propagate NaN and inf, without a temporary the size of x
+        lo, hi = float(x.min()), float(x.max())
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            n_img = int((~np.isfinite(x)).reshape(len(x), -1).any(axis=1).sum())
             raise ValueError(f"{what} holds NaN or infinite values in {n_img} image(s)")
+        if max(-lo, hi) > float(np.finfo(np.float32).max):
+            raise ValueError(f"{what} holds values up to {max(-lo, hi):.3g}, too large for float32 pixels")
     return x
 
 
@@ -132,9 +155,9 @@ def check_labels(y, n: int, what: str, n_classes: Optional[int] = None) -> np.nd
         raise ValueError(f"{what} must be a vector of class numbers, got shape {y.shape}")
     if len(y) != n:
         raise ValueError(f"{what} has {len(y)} labels for {n} images")
-    if y.dtype == object or not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
+    if y.dtype.kind not in "biuf":
         raise ValueError(f"{what} must hold class numbers, got dtype {y.dtype}")
-    if np.issubdtype(y.dtype, np.floating):
+    if y.dtype.kind == "f":
         if not np.isfinite(y).all():
             raise ValueError(f"{what} holds NaN or infinite labels")
         if not np.all(y == np.round(y)):
@@ -144,9 +167,45 @@ def check_labels(y, n: int, what: str, n_classes: Optional[int] = None) -> np.nd
     if n_classes is not None and len(y) and y.max() >= n_classes:
         raise ValueError(f"{what} holds label {int(y.max())}, outside the class range "
                          f"0..{n_classes - 1} ({n_classes} class names)")
-    if len(y) and y.max() > 100_000:
-        raise ValueError(f"{what} holds label {int(y.max())}; more than 100000 classes is not supported")
+    if len(y) and y.max() >= MAX_CLASSES:
+        raise ValueError(f"{what} holds label {int(y.max())}; more than {MAX_CLASSES} classes "
+                         f"is not supported")
     return y.astype(np.int32)
+
+
+def check_class_names(names, what: str) -> tuple[str, ...]:
+    """1 to MAX_CLASSES distinct names of at most MAX_CLASS_NAME_CHARS characters."""
+    names = tuple(names)
+    if not names:
+        raise ValueError(f"{what} is empty")
+    if len(names) > MAX_CLASSES:
+        raise ValueError(f"{what} has {len(names)} names; at most {MAX_CLASSES} classes are supported")
+    for i, name in enumerate(names):
+        if len(name) > MAX_CLASS_NAME_CHARS:
+            raise ValueError(f"{what}: name {i} has {len(name)} characters; at most "
+                             f"{MAX_CLASS_NAME_CHARS} are allowed")
+    if len(set(names)) != len(names):
+        dup = next(n for i, n in enumerate(names) if n in names[:i])
+        raise ValueError(f"{what}: the name {dup[:40]!r} is given to two classes")
+    return names
+
+
+class _Budget:
+    """Running total of the values and bytes a dataset's headers announce."""
+
+    def __init__(self):
+        self.elements = self.nbytes = 0
+
+    def add(self, where: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        count = math.prod(shape)  # exact: a forged header cannot overflow it
+        self.elements += count
+        self.nbytes += count * dtype.itemsize
+        if self.elements > MAX_ELEMENTS:
+            raise DatasetFileError(f"{where}: shape {shape} makes {self.elements} values in the dataset's "
+                                   f"arrays, over the limit of {MAX_ELEMENTS}")
+        if self.nbytes > MAX_BYTES:
+            raise DatasetFileError(f"{where}: shape {shape} of {dtype} makes {self.nbytes} bytes in the "
+                                   f"dataset's arrays, over the limit of {MAX_BYTES} ({MAX_BYTES / 2**30:g} GiB)")
 
 
 # --------------------------------------------------------------------------- loaders
@@ -161,41 +220,71 @@ def load_digits_raw() -> RawData:
 
 _IDX_DTYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"),
                0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+_IDX_ERRORS = (OSError, EOFError, zlib.error)  # gzip.BadGzipFile is an OSError
 
 
-def read_idx(path: str | os.PathLike) -> np.ndarray:
+def _idx_header(f, path: str) -> tuple[tuple[int, ...], np.dtype, int]:
+    """(shape, dtype, header length) of an open idx file, read from its first bytes."""
+    header = f.read(4)
+    if len(header) < 4:
+        raise DatasetFileError(f"{path}: too short to be an idx file ({len(header)} bytes)")
+    if header[0] != 0 or header[1] != 0 or header[2] not in _IDX_DTYPES or header[3] == 0:
+        raise DatasetFileError(f"{path}: not an idx file (bad magic number {header.hex()})")
+    ndim = header[3]
+    dims_raw = f.read(4 * ndim)
+    if len(dims_raw) < 4 * ndim:
+        raise DatasetFileError(f"{path}: header truncated ({ndim} dimensions announced)")
+    dims = tuple(int(v) for v in np.frombuffer(dims_raw, dtype=">u4"))
+    return dims, _IDX_DTYPES[header[2]], 4 + 4 * ndim
+
+
+def idx_header(path: str | os.PathLike) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype an idx file announces, without reading its data."""
+    path = str(path)
+    opener = gzip.open if path.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            dims, dtype, _ = _idx_header(f, path)
+    except _IDX_ERRORS as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise DatasetFileError(f"{path}: cannot be read as idx ({e})") from e
+    return dims, dtype
+
+
+def read_idx(path: str | os.PathLike, ndim: Optional[int] = None) -> np.ndarray:
     """Read one MNIST-format idx file (optionally gzip-compressed).
 
     Format (LeCun et al.): two zero bytes, a type byte, the number of dimensions,
-    one big-endian uint32 per dimension, then the raw data in C order.
+    one big-endian uint32 per dimension, then the raw data in C order. The header
+    is checked (``ndim`` if given, the size limits, the file's length for plain
+    files) before the data is read; data beyond what the header describes is refused.
     """
     path = str(path)
     opener = gzip.open if path.endswith(".gz") else open
     try:
         with opener(path, "rb") as f:
-            header = f.read(4)
-            if len(header) < 4:
-                raise ValueError(f"{path}: too short to be an idx file ({len(header)} bytes)")
-            if header[0] != 0 or header[1] != 0 or header[2] not in _IDX_DTYPES or header[3] == 0:
-                raise ValueError(f"{path}: not an idx file (bad magic number {header.hex()})")
-            ndim = header[3]
-            dims_raw = f.read(4 * ndim)
-            if len(dims_raw) < 4 * ndim:
-                raise ValueError(f"{path}: header truncated")
-            dims = tuple(int(v) for v in np.frombuffer(dims_raw, dtype=">u4"))
-            dtype = _IDX_DTYPES[header[2]]
-            count = int(np.prod(dims, dtype=np.int64))
-            if count > MAX_ELEMENTS:
-                raise ValueError(f"{path}: header claims {dims} = {count} values, over the "
-                                 f"limit of {MAX_ELEMENTS}")
-            want = count * dtype.itemsize
+            dims, dtype, header_len = _idx_header(f, path)
+            if ndim is not None and len(dims) != ndim:
+                raise DatasetFileError(f"{path}: expected {ndim} dimensions, the header has {len(dims)} {dims}")
+            _Budget().add(path, dims, dtype)
+            want = math.prod(dims) * dtype.itemsize
+            if opener is open:
+                size = os.fstat(f.fileno()).st_size
+                if size != header_len + want:
+                    raise DatasetFileError(f"{path}: {'truncated' if size < header_len + want else 'too long'}: "
+                                           f"header says {dims} ({want} bytes of data), the file holds "
+                                           f"{size - header_len} after its header")
             data = f.read(want)
-    except (OSError, EOFError) as e:
+            extra = len(f.read(1)) if len(data) == want else 0
+    except _IDX_ERRORS as e:
         if isinstance(e, FileNotFoundError):
             raise
-        raise ValueError(f"{path}: cannot be read as idx ({e})") from e
+        raise DatasetFileError(f"{path}: cannot be read as idx ({e})") from e
     if len(data) != want:
-        raise ValueError(f"{path}: truncated: header says {dims} ({want} bytes), file holds {len(data)}")
+        raise DatasetFileError(f"{path}: truncated: header says {dims} ({want} bytes), file holds {len(data)}")
+    if extra:
+        raise DatasetFileError(f"{path}: holds more data than its header {dims} describes")
     return np.frombuffer(data, dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="))
 
 
@@ -207,27 +296,49 @@ def _find_one(folder: Path, patterns: Sequence[str]) -> Optional[Path]:
     return None
 
 
+def _read_small_text(path: Path) -> str:
+    size = path.stat().st_size
+    if size > MAX_TEXT_FILE_BYTES:
+        raise DatasetFileError(f"{path}: {size} bytes is over the {MAX_TEXT_FILE_BYTES}-byte "
+                               f"limit for a class-name file")
+    return path.read_bytes().decode("utf-8", errors="replace")
+
+
+_WHOLE = re.compile(r"[0-9]{1,9}")
+
+
 def _idx_class_names(folder: Path, n_classes: int) -> tuple[str, ...]:
-    """Class names from an EMNIST '*mapping.txt' or a KMNIST '*classmap.csv', if present."""
+    """Class names from an EMNIST '*mapping.txt' (class, Unicode code point) or a KMNIST
+    '*classmap.csv' (index, codepoint, char), if present; else '0', '1', ..."""
     mapping = _find_one(folder, ["*mapping.txt"])
     if mapping is not None:
         names = {}
-        for line in mapping.read_text(errors="replace").splitlines():
+        for no, line in enumerate(_read_small_text(mapping).splitlines(), 1):
             parts = line.split()
-            if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
-                names[int(parts[0])] = chr(int(parts[1]))
+            if len(parts) == 2 and all(_WHOLE.fullmatch(p) for p in parts):
+                code = int(parts[1])
+                if code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
+                    raise DatasetFileError(f"{mapping}: line {no}: {code} is not a Unicode code point")
+                names[int(parts[0])] = chr(code)
         if len(names) >= n_classes:
-            return tuple(names.get(i, str(i)) for i in range(n_classes))
+            return _checked_names((names.get(i, str(i)) for i in range(n_classes)), str(mapping))
     classmap = _find_one(folder, ["*classmap.csv"])
     if classmap is not None:
         names = {}
-        for line in classmap.read_text(encoding="utf-8", errors="replace").splitlines()[1:]:
+        for line in _read_small_text(classmap).splitlines()[1:]:
             parts = line.split(",")
-            if len(parts) >= 3 and parts[0].isdigit():
+            if len(parts) >= 3 and _WHOLE.fullmatch(parts[0]):
                 names[int(parts[0])] = parts[2]
         if len(names) >= n_classes:
-            return tuple(names.get(i, str(i)) for i in range(n_classes))
+            return _checked_names((names.get(i, str(i)) for i in range(n_classes)), str(classmap))
     return tuple(str(i) for i in range(n_classes))
+
+
+def _checked_names(names, where: str) -> tuple[str, ...]:
+    try:
+        return check_class_names(names, where)
+    except ValueError as e:
+        raise DatasetFileError(str(e)) from e
 
 
 def load_idx_folder(folder: str | os.PathLike, class_names: Optional[Sequence[str]] = None) -> RawData:
@@ -236,6 +347,7 @@ def load_idx_folder(folder: str | os.PathLike, class_names: Optional[Sequence[st
     Needs ``*train-images-idx3-ubyte[.gz]`` and ``*train-labels-idx1-ubyte[.gz]``;
     ``*t10k-*`` or ``*test-*`` files give the test split when present.
     EMNIST stores images transposed; files named ``emnist*`` are turned upright.
+    All headers are read and checked against the size limits before any data.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -250,56 +362,150 @@ def load_idx_folder(folder: str | os.PathLike, class_names: Optional[Sequence[st
                               "*test-images-idx3-ubyte.gz", "*test-images-idx3-ubyte"])
     te_y = _find_one(folder, ["*t10k-labels-idx1-ubyte.gz", "*t10k-labels-idx1-ubyte",
                               "*test-labels-idx1-ubyte.gz", "*test-labels-idx1-ubyte"])
-    x_train, y_train = read_idx(tr_x), read_idx(tr_y)
-    x_test = y_test = None
-    if te_x is not None and te_y is not None:
-        x_test, y_test = read_idx(te_x), read_idx(te_y)
-    for x, name in ((x_train, tr_x), (x_test, te_x)):
-        if x is not None and x.ndim != 3:
-            raise ValueError(f"{name}: expected a 3-D image array (N, rows, cols), got shape {x.shape}")
+    files = [(tr_x, 3), (tr_y, 1)] + ([(te_x, 3), (te_y, 1)] if te_x is not None and te_y is not None else [])
+    budget = _Budget()
+    for path, ndim in files:  # every header first: nothing is read when the total is too big
+        dims, dtype = idx_header(path)
+        if len(dims) != ndim:
+            raise DatasetFileError(f"{path}: expected {ndim} dimensions "
+                                   f"({'(N, rows, cols)' if ndim == 3 else '(N,)'}), the header has {dims}")
+        budget.add(str(path), dims, dtype)
+    x_train, y_train, *test = [read_idx(path, ndim) for path, ndim in files]
+    x_test, y_test = test if test else (None, None)
+    for x, y, xp, yp in ((x_train, y_train, tr_x, tr_y), (x_test, y_test, te_x, te_y)):
+        if x is not None:  # before the class count is read off the labels
+            try:
+                check_labels(y, len(x), str(yp))
+            except ValueError as e:
+                raise DatasetFileError(f"{e} (images: {xp.name})") from e
     if tr_x.name.lower().startswith("emnist"):
         x_train = np.ascontiguousarray(x_train.transpose(0, 2, 1))
         if x_test is not None:
             x_test = np.ascontiguousarray(x_test.transpose(0, 2, 1))
     if class_names is None:
-        k = int(max(y_train.max(), y_test.max() if y_test is not None else 0)) + 1
+        k = int(max(y_train.max(initial=0), y_test.max(initial=0) if y_test is not None else 0)) + 1
         class_names = _idx_class_names(folder, k)
     return RawData(x_train, y_train, x_test, y_test, tuple(class_names), f"idx files in {folder}")
+
+
+# What each array of a .npz may hold (numpy dtype kinds): real numbers; strings (or
+# whole numbers) for the class names.
+_NPZ_KINDS = {"x_train": "biuf", "y_train": "biuf", "x_test": "biuf", "y_test": "biuf", "class_names": "USiu"}
+
+
+def _npz_member(zf: zipfile.ZipFile, key: str) -> Optional[zipfile.ZipInfo]:
+    names = set(zf.namelist())
+    for name in (key + ".npy", key):  # np.savez writes 'key.npy'; np.load accepts both
+        if name in names:
+            return zf.getinfo(name)
+    return None
+
+
+def _npz_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, key: str, where: str, budget: _Budget) -> None:
+    """Check a member's .npy header (dtype, shape, declared size) before its data is read.
+
+    ``info.file_size`` bounds what zipfile will ever unpack of the member, so checking
+    it first defuses a zip bomb; the header must then account for exactly that size."""
+    if info.file_size > MAX_BYTES:
+        raise DatasetFileError(f"{where}: {key} unpacks to {info.file_size} bytes, over the "
+                               f"{MAX_BYTES}-byte limit ({MAX_BYTES / 2**30:g} GiB)")
+    with zf.open(info) as f:
+        if f.read(6) != b"\x93NUMPY":
+            raise DatasetFileError(f"{where}: {key} is not a .npy array")
+        f.seek(0)
+        version = np.lib.format.read_magic(f)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                       (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+        if read_header is None:
+            raise DatasetFileError(f"{where}: {key} uses .npy format version {version[0]}.{version[1]}; "
+                                   f"only plain arrays (versions 1.0 and 2.0) are read")
+        try:
+            shape, _, dtype = read_header(f, max_header_size=_NPY_HEADER_BYTES)
+        except ValueError as e:  # numpy's words for a header it cannot parse
+            raise DatasetFileError(f"{where}: {key} has a damaged .npy header ({str(e)[:120]})") from e
+        header_len = f.tell()
+    if dtype.hasobject:
+        raise DatasetFileError(f"{where}: {key} holds Python objects (dtype {dtype}); only plain numeric "
+                               f"and string arrays are accepted, and nothing in the file is unpickled")
+    if dtype.kind not in _NPZ_KINDS[key] or dtype.names is not None or dtype.subdtype is not None:
+        allowed = "strings" if key == "class_names" else "real numbers"
+        raise DatasetFileError(f"{where}: {key} has dtype {dtype}; it must hold {allowed}")
+    if any(d < 0 for d in shape):
+        raise DatasetFileError(f"{where}: {key} has a negative dimension in its shape {shape}")
+    budget.add(f"{where}: {key}", shape, dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
+    if header_len + nbytes != info.file_size:
+        raise DatasetFileError(f"{where}: {key} says shape {shape} of {dtype} ({nbytes} bytes) but "
+                               f"holds {info.file_size - header_len} bytes of data")
+
+
+def _npz_class_names(cn: np.ndarray, where: str) -> tuple[str, ...]:
+    if cn.ndim != 1:
+        raise DatasetFileError(f"{where}: class_names must be a 1-D array of strings, got shape {cn.shape}")
+    names = []
+    for i, c in enumerate(cn.tolist()):
+        if isinstance(c, bytes):
+            try:
+                c = c.decode("utf-8")
+            except UnicodeDecodeError:
+                raise DatasetFileError(f"{where}: class_names[{i}] is not UTF-8 text") from None
+        c = str(c)
+        try:
+            c.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: numpy's UCS-4 strings can hold one
+            raise DatasetFileError(f"{where}: class_names[{i}] is not valid Unicode text") from None
+        names.append(c)
+    return _checked_names(names, f"{where}: class_names")
 
 
 def load_npz(path: str | os.PathLike) -> RawData:
     """A user's ``.npz``: x_train, y_train, optional x_test, y_test and class_names.
 
-    Loaded with ``allow_pickle=False``: nothing in the file is ever unpickled.
+    Every member's .npy header is checked against the size limits before its data
+    is unpacked, so zip bombs and forged shapes are refused cheaply. Arrays are read
+    with ``allow_pickle=False``: nothing in the file is ever unpickled. Other members
+    of the archive are ignored.
     """
     path = str(path)
+    where = os.path.basename(path)
     try:
-        with np.load(path, allow_pickle=False) as z:
-            keys = set(z.files)
-            missing = {"x_train", "y_train"} - keys
-            if missing:
-                raise ValueError(f"{os.path.basename(path)}: missing array(s) "
-                                 f"{', '.join(sorted(missing))}; found {', '.join(sorted(keys)) or 'none'}")
-            if ("x_test" in keys) != ("y_test" in keys):
-                raise ValueError(f"{os.path.basename(path)}: has only one of x_test / y_test")
-            arrays = {k: z[k] for k in ("x_train", "y_train", "x_test", "y_test", "class_names") if k in keys}
+        st = os.stat(path)
     except FileNotFoundError:
-        raise DatasetUnavailableError(f"npz file {path!r} does not exist")
-    except ValueError as e:
-        if "allow_pickle" in str(e) or "Object arrays" in str(e):
-            raise ValueError(f"{os.path.basename(path)}: holds Python objects; only plain "
-                             f"numeric and string arrays are accepted") from e
+        raise DatasetUnavailableError(f"npz file {path!r} does not exist") from None
+    except OSError as e:
+        raise DatasetFileError(f"{where}: cannot be read ({e.strerror or e})") from e
+    if not stat.S_ISREG(st.st_mode):
+        raise DatasetFileError(f"{where}: not a regular file")
+    if st.st_size > MAX_BYTES:
+        raise DatasetFileError(f"{where}: {st.st_size} bytes is over the {MAX_BYTES}-byte limit")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = {k: _npz_member(zf, k) for k in _NPZ_KINDS}
+            keys = sorted(k for k, v in members.items() if v is not None)
+            missing = {"x_train", "y_train"} - set(keys)
+            if missing:
+                found = sorted(n.removesuffix(".npy") for n in zf.namelist())[:10]
+                raise DatasetFileError(f"{where}: missing array(s) {', '.join(sorted(missing))}; "
+                                       f"found {', '.join(f[:40] for f in found) or 'none'}")
+            if ("x_test" in keys) != ("y_test" in keys):
+                raise DatasetFileError(f"{where}: has only one of x_test / y_test")
+            budget = _Budget()
+            for k in keys:
+                _npz_header(zf, members[k], k, where, budget)
+            arrays = {}
+            for k in keys:
+                with zf.open(members[k]) as f:
+                    arrays[k] = np.lib.format.read_array(f, allow_pickle=False,
+                                                         max_header_size=_NPY_HEADER_BYTES)
+    except DatasetFileError:
         raise
-    except Exception as e:  # zipfile.BadZipFile, EOFError, ...
-        raise ValueError(f"{os.path.basename(path)}: not a readable .npz file ({e})") from e
-    names = None
-    if "class_names" in arrays:
-        cn = arrays["class_names"]
-        if cn.ndim != 1 or not (cn.dtype.kind in "US" or np.issubdtype(cn.dtype, np.number)):
-            raise ValueError(f"{os.path.basename(path)}: class_names must be a 1-D array of strings")
-        names = tuple(str(c.decode("utf-8", "replace") if isinstance(c, bytes) else c) for c in cn)
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError,
+            RuntimeError) as e:  # what zipfile and numpy raise on damaged or encrypted archives
+        raise DatasetFileError(f"{where}: not a readable .npz file ({type(e).__name__}: "
+                               f"{str(e)[:200]})") from e
+    names = _npz_class_names(arrays["class_names"], where) if "class_names" in arrays else None
     return RawData(arrays["x_train"], arrays["y_train"], arrays.get("x_test"), arrays.get("y_test"),
-                   names, f"npz file {os.path.basename(path)}")
+                   names, f"npz file {where}")
 
 
 def _idx_dir_for(name: str, data_dir: Optional[str]) -> Optional[Path]:
@@ -403,7 +609,8 @@ def prepare(raw: RawData, config: ExperimentConfig) -> Dataset:
         origin = np.sort(rng.choice(origin, config.pool_size, replace=False))
     x_pool, y_pool = x_train[origin], y_train[origin]
 
-    pixel_max = 255.0 if x_pool.dtype == np.uint8 else float(max(np.abs(x_pool).max(), 1e-12))
+    # from min and max in float: np.abs wraps for the most negative integer
+    pixel_max = 255.0 if x_pool.dtype == np.uint8 else max(-float(x_pool.min()), float(x_pool.max()), 1e-12)
     if x_pool.dtype != np.uint8 and pixel_max <= 1.0:
         pixel_max = 1.0
     xp = x_pool.astype(np.float32)
@@ -431,5 +638,17 @@ def prepare(raw: RawData, config: ExperimentConfig) -> Dataset:
 
 
 def load_dataset(config: ExperimentConfig) -> Dataset:
-    """Load and prepare the dataset a config names."""
-    return prepare(load_raw(config), config)
+    """Load and prepare the dataset a config names.
+
+    Raises :class:`DatasetUnavailableError` when the data is not here, and a
+    ``ValueError`` (a :class:`DatasetFileError` for the user's own files, naming
+    them) when it cannot be used."""
+    raw = load_raw(config)
+    try:
+        return prepare(raw, config)
+    except DatasetFileError:
+        raise
+    except ValueError as e:
+        if config.dataset in ("npz", "idx"):
+            raise DatasetFileError(f"{raw.source}: {e}") from e
+        raise

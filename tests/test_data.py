@@ -1,13 +1,15 @@
+import io
 import os
 import subprocess
 import sys
 import shutil
+import zipfile
 
 import numpy as np
 import pytest
 
-from alcore import ExperimentConfig
-from alcore.data import (DatasetUnavailableError, load_dataset, load_idx_folder, load_npz, prepare,
+from alcore import ExperimentConfig, data
+from alcore.data import (DatasetFileError, DatasetUnavailableError, load_dataset, load_idx_folder, load_npz, prepare,
                          read_idx, RawData)
 from conftest import ROOT, shared_fashion, shared_mnist, write_idx
 
@@ -70,6 +72,7 @@ def test_idx_emnist_files_are_turned_upright_and_named(tmp_path):
 
 @pytest.mark.parametrize("corrupt, words", [
     (lambda b: b[:20], "truncated"),
+    (lambda b: b + b"\0", "too long"),
     (lambda b: b"\x01\x02" + b[2:], "bad magic"),
     (lambda b: b[:2], "too short"),
     (lambda b: b[:4] + b"\xff\xff\xff\xff" * 3 + b[16:], "over the limit"),
@@ -118,18 +121,130 @@ def test_npz_rgb_any_size_with_class_names(tmp_path):
     (dict(x_train=np.zeros((0, 4, 4)), y_train=np.zeros(0)), "empty"),
     (dict(x_train=np.zeros((5, 4, 4)), y_train=np.zeros(5)), "at least 2 classes"),
     (dict(x_train=np.zeros((5, 4, 4)), y_train=np.zeros(5), x_test=np.zeros((2, 4, 4))), "only one of"),
+    (dict(x_train=np.zeros((5, 4, 4), complex), y_train=np.zeros(5)), "x_train has dtype complex128; it must hold real"),
+    (dict(x_train=np.zeros((5, 4, 4), "M8[s]"), y_train=np.zeros(5)), "x_train has dtype datetime64[s]"),
+    (dict(x_train=np.zeros((5, 4, 4)), y_train=np.array(list("abcde"))), "y_train has dtype <U1"),
+    (dict(x_train=np.full((5, 4, 4), 1e39), y_train=np.arange(5) % 2), "too large for float32"),
+    (dict(x_train=np.zeros((5, 4, 4)), y_train=np.arange(5) % 2, class_names=np.array(["a", "a"])),
+     "the name 'a' is given to two classes"),
+    (dict(x_train=np.zeros((5, 4, 4)), y_train=np.arange(5) % 2, class_names=np.array(["x" * 300, "b"])),
+     "name 0 has 300 characters; at most 200"),
+    (dict(x_train=np.zeros((5, 4, 4)), y_train=np.arange(5) % 2, class_names=np.array([b"\xff", b"b"])),
+     "class_names[0] is not UTF-8"),
+    (dict(x_train=np.zeros((5, 4, 4)), y_train=np.arange(5) % 2, class_names=np.array([], dtype=str)),
+     "class_names is empty"),
+    (dict(x_train=np.zeros((5, 4, 4)), y_train=np.arange(5) * 10**9), "more than 100000 classes"),
 ])
 def test_bad_npz_is_refused_with_a_reason(tmp_path, arrays, words):
     path = _npz(tmp_path, **arrays)
-    with pytest.raises(ValueError) as e:
+    with pytest.raises(DatasetFileError) as e:
         load_dataset(ExperimentConfig(dataset="npz", data_file=str(path)))
+    assert words in str(e.value) and "data.npz" in str(e.value)
+
+
+def _no_reading(monkeypatch):
+    """Fail if any array data is read: the limits must be checked from headers alone."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("array data was read before the limits were checked")
+
+    monkeypatch.setattr(data.np.lib.format, "read_array", refuse)
+    monkeypatch.setattr(data, "read_idx", refuse)
+
+
+def test_a_forged_npy_shape_is_refused_before_allocating(tmp_path, monkeypatch):
+    head = io.BytesIO()
+    np.lib.format.write_array_header_1_0(head, {"descr": "|u1", "fortran_order": False,
+                                               "shape": (10**6, 1000, 1000)})
+    path = tmp_path / "forged.npz"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("x_train.npy", head.getvalue())
+        zf.writestr("y_train.npy", head.getvalue())
+    _no_reading(monkeypatch)
+    with pytest.raises(DatasetFileError, match=r"forged.npz: x_train: shape \(1000000, 1000, 1000\) makes "
+                                               r"1000000000000 values .* over the limit of 700000000"):
+        load_npz(path)
+
+
+def test_a_zip_bomb_is_refused_from_its_declared_size(tmp_path, monkeypatch):
+    path = tmp_path / "bomb.npz"
+    np.savez_compressed(path, x_train=np.zeros((200, 100, 100), np.uint8), y_train=np.zeros(200, np.uint8))
+    assert path.stat().st_size < 50_000  # 2 MB of pixels packed small
+    monkeypatch.setattr(data, "MAX_BYTES", 1_000_000)
+    _no_reading(monkeypatch)
+    with pytest.raises(DatasetFileError, match=r"bomb.npz: x_train unpacks to 2000128 bytes, over the "
+                                               r"1000000-byte limit"):
+        load_npz(path)
+
+
+def test_a_member_whose_header_and_size_disagree_is_refused(tmp_path):
+    member = io.BytesIO()
+    np.lib.format.write_array_header_1_0(member, {"descr": "|u1", "fortran_order": False, "shape": (20, 4, 4)})
+    path = tmp_path / "lies.npz"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("x_train.npy", member.getvalue() + bytes(72))
+        zf.writestr("y_train.npy", member.getvalue())
+    with pytest.raises(DatasetFileError, match=r"lies.npz: x_train says shape \(20, 4, 4\) of uint8 \(320 bytes\) "
+                                               r"but holds 72 bytes"):
+        load_npz(path)
+    # a zip whose directory claims another size fails zipfile's CRC check instead
+    np.savez(path, x_train=np.zeros((20, 4, 4), np.uint8), y_train=np.zeros(20, np.uint8))
+    raw = bytearray(path.read_bytes())
+    at = raw.find(b"PK\x01\x02")
+    raw[at + 24:at + 28] = (200).to_bytes(4, "little")
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DatasetFileError, match=r"lies.npz: not a readable .npz file \(BadZipFile: Bad CRC-32"):
+        load_npz(path)
+
+
+def test_idx_headers_are_all_checked_before_any_data_is_read(idx_folder, monkeypatch):
+    monkeypatch.setattr(data, "MAX_ELEMENTS", 10_000)  # the training files (9090 values) fit; not the test images
+    _no_reading(monkeypatch)
+    with pytest.raises(DatasetFileError, match=r"t10k-images-idx3-ubyte: shape \(30, 10, 10\) makes 12090 "
+                                               r"values .* over the limit of 10000"):
+        load_idx_folder(idx_folder)
+
+
+def _idx(path, code: int, array: np.ndarray):
+    dtype = {0x08: "u1", 0x0C: ">i4", 0x0D: ">f4"}[code]
+    header = bytes([0, 0, code, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    path.write_bytes(header + np.ascontiguousarray(array, dtype=dtype).tobytes())
+
+
+@pytest.mark.parametrize("labels, words", [
+    (np.array([0, 1, 2**31 - 1], ">i4"), "holds label 2147483647; more than 100000 classes"),
+    (np.array([0, 1, -3], ">i4"), "holds negative label -3"),
+    (np.array([0, 1, 0.5], ">f4"), "non-integer labels"),
+    (np.array([0, 1], ">i4"), "has 2 labels for 3 images"),
+])
+def test_bad_idx_labels_are_refused_before_the_class_count_is_used(tmp_path, labels, words):
+    _idx(tmp_path / "train-images-idx3-ubyte", 0x08, np.zeros((3, 4, 4)))
+    _idx(tmp_path / "train-labels-idx1-ubyte", 0x0C if labels.dtype.kind == "i" else 0x0D, labels)
+    with pytest.raises(DatasetFileError, match="train-labels-idx1-ubyte") as e:
+        load_idx_folder(tmp_path)
     assert words in str(e.value)
+
+
+@pytest.mark.parametrize("mapping, words", [
+    ("0 65\n1 1114112\n2 67\n", "line 2: 1114112 is not a Unicode code point"),
+    ("0 65\n1 65\n2 67\n", "the name 'A' is given to two classes"),
+])
+def test_bad_emnist_mapping_is_refused(idx_folder, mapping, words):
+    (idx_folder / "emnist-mapping.txt").write_text(mapping)
+    with pytest.raises(DatasetFileError, match="emnist-mapping.txt") as e:
+        load_idx_folder(idx_folder)
+    assert words in str(e.value)
+
+
+def test_an_idx_image_file_with_wrong_dimensions_is_refused(idx_folder):
+    _idx(idx_folder / "t10k-images-idx3-ubyte", 0x08, np.zeros((30, 100)))
+    with pytest.raises(DatasetFileError, match=r"t10k-images-idx3-ubyte: expected 3 dimensions \(\(N, rows, cols\)\)"):
+        load_idx_folder(idx_folder)
 
 
 def test_npz_with_objects_is_never_unpickled(tmp_path):
     path = tmp_path / "evil.npz"
     np.savez(path, x_train=np.array([{"a": 1}], dtype=object), y_train=np.zeros(1))
-    with pytest.raises(ValueError, match="holds Python objects"):
+    with pytest.raises(DatasetFileError, match="evil.npz: x_train holds Python objects"):
         load_npz(path)
 
 
