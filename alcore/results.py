@@ -14,18 +14,31 @@ import json
 import math
 import os
 import platform
+import reprlib
+import stat
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal, Optional, Union
+from typing import Annotated, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from . import __version__
 from .config import ExperimentConfig
+from .data import MAX_CLASS_NAME_CHARS, MAX_CLASSES
 
 SCHEMA_VERSION = 1
+SUPPORTED_SCHEMA_VERSIONS = (SCHEMA_VERSION,)
+# Checked before reading: a result file of a long run on a big pool is a few MB.
 MAX_FILE_BYTES = 64 * 1024 * 1024
+# Counts and pool indices: no pool this app can load holds more images (see
+# alcore.data.MAX_ELEMENTS), and int32 is what label and index arrays use.
+MAX_COUNT = 2**31 - 1
+# Free text (dataset source, stop reason, versions): a path or a sentence.
+MAX_TEXT = 10_000
+# Whole numbers in a result file fit in int64; longer digit strings are refused while
+# parsing, before Python builds a huge int (or hits its 4300-digit limit).
+_MAX_INT_DIGITS = 19
 
 
 class ResultFileError(ValueError):
@@ -36,118 +49,178 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+Share = Annotated[float, Field(ge=0.0, le=1.0)]
+Seconds = Annotated[float, Field(ge=0.0)]
+Text = Annotated[str, Field(max_length=MAX_TEXT)]
+ClassName = Annotated[str, Field(max_length=MAX_CLASS_NAME_CHARS)]
+
+
 class ImageRef(_Strict):
     """One pool image in a gallery: its pool index, prediction and truth."""
 
-    index: int = Field(ge=0)
-    predicted: int = Field(ge=0)
-    confidence: float = Field(ge=0.0, le=1.0)
-    label: int = Field(ge=0)
+    index: Count
+    predicted: Count
+    confidence: Share
+    label: Count
     score: Optional[float] = None
 
 
 class PoolSummary(_Strict):
     """Confidence (highest class probability) over the unlabeled images scored."""
 
-    n_scored: int = Field(ge=0)
-    mean_confidence: float
-    median_confidence: float
-    low_confidence_fraction: float = Field(description="share with confidence below 0.5")
-    mean_entropy: float
-    mean_uncertainty: Optional[float] = Field(None, description="mean of 1 - confidence")
-    changed_fraction: Optional[float] = Field(
+    n_scored: Count
+    mean_confidence: Share
+    median_confidence: Share
+    low_confidence_fraction: Share = Field(description="share with confidence below 0.5")
+    mean_entropy: float = Field(ge=0.0)
+    mean_uncertainty: Optional[Share] = Field(None, description="mean of 1 - confidence")
+    changed_fraction: Optional[Share] = Field(
         None, description="share of these images whose predicted class changed since the last round")
 
 
 class RoundResult(_Strict):
     """One round: train on the current labels, evaluate, pick the next batch."""
 
-    round: int = Field(ge=0)
-    n_labeled: int = Field(ge=1, description="labels used so far, validation labels included")
-    n_train: int = Field(ge=1)
-    n_validation: int = Field(ge=0)
-    test_accuracy: float = Field(ge=0.0, le=1.0)
+    round: Count
+    n_labeled: Count = Field(ge=1, description="labels used so far, validation labels included")
+    n_train: Count = Field(ge=1)
+    n_validation: Count
+    test_accuracy: Share
     test_loss: float = Field(ge=0.0)
-    confusion: list[list[int]]
-    epochs: int = Field(ge=0)
+    confusion: list[list[Count]] = Field(description="test images by true (row) and predicted (column) class")
+    epochs: Count
     validation_loss: Optional[float] = None
-    train_seconds: float = Field(ge=0.0)
-    score_seconds: float = Field(ge=0.0)
-    select_seconds: float = Field(ge=0.0)
-    query_seconds: float = Field(ge=0.0)
-    eval_seconds: float = Field(ge=0.0)
-    selected: list[int] = Field(default_factory=list, description="pool indices picked this round")
+    train_seconds: Seconds
+    score_seconds: Seconds
+    select_seconds: Seconds
+    query_seconds: Seconds
+    eval_seconds: Seconds
+    selected: list[Count] = Field(default_factory=list, description="pool indices picked this round")
     selected_scores: list[float] = Field(default_factory=list)
-    selected_predicted: list[int] = Field(default_factory=list)
+    selected_predicted: list[Count] = Field(default_factory=list)
     pool: Optional[PoolSummary] = None
     most_confident: list[ImageRef] = Field(default_factory=list)
     least_confident: list[ImageRef] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _consistent(self):
+        r = self.round
         if len(self.selected_scores) != len(self.selected):
-            raise ValueError(f"round {self.round}: {len(self.selected)} selected indices but "
+            raise ValueError(f"round {r}: {len(self.selected)} selected indices but "
                              f"{len(self.selected_scores)} scores")
         if self.selected_predicted and len(self.selected_predicted) != len(self.selected):
-            raise ValueError(f"round {self.round}: selected_predicted has the wrong length")
+            raise ValueError(f"round {r}: {len(self.selected)} selected indices but "
+                             f"{len(self.selected_predicted)} predicted classes")
+        if len(set(self.selected)) != len(self.selected):
+            raise ValueError(f"round {r}: picks the same pool image twice")
+        if self.n_train > self.n_labeled or self.n_validation > self.n_labeled:
+            raise ValueError(f"round {r}: n_train {self.n_train} and n_validation {self.n_validation} "
+                             f"cannot exceed n_labeled {self.n_labeled}")
         k = len(self.confusion)
         if any(len(row) != k for row in self.confusion):
-            raise ValueError(f"round {self.round}: confusion matrix is not square")
-        if any(v < 0 for row in self.confusion for v in row):
-            raise ValueError(f"round {self.round}: confusion matrix holds negative counts")
+            raise ValueError(f"round {r}: confusion matrix is not square")
         return self
 
 
 class Environment(_Strict):
-    alcore: str
-    tensorflow: Optional[str] = None
-    keras: Optional[str] = None
-    numpy: str
-    python: str
-    platform: str
+    alcore: Text
+    tensorflow: Optional[Text] = None
+    keras: Optional[Text] = None
+    numpy: Text
+    python: Text
+    platform: Text
 
 
 class DatasetInfo(_Strict):
-    name: str
-    source: str = ""
-    n_pool: int = Field(ge=1)
-    n_test: int = Field(ge=1)
-    n_classes: int = Field(ge=2)
-    class_names: list[str]
-    image_shape: list[int]
+    name: Text
+    source: Text = ""
+    n_pool: Count = Field(ge=1)
+    n_test: Count = Field(ge=1)
+    n_classes: int = Field(ge=2, le=MAX_CLASSES)
+    class_names: list[ClassName]
+    image_shape: list[Annotated[int, Field(ge=1, le=MAX_COUNT)]] = Field(
+        min_length=1, max_length=3, description="height, width, channels")
+
+
+def _check_picks(picks, n_pool: int, taken: set, what: str) -> None:
+    """Pool indices must lie in the pool and not be labeled already; adds them to ``taken``."""
+    for i in picks:
+        if i >= n_pool:
+            raise ValueError(f"{what}: pool index {i} is outside the pool of {n_pool} images")
+        if i in taken:
+            raise ValueError(f"{what}: pool index {i} is labeled twice")
+        taken.add(i)
 
 
 class RunResult(_Strict):
     """A whole run: what a result file holds."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
-    created: str
+    created: Text
     status: Literal["running", "stopped", "complete"]
-    stop_reason: str = ""
+    stop_reason: Text = ""
     config: ExperimentConfig
     environment: Environment
     dataset: DatasetInfo
-    initial_indices: list[int]
-    validation_indices: list[int] = Field(default_factory=list)
-    n_parameters: Optional[int] = None
+    initial_indices: list[Count]
+    validation_indices: list[Count] = Field(default_factory=list)
+    n_parameters: Optional[Count] = None
     rounds: list[RoundResult]
 
     @model_validator(mode="after")
     def _consistent(self):
-        prev = 0
+        """What Experiment.resume and the dashboard rely on; a forged or edited file
+        breaking any of it is refused rather than drawn wrong or crashing a page."""
+        ds, cfg = self.dataset, self.config
+        if len(ds.class_names) != ds.n_classes:
+            raise ValueError(f"dataset.class_names has {len(ds.class_names)} names for "
+                             f"{ds.n_classes} classes (dataset.n_classes)")
+        if not self.rounds:
+            raise ValueError("the file holds no rounds")
+        if len(self.initial_indices) != cfg.initial:
+            raise ValueError(f"initial_indices has {len(self.initial_indices)} entries but "
+                             f"config.initial is {cfg.initial}")
+        n_val = cfg.validation_size if cfg.validation == "fixed" else 0
+        if len(self.validation_indices) != n_val:
+            raise ValueError(f"validation_indices has {len(self.validation_indices)} entries; "
+                             f"validation '{cfg.validation}' labels {n_val}")
+        taken: set[int] = set()
+        _check_picks(self.validation_indices, ds.n_pool, taken, "validation_indices")
+        _check_picks(self.initial_indices, ds.n_pool, taken, "initial_indices")
+        labeled = len(taken)
         for i, r in enumerate(self.rounds):
+            where = f"rounds[{i}]"
             if r.round != i:
-                raise ValueError(f"rounds[{i}] says round {r.round}; rounds must be numbered 0, 1, 2, ...")
-            if r.n_labeled < prev:
-                raise ValueError(f"round {i}: n_labeled went down from {prev} to {r.n_labeled}")
-            prev = r.n_labeled
-            if len(r.confusion) != self.dataset.n_classes:
+                raise ValueError(f"{where} says round {r.round}; rounds must be numbered 0, 1, 2, ...")
+            if r.n_labeled != labeled:
+                raise ValueError(f"round {i}: n_labeled is {r.n_labeled} but the labels picked so far "
+                                 f"(initial, validation and earlier rounds) are {labeled}")
+            if len(r.confusion) != ds.n_classes:
                 raise ValueError(f"round {i}: confusion matrix is {len(r.confusion)}x{len(r.confusion)} "
-                                 f"for {self.dataset.n_classes} classes")
-            if any(j >= self.dataset.n_pool for j in r.selected):
-                raise ValueError(f"round {i}: a selected index is outside the pool of {self.dataset.n_pool}")
-        if len(self.dataset.class_names) != self.dataset.n_classes:
-            raise ValueError("dataset.class_names does not match dataset.n_classes")
+                                 f"for {ds.n_classes} classes")
+            total = sum(map(sum, r.confusion))
+            if total != ds.n_test:
+                raise ValueError(f"round {i}: confusion matrix counts {total} test images; "
+                                 f"dataset.n_test is {ds.n_test}")
+            right = sum(r.confusion[c][c] for c in range(ds.n_classes))
+            if abs(right / total - r.test_accuracy) > 1e-6:
+                raise ValueError(f"round {i}: test_accuracy {r.test_accuracy:.6g} does not match its "
+                                 f"confusion matrix ({right} of {total} right)")
+            if len(r.selected) > cfg.batch_size:
+                raise ValueError(f"round {i}: picks {len(r.selected)} images; batch_size is {cfg.batch_size}")
+            _check_picks(r.selected, ds.n_pool, taken, f"round {i}: selected")
+            labeled = len(taken)
+            if any(c >= ds.n_classes for c in r.selected_predicted):
+                raise ValueError(f"round {i}: selected_predicted holds a class outside 0..{ds.n_classes - 1}")
+            for ref in r.most_confident + r.least_confident:
+                if ref.index >= ds.n_pool:
+                    raise ValueError(f"round {i}: gallery image {ref.index} is outside the pool of {ds.n_pool}")
+                if ref.predicted >= ds.n_classes or ref.label >= ds.n_classes:
+                    raise ValueError(f"round {i}: gallery image {ref.index} has a class outside "
+                                     f"0..{ds.n_classes - 1}")
+            if r.pool is not None and r.pool.n_scored > ds.n_pool:
+                raise ValueError(f"round {i}: pool.n_scored {r.pool.n_scored} is more than the pool of {ds.n_pool}")
         return self
 
     # convenient views
@@ -217,65 +290,136 @@ def save_result(result: RunResult, path: Union[str, os.PathLike]) -> Path:
 
 # ------------------------------------------------------------------------ reading
 
-def _format_validation(e: ValidationError) -> str:
+_short = reprlib.Repr()
+_short.maxstring = _short.maxother = 40
+_short.maxlist = _short.maxdict = 4
+_short.maxlevel = 2
+
+
+def _clip(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _format_validation(e: ValidationError, limit: int = 5, prefix: str = "") -> str:
+    """The first few problems in plain words, each short (never pydantic's full dump)."""
+    errors = e.errors(include_url=False, include_input=False)
     parts = []
-    for err in e.errors()[:5]:
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = err["msg"]
+    for err in errors[:limit]:
+        loc = ".".join(str(p) for p in err["loc"])
+        loc = prefix + loc if loc else prefix.rstrip(".")
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "missing":
             parts.append(f"missing field '{loc}'")
         elif err["type"] == "extra_forbidden":
-            parts.append(f"unknown field '{loc}'")
+            parts.append(f"unknown field '{_clip(loc, 80)}'")
+        elif loc:
+            parts.append(f"'{_clip(loc, 80)}': {_clip(msg)}")
         else:
-            parts.append(f"'{loc}': {msg}")
-    more = len(e.errors()) - 5
+            parts.append(_clip(msg))
+    more = len(errors) - limit
     return "; ".join(parts) + (f"; and {more} more problem(s)" if more > 0 else "")
 
 
-def _reject_constant(value):
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {_clip(text, 40)} is too large")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > _MAX_INT_DIGITS:
+        raise ValueError(f"the whole number {_clip(text, 40)} ({len(text.lstrip('-'))} digits) is too large")
+    return int(text)
+
+
+def _reject_constant(value: str):
     raise ValueError(f"{value} is not a number JSON allows")
+
+
+def _no_repeated_keys(pairs: list) -> dict:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"the key {_short.repr(key)} appears twice in one object")
+            seen.add(key)
+    return out
+
+
+def _read_bounded(path: Union[str, os.PathLike], name: str) -> bytes:
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise ResultFileError(f"{name}: not a regular file")
+        if st.st_size > MAX_FILE_BYTES:
+            raise ResultFileError(f"{name}: {st.st_size} bytes is over the {MAX_FILE_BYTES}-byte "
+                                  f"limit for result files")
+        with open(path, "rb") as f:
+            return f.read(MAX_FILE_BYTES + 1)  # the file may grow after stat
+    except OSError as e:
+        raise ResultFileError(f"{name}: cannot be read ({e.strerror or e})") from e
 
 
 def load_result(source: Union[str, os.PathLike, bytes, bytearray], name: Optional[str] = None) -> RunResult:
     """Read and validate a result file from a path or from bytes (an upload).
 
-    Raises :class:`ResultFileError` naming the file and the problem."""
-    if isinstance(source, (bytes, bytearray)):
+    Size is checked before anything is parsed; then the JSON itself (UTF-8, no
+    NaN/Infinity, no numbers beyond int64 / float64, no repeated keys, bounded
+    nesting), the schema version, every field's type and range, and the run's
+    own consistency (rounds numbered 0..n-1, n_labeled matching the picks,
+    confusion matrices matching the classes and test set, picks inside the pool
+    and never labeled twice). Raises :class:`ResultFileError` naming the file and
+    the problem; nothing else escapes for any input."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
         raw = bytes(source)
         name = name or "uploaded file"
     else:
         name = name or os.path.basename(str(source))
-        try:
-            size = os.path.getsize(source)
-            if size > MAX_FILE_BYTES:
-                raise ResultFileError(f"{name}: {size} bytes is over the {MAX_FILE_BYTES}-byte limit for result files")
-            raw = Path(source).read_bytes()
-        except OSError as e:
-            raise ResultFileError(f"{name}: cannot be read ({e.strerror or e})") from e
+        raw = _read_bounded(source, name)
     if len(raw) > MAX_FILE_BYTES:
         raise ResultFileError(f"{name}: {len(raw)} bytes is over the {MAX_FILE_BYTES}-byte limit for result files")
     if not raw.strip():
         raise ResultFileError(f"{name}: the file is empty")
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise ResultFileError(f"{name}: not UTF-8 text (byte {e.start}); a result file is JSON") from e
     try:
-        data = json.loads(text, parse_constant=_reject_constant)
+        data = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float,
+                          parse_int=_bounded_int, object_pairs_hook=_no_repeated_keys)
     except RecursionError as e:
         raise ResultFileError(f"{name}: JSON nested too deeply") from e
     except ValueError as e:
-        raise ResultFileError(f"{name}: not valid JSON ({e})") from e
+        raise ResultFileError(f"{name}: not valid JSON ({_clip(str(e))})") from e
+    if "\\u" in text:
+        try:  # an escaped lone surrogate ("\ud800") makes a str no page or terminal can show
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ResultFileError(f"{name}: holds text that is not valid Unicode (an unpaired "
+                                  f"\\u{ord(e.object[e.start]):04x} escape)") from e
+        except RecursionError as e:
+            raise ResultFileError(f"{name}: JSON nested too deeply") from e
     if not isinstance(data, dict):
         raise ResultFileError(f"{name}: expected a JSON object at the top level, got {type(data).__name__}")
-    version = data.get("schema_version")
-    if version is None:
+    if "schema_version" not in data:
         raise ResultFileError(f"{name}: missing 'schema_version'; is this an alcore result file?")
-    if version != SCHEMA_VERSION:
-        raise ResultFileError(f"{name}: unknown schema_version {version!r}; this alcore "
-                              f"({__version__}) reads version {SCHEMA_VERSION}")
+    version = data["schema_version"]
+    if type(version) is not int or version not in SUPPORTED_SCHEMA_VERSIONS:
+        supported = ", ".join(map(str, SUPPORTED_SCHEMA_VERSIONS))
+        raise ResultFileError(f"{name}: unknown schema_version {_short.repr(version)}; this alcore "
+                              f"({__version__}) reads schema_version {supported}")
+    if isinstance(data.get("config"), dict):
+        # The config is checked by its own rules (as when it is typed on the command line) ...
+        try:
+            data["config"] = ExperimentConfig.model_validate(data["config"])
+        except ValidationError as e:
+            raise ResultFileError(f"{name}: {_format_validation(e, prefix='config.')}") from e
     try:
-        return RunResult.model_validate(data)
+        # ... the rest strictly: a string is never read as a number ("Infinity" as a
+        # float, "3" as an int), nor true as 1.
+        return RunResult.model_validate(data, strict=True)
     except ValidationError as e:
         raise ResultFileError(f"{name}: {_format_validation(e)}") from e
     except RecursionError as e:

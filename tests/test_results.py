@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from alcore import Experiment
+from alcore import Experiment, results
 from alcore.results import (ResultFileError, SCHEMA_VERSION, curves_csv, load_result, save_result,
                             to_json)
 
@@ -46,9 +46,36 @@ def _mutate(result, fn):
     (lambda r: _mutate(r, lambda d: d["rounds"][1].update(test_accuracy=1.5)), "less than or equal to 1"),
     (lambda r: _mutate(r, lambda d: d["config"].update(strategy="psychic")), "unknown strategy 'psychic'"),
     (lambda r: _mutate(r, lambda d: d.update(surprise=1)), "unknown field 'surprise'"),
-    (lambda r: _mutate(r, lambda d: d["rounds"][2].update(n_labeled=1)), "n_labeled went down"),
+    (lambda r: _mutate(r, lambda d: d["rounds"][2].update(n_labeled=d["rounds"][2]["n_labeled"] + 1)),
+     "but the labels picked so far"),
     (lambda r: _mutate(r, lambda d: d["rounds"][0].update(selected=[1, 2])), "2 selected indices but"),
-    (lambda r: _mutate(r, lambda d: d["rounds"][0].update(selected=[10 ** 7] * 10)), "outside the pool"),
+    (lambda r: _mutate(r, lambda d: d["rounds"][0].update(selected=list(range(10 ** 7, 10 ** 7 + 10)))),
+     "outside the pool"),
+    (lambda r: _mutate(r, lambda d: d["rounds"][0].update(selected=[5] * 10)), "picks the same pool image twice"),
+    (lambda r: _mutate(r, lambda d: d["rounds"][1]["selected"].__setitem__(0, d["initial_indices"][0])),
+     "labeled twice"),
+    (lambda r: _mutate(r, lambda d: d.update(rounds=[])), "the file holds no rounds"),
+    (lambda r: _mutate(r, lambda d: d["rounds"].reverse()), "rounds must be numbered 0, 1, 2"),
+    (lambda r: _mutate(r, lambda d: d["rounds"][0]["confusion"][0].__setitem__(0, 10 ** 6)),
+     "confusion matrix counts"),
+    (lambda r: _mutate(r, lambda d: d["rounds"][0]["confusion"][0].__setitem__(0, -1)), "greater than or equal to 0"),
+    (lambda r: _mutate(r, lambda d: d["rounds"][0].update(test_accuracy=0.999)),
+     "does not match its confusion matrix"),
+    (lambda r: _mutate(r, lambda d: d["rounds"][0]["least_confident"][0].update(predicted=10)), "class outside 0..9"),
+    (lambda r: _mutate(r, lambda d: d["dataset"]["class_names"].pop()), "9 names for 10 classes"),
+    (lambda r: _mutate(r, lambda d: d["dataset"]["class_names"].__setitem__(0, "x" * 500)), "at most 200 characters"),
+    (lambda r: _mutate(r, lambda d: d["rounds"][0].update(test_loss="Infinity")), "rounds.0.test_loss': Input should be a valid number"),
+    (lambda r: _mutate(r, lambda d: d["rounds"][0].update(epochs="5")), "rounds.0.epochs': Input should be a valid integer"),
+    (lambda r: _mutate(r, lambda d: d.update(initial_indices=d["initial_indices"][:-1])),
+     "initial_indices has 9 entries but config.initial is 10"),
+    (lambda r: _mutate(r, lambda d: d.update(schema_version="1")), "unknown schema_version '1'; this alcore"),
+    (lambda r: _mutate(r, lambda d: d.update(schema_version=True)), "unknown schema_version True"),
+    (lambda r: _mutate(r, lambda d: d.update(schema_version="9" * 10 ** 5)), "unknown schema_version '9999"),
+    (lambda r: _mutate(r, lambda d: d["config"].update(batch_size=0)), "'config.batch_size': Input should be greater"),
+    (lambda r: to_json(r).replace('"test_loss": ', '"test_loss": 1e999, "x": ', 1).encode(), "1e999 is too large"),
+    (lambda r: to_json(r).replace('"epochs": ', '"epochs": 1' + "0" * 30 + ', "x": ', 1).encode(), "31 digits) is too large"),
+    (lambda r: to_json(r).replace('"epochs": ', '"epochs": 1' + "0" * 5000 + ', "x": ', 1).encode(), "is too large"),
+    (lambda r: to_json(r).replace('"status": ', '"status": "complete", "status": ', 1).encode(), "'status' appears twice"),
     (lambda r: to_json(r).replace('"test_loss": ', '"test_loss": NaN, "x": ', 1).encode(), "not valid JSON"),
 ])
 def test_bad_files_are_refused_naming_file_and_problem(result, make, words):
@@ -61,6 +88,31 @@ def test_bad_files_are_refused_naming_file_and_problem(result, make, words):
 def test_missing_file(tmp_path):
     with pytest.raises(ResultFileError, match="nope.json: cannot be read"):
         load_result(tmp_path / "nope.json")
+    with pytest.raises(ResultFileError, match="not a regular file"):
+        load_result(tmp_path)
+
+
+def test_size_limit_is_checked_before_reading(tmp_path, result, monkeypatch):
+    path = save_result(result, tmp_path / "big.json")
+    monkeypatch.setattr(results, "MAX_FILE_BYTES", 1000)
+    monkeypatch.setattr(results, "open", lambda *a, **k: pytest.fail("opened a file over the limit"), raising=False)
+    with pytest.raises(ResultFileError, match=r"big.json: \d+ bytes is over the 1000-byte limit"):
+        load_result(path)
+    with pytest.raises(ResultFileError, match="over the 1000-byte limit"):
+        load_result(b" " * 1001, name="up.json")
+
+
+def test_a_byte_order_mark_is_fine(result):
+    assert load_result(b"\xef\xbb\xbf" + to_json(result).encode()) == result
+
+
+def test_messages_stay_short(result):
+    data = json.loads(to_json(result))
+    for r in data["rounds"]:
+        r.update(test_accuracy="x" * 10_000, epochs=[1] * 10_000, surprise="y" * 10_000)
+    with pytest.raises(ResultFileError) as e:
+        load_result(json.dumps(data).encode(), name="r.json")
+    assert len(str(e.value)) < 1000 and "more problem(s)" in str(e.value)
 
 
 def test_write_is_atomic(tmp_path, result, monkeypatch):
