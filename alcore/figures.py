@@ -5,6 +5,7 @@ notebook can reuse them. No Streamlit here.
 """
 from __future__ import annotations
 
+import html
 from typing import Optional, Sequence
 
 import numpy as np
@@ -17,6 +18,13 @@ from .results import ImageRef, RunResult, run_label, strategy_label
 
 PALETTE = qualitative.Plotly
 RANDOM_COLOR = "#7f7f7f"
+
+
+def text(value) -> str:
+    """A string as Plotly shows it literally. Plotly renders a subset of HTML in titles,
+    tick labels, legends and hover text (<b>, <br>, <a href=...>) and decodes &lt; / &gt; /
+    &amp;; class names, file names and dataset names come from files, so they are escaped."""
+    return html.escape(str(value), quote=False)
 
 
 # ------------------------------------------------------------------------- curves
@@ -95,6 +103,11 @@ def _rgba(hex_color: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
+# The trace's (escaped) name, not the name pasted into the template, where "%{...}" in a
+# file name would be read as a placeholder.
+HOVER_CURVE = "%{x} labels: %{y:.2%}<extra>%{fullData.name}</extra>"
+
+
 def learning_curve_figure(frame: pd.DataFrame, *, aggregate: bool = True, band: str = "ci95",
                           target: Optional[float] = None, title: str = "Test accuracy vs labels") -> go.Figure:
     """Accuracy-versus-labels curves. With ``aggregate``, runs of one group (several
@@ -112,27 +125,26 @@ def learning_curve_figure(frame: pd.DataFrame, *, aggregate: bool = True, band: 
                     x=np.concatenate([sub["n_labeled"], sub["n_labeled"][::-1]]),
                     y=np.concatenate([sub["high"], sub["low"][::-1]]),
                     fill="toself", fillcolor=_rgba(color, 0.18), line=dict(width=0),
-                    hoverinfo="skip", showlegend=False, name=f"{g} band", legendgroup=g))
+                    hoverinfo="skip", showlegend=False, name=text(f"{g} band"), legendgroup=g))
             runs = int(sub["runs"].max())
             fig.add_trace(go.Scatter(
-                x=sub["n_labeled"], y=sub["mean"], mode="lines+markers", name=f"{g} (mean of {runs})" if runs > 1 else g,
+                x=sub["n_labeled"], y=sub["mean"], mode="lines+markers",
+                name=text(f"{g} (mean of {runs})" if runs > 1 else g),
                 line=dict(color=color, width=2.5, dash="dash" if color == RANDOM_COLOR else "solid"),
-                marker=dict(size=4), legendgroup=g,
-                hovertemplate="%{x} labels: %{y:.2%}<extra>" + g + "</extra>"))
+                marker=dict(size=4), legendgroup=g, hovertemplate=HOVER_CURVE))
     else:
         for run_id, sub in frame.groupby("run_id", sort=True):
             g = sub["group"].iloc[0]
             color = colors[g]
             name = sub["run"].iloc[0] + (f" [{sub['source'].iloc[0]}]" if sub["source"].iloc[0] else "")
             fig.add_trace(go.Scatter(
-                x=sub["n_labeled"], y=sub["test_accuracy"], mode="lines+markers", name=name,
+                x=sub["n_labeled"], y=sub["test_accuracy"], mode="lines+markers", name=text(name),
                 line=dict(color=color, width=2, dash="dash" if color == RANDOM_COLOR else "solid"),
-                marker=dict(size=4), legendgroup=g,
-                hovertemplate="%{x} labels: %{y:.2%}<extra>" + name + "</extra>"))
+                marker=dict(size=4), legendgroup=g, hovertemplate=HOVER_CURVE))
     if target is not None:
         fig.add_hline(y=target, line=dict(color="#444", dash="dot", width=1),
                       annotation_text=f"target {target:.0%}", annotation_position="bottom right")
-    fig.update_layout(title=title, xaxis_title="Labels used", yaxis_title="Test accuracy",
+    fig.update_layout(title=text(title), xaxis_title="Labels used", yaxis_title="Test accuracy",
                       yaxis_tickformat=".0%", uirevision="curves", hovermode="x unified",
                       showlegend=True,  # Plotly hides the legend of a one-curve figure: name it anyway
                       legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
@@ -147,11 +159,11 @@ def label_distribution_figure(labels: np.ndarray, class_names: Sequence[str], ti
     counts = np.bincount(np.asarray(labels), minlength=len(class_names))
     fig = make_subplots(rows=1, cols=2, specs=[[{"type": "xy"}, {"type": "domain"}]],
                         subplot_titles=("Images per class", "Share"))
-    names = [str(c) for c in class_names]
+    names = [text(c) for c in class_names]
     fig.add_trace(go.Bar(x=names, y=counts, marker_color=PALETTE[0], name="images",
                          hovertemplate="%{x}: %{y}<extra></extra>"), row=1, col=1)
     fig.add_trace(go.Pie(labels=names, values=counts, sort=False, textinfo="percent", name="share"), row=1, col=2)
-    fig.update_layout(title=title, showlegend=False, height=360, margin=dict(l=10, r=10, t=60, b=10))
+    fig.update_layout(title=text(title), showlegend=False, height=360, margin=dict(l=10, r=10, t=60, b=10))
     fig.update_xaxes(type="category", row=1, col=1)
     return fig
 
@@ -162,11 +174,11 @@ def confusion_figure(confusion: Sequence[Sequence[int]], class_names: Sequence[s
     coloured by its share so small classes are readable, counts are printed."""
     m = np.asarray(confusion, dtype=float)
     share = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
-    names = [str(c) for c in class_names]
+    names = [text(c) for c in class_names]
     fig = go.Figure(go.Heatmap(z=share, x=names, y=names, text=m.astype(int), texttemplate="%{text}",
                                colorscale="Blues", zmin=0, zmax=1, colorbar=dict(title="row share"),
                                hovertemplate="true %{y}, predicted %{x}: %{text}<extra></extra>"))
-    fig.update_layout(title=title, xaxis_title="Predicted", yaxis_title="True", height=460,
+    fig.update_layout(title=text(title), xaxis_title="Predicted", yaxis_title="True", height=460,
                       yaxis_autorange="reversed", margin=dict(l=10, r=10, t=60, b=10))
     fig.update_xaxes(type="category")
     fig.update_yaxes(type="category")
@@ -179,10 +191,10 @@ def class_balance_figure(counts: dict[str, np.ndarray], class_names: Sequence[st
     groups = list(counts)
     colors = _colors(groups)
     fig = go.Figure()
-    names = [str(c) for c in class_names]
+    names = [text(c) for c in class_names]
     for g in groups:
-        fig.add_trace(go.Bar(x=names, y=counts[g], name=g, marker_color=colors[g]))
-    fig.update_layout(title=title, barmode="group", xaxis_title="Class", yaxis_title="Labels",
+        fig.add_trace(go.Bar(x=names, y=counts[g], name=text(g), marker_color=colors[g]))
+    fig.update_layout(title=text(title), barmode="group", xaxis_title="Class", yaxis_title="Labels",
                       height=380, margin=dict(l=10, r=10, t=60, b=10))
     fig.update_xaxes(type="category")
     return fig
@@ -244,7 +256,7 @@ def stopping_signals_figure(result: RunResult) -> go.Figure:
     fig.update_yaxes(tickformat=".0%", row=1, col=1)
     fig.update_yaxes(tickformat=".0%", row=3, col=1)
     fig.update_xaxes(title_text="Labels used", row=4, col=1)
-    fig.update_layout(height=720, showlegend=False, title=f"Stopping signals: {result.label}",
+    fig.update_layout(height=720, showlegend=False, title=text(f"Stopping signals: {result.label}"),
                       margin=dict(l=10, r=10, t=80, b=10))
     return fig
 
