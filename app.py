@@ -3,7 +3,7 @@ import streamlit as st
 
 st.set_page_config(page_title="Active learning explorer", page_icon=":material/target:", layout="wide")
 
-from app_pages.common import sidebar_summary  # noqa: E402
+from app_pages.common import deployment_limits, sidebar_summary  # noqa: E402
 
 pages = [
     st.Page("app_pages/dataset.py", title="Dataset", icon=":material/image:", default=True),
@@ -14,6 +14,7 @@ pages = [
     st.Page("app_pages/compare.py", title="Compare", icon=":material/monitoring:"),
 ]
 page = st.navigation(pages)
+deployment_limits()  # a limit that cannot be read stops every page here, naming the setting
 summary = st.sidebar.empty()
 sidebar_summary(summary)
 page.run()

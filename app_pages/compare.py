@@ -4,7 +4,7 @@ import streamlit as st
 from alcore.figures import curve_frame, learning_curve_figure
 from alcore.metrics import group_metrics, metrics_frame
 from alcore.results import ResultFileError, curves_csv, load_result
-from app_pages.common import RACE
+from app_pages.common import RACE, plain
 
 st.title("Compare")
 st.write("Upload result files from the dashboard or the CLI (`python -m alcore run ... --out run.json`), "
@@ -17,14 +17,14 @@ results, sources, seen = [], [], {}
 for up in uploads or []:
     digest = hash(up.getvalue())
     if digest in seen:
-        st.warning(f"{up.name} is the same file as {seen[digest]}: loaded once.")
+        st.warning(f"{plain(up.name)} is the same file as {plain(seen[digest])}: loaded once.")
         continue
     seen[digest] = up.name
     try:
         results.append(load_result(up.getvalue(), name=up.name))
         sources.append(up.name)
     except ResultFileError as e:
-        st.error(f"Refused {e}", icon=":material/block:")
+        st.error(f"Refused {plain(e)}", icon=":material/block:")
 race = st.session_state.get(RACE)
 if race is not None and any(e.rounds for e in race.experiments):
     if st.toggle("Include this session's race", value=not uploads):
@@ -35,7 +35,7 @@ if not results:
     st.info("No runs to compare yet: upload result files, or run a race on the **Run** page.")
     st.stop()
 
-st.caption(f"{len(results)} run(s) loaded: " + ", ".join(sorted(set(sources))))
+st.caption(f"{len(results)} run(s) loaded: " + ", ".join(plain(s) for s in sorted(set(sources))))
 c1, c2, c3 = st.columns(3)
 aggregate = c1.toggle("Average seeds", value=True)
 band = c2.selectbox("Band", ["ci95", "std", "minmax"], disabled=not aggregate,

@@ -4,7 +4,8 @@ import streamlit as st
 
 from alcore.config import ExperimentConfig
 from alcore.figures import label_distribution_figure, upscale
-from app_pages.common import bind, commit, config, dataset, help_text, label, optional_int, save_upload
+from app_pages.common import (bind, commit, config, dataset, deployment_limits, help_text, label, optional_int, plain,
+                               save_upload)
 
 st.title("Dataset")
 st.write("Active learning starts from an **unlabeled pool**: the model is trained on a few labels, "
@@ -24,12 +25,26 @@ def centroids(data_key: tuple, k: int, _ds):
 
 def page():
     cfg = config()
+    limits = deployment_limits()
+    # Without server paths a visitor can neither pick a folder nor type a path: nothing
+    # on this page reads the server's files (mnist / fashion_mnist use the deployer's
+    # $ALCORE_DATA_DIR or the Keras download).
+    offered = [d for d in NAMES if limits.allow_server_paths or d != "idx"]
+    if st.session_state.get("w_dataset", cfg.dataset) not in offered:
+        st.session_state["w_dataset"] = "digits"
+        st.warning("This server does not read folders on its disk, so the idx dataset is not available; "
+                   "switched to digits.", icon=":material/block:")
     left, right = st.columns([1, 2])
     with left:
-        choice = st.selectbox(label("dataset"), list(NAMES), format_func=NAMES.get, key=bind("dataset"),
+        choice = st.selectbox(label("dataset"), offered, format_func=NAMES.get, key=bind("dataset"),
                               help=help_text("dataset"))
         values = {"dataset": choice}
-        if choice in ("mnist", "fashion_mnist", "idx"):
+        if not limits.allow_server_paths:
+            if cfg.data_dir:
+                st.warning("Data dir was cleared: this server does not read folders on its disk.",
+                           icon=":material/block:")
+            values["data_dir"] = None
+        elif choice in ("mnist", "fashion_mnist", "idx"):
             values["data_dir"] = st.text_input(
                 label("data_dir"), key=bind("data_dir", lambda v: v or ""), help=help_text("data_dir"),
                 placeholder="empty: download with keras.datasets" if choice != "idx" else "/path/to/idx/folder") or None
@@ -41,7 +56,9 @@ def page():
             elif cfg.data_file is None:
                 st.info("Upload a .npz file to use your own images.")
                 return
-        values["pool_size"] = optional_int("pool_size", "whole training split")
+        values["pool_size"] = optional_int("pool_size", "whole training split", max_value=limits.max_pool_size)
+        if limits.max_pool_size is not None:
+            st.caption(f"This server allows pools of up to {limits.max_pool_size:,} images.")
         values["test_size"] = optional_int("test_size", "whole test split")
         values["normalization"] = st.selectbox(label("normalization"), ["unit", "standardize", "none"],
                                                key=bind("normalization"), help=help_text("normalization"))
@@ -63,7 +80,7 @@ def page():
         b.metric("Test images", f"{len(ds.y_test):,}")
         c.metric("Classes", ds.n_classes)
         d.metric("Image size", "x".join(str(s) for s in ds.image_shape))
-        st.caption(f"Source: {ds.source}")
+        st.caption(f"Source: {plain(ds.source)}")
         st.plotly_chart(label_distribution_figure(ds.y_pool, ds.class_names), key="label_dist")
 
     st.subheader("Samples per class")
@@ -75,7 +92,7 @@ def page():
             continue
         pick = rng.choice(members, min(per_class, len(members)), replace=False)
         cols = st.columns([1, 8])
-        cols[0].markdown(f"**{name}**")
+        cols[0].markdown(f"**{plain(name)}**")
         cols[1].image(list(upscale(ds.display_images(ds.x_pool[pick]))), width=56)
     if ds.n_classes > 20:
         st.caption(f"First 20 of {ds.n_classes} classes shown.")
@@ -88,7 +105,7 @@ def page():
 
     images, sizes, majority, purity = centroids(cfg.data_key(), k, ds)
     st.image(list(upscale(images, 84)), width=84,
-             caption=[f"{n} images · mostly {ds.class_names[m]} ({p:.0%})" for n, m, p in zip(sizes, majority, purity)])
+             caption=[f"{n} images · mostly {plain(ds.class_names[m])} ({p:.0%})" for n, m, p in zip(sizes, majority, purity)])
 
 
 page()

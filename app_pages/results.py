@@ -5,7 +5,7 @@ import streamlit as st
 from alcore.figures import autolabel_figure, class_balance_figure, confusion_figure, gallery, stopping_signals_figure, upscale
 from alcore.metrics import group_metrics, metrics_frame
 from alcore.results import ImageRef, curves_csv, to_json
-from app_pages.common import RACE
+from app_pages.common import RACE, deployment_limits, plain, run_slot_for_one_call
 
 st.title("Results")
 race = st.session_state.get(RACE)
@@ -47,6 +47,7 @@ r_idx = c2.slider("Round", 0, len(res.rounds) - 1, len(res.rounds) - 1) if len(r
 rnd = res.rounds[r_idx]
 ds = exp.dataset
 names = ds.class_names
+shown_names = [plain(n) for n in names]  # captions render markdown; class names come from files
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("Labels", rnd.n_labeled)
 m2.metric("Test accuracy", f"{rnd.test_accuracy:.2%}",
@@ -60,7 +61,7 @@ def show(refs, title, with_score=False):
         st.caption(f"{title}: none this round.")
         return
     images = ds.display_images(ds.x_pool[[ref.index for ref in refs]])
-    imgs, caps = gallery(upscale(images, 84), refs, names, with_score)
+    imgs, caps = gallery(upscale(images, 84), refs, shown_names, with_score)
     st.markdown(f"**{title}**")
     st.image(imgs, caption=caps, width=84)
 
@@ -69,11 +70,12 @@ if rnd.selected:
     picked = [ImageRef(index=i, predicted=p, confidence=0.0, label=int(ds.y_pool[i]), score=s)
               for i, p, s in zip(rnd.selected, rnd.selected_predicted, rnd.selected_scores)]
     images = ds.display_images(ds.x_pool[rnd.selected])
-    caps = [f"#{p.index}: predicted {names[p.predicted]}, true {names[p.label]}, score {p.score:.3f}" for p in picked]
+    caps = [f"#{p.index}: predicted {shown_names[p.predicted]}, true {shown_names[p.label]}, score {p.score:.3f}"
+            for p in picked]
     st.markdown(f"**The batch {res.config.strategy} picked after this round** ({len(picked)} images)")
     st.image(list(upscale(images, 84)), caption=caps, width=84)
 else:
-    st.caption("The last round picks nothing: the run stopped here (" + (res.stop_reason or "stopped") + ").")
+    st.caption("The last round picks nothing: the run stopped here (" + plain(res.stop_reason or "stopped") + ").")
 show(rnd.least_confident, "Least confident unlabeled images")
 show(rnd.most_confident, "Most confident unlabeled images")
 
@@ -101,13 +103,22 @@ al_batch = a1.number_input("Pseudo-labels per step", 1, 10_000, 100)
 al_steps = a2.number_input("Steps", 1, 50, 5)
 al_floor = a3.number_input("Minimum confidence", 0.0, 0.999, 0.0, format="%.3f")
 reports = st.session_state.setdefault("autolabel", {})
+max_labels = deployment_limits().max_labels
 if st.button("Auto-label", type="primary", disabled=not exp.rounds):
     from alcore.autolabel import auto_label
 
-    with st.spinner(f"Pseudo-labelling {al_steps} x {al_batch} images and retraining..."):
-        reports[res.label] = auto_label(exp, int(al_batch), int(al_steps), float(al_floor))
+    most = res.rounds[-1].n_labeled + int(al_batch) * int(al_steps)
+    if max_labels is not None and most > max_labels:
+        st.error(f"Training on {res.rounds[-1].n_labeled:,} labels plus up to {int(al_batch) * int(al_steps):,} "
+                 f"pseudo-labels is over this server's limit of {max_labels:,} labels per run: ask for fewer "
+                 f"pseudo-labels or steps.", icon=":material/block:")
+    else:
+        with run_slot_for_one_call() as ok:
+            if ok:
+                with st.spinner(f"Pseudo-labelling {al_steps} x {al_batch} images and retraining..."):
+                    reports[res.label] = auto_label(exp, int(al_batch), int(al_steps), float(al_floor))
 if res.label in reports:
     rep = reports[res.label]
     st.metric("Test accuracy change from pseudo-labels", f"{rep.steps[-1].test_accuracy:.2%}", f"{rep.gain:+.2%}")
-    st.caption(f"Stopped: {rep.stop_reason}.")
+    st.caption(f"Stopped: {plain(rep.stop_reason)}.")
     st.plotly_chart(autolabel_figure(rep), key="autolabel")

@@ -2,7 +2,8 @@
 import streamlit as st
 
 from alcore.strategies import DESCRIPTIONS, FORMULAS, STRATEGIES
-from app_pages.common import bind, commit, config, help_text, label, optional_float, optional_int, race_settings
+from app_pages.common import (bind, commit, config, deployment_limits, help_text, label, optional_float, optional_int,
+                               race_settings)
 
 st.title("Strategy")
 st.write("Pick the strategies to **race** on the same seeds: every strategy starts from the same "
@@ -10,6 +11,7 @@ st.write("Pick the strategies to **race** on the same seeds: every strategy star
          "Keep `random` in the race: it is the baseline every strategy has to beat.")
 
 rs = race_settings()
+limits = deployment_limits()
 left, right = st.columns([1, 1])
 with left:
     chosen = st.multiselect("Strategies to race", list(STRATEGIES), default=rs["strategies"],
@@ -24,8 +26,8 @@ with left:
     values = {
         "batch_size": st.number_input(label("batch_size"), 1, 100_000, key=bind("batch_size"),
                                       help=help_text("batch_size")),
-        "rounds": optional_int("rounds", "no round limit"),
-        "label_budget": optional_int("label_budget", "no budget"),
+        "rounds": optional_int("rounds", "no round limit", max_value=limits.max_rounds),
+        "label_budget": optional_int("label_budget", "no budget", max_value=limits.max_labels),
         "target_accuracy": optional_float("target_accuracy", "no target", max_value=1.0, format="%.3f"),
         "candidates": optional_int("candidates", "score the whole unlabeled pool"),
     }
@@ -40,8 +42,10 @@ with left:
                                                           key=bind("margin_cluster_factor"),
                                                           help=help_text("margin_cluster_factor"))
     if set(chosen) & {"bald", "var_ratios", "mean_std"}:
-        values["mc_passes"] = st.number_input(label("mc_passes"), 2, 200, key=bind("mc_passes"),
-                                              help=help_text("mc_passes"))
+        top = min(200, limits.max_mc_passes or 200)
+        key = bind("mc_passes")
+        st.session_state[key] = min(st.session_state[key], top)  # a cap lowered mid-session
+        values["mc_passes"] = st.number_input(label("mc_passes"), 2, top, key=key, help=help_text("mc_passes"))
         if config().model == "softmax" or config().dropout == 0:
             st.warning("Bayesian strategies need a model with dropout: choose mlp or cnn with "
                        "dropout > 0 on the Model page.")
@@ -54,6 +58,8 @@ with left:
         values["changed_threshold"] = optional_float("changed_threshold", "off", max_value=0.99, format="%.4f")
     commit(values)
     cfg = config()
+    for problem in limits.run_problems(cfg, rs["strategies"], len(rs["strategies"]) * rs["seeds"]):
+        st.warning(f"This server would refuse the race: {problem}.", icon=":material/block:")
     if cfg.max_labels():
         st.info(f"Each run ends with at most **{cfg.max_labels()} labels**: {cfg.initial} initial "
                 f"+ up to {cfg.rounds if cfg.rounds is not None else '...'} rounds of {cfg.batch_size}.")

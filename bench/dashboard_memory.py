@@ -195,6 +195,7 @@ def main() -> int:
     base = f"http://localhost:{port}"
     env = dict(os.environ)
     env.pop("ALCORE_DATA_DIR", None)  # the folder is typed into the page, as a user would
+    env["ALCORE_ALLOW_SERVER_PATHS"] = "1"  # which only a server that allows paths offers
     log_path = Path(tempfile.mkdtemp(prefix="dashboard-memory-")) / "server.log"
     expected_pool = f"{args.pool_size:,}" if args.pool_size else "60,000"
 

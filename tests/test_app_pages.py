@@ -1,5 +1,7 @@
 """AppTest for every page, with the real alcore on tiny configurations."""
+import io
 import json
+import re
 
 import numpy as np
 import pytest
@@ -30,6 +32,12 @@ def metric(at, label):
     return next(m.value for m in at.metric if m.label == label)
 
 
+def shown(markdown: str) -> str:
+    """What a reader sees of text escaped by app_pages.common.plain (backslash escapes and
+    invisible word joiners)."""
+    return re.sub(r"\\(.)", r"\1", markdown).replace("\u2060", "")
+
+
 def test_dataset_page_shows_digits_by_default():
     at = app()
     assert at.title[0].value == "Dataset"
@@ -41,7 +49,8 @@ def test_dataset_page_shows_digits_by_default():
     assert len(centroid_captions) == 10 and all("mostly" in c for c in centroid_captions)
 
 
-def test_dataset_page_reads_an_idx_folder_and_updates_the_config(idx_folder):
+def test_dataset_page_reads_an_idx_folder_and_updates_the_config(idx_folder, monkeypatch):
+    monkeypatch.setenv("ALCORE_ALLOW_SERVER_PATHS", "1")  # a local run that reads the server's folders
     at = app()
     at.selectbox(key="w_dataset").set_value("idx").run()
     at.text_input(key="w_data_dir").set_value(str(idx_folder)).run()
@@ -69,7 +78,7 @@ def test_an_unavailable_download_is_said_plainly_and_the_page_stays_usable(monke
 def test_bad_settings_are_refused_with_the_field_name():
     at = app(page="strategy")
     at.number_input(key="w_label_budget").set_value(3).run()
-    assert any("label_budget 3 is below the labels" in e.value for e in at.error)
+    assert any("label_budget 3 is below the labels" in shown(e.value) for e in at.error)
     assert at.session_state["config"].label_budget is None  # the stored config stays valid
 
 
@@ -152,7 +161,7 @@ def test_compare_page_loads_good_files_and_names_bad_ones(tmp_path):
                                    ("broken.json", json.dumps({"schema_version": 99}).encode(), "application/json")])
     at.run()
     assert not at.exception, at.exception
-    assert any("broken.json" in e.value and "unknown schema_version 99" in e.value for e in at.error)
+    assert any("broken.json" in shown(e.value) and "unknown schema_version 99" in shown(e.value) for e in at.error)
     assert "1 run(s) loaded" in at.caption[0].value
     assert len(at.get("plotly_chart")) == 1 and len(at.dataframe) >= 1
 
@@ -167,3 +176,146 @@ def test_model_page_transfer_head_summary_and_reference():
     at.button[0].click().run()
     assert not at.exception, at.exception
     assert "%" in metric(at, "Test accuracy with every pool label")
+
+
+# ------------------------------------------------------------- a public deployment
+
+@pytest.fixture
+def fresh_run_slots():
+    """The process-wide run-slot table, emptied before and after (AppTests share the process)."""
+    from app_pages.common import _run_slots
+
+    _run_slots.clear()
+    yield
+    _run_slots.clear()
+
+
+def test_server_folders_are_offered_only_when_the_deployer_allows_them(monkeypatch, idx_folder):
+    at = app()
+    assert "Folder of idx files" not in at.selectbox(key="w_dataset").options
+    assert "Upload a .npz" in at.selectbox(key="w_dataset").options
+    # a config that still names a server folder (e.g. from before the switch) is not used
+    at = app(ExperimentConfig(dataset="idx", data_dir=str(idx_folder)))
+    assert any("idx dataset is not available" in w.value for w in at.warning)
+    assert at.session_state["config"].dataset == "digits" and metric(at, "Pool images") == "1,438"
+    at = app()
+    at.session_state["config"] = ExperimentConfig(dataset="digits", data_dir=str(idx_folder))
+    at.switch_page("app_pages/model.py").run()
+    assert any("data_dir names a folder on the server" in e.value for e in at.error)
+    assert not at.metric  # nothing was loaded
+    at.switch_page("app_pages/dataset.py").run()
+    assert any("Data dir was cleared" in w.value for w in at.warning)
+    assert at.session_state["config"].data_dir is None and not at.text_input
+
+    monkeypatch.setenv("ALCORE_ALLOW_SERVER_PATHS", "1")
+    at = app()
+    assert "Folder of idx files" in at.selectbox(key="w_dataset").options
+    at.selectbox(key="w_dataset").set_value("mnist").run()
+    assert at.text_input(key="w_data_dir").label == "Data dir"
+
+
+def test_a_pool_over_the_deployers_cap_is_refused_with_the_limit():
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.secrets["limits"] = {"max_pool_size": 500}  # .streamlit/secrets.toml on the server
+    at.run()
+    assert not at.exception, at.exception
+    assert any("The whole training split of digits is 1,438 images, over this server's limit of 500 pool "
+               "images" in e.value for e in at.error)
+    assert not at.metric and not at.image  # not loaded, not drawn
+    assert at.number_input(key="w_pool_size").max == 500
+    assert "500 pool images" in " ".join(c.value for c in at.sidebar.caption)
+    at.number_input(key="w_pool_size").set_value(400).run()
+    assert not at.error and metric(at, "Pool images") == "400"
+
+
+def test_a_limit_the_server_cannot_read_stops_every_page_with_its_name(monkeypatch):
+    monkeypatch.setenv("ALCORE_MAX_CONCURRENT_RUNS", "two")
+    at = app()
+    assert any("ALCORE_MAX_CONCURRENT_RUNS must be a whole number" in shown(e.value) for e in at.error)
+    assert not at.title  # no page ran
+
+
+def test_a_race_over_the_limits_does_not_start(monkeypatch):
+    monkeypatch.setenv("ALCORE_MAX_ROUNDS", "5")
+    monkeypatch.setenv("ALCORE_MAX_MC_PASSES", "4")
+    cfg = ExperimentConfig(rounds=30, model="mlp", mc_passes=10)
+    at = app(cfg, page="strategy", race_settings={"strategies": ["bald", "random"], "seeds": 1})
+    assert at.number_input(key="w_rounds").max == 5 and at.number_input(key="w_mc_passes").max == 4
+    assert at.session_state["config"].mc_passes == 4 and at.session_state["config"].rounds == 5
+    at.session_state["config"] = cfg  # as if the caps had been lowered after the setup was made
+    at.switch_page("app_pages/run.py").run()
+    at.button(key="start").click().run()
+    assert not at.exception, at.exception
+    errors = [e.value for e in at.error]
+    assert "The run makes 30 rounds, over this server's limit of 5 rounds per run: lower rounds (or label_budget)." \
+        in errors
+    assert any(e.startswith("mc_passes 10 is over this server's limit of 4 (used by bald)") for e in errors)
+    assert "race" not in at.session_state and not at.button(key="start").disabled
+
+
+def test_a_second_run_waits_while_another_session_holds_the_only_slot(monkeypatch, fresh_run_slots):
+    from app_pages.common import run_slots
+
+    monkeypatch.setenv("ALCORE_MAX_CONCURRENT_RUNS", "1")
+    assert run_slots().try_acquire("another visitor's session")
+    at = app(TINY, page="run")
+    at.button(key="start").click().run()
+    assert not at.exception, at.exception
+    assert [e.value for e in at.error] == ["1 run is in progress on this server (the limit is 1); try again in a minute."]
+    assert "race" not in at.session_state and not at.button(key="start").disabled
+
+    run_slots().release("another visitor's session")
+    at.button(key="start").click().run()
+    assert any("Race finished" in s.value for s in at.success)
+    assert run_slots().in_use() == 0  # a finished race gives its slot back
+    assert run_slots().try_acquire("another visitor's session")
+
+
+def test_stop_gives_the_slot_back_and_continue_takes_it_again(monkeypatch, fresh_run_slots):
+    from alcore.race import Race
+    from app_pages.common import run_slots
+
+    monkeypatch.setenv("ALCORE_MAX_CONCURRENT_RUNS", "1")
+    cfg = ExperimentConfig(rounds=20, max_epochs=5)
+    at = app(cfg, page="run", race=Race(cfg, ["margin", "random"], [0]), running=False)
+    assert run_slots().try_acquire("another visitor's session")
+    at.button(key="continue").click().run()
+    assert "1 run is in progress" in at.error[0].value and not at.session_state["running"]
+    run_slots().release("another visitor's session")
+    at.button(key="continue").click().run(timeout=300)
+    assert at.session_state["race"].done and run_slots().in_use() == 0
+
+
+def npz_bytes(class_names) -> bytes:
+    rng = np.random.default_rng(0)
+    y = np.arange(60) % len(class_names)
+    x = rng.integers(0, 60, size=(60, 8, 8)).astype(np.uint8)
+    for i, c in enumerate(y):
+        x[i, 2 * c: 2 * c + 2] = 255
+    buf = io.BytesIO()
+    np.savez(buf, x_train=x, y_train=y, class_names=np.array(class_names))
+    return buf.getvalue()
+
+
+EVIL = ["<img src=x onerror=alert(1)>", "[click](http://evil)", ":material/home: **bold** $x$"]
+
+
+def test_class_names_and_file_names_from_an_upload_are_shown_as_text():
+    at = app()
+    at.selectbox(key="w_dataset").set_value("npz").run()
+    at.file_uploader[0].set_value(("[x](javascript:alert(1)).npz", npz_bytes(EVIL), "application/octet-stream")).run()
+    assert not at.exception, at.exception
+    assert metric(at, "Classes") == "3"
+    rows = [m.value for m in at.markdown if m.value.startswith("**") and m.value.endswith("**")][-3:]
+    assert [shown(r) for r in rows] == [f"**{n}**" for n in EVIL]  # reads as the name ...
+    for r in rows:  # ... and no link, image, HTML tag, icon or maths can form from it
+        inner = r[2:-2]
+        assert not re.search(r"(?<!\\)[\[\]()<>*$]", inner) and ":material/" not in inner
+    source = next(c.value for c in at.caption if c.value.startswith("Source"))
+    assert re.fullmatch(r"Source: npz file \w+-\[x\]\(javascript:alert\(1\)\)\.npz", shown(source))
+    assert "](" not in source
+    captions = at.image[-1].captions  # k-means centroids: "... mostly <name> (..%)"
+    assert all("mostly" in c for c in captions) and not any(re.search(r"(?<!\\)[\[\]<>]", c) for c in captions)
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert spec["data"][0]["x"] == ["&lt;img src=x onerror=alert(1)&gt;", "[click](http://evil)",
+                                    ":material/home: **bold** $x$"]

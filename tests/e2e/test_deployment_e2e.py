@@ -1,0 +1,74 @@
+"""End to end, as a visitor of a public deployment sees it: class names and a file name
+from an uploaded .npz are drawn as text in the browser -- no link, image, icon or HTML.
+
+Skipped when Chromium (/usr/bin/chromium) or playwright is not available.
+"""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from .appserver import wait_idle
+
+pytestmark = pytest.mark.e2e
+
+PAGE_TIMEOUT_MS = 60_000
+EVIL = ["<img src=x onerror=alert(1)>", "[click](http://evil.example)", ":material/home: **bold** $x$",
+        "<b>bold</b> &amp; www.evil.example"]
+
+
+def evil_npz(path):
+    rng = np.random.default_rng(0)
+    y = np.arange(80) % len(EVIL)
+    x = rng.integers(0, 60, size=(80, 8, 8)).astype(np.uint8)
+    for i, c in enumerate(y):
+        x[i, 2 * c: 2 * c + 2] = 255
+    buf = io.BytesIO()
+    np.savez(buf, x_train=x, y_train=y, class_names=np.array(EVIL))
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+def test_class_names_from_an_upload_are_text_in_the_browser(page, app_server, playwright_api, tmp_path):
+    expect = playwright_api.expect
+    page.goto(app_server)
+    expect(page.get_by_role("heading", name="Dataset", exact=True).first).to_be_visible(timeout=PAGE_TIMEOUT_MS)
+    wait_idle(page)
+    dataset = page.get_by_role("combobox", name="Dataset")
+    expect(dataset).to_be_visible(timeout=PAGE_TIMEOUT_MS)
+    dataset.click()
+    options = page.get_by_role("option")
+    expect(options.first).to_be_visible(timeout=PAGE_TIMEOUT_MS)
+    assert "Folder of idx files" not in options.all_inner_texts()  # no server paths on a public server
+    page.get_by_role("option", name="Upload a .npz").click()
+    wait_idle(page)
+
+    upload = evil_npz(tmp_path / "[x](http:evil.example).npz")
+    with page.expect_file_chooser(timeout=PAGE_TIMEOUT_MS) as fc:
+        page.get_by_test_id("stFileUploaderDropzone").click()
+    fc.value.set_files(str(upload))
+    classes = page.get_by_test_id("stMetric").filter(has_text="Classes")
+    expect(classes.get_by_test_id("stMetricValue")).to_have_text("4", timeout=PAGE_TIMEOUT_MS)
+    expect(page.get_by_test_id("stPlotlyChart").locator(".xtick").first).to_be_visible(timeout=PAGE_TIMEOUT_MS)
+    wait_idle(page)
+
+    main = page.get_by_test_id("stMain")
+    # Every markdown block of the page: its text as read (word joiners are invisible) and its tags.
+    blocks = main.get_by_test_id("stMarkdownContainer").evaluate_all(
+        "els => els.map(e => [e.innerText.replace(/\\u2060/g, ''),"
+        " Array.from(e.querySelectorAll('*')).map(x => x.tagName.toLowerCase())])")
+    for name in EVIL:  # each sample row is labelled with the name exactly as the file holds it, in bold only
+        assert [name, ["p", "strong"]] in blocks, (name, blocks)
+    source = main.get_by_test_id("stCaptionContainer").filter(has_text="Source:")
+    expect(source).to_have_count(1)
+    assert source.inner_text().replace("\u2060", "").endswith("-[x](http:evil.example).npz")
+    assert source.locator("a").count() == 0
+    # nothing from the file became a link, an image, an icon or maths anywhere on the page
+    assert main.locator("a[href*='evil'], img[src='x'], .katex").count() == 0
+    captions = [c.replace("\u2060", "") for c in main.get_by_test_id("stImageCaption").all_inner_texts()]
+    assert any(f"mostly {name} (" in c for c in captions for name in EVIL), captions
+    chart = page.get_by_test_id("stPlotlyChart")
+    assert chart.locator(".xtick text").all_text_contents() == EVIL  # not bold, not decoded, not a link
+    assert chart.locator("a").count() == 0
