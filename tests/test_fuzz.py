@@ -18,7 +18,6 @@ import contextlib
 import gzip
 import io
 import json
-import math
 import pickle
 import random
 import signal
