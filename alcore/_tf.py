@@ -19,7 +19,10 @@ def _configure_threads() -> None:
     n = int(os.environ.get("ALCORE_THREADS", "0") or 0) or (os.cpu_count() or 1)
     try:
         tf.config.threading.set_intra_op_parallelism_threads(n)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
+        # At least 2: with a single inter-op thread, a dashboard session's round could wait
+        # forever inside a compiled call while another session's ran or compiled (seen as a
+        # hang after reopening a race whose closed tab was mid-round).
+        tf.config.threading.set_inter_op_parallelism_threads(max(2, n))
     except RuntimeError:
         # TensorFlow was already initialised by the host program: keep its settings.
         pass

@@ -269,11 +269,15 @@ def to_json(result: RunResult) -> str:
 
 
 def save_result(result: RunResult, path: Union[str, os.PathLike]) -> Path:
-    """Write atomically: a temporary file in the same folder, fsync, then rename, so
-    a crash mid-write leaves any previous file intact."""
+    """Write the result file atomically (see :func:`atomic_write`)."""
+    return atomic_write(path, to_json(result).encode("utf-8"))
+
+
+def atomic_write(path: Union[str, os.PathLike], data: bytes) -> Path:
+    """Write to a temporary file in the same folder, fsync, then rename over ``path``, so
+    a crash mid-write leaves any previous file intact and never a half-written one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = to_json(result).encode("utf-8")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:

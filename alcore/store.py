@@ -27,7 +27,7 @@ from typing import Callable, Optional, Sequence, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .config import ExperimentConfig
-from .results import ResultFileError, RunResult, load_result, save_result
+from .results import ResultFileError, RunResult, atomic_write, load_result, save_result
 
 RACE_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 MANIFEST = "race.json"
@@ -85,7 +85,7 @@ class RunStore:
         folder = self.folder(race_id)
         folder.mkdir(parents=True, exist_ok=True)
         manifest = RaceManifest(base=base, strategies=list(strategies), seeds=[int(s) for s in seeds])
-        _atomic_write(folder / MANIFEST, manifest.model_dump_json(indent=1).encode())
+        atomic_write(folder / MANIFEST, manifest.model_dump_json(indent=1).encode())
         self.prune(keep=race_id)
         return folder
 
@@ -93,6 +93,30 @@ class RunStore:
         """Write run ``index``'s result file atomically (the previous version stays until
         the new one is complete)."""
         return save_result(result, self.folder(race_id) / f"run{index:02d}.json")
+
+    def import_results(self, results: Sequence[RunResult]) -> str:
+        """Save result files of one race (e.g. downloaded earlier, or from the CLI) as a new
+        saved race, so it can be opened and continued; returns its id."""
+        if not results:
+            raise SavedRaceError("no result files given")
+        strategies = list(dict.fromkeys(r.config.strategy for r in results))
+        seeds = sorted({r.config.seed for r in results})
+        base = results[0].config.replace(seed=seeds[0], strategy=strategies[0])
+        runs: dict[int, RunResult] = {}
+        for r in results:
+            if r.config.replace(seed=base.seed, strategy=base.strategy) != base:
+                raise SavedRaceError(f"{r.label} was made with other settings than {results[0].label}: "
+                                     f"only runs of one race (same settings, other strategies or seeds) "
+                                     f"can be continued together")
+            i = seeds.index(r.config.seed) * len(strategies) + strategies.index(r.config.strategy)
+            if i in runs:
+                raise SavedRaceError(f"two files hold the run {r.label}")
+            runs[i] = r
+        race_id = self.new_id()
+        self.create(race_id, base, strategies, seeds)
+        for i, r in runs.items():
+            self.save_run(race_id, i, r)
+        return race_id
 
     # ---------------------------------------------------------------- reading
     def manifest(self, race_id: str) -> RaceManifest:
@@ -148,16 +172,3 @@ class RunStore:
                 removed.append(d.name)
         return removed
 
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

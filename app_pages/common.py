@@ -171,6 +171,14 @@ def save_upload(data: bytes, name: str) -> str:
     return str(path)
 
 
+def run_store():
+    """Where races are saved round by round ($ALCORE_RUNS_DIR, else the temp dir); each
+    race is under its own unguessable id."""
+    from alcore.store import RunStore
+
+    return RunStore()
+
+
 def deployment_limits() -> DeploymentLimits:
     """The deployer's limits: `[limits]` in secrets.toml, overridden by ALCORE_* environment
     variables. Read on every call (cheap; Streamlit parses secrets.toml once and reloads it

@@ -1,13 +1,17 @@
 """Run page: race the chosen strategies live, one round at a time."""
+import threading
 import time
 from contextlib import nullcontext
 
 import streamlit as st
-from streamlit.errors import StreamlitAPIException
 
 from alcore.figures import learning_curve_figure
-from app_pages.common import RACE, RUNNING, config, config_caption, dataset, race_settings, trainer_cache
-from app_pages.common import claim_run_slot, plain, race_refusal, release_run_slot  # this server's limits
+from app_pages.common import (CONFIG, RACE, RACE_SETTINGS, RUNNING, claim_run_slot, config, config_caption,
+                              dataset, deployment_limits, plain, race_refusal, race_settings, release_run_slot,
+                              run_store, sentence, trainer_cache)
+
+RACE_ID = "race_id"  # the saved race's id; also the page address's ?run= parameter
+SAVED = "race_saved_rounds"  # rounds on disk per run of the saved race
 
 st.title("Run")
 cfg, rs = config(), race_settings()
@@ -17,7 +21,7 @@ st.caption("Change the setup on the Dataset, Model and Strategy pages. Stop keep
            "you can leave this page and come back, the race waits for you.")
 
 STEP_SECONDS = 0.3  # redraw at least this often while rounds are fast
-REFUSED = "race_refused"  # why Start / Continue did nothing (this server's limits or run slots)
+REFUSED = "race_refused"  # why Start / Continue did nothing, or why the race stopped
 
 
 def start():
@@ -43,23 +47,139 @@ def stop():
     release_run_slot()
 
 
+def load(seeded):
+    ds = dataset(seeded)
+    if ds is None:
+        raise ValueError(f"dataset {seeded.dataset} is not available")
+    return ds
+
+
 def new_race():
     from alcore.race import Race
 
     seeds = [cfg.seed + i for i in range(rs["seeds"])]
-
-    def load(seeded):
-        ds = dataset(seeded)
-        if ds is None:
-            raise ValueError(f"dataset {seeded.dataset} is not available")
-        return ds
-
     with st.spinner("Loading TensorFlow and the data..."):
-        return Race(cfg, rs["strategies"], seeds, dataset_for=load, cache=trainer_cache())
+        race = Race(cfg, rs["strategies"], seeds, dataset_for=load, cache=trainer_cache())
+    race_id = run_store().new_id()
+    try:
+        run_store().create(race_id, cfg, rs["strategies"], seeds)
+    except OSError as e:  # the race still runs; only the saved copy is missing
+        st.warning(f"This race cannot be saved on the server ({plain(e.strerror or e)}); download its "
+                   f"results from **Results** before closing the tab.")
+        race_id = None
+    st.session_state[RACE_ID] = race_id
+    if race_id:
+        st.query_params["run"] = race_id
+    return race
 
 
-@st.fragment
+def save_rounds(race) -> None:
+    """Rewrite (atomically) the result file of every run with rounds not yet on disk."""
+    race_id = st.session_state.get(RACE_ID)
+    if race_id is None:
+        return
+    saved = st.session_state.setdefault(SAVED, {})
+    if saved.get("race") != race_id:
+        saved.clear()
+        saved["race"] = race_id
+    for i, exp in enumerate(race.experiments):
+        n = len(exp.rounds)
+        if n == saved.get(i, 0):
+            continue
+        try:
+            run_store().save_run(race_id, i, exp.result())
+        except OSError as e:
+            st.session_state[RACE_ID] = None
+            st.session_state.setdefault(REFUSED, []).append(
+                f"Saving the race on the server failed ({plain(e.strerror or e)}); it goes on in this tab "
+                f"only. Download its results from **Results** before closing the tab.")
+            return
+        saved[i] = n
+
+
+def reopen(race_id: str) -> bool:
+    """Make the saved race ``race_id`` this session's race (stopped, ready to continue)."""
+    from alcore.store import SavedRaceError
+
+    try:
+        m = run_store().manifest(race_id)
+        problems = deployment_limits().run_problems(m.base, m.strategies, len(m.strategies) * len(m.seeds))
+        if problems:
+            raise SavedRaceError(" ".join(sentence(p) for p in problems))
+        with st.spinner("Reopening the saved race (loading TensorFlow and the data)..."):
+            race = run_store().open(race_id, dataset_for=load, cache=trainer_cache())
+    except (SavedRaceError, ValueError) as e:
+        st.error(f"The saved race cannot be reopened: {plain(e)}", icon=":material/history:")
+        return False
+    st.session_state[RACE], st.session_state[RACE_ID], st.session_state[RUNNING] = race, race_id, False
+    st.session_state[CONFIG] = race.base
+    st.session_state[RACE_SETTINGS] = {"strategies": list(dict.fromkeys(e.config.strategy for e in race.experiments)),
+                                       "seeds": len({e.config.seed for e in race.experiments})}
+    for key in [k for k in st.session_state if str(k).startswith("w_")]:
+        del st.session_state[key]  # the setup pages' widgets show the reopened race's settings
+    return True
+
+
+def link_section():
+    """Keep ?run=<id> in the address while a saved race is shown; reopen one from a link."""
+    link_id = st.query_params.get("run")
+    if st.session_state.get(RACE) is None and link_id:
+        if reopen(link_id):
+            race = st.session_state[RACE]
+            st.info(f"Reopened the race saved at this address: {race.progress().rounds_done} finished "
+                    f"rounds. Press **Continue** to go on, or look at it on **Results**.",
+                    icon=":material/history:")
+    race_id = st.session_state.get(RACE_ID)
+    if race_id and st.session_state.get(RACE) is not None and st.query_params.get("run") != race_id:
+        st.query_params["run"] = race_id
+
+
+def continue_from_files():
+    """Upload result files of one race (from Results or the CLI) and continue it here."""
+    from alcore.results import ResultFileError, load_result
+    from alcore.store import SavedRaceError
+
+    with st.expander("Continue from result files", icon=":material/upload_file:"):
+        st.caption("Result files of one race (the same settings; other strategies or seeds), downloaded "
+                   "from **Results** or written by `python -m alcore run --out`. The race goes on from "
+                   "their last round and picks what an uninterrupted race would have.")
+        ups = st.file_uploader("Result files (JSON)", type=["json"], accept_multiple_files=True,
+                               max_upload_size=64, key="continue_files")
+        if not ups or not st.button("Open these runs", key="open_files",
+                                    disabled=st.session_state.get(RUNNING, False)):
+            return
+        try:
+            results = [load_result(u.getvalue(), name=u.name) for u in ups]
+            race_id = run_store().import_results(results)
+        except (ResultFileError, SavedRaceError) as e:
+            st.error(f"Refused: {plain(e)}", icon=":material/block:")
+            return
+        except OSError as e:
+            st.error(f"The runs cannot be saved on the server ({plain(e.strerror or e)}).")
+            return
+        if reopen(race_id):
+            st.rerun()
+
+
+def step_lock() -> threading.Lock:
+    """One stepping script run at a time in this session. A click (Stop, another page)
+    starts a new script run at once while the old one finishes the round it is computing;
+    without the lock a quick Continue would step the same race from two threads."""
+    if "race_lock" not in st.session_state:
+        st.session_state["race_lock"] = threading.Lock()
+    return st.session_state["race_lock"]
+
+
 def live():
+    """The buttons, progress, curves and table. While a race runs, each script run computes
+    up to STEP_SECONDS of rounds after drawing the race so far, then asks for the next run
+    of the whole page.
+
+    Whole-page reruns, not a fragment: a fragment that reruns itself (st.rerun(scope=
+    "fragment") or run_every) races a click on another page, and Streamlit can run the
+    fragment's request after the click's and put the visitor back on this page. A click
+    (Stop, another page) replaces the pending rerun of the page instead, and the round in
+    progress is finished and saved first: script runs stop only between Streamlit calls."""
     race = st.session_state.get(RACE)
     running = st.session_state.get(RUNNING, False)
     b1, b2, b3, _ = st.columns([1, 1, 1, 3])
@@ -80,50 +200,57 @@ def live():
     if race is None:
         st.info("Press **Start** to race the strategies. On digits a whole race takes well under a minute.")
         return
-    bar, chart, table = st.empty(), st.empty(), st.empty()
-    if running and not race.done and (busy := claim_run_slot()):  # its slot lapsed and was taken
-        stop()
+    if st.session_state.get(RACE_ID):
+        st.caption(":material/bookmark: Every finished round is saved on this server: this page's address "
+                   "(it ends in `?run=...`) reopens the race, even after the tab is closed.")
+    draw(race)
+    if not running:
+        return
+    if not race.done and (busy := claim_run_slot()):  # its slot lapsed and was taken
         st.session_state[REFUSED] = [busy]
-        _rerun_fragment()
-    if running and not race.done:
+        race_done = True
+    else:
         first = not any(e.rounds for e in race.experiments)
         try:
-            with st.spinner("Compiling the model (first round only)...") if first else nullcontext():
+            with st.spinner("Compiling the model (first round only)...") if first else nullcontext(), step_lock():
                 t0 = time.perf_counter()
                 while not race.done and time.perf_counter() - t0 < STEP_SECONDS:
                     race.step()
+                    save_rounds(race)
         except Exception as e:  # keep every finished round, say what went wrong
-            stop()
-            running = False
-            st.error(f"The round failed and the race stopped (finished rounds are kept): {plain(e)}")
+            st.session_state[REFUSED] = [f"The round failed and the race stopped (finished rounds are kept): "
+                                         f"{plain(e)}"]
+            race_done = True
+        else:
+            race_done = race.done
+    if race_done:
+        stop()  # frees the run slot
+    st.rerun()  # draw the new rounds (and compute the next ones), or the stopped race
+
+
+def draw(race) -> None:
+    """Progress, curves and last accuracies as they stand. Drawn before the next rounds are
+    computed, so the page keeps showing them (not empty placeholders) while a round runs."""
     p = race.progress()
     text = f"Round {p.rounds_done}" + (f" of {p.rounds_total}" if p.rounds_total else "") + \
            f" · {p.max_labels} labels · {p.seconds:.1f} s"
     if p.seconds_left is not None and not race.done:
         text += f" · about {p.seconds_left:.0f} s left"
-    bar.progress(p.fraction, text=text)
+    st.progress(p.fraction, text=text)
     frame = race.curve_frame()
     ref = st.session_state.get("reference_accuracy")
-    chart.plotly_chart(learning_curve_figure(frame, aggregate=len(race.experiments) > len(set(frame["group"])),
-                                             target=ref, title="Test accuracy vs labels (live)"),
-                       key="live_curves")
+    st.plotly_chart(learning_curve_figure(frame, aggregate=len(race.experiments) > len(set(frame["group"])),
+                                          target=ref, title="Test accuracy vs labels (live)"),
+                    key="live_curves")
     last = frame.sort_values("round").groupby("run").tail(1)[["run", "n_labeled", "test_accuracy"]]
-    table.dataframe(last.rename(columns={"n_labeled": "labels", "test_accuracy": "test accuracy"}),
-                    hide_index=True, column_config={"test accuracy": st.column_config.NumberColumn(format="percent")})
-    if running:
-        if race.done:
-            stop()  # frees the run slot; redraw once more so Start is enabled again
-        _rerun_fragment()
+    st.dataframe(last.rename(columns={"n_labeled": "labels", "test_accuracy": "test accuracy"}),
+                 hide_index=True, column_config={"test accuracy": st.column_config.NumberColumn(format="percent")})
     if race.done:
         st.success("Race finished. Open **Results** for the picked images, confusion matrices and metrics.")
 
 
-def _rerun_fragment():
-    """Re-enter the fragment; on a full-page run (arriving on this page mid-race) rerun the page."""
-    try:
-        st.rerun(scope="fragment")
-    except StreamlitAPIException:
-        st.rerun()
-
-
-live()
+link_section()
+race_area = st.container()
+continue_from_files()  # below the race, but drawn first: live() ends with a rerun while a race runs
+with race_area:
+    live()

@@ -28,6 +28,17 @@ def app(config=None, page=None, **state):
     return at
 
 
+def race_on(at, max_passes: int = 3000):
+    """Rerun the page while a race runs, as the browser does on the Run page's fragment
+    timer (AppTest runs a script once per call and has no timer)."""
+    for _ in range(max_passes):
+        if not ("running" in at.session_state and at.session_state["running"]):
+            return at
+        at.run(timeout=300)
+        assert not at.exception, at.exception
+    raise AssertionError("the race was still running")
+
+
 def metric(at, label):
     return next(m.value for m in at.metric if m.label == label)
 
@@ -105,7 +116,7 @@ def race_app():
     at = app(TINY, page="run")
     at.button(key="start").click().run()
     assert not at.exception, at.exception
-    return at
+    return race_on(at)
 
 
 def test_run_page_races_to_the_end():
@@ -128,8 +139,70 @@ def test_continue_finishes_a_stopped_race():
     race = at.session_state["race"]
     for _ in range(3):
         race.step()
-    at.button(key="continue").click().run(timeout=300)
+    race_on(at.button(key="continue").click().run(timeout=300))
     assert race.done and len(race.experiments[0].rounds) == 31
+
+
+def test_a_race_saved_at_its_address_reopens_in_a_new_session(tmp_path, monkeypatch):
+    monkeypatch.setenv("ALCORE_RUNS_DIR", str(tmp_path))
+    cfg = ExperimentConfig(rounds=4, max_epochs=10, seed=2)
+    at = app(cfg, page="run")
+    from alcore.race import Race
+
+    at.session_state["race"] = race = Race(cfg, ["margin", "random"], [2])
+    at.session_state["race_id"] = race_id = "A" * 22
+    from alcore.store import RunStore
+
+    RunStore(tmp_path).create(race_id, cfg, ["margin", "random"], [2])
+    at.run()
+    assert at.query_params["run"] in (race_id, [race_id])
+    at.session_state["running"] = True
+    race_on(at.button(key="continue").click().run(timeout=300))  # the race runs to the end, saving every round
+    assert race.done
+    assert sorted(p.name for p in (tmp_path / race_id).iterdir()) == ["race.json", "run00.json", "run01.json"]
+
+    other = AppTest.from_file(APP, default_timeout=180)  # the tab was closed: a new session opens the link
+    other.query_params["run"] = race_id
+    other.run()
+    other.switch_page("app_pages/run.py").run()
+    assert not other.exception, other.exception
+    back = other.session_state["race"]
+    assert back.done and [[r.selected for r in e.rounds] for e in back.experiments] == \
+           [[r.selected for r in e.rounds] for e in race.experiments]
+    assert any("Reopened the race" in i.value for i in other.info)
+    assert other.session_state["config"] == race.base  # the setup pages show the reopened settings
+
+    third = AppTest.from_file(APP, default_timeout=180)
+    third.query_params["run"] = "B" * 22
+    third.run()
+    third.switch_page("app_pages/run.py").run()
+    assert any("no race is saved" in e.value for e in third.error)
+
+
+def test_run_page_continues_a_race_from_uploaded_result_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("ALCORE_RUNS_DIR", str(tmp_path))
+    cfg = ExperimentConfig(rounds=3, max_epochs=10)
+    from alcore.race import Race
+
+    whole = Race(cfg, ["margin", "random"], [0])
+    while not whole.done:
+        whole.step()
+    part = Race(cfg, ["margin", "random"], [0])
+    for _ in range(3):
+        part.step()
+    at = app(cfg, page="run")
+    files = [(f"{r.config.strategy}.json", r.model_dump_json().encode(), "application/json") for r in part.results()]
+    at.file_uploader(key="continue_files").set_value(files).run()
+    at.button(key="open_files").click().run()
+    assert not at.exception, at.exception
+    race = at.session_state["race"]
+    assert [len(e.rounds) for e in race.experiments] == [2, 1] and not race.done
+    race_on(at.button(key="continue").click().run(timeout=300))
+    assert [[r.selected for r in e.rounds] for e in race.experiments] == \
+           [[r.selected for r in e.rounds] for e in whole.experiments]
+    at.file_uploader(key="continue_files").set_value([("x.json", b"{", "application/json")]).run()
+    at.button(key="open_files").click().run()
+    assert any("x.json" in shown(e.value) for e in at.error)
 
 
 def test_results_page_galleries_metrics_and_downloads():
@@ -265,7 +338,7 @@ def test_a_second_run_waits_while_another_session_holds_the_only_slot(monkeypatc
     assert "race" not in at.session_state and not at.button(key="start").disabled
 
     run_slots().release("another visitor's session")
-    at.button(key="start").click().run()
+    race_on(at.button(key="start").click().run())
     assert any("Race finished" in s.value for s in at.success)
     assert run_slots().in_use() == 0  # a finished race gives its slot back
     assert run_slots().try_acquire("another visitor's session")
@@ -282,7 +355,7 @@ def test_stop_gives_the_slot_back_and_continue_takes_it_again(monkeypatch, fresh
     at.button(key="continue").click().run()
     assert "1 run is in progress" in at.error[0].value and not at.session_state["running"]
     run_slots().release("another visitor's session")
-    at.button(key="continue").click().run(timeout=300)
+    race_on(at.button(key="continue").click().run(timeout=300))
     assert at.session_state["race"].done and run_slots().in_use() == 0
 
 

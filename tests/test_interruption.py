@@ -54,6 +54,32 @@ def test_saved_race_reopens_and_continues_to_the_same_picks(tmp_path, digits, ca
            [e.rounds[-1].test_accuracy for e in whole.experiments]
 
 
+def test_downloaded_result_files_become_a_race_that_continues(tmp_path, digits, cache):
+    strategies, seeds = ["entropy", "random"], [3, 5]
+    whole = Race(CFG, strategies, seeds, dataset_for=lambda c: digits, cache=cache)
+    while not whole.done:
+        whole.step()
+    part = Race(CFG, strategies, seeds, dataset_for=lambda c: digits, cache=cache)
+    for _ in range(6):
+        part.step()
+    files = [e.result() for e in part.experiments if e.rounds]
+    store = RunStore(tmp_path)
+    race_id = store.import_results(files[::-1])  # any order
+    reopened = store.open(race_id, dataset_for=lambda c: digits, cache=cache)
+    assert [(e.config.strategy, e.config.seed) for e in reopened.experiments] == \
+           [("random", 3), ("entropy", 3), ("random", 5), ("entropy", 5)]  # the files' order
+    while not reopened.done:
+        reopened.step()
+    by_run = lambda race: {(e.config.strategy, e.config.seed): [r.selected for r in e.rounds]  # noqa: E731
+                           for e in race.experiments}
+    assert by_run(reopened) == by_run(whole)
+    with pytest.raises(SavedRaceError, match="two files"):
+        store.import_results([files[0], files[0]])
+    other = files[1].model_copy(update={"config": files[1].config.replace(batch_size=5)})
+    with pytest.raises(SavedRaceError, match="other settings"):
+        store.import_results([files[0], other])
+
+
 def test_a_saved_run_from_other_settings_is_refused(tmp_path, digits, cache):
     store = RunStore(tmp_path)
     race_id = store.new_id()
