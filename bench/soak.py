@@ -34,20 +34,19 @@ sys.path.insert(0, str(ROOT))
 from tests.e2e.appserver import (CHROMIUM, CHROMIUM_ARGS, free_port, open_page, server_command,  # noqa: E402
                                  start_server, stop_server, wait_healthy, wait_idle)
 
+sys.path.insert(0, str(ROOT / "bench"))
+from dashboard_memory import proc_status  # noqa: E402  (the /proc/<pid>/status reader)
+
 DATA_DIR = (ROOT.parent / "shared" / "datasets").resolve()
 PAGE_MS = 180_000
 RACE_MS = 15 * 60_000
 
 
 def status_kb(pid: int) -> dict[str, int]:
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            key, _, rest = line.partition(":")
-            parts = rest.split()
-            if len(parts) == 2 and parts[1] == "kB":
-                out[key] = int(parts[0])
-    return out
+    status = proc_status(pid)
+    if not status:
+        raise FileNotFoundError(f"process {pid} is gone")
+    return status
 
 
 class PeakMeter(threading.Thread):

@@ -82,3 +82,18 @@ def shared_fashion() -> Path:
     if not folder.is_dir():
         pytest.skip(f"needs the verified Fashion-MNIST copy at {folder} (absent outside this workspace)")
     return folder
+
+
+def npz_with_classes(class_names, n: int = 60) -> bytes:
+    """An uploadable .npz: n 8x8 images, class k a bright bar at rows 2k..2k+1, with these
+    class names (the pages must show whatever text they hold as text)."""
+    import io
+
+    rng = np.random.default_rng(0)
+    y = np.arange(n) % len(class_names)
+    x = rng.integers(0, 60, size=(n, 8, 8)).astype(np.uint8)
+    for i, c in enumerate(y):
+        x[i, 2 * c: 2 * c + 2] = 255
+    buf = io.BytesIO()
+    np.savez(buf, x_train=x, y_train=y, class_names=np.array(class_names))
+    return buf.getvalue()

@@ -1,5 +1,4 @@
 """AppTest for every page, with the real alcore on tiny configurations."""
-import io
 import json
 import re
 
@@ -9,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from alcore import ExperimentConfig
 from alcore.strategies import STRATEGIES
-from conftest import ROOT
+from conftest import ROOT, npz_with_classes
 
 APP = str(ROOT / "app.py")
 TINY = ExperimentConfig(rounds=2, max_epochs=10)
@@ -359,24 +358,13 @@ def test_stop_gives_the_slot_back_and_continue_takes_it_again(monkeypatch, fresh
     assert at.session_state["race"].done and run_slots().in_use() == 0
 
 
-def npz_bytes(class_names) -> bytes:
-    rng = np.random.default_rng(0)
-    y = np.arange(60) % len(class_names)
-    x = rng.integers(0, 60, size=(60, 8, 8)).astype(np.uint8)
-    for i, c in enumerate(y):
-        x[i, 2 * c: 2 * c + 2] = 255
-    buf = io.BytesIO()
-    np.savez(buf, x_train=x, y_train=y, class_names=np.array(class_names))
-    return buf.getvalue()
-
-
 EVIL = ["<img src=x onerror=alert(1)>", "[click](http://evil)", ":material/home: **bold** $x$"]
 
 
 def test_class_names_and_file_names_from_an_upload_are_shown_as_text():
     at = app()
     at.selectbox(key="w_dataset").set_value("npz").run()
-    at.file_uploader[0].set_value(("[x](javascript:alert(1)).npz", npz_bytes(EVIL), "application/octet-stream")).run()
+    at.file_uploader[0].set_value(("[x](javascript:alert(1)).npz", npz_with_classes(EVIL), "application/octet-stream")).run()
     assert not at.exception, at.exception
     assert metric(at, "Classes") == "3"
     rows = [m.value for m in at.markdown if m.value.startswith("**") and m.value.endswith("**")][-3:]

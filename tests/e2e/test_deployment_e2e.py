@@ -5,10 +5,8 @@ Skipped when Chromium (/usr/bin/chromium) or playwright is not available.
 """
 from __future__ import annotations
 
-import io
-
-import numpy as np
 import pytest
+from conftest import npz_with_classes
 
 from .appserver import wait_idle
 
@@ -20,14 +18,7 @@ EVIL = ["<img src=x onerror=alert(1)>", "[click](http://evil.example)", ":materi
 
 
 def evil_npz(path):
-    rng = np.random.default_rng(0)
-    y = np.arange(80) % len(EVIL)
-    x = rng.integers(0, 60, size=(80, 8, 8)).astype(np.uint8)
-    for i, c in enumerate(y):
-        x[i, 2 * c: 2 * c + 2] = 255
-    buf = io.BytesIO()
-    np.savez(buf, x_train=x, y_train=y, class_names=np.array(EVIL))
-    path.write_bytes(buf.getvalue())
+    path.write_bytes(npz_with_classes(EVIL, n=80))
     return path
 
 
