@@ -23,6 +23,10 @@ ACTIVATIONS = ("relu", "sigmoid", "tanh")
 INITIAL_STRATEGIES = ("random", "kmeans")
 
 
+# Datasets that ship their own test split (prepare() draws nothing from the seed for
+# them unless pool_size or test_size asks for a subset).
+FIXED_SPLIT_DATASETS = ("mnist", "fashion_mnist", "cifar10")
+
 class ExperimentConfig(BaseModel):
     """Everything that decides a run. Same config (seed included) -> same picks."""
 
@@ -256,9 +260,16 @@ class ExperimentConfig(BaseModel):
         return min(bounds) if bounds else None
 
     def data_key(self) -> tuple:
-        """The fields that decide the prepared dataset (a cache key for loaders)."""
+        """The fields that decide the prepared dataset (a cache key for loaders).
+
+        The seed draws the pool (``pool_size``), the test subset (``test_size``) and, for
+        datasets without a test split of their own, the split itself; where it draws
+        none of these it is left out, so every seed of a whole-MNIST race shares one
+        prepared pool instead of holding a copy each."""
+        draws = (self.pool_size is not None or self.test_size is not None
+                 or self.dataset not in FIXED_SPLIT_DATASETS)
         return (self.dataset, self.data_dir, self.data_file, self.pool_size,
-                self.test_size, self.normalization, self.seed)
+                self.test_size, self.normalization, self.seed if draws else None)
 
     def replace(self, **changes) -> "ExperimentConfig":
         """A validated copy with some fields changed."""

@@ -652,3 +652,95 @@ def load_dataset(config: ExperimentConfig) -> Dataset:
         if config.dataset in ("npz", "idx"):
             raise DatasetFileError(f"{raw.source}: {e}") from e
         raise
+
+
+# ------------------------------------------------------------------------- sharing
+
+def dataset_nbytes(ds: Dataset) -> int:
+    """Memory held by a prepared dataset's arrays."""
+    arrays = (ds.x_pool, ds.y_pool, ds.x_test, ds.y_test, ds.pool_origin, ds.features_pool, ds.features_test)
+    return sum(int(a.nbytes) for a in arrays if a is not None)
+
+
+class DatasetCache:
+    """Prepared datasets shared by every user of one process, bounded by bytes.
+
+    A whole MNIST pool is about 220 MB once prepared (float32), so a cache that counts
+    entries lets a few seeds or pool sizes fill a 2.7 GB server. This one evicts the
+    least recently used datasets while the total is over ``max_bytes`` (the newest is
+    always kept, however large). A dataset evicted while a run still holds it is handed
+    out again rather than loaded a second time: the cache keeps weak references to
+    every dataset it made, so one key never has two copies alive.
+
+    Thread-safe; the same key is loaded once even when two sessions ask at once.
+    Failures are not cached."""
+
+    def __init__(self, max_bytes: int, loader=None):
+        import threading
+        import weakref
+
+        if max_bytes < 0:
+            raise ValueError(f"max_bytes must be 0 or more, got {max_bytes}")
+        self.max_bytes = int(max_bytes)
+        self._load = loader or load_dataset
+        self._lock = threading.Lock()
+        self._loading: dict[tuple, threading.Lock] = {}
+        self._entries: dict[tuple, Dataset] = {}  # in order of use, oldest first
+        self._alive: "weakref.WeakValueDictionary[tuple, Dataset]" = weakref.WeakValueDictionary()
+        self.loads = 0  # how many times the loader ran (for tests and benchmarks)
+
+    def get(self, config: ExperimentConfig) -> Dataset:
+        """The prepared dataset for ``config``, loaded on first use (its ``data_key``
+        decides what counts as the same dataset)."""
+        import threading
+
+        key = config.data_key()
+        hit = self._lookup(key)
+        if hit is not None:
+            return hit
+        with self._lock:
+            gate = self._loading.setdefault(key, threading.Lock())
+        with gate:
+            hit = self._lookup(key)  # loaded by another thread while this one waited
+            if hit is not None:
+                return hit
+            try:
+                ds = self._load(config)
+                self.loads += 1
+                with self._lock:
+                    self._alive[key] = ds
+                    self._keep(key, ds)
+                return ds
+            finally:
+                with self._lock:
+                    self._loading.pop(key, None)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the cache itself (datasets still used elsewhere aside)."""
+        with self._lock:
+            return sum(dataset_nbytes(d) for d in self._entries.values())
+
+    def keys(self) -> list[tuple]:
+        with self._lock:
+            return list(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def _lookup(self, key: tuple) -> Optional[Dataset]:
+        with self._lock:
+            ds = self._entries.pop(key, None) or self._alive.get(key)
+            if ds is not None:
+                self._keep(key, ds)
+            return ds
+
+    def _keep(self, key: tuple, ds: Dataset) -> None:
+        # caller holds the lock
+        self._entries.pop(key, None)
+        self._entries[key] = ds
+        total = sum(dataset_nbytes(d) for d in self._entries.values())
+        while total > self.max_bytes and len(self._entries) > 1:
+            oldest = next(iter(self._entries))
+            total -= dataset_nbytes(self._entries.pop(oldest))

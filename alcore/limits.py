@@ -35,6 +35,9 @@ RUN_SLOT_TTL_S = 120.0
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 _UNSET = {"", "none", "off"}
+# Two whole MNIST pools (about 220 MB each once prepared) and change: on a 2.7 GB
+# Community Cloud server, TensorFlow and the models take about 1.3 GB of the rest.
+DEFAULT_DATASET_CACHE_MB = 600
 
 
 class DeploymentLimitsError(ValueError):
@@ -63,11 +66,17 @@ class DeploymentLimits(BaseModel):
         None, ge=2, description="Most stochastic forward passes (mc_passes) for the Bayesian "
         "strategies bald, var_ratios and mean_std.")
     max_runs_per_race: Optional[int] = Field(
-        None, ge=1, description="Most runs in one race (strategies x seeds); each seed holds "
-        "its own copy of the pool in memory.")
+        None, ge=1, description="Most runs in one race (strategies x seeds); each seed that "
+        "draws its own pool (a pool_size or test_size, or a dataset without a test split) "
+        "holds its own copy of it in memory.")
     max_concurrent_runs: Optional[int] = Field(
         None, ge=1, description="Most races and trainings computing at once, across every "
         "browser session of the server.")
+    dataset_cache_mb: Optional[int] = Field(
+        DEFAULT_DATASET_CACHE_MB, ge=0, description="Megabytes of prepared datasets kept for "
+        "reuse across sessions (a whole MNIST pool is about 220 MB); least recently used "
+        "ones are dropped beyond it. Datasets in use by a run stay in memory regardless. "
+        "'none': no bound.")
 
     # -- reading ----------------------------------------------------------------------
     @classmethod
@@ -128,7 +137,8 @@ class DeploymentLimits(BaseModel):
     @property
     def active(self) -> bool:
         """Whether anything is capped (the server-paths switch aside)."""
-        return any(getattr(self, f) is not None for f in type(self).model_fields if f != "allow_server_paths")
+        return any(getattr(self, f) is not None for f in type(self).model_fields
+                   if f not in ("allow_server_paths", "dataset_cache_mb"))
 
     def describe(self) -> list[str]:
         """The caps in force, in words (for a visitor)."""

@@ -20,7 +20,7 @@ from streamlit.errors import StreamlitSecretNotFoundError
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from alcore import ExperimentConfig
-from alcore.data import Dataset, DatasetUnavailableError, load_dataset, load_raw
+from alcore.data import Dataset, DatasetCache, DatasetUnavailableError, load_raw
 from alcore.limits import DeploymentLimits, DeploymentLimitsError, RunSlots, whole_pool_size
 
 CONFIG, RACE_SETTINGS, RACE, CACHE, RUNNING = "config", "race_settings", "race", "trainer_cache", "running"
@@ -114,10 +114,12 @@ def optional_float(field: str, what_none: str, **kw) -> float | None:
     return None if v == 0 else float(v)
 
 
-@st.cache_resource(max_entries=4, show_spinner=False)
-def _cached_dataset(key: tuple, _config: ExperimentConfig) -> Dataset:
-    # Arrays come back read-only: every session may share them, none may change them.
-    return load_dataset(_config)
+@st.cache_resource(show_spinner=False)
+def _dataset_cache(max_mb: int | None) -> DatasetCache:
+    # One cache for every session of this process, bounded by bytes (the deployer's
+    # dataset_cache_mb). Arrays come back read-only: every session may share them, none
+    # may change them.
+    return DatasetCache(max_bytes=(1 << 62) if max_mb is None else max_mb * 1024 * 1024)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -142,7 +144,7 @@ def dataset(cfg: ExperimentConfig | None = None) -> Dataset | None:
                     whole = _whole_pool_size((cfg.dataset, cfg.data_dir, cfg.data_file, cfg.test_size), cfg)
                 problems = limits.pool_problems(cfg, whole)
             if not problems:
-                return _cached_dataset(cfg.data_key(), cfg)
+                return _dataset_cache(limits.dataset_cache_mb).get(cfg)
     except DatasetUnavailableError as e:
         st.error(f"**{cfg.dataset} is not available here.** {plain(e)}", icon=":material/cloud_off:")
         return None

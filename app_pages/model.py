@@ -96,7 +96,7 @@ st.subheader("Reference accuracy")
 st.write("The ceiling the learning curves are heading for: the same model trained on **every** pool "
          f"label ({len(ds.y_pool):,} images), with the same early stopping.")
 refs = st.session_state.setdefault("reference", {})
-ref_key = (cfg.data_key(), spec, cfg.optimizer, cfg.learning_rate, cfg.train_batch_size, cfg.max_epochs,
+ref_key = (cfg.data_key(), cfg.seed, spec, cfg.optimizer, cfg.learning_rate, cfg.train_batch_size, cfg.max_epochs,
            cfg.validation, cfg.patience, cfg.l2)
 max_labels = deployment_limits().max_labels
 if st.button("Train on every pool label", type="primary"):

@@ -295,3 +295,90 @@ def test_test_split_shape_must_match(tmp_path):
     raw = RawData(np.zeros((10, 4, 4)), np.arange(10) % 2, np.zeros((3, 5, 5)), np.zeros(3), None, "t")
     with pytest.raises(ValueError, match="x_test images are"):
         prepare(raw, ExperimentConfig())
+
+
+# ------------------------------------------------------------------ the shared dataset cache
+
+def test_the_seed_is_in_the_data_key_only_where_it_draws_something():
+    base = ExperimentConfig(dataset="mnist", data_dir="/d")
+    assert base.data_key() == base.replace(seed=7).data_key()  # MNIST's own split: nothing drawn
+    for drawn in (dict(pool_size=1000), dict(test_size=500), dict(dataset="digits"), dict(dataset="npz", data_file="f.npz")):
+        cfg = base.replace(**drawn)
+        assert cfg.data_key() != cfg.replace(seed=7).data_key(), drawn
+
+
+def test_seeds_that_share_a_data_key_prepare_the_same_arrays():
+    folder = shared_mnist()
+    a, b = (load_dataset(ExperimentConfig(dataset="mnist", data_dir=str(folder), seed=s)) for s in (0, 3))
+    for name in ("x_pool", "y_pool", "x_test", "y_test", "pool_origin"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+
+
+def _digits(seed: int) -> ExperimentConfig:
+    return ExperimentConfig(dataset="digits", pool_size=600, test_size=300, seed=seed)
+
+
+def test_the_dataset_cache_keeps_to_its_byte_budget_and_drops_the_oldest_first():
+    one = data.dataset_nbytes(load_dataset(_digits(0)))
+    cache = data.DatasetCache(max_bytes=2 * one + one // 2)  # room for two
+    for seed in range(4):
+        ds = cache.get(_digits(seed))
+        assert ds.x_pool.shape[0] == 600 and not ds.x_pool.flags.writeable
+        del ds
+    assert cache.loads == 4
+    assert cache.keys() == [_digits(2).data_key(), _digits(3).data_key()]
+    assert cache.nbytes <= cache.max_bytes
+    cache.get(_digits(2))  # a hit makes seed 2 the newest: seed 3 goes first next
+    cache.get(_digits(5))
+    assert cache.keys() == [_digits(2).data_key(), _digits(5).data_key()] and cache.loads == 5
+    # the newest is kept even when it alone is over the budget
+    tiny = data.DatasetCache(max_bytes=0)
+    tiny.get(_digits(0))
+    assert len(tiny.keys()) == 1
+
+
+def test_a_dataset_still_in_use_is_handed_out_again_not_loaded_twice():
+    import gc
+
+    cache = data.DatasetCache(max_bytes=0)  # keeps only the newest
+    held = cache.get(_digits(0))  # a run holds it
+    cache.get(_digits(1))  # ...and the cache drops it
+    assert cache.keys() == [_digits(1).data_key()]
+    assert cache.get(_digits(0)) is held and cache.loads == 2
+    del held
+    cache.get(_digits(1))
+    gc.collect()
+    cache.get(_digits(0))  # nobody held it any more: loaded again
+    assert cache.loads == 4
+
+
+def test_sessions_asking_at_once_load_a_dataset_once():
+    import threading
+    import time
+
+    calls = []
+
+    def slow_loader(cfg):
+        calls.append(cfg.seed)
+        time.sleep(0.3)
+        return load_dataset(cfg)
+
+    cache = data.DatasetCache(max_bytes=1 << 30, loader=slow_loader)
+    got = [None] * 6
+    threads = [threading.Thread(target=lambda i=i: got.__setitem__(i, cache.get(_digits(0)))) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == [0] and all(g is got[0] for g in got)
+
+
+def test_a_failed_load_is_not_cached_and_says_why(tmp_path):
+    cfg = ExperimentConfig(dataset="npz", data_file=str(tmp_path / "later.npz"))
+    cache = data.DatasetCache(max_bytes=1 << 30)
+    with pytest.raises(DatasetUnavailableError, match="later.npz"):
+        cache.get(cfg)
+    assert cache.keys() == [] and cache.loads == 0
+    (tmp_path / "later.npz").write_bytes(_npz(tmp_path, x_train=np.zeros((8, 4, 4)), y_train=np.arange(8) % 2,
+                                              x_test=np.zeros((4, 4, 4)), y_test=np.arange(4) % 2).read_bytes())
+    assert len(cache.get(cfg).y_pool) == 8
