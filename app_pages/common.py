@@ -10,6 +10,7 @@ import hashlib
 import os
 import re
 import tempfile
+import threading
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +25,7 @@ from alcore.data import Dataset, DatasetCache, DatasetUnavailableError, load_raw
 from alcore.limits import DeploymentLimits, DeploymentLimitsError, RunSlots, whole_pool_size
 
 CONFIG, RACE_SETTINGS, RACE, CACHE, RUNNING = "config", "race_settings", "race", "trainer_cache", "running"
+RACE_LOCK = "race_lock"
 
 
 def config() -> ExperimentConfig:
@@ -222,6 +224,16 @@ def busy_message(slots: RunSlots) -> str:
     n = slots.in_use()
     return (f"{n} {'run is' if n == 1 else 'runs are'} in progress on this server (the limit is "
             f"{slots.capacity}); try again in a minute.")
+
+
+def race_lock() -> threading.Lock:
+    """Held while this session's race computes rounds. A click (Stop, another page) starts
+    the next script run at once, on another thread, while the previous one finishes the
+    round in progress: the lock keeps a second run from stepping the same race, and lets a
+    page wait for that round before it reads the race."""
+    if RACE_LOCK not in st.session_state:
+        st.session_state[RACE_LOCK] = threading.Lock()
+    return st.session_state[RACE_LOCK]
 
 
 def claim_run_slot() -> str | None:

@@ -5,7 +5,7 @@ import streamlit as st
 from alcore.figures import autolabel_figure, class_balance_figure, confusion_figure, gallery, stopping_signals_figure, upscale
 from alcore.metrics import group_metrics, metrics_frame
 from alcore.results import ImageRef, curves_csv, to_json
-from app_pages.common import RACE, deployment_limits, plain, run_slot_for_one_call
+from app_pages.common import RACE, deployment_limits, plain, race_lock, run_slot_for_one_call
 
 st.title("Results")
 race = st.session_state.get(RACE)
@@ -13,8 +13,9 @@ if race is None or not any(e.rounds for e in race.experiments):
     st.info("No results yet: start a race on the **Run** page (or load result files on **Compare**).")
     st.stop()
 
-runs = [e for e in race.experiments if e.rounds]
-results = [e.result() for e in runs]
+with race_lock():  # a round the Run page was computing when the visitor came here is finished first
+    runs = [e for e in race.experiments if e.rounds]
+    results = [e.result() for e in runs]
 labels = [r.label for r in results]
 
 st.subheader("Metrics")
@@ -115,7 +116,7 @@ if st.button("Auto-label", type="primary", disabled=not exp.rounds):
     else:
         with run_slot_for_one_call() as ok:
             if ok:
-                with st.spinner(f"Pseudo-labelling {al_steps} x {al_batch} images and retraining..."):
+                with st.spinner(f"Pseudo-labelling {al_steps} x {al_batch} images and retraining..."), race_lock():
                     reports[res.label] = auto_label(exp, int(al_batch), int(al_steps), float(al_floor))
 if res.label in reports:
     rep = reports[res.label]

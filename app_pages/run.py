@@ -1,5 +1,4 @@
 """Run page: race the chosen strategies live, one round at a time."""
-import threading
 import time
 from contextlib import nullcontext
 
@@ -7,8 +6,8 @@ import streamlit as st
 
 from alcore.figures import learning_curve_figure
 from app_pages.common import (CONFIG, RACE, RACE_SETTINGS, RUNNING, claim_run_slot, config, config_caption,
-                              dataset, deployment_limits, plain, race_refusal, race_settings, release_run_slot,
-                              run_store, sentence, trainer_cache)
+                              dataset, deployment_limits, plain, race_lock, race_refusal, race_settings,
+                              release_run_slot, run_store, sentence, trainer_cache)
 
 RACE_ID = "race_id"  # the saved race's id; also the page address's ?run= parameter
 SAVED = "race_saved_rounds"  # rounds on disk per run of the saved race
@@ -73,15 +72,19 @@ def new_race():
     return race
 
 
-def save_rounds(race) -> None:
-    """Rewrite (atomically) the result file of every run with rounds not yet on disk."""
-    race_id = st.session_state.get(RACE_ID)
-    if race_id is None:
-        return
+def saved_rounds(race_id: str | None) -> dict:
+    """Rounds on disk per run of the saved race ``race_id`` (this session's record)."""
     saved = st.session_state.setdefault(SAVED, {})
     if saved.get("race") != race_id:
         saved.clear()
         saved["race"] = race_id
+    return saved
+
+
+def store_rounds(race, race_id: str, saved: dict) -> str | None:
+    """Rewrite (atomically) the result file of every run with rounds not yet on disk; why
+    saving failed, or None. No Streamlit calls (st.session_state included): every one is a
+    point where a click ends the script run, and none may fall between a round and its file."""
     for i, exp in enumerate(race.experiments):
         n = len(exp.rounds)
         if n == saved.get(i, 0):
@@ -89,12 +92,10 @@ def save_rounds(race) -> None:
         try:
             run_store().save_run(race_id, i, exp.result())
         except OSError as e:
-            st.session_state[RACE_ID] = None
-            st.session_state.setdefault(REFUSED, []).append(
-                f"Saving the race on the server failed ({plain(e.strerror or e)}); it goes on in this tab "
-                f"only. Download its results from **Results** before closing the tab.")
-            return
+            return (f"Saving the race on the server failed ({plain(e.strerror or e)}); it goes on in this tab "
+                    f"only. Download its results from **Results** before closing the tab.")
         saved[i] = n
+    return None
 
 
 def reopen(race_id: str) -> bool:
@@ -130,8 +131,11 @@ def link_section():
                     f"rounds. Press **Continue** to go on, or look at it on **Results**.",
                     icon=":material/history:")
     race_id = st.session_state.get(RACE_ID)
-    if race_id and st.session_state.get(RACE) is not None and st.query_params.get("run") != race_id:
-        st.query_params["run"] = race_id
+    if st.session_state.get(RACE) is not None and st.query_params.get("run") != race_id:
+        if race_id:
+            st.query_params["run"] = race_id
+        else:  # this race is not saved: the address must not reopen another one
+            st.query_params.pop("run", None)
 
 
 def continue_from_files():
@@ -161,25 +165,16 @@ def continue_from_files():
             st.rerun()
 
 
-def step_lock() -> threading.Lock:
-    """One stepping script run at a time in this session. A click (Stop, another page)
-    starts a new script run at once while the old one finishes the round it is computing;
-    without the lock a quick Continue would step the same race from two threads."""
-    if "race_lock" not in st.session_state:
-        st.session_state["race_lock"] = threading.Lock()
-    return st.session_state["race_lock"]
-
-
 def live():
-    """The buttons, progress, curves and table. While a race runs, each script run computes
-    up to STEP_SECONDS of rounds after drawing the race so far, then asks for the next run
-    of the whole page.
+    """The buttons, progress, curves and table; while a race runs, its rounds.
 
-    Whole-page reruns, not a fragment: a fragment that reruns itself (st.rerun(scope=
-    "fragment") or run_every) races a click on another page, and Streamlit can run the
-    fragment's request after the click's and put the visitor back on this page. A click
-    (Stop, another page) replaces the pending rerun of the page instead, and the round in
-    progress is finished and saved first: script runs stop only between Streamlit calls."""
+    One script run computes the whole race, redrawing the board after at most STEP_SECONDS
+    of rounds. A click (Stop, another page) ends that script run at its next Streamlit
+    call, which comes after the rounds in progress are computed and saved: no round is
+    lost and none is half-saved. The race is not driven by st.rerun() after every few
+    rounds: Streamlit 1.67 runs a rerun that is already queued when a click arrives on a
+    second thread beside the click's, and that rerun can put the Run page back over the
+    page the visitor clicked (tests/e2e/test_sessions_e2e.py clicks Results as a race ends)."""
     race = st.session_state.get(RACE)
     running = st.session_state.get(RUNNING, False)
     b1, b2, b3, _ = st.columns([1, 1, 1, 3])
@@ -200,32 +195,51 @@ def live():
     if race is None:
         st.info("Press **Start** to race the strategies. On digits a whole race takes well under a minute.")
         return
-    if st.session_state.get(RACE_ID):
+    race_id = st.session_state.get(RACE_ID)
+    if race_id:
         st.caption(":material/bookmark: Every finished round is saved on this server: this page's address "
                    "(it ends in `?run=...`) reopens the race, even after the tab is closed.")
-    draw(race)
+    lock = race_lock()
+    with lock:
+        pass  # a round still being finished by this session's previous script run (Stop, a page switch)
+    board = st.empty()
     if not running:
+        with board.container():
+            draw(race)
         return
-    if not race.done and (busy := claim_run_slot()):  # its slot lapsed and was taken
-        st.session_state[REFUSED] = [busy]
-        race_done = True
-    else:
-        first = not any(e.rounds for e in race.experiments)
+    saved = saved_rounds(race_id)
+    notes = st.container()
+    first = not any(e.rounds for e in race.experiments)
+    problem = unsaved = None
+    while True:
+        with board.container():
+            draw(race)  # Streamlit calls: a click made while the rounds were computed ends the run here
+        if unsaved:  # the race goes on in this tab only, and says so now and when it ends
+            st.session_state[RACE_ID] = None
+            st.query_params.pop("run", None)  # the address would reopen the race without its later rounds
+            st.session_state.setdefault(REFUSED, []).append(unsaved)
+            notes.warning(unsaved, icon=":material/save:")
+            unsaved = None
+        if race.done or problem:
+            break
+        if busy := claim_run_slot():  # renewed every step; taken by another session if it lapsed
+            problem = busy
+            break
         try:
-            with st.spinner("Compiling the model (first round only)...") if first else nullcontext(), step_lock():
-                t0 = time.perf_counter()
-                while not race.done and time.perf_counter() - t0 < STEP_SECONDS:
-                    race.step()
-                    save_rounds(race)
+            with st.spinner("Compiling the model (first round only)...") if first else nullcontext():
+                with lock:
+                    t0 = time.perf_counter()
+                    while not race.done and time.perf_counter() - t0 < STEP_SECONDS:
+                        race.step()
+                        if race_id and (unsaved := store_rounds(race, race_id, saved)):
+                            race_id = None
         except Exception as e:  # keep every finished round, say what went wrong
-            st.session_state[REFUSED] = [f"The round failed and the race stopped (finished rounds are kept): "
-                                         f"{plain(e)}"]
-            race_done = True
-        else:
-            race_done = race.done
-    if race_done:
-        stop()  # frees the run slot
-    st.rerun()  # draw the new rounds (and compute the next ones), or the stopped race
+            problem = f"The round failed and the race stopped (finished rounds are kept): {plain(e)}"
+        first = False
+    if problem:
+        st.session_state.setdefault(REFUSED, []).append(problem)
+    stop()  # frees the run slot
+    st.rerun()  # once, to draw the buttons of a stopped race
 
 
 def draw(race) -> None:
@@ -240,8 +254,7 @@ def draw(race) -> None:
     frame = race.curve_frame()
     ref = st.session_state.get("reference_accuracy")
     st.plotly_chart(learning_curve_figure(frame, aggregate=len(race.experiments) > len(set(frame["group"])),
-                                          target=ref, title="Test accuracy vs labels (live)"),
-                    key="live_curves")
+                                          target=ref, title="Test accuracy vs labels (live)"))
     last = frame.sort_values("round").groupby("run").tail(1)[["run", "n_labeled", "test_accuracy"]]
     st.dataframe(last.rename(columns={"n_labeled": "labels", "test_accuracy": "test accuracy"}),
                  hide_index=True, column_config={"test accuracy": st.column_config.NumberColumn(format="percent")})
@@ -251,6 +264,6 @@ def draw(race) -> None:
 
 link_section()
 race_area = st.container()
-continue_from_files()  # below the race, but drawn first: live() ends with a rerun while a race runs
+continue_from_files()  # below the race, but drawn first: a running race keeps live() busy to its end
 with race_area:
     live()

@@ -28,8 +28,8 @@ def app(config=None, page=None, **state):
 
 
 def race_on(at, max_passes: int = 3000):
-    """Rerun the page while a race runs, as the browser does on the Run page's fragment
-    timer (AppTest runs a script once per call and has no timer)."""
+    """Run the page again while the race is still marked running. One script run computes
+    a whole race; another is needed where it ended early (a page left mid-race)."""
     for _ in range(max_passes):
         if not ("running" in at.session_state and at.session_state["running"]):
             return at
@@ -380,3 +380,37 @@ def test_class_names_and_file_names_from_an_upload_are_shown_as_text():
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert spec["data"][0]["x"] == ["&lt;img src=x onerror=alert(1)&gt;", "[click](http://evil)",
                                     ":material/home: **bold** $x$"]
+
+
+def test_script_runs_leave_keras_and_tensorflow_state_alone(monkeypatch):
+    """Streamlit calls keras.backend.clear_session() after every script run (it clears
+    TensorFlow's kernel cache under every other session's training); app.py turns that off."""
+    from alcore._tf import keras
+    from streamlit.runtime.scriptrunner import script_runner
+
+    calls = []
+    monkeypatch.setattr(keras.backend, "clear_session", lambda *a, **k: calls.append(a))
+    at = app(TINY, page="run")
+    at.button(key="start").click().run()
+    assert not at.exception, at.exception
+    assert getattr(script_runner._clean_problem_modules, "keeps_keras", False)
+    assert calls == []
+
+
+def test_a_race_whose_rounds_cannot_be_saved_goes_on_and_says_so(tmp_path, monkeypatch):
+    from alcore.store import RunStore
+
+    monkeypatch.setenv("ALCORE_RUNS_DIR", str(tmp_path))
+
+    def disk_full(self, race_id, index, result):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(RunStore, "save_run", disk_full)
+    at = race_app()
+    assert not at.exception, at.exception
+    race = at.session_state["race"]
+    assert race.done and [len(e.rounds) for e in race.experiments] == [3, 3]
+    assert at.session_state["race_id"] is None and "run" not in at.query_params
+    assert [e.value for e in at.error if "Saving the race" in e.value] == [
+        "Saving the race on the server failed (No space left on device); it goes on in this tab only. "
+        "Download its results from **Results** before closing the tab."]
