@@ -259,6 +259,21 @@ def release_run_slot() -> None:
 
 
 @contextmanager
+def one_call_within_labels(labels: int, what: str, fix: str):
+    """Yields True where a computation of one script run that trains on ``labels`` labels may
+    go ahead: within this server's ``max_labels`` (else it says "{what} is over this server's
+    limit ...: {fix}", where ``fix`` may name the limit as ``{cap}``) and with a run slot."""
+    cap = deployment_limits().max_labels
+    if cap is not None and labels > cap:
+        st.error(f"{what} is over this server's limit of {cap:,} labels per run: {fix.format(cap=f'{cap:,}')}.",
+                 icon=":material/block:")
+        yield False
+        return
+    with run_slot_for_one_call() as ok:
+        yield ok
+
+
+@contextmanager
 def run_slot_for_one_call():
     """A run slot for a computation that runs within one script run (it cannot renew):
     held until the block ends, even past the lease time. Yields False (after saying why)

@@ -2,8 +2,8 @@
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import (bind, commit, config, dataset, deployment_limits, help_text, label, plain,
-                               run_slot_for_one_call, trainer_cache)
+from app_pages.common import (bind, commit, config, dataset, help_text, label, one_call_within_labels, plain,
+                               trainer_cache)
 
 st.title("Model")
 st.write("Each round the model is re-initialised (unless warm start is on) and trained on the labels "
@@ -98,23 +98,18 @@ st.write("The ceiling the learning curves are heading for: the same model traine
 refs = st.session_state.setdefault("reference", {})
 ref_key = (cfg.data_key(), cfg.seed, spec, cfg.optimizer, cfg.learning_rate, cfg.train_batch_size, cfg.max_epochs,
            cfg.validation, cfg.patience, cfg.l2)
-max_labels = deployment_limits().max_labels
 if st.button("Train on every pool label", type="primary"):
     from alcore.loop import Experiment
 
     n_val = cfg.validation_size if cfg.validation == "fixed" else 0
     full = cfg.replace(initial=len(ds.y_pool) - n_val, rounds=0, label_budget=None, target_accuracy=None,
                        strategy="random", candidates=None)
-    if max_labels is not None and len(ds.y_pool) > max_labels:
-        st.error(f"Training on every pool label uses {len(ds.y_pool):,} labels, over this server's limit of "
-                 f"{max_labels:,} labels per run: choose a pool_size of at most {max_labels:,} on the Dataset "
-                 f"page.", icon=":material/block:")
-    else:
-        with run_slot_for_one_call() as ok:
-            if ok:
-                with st.spinner(f"Training {cfg.model} on {len(ds.y_pool):,} labels..."):
-                    r = Experiment(full, dataset=ds, cache=trainer_cache()).step()
-                refs[ref_key] = (r.test_accuracy, r.train_seconds, r.epochs)
+    with one_call_within_labels(len(ds.y_pool), f"Training on every pool label ({len(ds.y_pool):,} labels)",
+                                "choose a pool_size of at most {cap} on the Dataset page") as ok:
+        if ok:
+            with st.spinner(f"Training {cfg.model} on {len(ds.y_pool):,} labels..."):
+                r = Experiment(full, dataset=ds, cache=trainer_cache()).step()
+            refs[ref_key] = (r.test_accuracy, r.train_seconds, r.epochs)
 if ref_key in refs:
     acc, secs, epochs = refs[ref_key]
     st.metric("Test accuracy with every pool label", f"{acc:.2%}",

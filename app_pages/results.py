@@ -5,7 +5,7 @@ import streamlit as st
 from alcore.figures import autolabel_figure, class_balance_figure, confusion_figure, gallery, stopping_signals_figure, upscale
 from alcore.metrics import group_metrics, metrics_frame
 from alcore.results import ImageRef, curves_csv, to_json
-from app_pages.common import RACE, deployment_limits, plain, race_lock, run_slot_for_one_call
+from app_pages.common import RACE, one_call_within_labels, plain, race_lock
 
 st.title("Results")
 race = st.session_state.get(RACE)
@@ -104,20 +104,15 @@ al_batch = a1.number_input("Pseudo-labels per step", 1, 10_000, 100)
 al_steps = a2.number_input("Steps", 1, 50, 5)
 al_floor = a3.number_input("Minimum confidence", 0.0, 0.999, 0.0, format="%.3f")
 reports = st.session_state.setdefault("autolabel", {})
-max_labels = deployment_limits().max_labels
 if st.button("Auto-label", type="primary", disabled=not exp.rounds):
     from alcore.autolabel import auto_label
 
-    most = res.rounds[-1].n_labeled + int(al_batch) * int(al_steps)
-    if max_labels is not None and most > max_labels:
-        st.error(f"Training on {res.rounds[-1].n_labeled:,} labels plus up to {int(al_batch) * int(al_steps):,} "
-                 f"pseudo-labels is over this server's limit of {max_labels:,} labels per run: ask for fewer "
-                 f"pseudo-labels or steps.", icon=":material/block:")
-    else:
-        with run_slot_for_one_call() as ok:
-            if ok:
-                with st.spinner(f"Pseudo-labelling {al_steps} x {al_batch} images and retraining..."), race_lock():
-                    reports[res.label] = auto_label(exp, int(al_batch), int(al_steps), float(al_floor))
+    n_real, n_pseudo = res.rounds[-1].n_labeled, int(al_batch) * int(al_steps)
+    with one_call_within_labels(n_real + n_pseudo, f"Training on {n_real:,} labels plus up to {n_pseudo:,} "
+                                "pseudo-labels", "ask for fewer pseudo-labels or steps") as ok:
+        if ok:
+            with st.spinner(f"Pseudo-labelling {al_steps} x {al_batch} images and retraining..."), race_lock():
+                reports[res.label] = auto_label(exp, int(al_batch), int(al_steps), float(al_floor))
 if res.label in reports:
     rep = reports[res.label]
     st.metric("Test accuracy change from pseudo-labels", f"{rep.steps[-1].test_accuracy:.2%}", f"{rep.gain:+.2%}")
