@@ -277,3 +277,36 @@ def autolabel_figure(report) -> go.Figure:
                       legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
                       margin=dict(l=10, r=10, t=70, b=10))
     return fig
+
+
+# ------------------------------------------------------------------- statistics
+
+def pairwise_figure(pairs: pd.DataFrame, title: str = "Paired tests on AULC across seeds (row − column)") -> go.Figure:
+    """Heatmap of :func:`alcore.stats.pairwise_tests`: rows and columns are groups, colour is
+    the mean AULC difference (row minus column) over the paired seeds, each cell says the
+    verdict and the Holm-corrected Wilcoxon p-value. Pairs that were not compared are blank."""
+    names = sorted(set(pairs["row"]) | set(pairs["column"])) if len(pairs) else []
+    pos = {g: i for i, g in enumerate(names)}
+    z = np.full((len(names), len(names)), np.nan)
+    cell = [["" for _ in names] for _ in names]
+    for _, r in pairs.iterrows():
+        i, j = pos[r["row"]], pos[r["column"]]
+        z[i, j] = r["mean_diff"]
+        p = r["holm_p"]
+        p_text = "not tested" if p is None or pd.isna(p) else f"p={p:.3g}"
+        cell[i][j] = f"{r['verdict']}<br>{p_text}<br>{int(r['n_seeds'])} seeds"
+    labels = [text(g) for g in names]
+    finite = np.abs(z[np.isfinite(z)])
+    span = float(finite.max()) if finite.size and finite.max() > 0 else 0.01
+    fig = go.Figure(go.Heatmap(
+        z=z, x=labels, y=labels, text=cell, texttemplate="%{text}", colorscale="RdBu", zmid=0,
+        zmin=-span, zmax=span, colorbar=dict(title="AULC diff"), hoverongaps=False,
+        hovertemplate="%{y} − %{x}: %{z:+.4f} AULC<br>%{text}<extra></extra>"))
+    fig.update_layout(title=text(title), xaxis_title="Column", yaxis_title="Row", yaxis_autorange="reversed",
+                      height=max(320, 90 * len(names) + 140), margin=dict(l=10, r=10, t=60, b=10))
+    if not names:
+        fig.add_annotation(text="No pairs of groups to compare", showarrow=False, x=0.5, y=0.5,
+                           xref="paper", yref="paper")
+    fig.update_xaxes(type="category")
+    fig.update_yaxes(type="category")
+    return fig

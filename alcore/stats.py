@@ -1,0 +1,359 @@
+"""Statistics across seeds: intervals per group, paired tests between groups, and
+plain warnings where the seeds are too few to tell two strategies apart.
+
+Everything starts from :func:`alcore.metrics.metrics_frame` (one row per run with
+``group``, ``strategy``, ``seed``, ``aulc`` and ``labels_to_target``). A *group* is a
+strategy with its non-seed settings; two groups are compared only when those settings
+match (the part of the group name after " · ", as for the random baseline in
+``metrics_frame``), and their runs are paired by seed, so both runs of a pair start
+from the same initial labels.
+
+No Streamlit here; numpy, pandas and scipy only. Bad or thin input (one run, no random
+run, no shared seeds) gives empty tables and notes that say why, never an exception.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+ALPHA = 0.05
+CONFIDENCE = 0.95
+BOOTSTRAP_RESAMPLES = 10_000
+BOOTSTRAP_SEED = 0
+
+GROUP_COLUMNS = ["group", "seeds", "aulc_mean", "aulc_low", "aulc_high",
+                 "reached_target", "labels_mean", "labels_low", "labels_high",
+                 "efficiency", "efficiency_low", "efficiency_high", "efficiency_seeds", "note"]
+PAIR_COLUMNS = ["row", "column", "n_seeds", "mean_diff", "win_fraction", "wilcoxon_p", "wilcoxon_method",
+                "t_p", "holm_p", "verdict", "note"]
+
+
+@dataclass
+class SeedStatistics:
+    """What :func:`seed_statistics` returns.
+
+    ``groups``: one row per group (see :func:`group_intervals`). ``pairs``: one row per
+    ordered pair of comparable groups (see :func:`pairwise_tests`). ``warnings``: plain
+    sentences about pairs with too few seeds. ``notes``: why a table is empty or thin."""
+
+    groups: pd.DataFrame
+    pairs: pd.DataFrame
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------ small pieces
+
+def settings_of(group: str) -> str:
+    """The non-strategy settings in a group name ('margin · mnist' -> 'mnist'; '' when none)."""
+    return str(group).partition(" · ")[2]
+
+
+def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, Optional[float], Optional[float]]:
+    """Mean and Student-t confidence interval of the mean; (mean, None, None) for fewer than 2 values."""
+    from scipy import stats
+
+    v = np.asarray(values, dtype=float)
+    mean = float(v.mean())
+    if len(v) < 2:
+        return mean, None, None
+    half = float(stats.t.ppf(0.5 + confidence / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
+    return mean, mean - half, mean + half
+
+
+def geometric_mean_interval(ratios: Sequence[float], *, resamples: int = BOOTSTRAP_RESAMPLES,
+                            seed: int = BOOTSTRAP_SEED, confidence: float = CONFIDENCE
+                            ) -> tuple[float, float, float]:
+    """Geometric mean of positive ratios and its bootstrap percentile interval: resample the
+    seeds with replacement ``resamples`` times (numpy Generator seeded with ``seed``, so the
+    interval is reproducible) and take the central ``confidence`` share of the geometric means."""
+    logs = np.log(np.asarray(ratios, dtype=float))
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(logs), size=(resamples, len(logs)))
+    boot = logs[idx].mean(axis=1)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(boot, [tail, 100 - tail])
+    return float(np.exp(logs.mean())), float(np.exp(low)), float(np.exp(high))
+
+
+def holm(pvalues: Sequence[float]) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values (step-down): the k-th smallest of m is multiplied by
+    m - k + 1, made non-decreasing along that order, and capped at 1. Reject where < alpha."""
+    p = np.asarray(pvalues, dtype=float)
+    m = len(p)
+    adjusted = np.empty(m)
+    running = 0.0
+    for rank, i in enumerate(np.argsort(p, kind="stable")):
+        running = max(running, (m - rank) * p[i])
+        adjusted[i] = min(1.0, running)
+    return adjusted
+
+
+def min_wilcoxon_p(n: int) -> float:
+    """The smallest two-sided p-value an exact Wilcoxon signed-rank test can give with n
+    pairs: every difference on one side, probability 2 / 2**n under the null."""
+    return 1.0 if n < 1 else min(1.0, 2.0 / 2 ** n)
+
+
+def seeds_needed(alpha: float = ALPHA, comparisons: int = 1) -> int:
+    """The fewest paired seeds with which an exact Wilcoxon test can get below ``alpha``
+    after Holm correction over ``comparisons`` pairs (6 for one pair at 0.05)."""
+    n = 1
+    while comparisons * min_wilcoxon_p(n) >= alpha:
+        n += 1
+    return n
+
+
+def _per_seed(sub: pd.DataFrame) -> pd.DataFrame:
+    """One run per seed (the first where a group holds one seed twice)."""
+    return sub.drop_duplicates("seed", keep="first").set_index("seed")
+
+
+def _reached(value) -> bool:
+    return value is not None and not pd.isna(value)
+
+
+# ------------------------------------------------------------------- per group
+
+def group_intervals(frame: pd.DataFrame, *, confidence: float = CONFIDENCE,
+                    resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> pd.DataFrame:
+    """One row per group, with intervals across its seeds:
+
+    - ``aulc_mean`` with a Student-t ``confidence`` interval (``aulc_low`` / ``aulc_high``);
+    - labels to the target: mean and t-interval over the seeds that *reached* it, with
+      ``reached_target`` ("k/n"). Runs that never reached it are censored (their true value is
+      beyond their label budget, not known), so they are left out and counted, not averaged
+      as if they had reached it; the mean over the others is optimistic when k < n;
+    - labelling ``efficiency`` against random: random's labels to the target over this
+      group's, per seed, against the random run of the same seed and settings; the geometric
+      mean over the seeds where both reached the target, with a bootstrap percentile
+      interval. None where fewer than 2 such seeds (``note`` says why).
+
+    Intervals are None for a group with one seed."""
+    if frame is None or len(frame) == 0:
+        return pd.DataFrame(columns=GROUP_COLUMNS)
+    rows = []
+    for group, sub in frame.groupby("group", sort=True):
+        notes = []
+        runs = _per_seed(sub)
+        if len(runs) < len(sub):
+            notes.append(f"{len(sub) - len(runs)} run(s) repeat a seed; the first run of each seed is used")
+        n = len(runs)
+        aulc, aulc_low, aulc_high = t_interval(runs["aulc"], confidence)
+        if n < 2:
+            notes.append("one seed: no interval")
+        reached = runs["labels_to_target"][runs["labels_to_target"].map(_reached)].astype(float)
+        labels = labels_low = labels_high = None
+        if len(reached):
+            labels, labels_low, labels_high = t_interval(reached, confidence)
+        if len(reached) < n:
+            notes.append(f"{n - len(reached)} of {n} run(s) never reached the target: censored, "
+                         f"left out of the labels mean" + (" (which is optimistic)" if len(reached) else ""))
+
+        efficiency = eff_low = eff_high = None
+        strategy = runs["strategy"].iloc[0]
+        base = frame[(frame["strategy"] == "random") & (frame["group"].map(settings_of) == settings_of(group))]
+        base = _per_seed(base) if len(base) else base
+        ratios, censored = [], 0
+        if strategy == "random":
+            notes.append("random is the baseline (efficiency 1 by definition)")
+        elif base.empty:
+            notes.append("no random run with the same settings: no efficiency")
+        else:
+            shared = [s for s in runs.index if s in base.index]
+            for s in shared:
+                mine, theirs = runs.at[s, "labels_to_target"], base.at[s, "labels_to_target"]
+                if _reached(mine) and _reached(theirs):
+                    ratios.append(float(theirs) / float(mine))
+                else:
+                    censored += 1
+            if not shared:
+                notes.append("no seed shared with a random run: no efficiency")
+            elif censored:
+                notes.append(f"efficiency: {censored} paired seed(s) left out because one of the pair "
+                             f"never reached the target (censored)")
+        if strategy == "random" and len(reached) >= 2:
+            ratios = [1.0] * len(reached)
+        if len(ratios) >= 2:
+            efficiency, eff_low, eff_high = geometric_mean_interval(ratios, resamples=resamples, seed=seed,
+                                                                    confidence=confidence)
+            if len(ratios) < 5:
+                notes.append(f"efficiency interval from {len(ratios)} seeds: rough")
+        elif strategy != "random" and not base.empty and any(s in base.index for s in runs.index):
+            notes.append(f"efficiency needs at least 2 seeds where both this group and random reached "
+                         f"the target; {len(ratios)} did")
+        rows.append({"group": group, "seeds": n, "aulc_mean": aulc, "aulc_low": aulc_low, "aulc_high": aulc_high,
+                     "reached_target": f"{len(reached)}/{n}", "labels_mean": labels,
+                     "labels_low": labels_low, "labels_high": labels_high, "efficiency": efficiency,
+                     "efficiency_low": eff_low, "efficiency_high": eff_high, "efficiency_seeds": len(ratios),
+                     "note": "; ".join(notes)})
+    out = pd.DataFrame(rows, columns=GROUP_COLUMNS)
+    numeric = [c for c in GROUP_COLUMNS if c not in ("group", "reached_target", "note")]
+    out[numeric] = out[numeric].astype(float)  # None -> NaN, so tables format them as numbers
+    out["seeds"] = out["seeds"].astype(int)
+    out["efficiency_seeds"] = out["efficiency_seeds"].astype(int)
+    return out
+
+
+# -------------------------------------------------------------------- pairwise
+
+def _wilcoxon(diff: np.ndarray) -> tuple[float, str]:
+    """Two-sided Wilcoxon signed-rank p-value of paired differences, and how it was computed."""
+    from scipy import stats
+
+    if np.all(diff == 0):
+        return 1.0, "all equal"
+    nonzero = diff[diff != 0]
+    ties = len(np.unique(np.abs(nonzero))) < len(nonzero) or len(nonzero) < len(diff)
+    # scipy's "auto": exact null distribution for n <= 50 without ties or zeros; with them, an
+    # exhaustive permutation for n <= 13; otherwise the normal approximation
+    if not ties and len(diff) <= 50:
+        method = "exact"
+    elif ties and len(diff) <= 13:
+        method = "permutation"
+    else:
+        method = "normal approx."
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p = float(stats.wilcoxon(diff, method="auto").pvalue)
+    return p, method
+
+
+def _ttest(a: np.ndarray, b: np.ndarray) -> Optional[float]:
+    """Paired t-test p-value; None where it is undefined (under 2 pairs, or every difference equal)."""
+    from scipy import stats
+
+    diff = a - b
+    if len(diff) < 2 or np.all(diff == diff[0]):
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p = float(stats.ttest_rel(a, b).pvalue)
+    return None if math.isnan(p) else p
+
+
+def _direction(diff: np.ndarray) -> float:
+    """Sign of the Wilcoxon statistic: rank sum of positive minus negative differences."""
+    from scipy.stats import rankdata
+
+    nonzero = diff[diff != 0]
+    if not len(nonzero):
+        return 0.0
+    ranks = rankdata(np.abs(nonzero))
+    return float(ranks[nonzero > 0].sum() - ranks[nonzero < 0].sum())
+
+
+def pairwise_tests(frame: pd.DataFrame, *, alpha: float = ALPHA) -> tuple[pd.DataFrame, list[str]]:
+    """Paired tests on AULC between every two groups with the same non-strategy settings
+    and at least one shared seed. Returns (table, notes).
+
+    The table has a row for each *ordered* pair (row, column): ``n_seeds`` paired seeds,
+    ``mean_diff`` (row minus column AULC, mean over the pairs), ``win_fraction`` (share of the
+    seeds where row's AULC is higher), two-sided ``wilcoxon_p`` (scipy.stats.wilcoxon, exact
+    for small tie-free samples) and ``t_p`` (scipy.stats.ttest_rel), ``holm_p`` (the Wilcoxon
+    p-value after Holm correction over the unordered pairs tested) and ``verdict``: "better" /
+    "worse" where ``holm_p`` < ``alpha``, else "not separable". The verdict follows the
+    Wilcoxon test, which assumes nothing about the shape of the differences; the t-test is
+    shown beside it. Pairs with fewer than 2 paired seeds are listed but not tested."""
+    empty = pd.DataFrame(columns=PAIR_COLUMNS)
+    notes: list[str] = []
+    if frame is None or len(frame) == 0:
+        return empty, ["No runs: nothing to compare."]
+    groups = sorted(frame["group"].unique())
+    if len(groups) < 2:
+        return empty, [f"Only one group ({groups[0]}): pairwise tests need two strategies."]
+    per_group = {g: _per_seed(frame[frame["group"] == g]) for g in groups}
+    tested = []  # (a, b, diff-array, a-values, b-values)
+    for i, a in enumerate(groups):
+        for b in groups[i + 1:]:
+            if settings_of(a) != settings_of(b):
+                continue
+            shared = sorted(set(per_group[a].index) & set(per_group[b].index))
+            if not shared:
+                notes.append(f"{a} and {b} share no seed: not compared (paired tests pair runs by seed).")
+                continue
+            x = per_group[a].loc[shared, "aulc"].to_numpy(dtype=float)
+            y = per_group[b].loc[shared, "aulc"].to_numpy(dtype=float)
+            tested.append((a, b, x, y))
+    if not tested:
+        if not notes:
+            notes.append("No two groups have the same settings (dataset, model, batch size, pool): "
+                         "nothing to pair.")
+        return empty, notes
+
+    results = []
+    for a, b, x, y in tested:
+        diff = x - y
+        if len(diff) >= 2:
+            p_w, method = _wilcoxon(diff)
+        else:
+            p_w, method = None, "not run"
+        results.append({"a": a, "b": b, "n": len(diff), "diff": diff, "p_w": p_w, "method": method,
+                        "p_t": _ttest(x, y)})
+    testable = [r for r in results if r["p_w"] is not None]
+    for r, adj in zip(testable, holm([r["p_w"] for r in testable])):
+        r["holm"] = float(adj)
+    rows = []
+    for r in results:
+        holm_p = r.get("holm")
+        direction = _direction(r["diff"])
+        if holm_p is not None and holm_p < alpha and direction != 0:
+            verdicts = ("better", "worse") if direction > 0 else ("worse", "better")
+        else:
+            verdicts = ("not separable", "not separable")
+        note = "" if r["p_w"] is not None else "fewer than 2 paired seeds: not tested"
+        for (row, col, sign, verdict) in ((r["a"], r["b"], 1, verdicts[0]), (r["b"], r["a"], -1, verdicts[1])):
+            d = sign * r["diff"]
+            rows.append({"row": row, "column": col, "n_seeds": r["n"], "mean_diff": float(d.mean()),
+                         "win_fraction": float((d > 0).mean()), "wilcoxon_p": r["p_w"],
+                         "wilcoxon_method": r["method"], "t_p": r["p_t"], "holm_p": holm_p,
+                         "verdict": verdict, "note": note})
+    table = pd.DataFrame(rows, columns=PAIR_COLUMNS).sort_values(["row", "column"], ignore_index=True)
+    numeric = ["mean_diff", "win_fraction", "wilcoxon_p", "t_p", "holm_p"]
+    table[numeric] = table[numeric].astype(float)  # None -> NaN
+    table.attrs["comparisons"] = len(testable)
+    table.attrs["alpha"] = alpha
+    return table, notes
+
+
+def seed_warnings(pairs: pd.DataFrame, *, alpha: float = ALPHA) -> list[str]:
+    """A plain sentence for each pair whose seeds are too few for any verdict but "not
+    separable", whatever the data: the exact Wilcoxon test's smallest p-value with n pairs
+    is 2 / 2**n, and after Holm correction over m pairs the smallest adjusted p-value is at
+    least m times the smallest p-value of all the pairs."""
+    if pairs is None or len(pairs) == 0:
+        return []
+    once = pairs[pairs["row"] < pairs["column"]]
+    m = int(pairs.attrs.get("comparisons", (once["wilcoxon_p"].notna()).sum()))
+    n_max = int(once["n_seeds"].max())
+    out = []
+    for _, r in once.iterrows():
+        n = int(r["n_seeds"])
+        head = f"{r['row']} vs {r['column']}: {n} paired seed{'s' if n != 1 else ''}"
+        if min_wilcoxon_p(n) >= alpha:
+            t_part = (" (the paired t-test has 1 degree of freedom)" if n == 2 else
+                      " (no paired t-test is possible)" if n < 2 else "")
+            out.append(f"{head}; a Wilcoxon test cannot reach p < {alpha:g} with fewer than "
+                       f"{seeds_needed(alpha)}, so these two cannot be told apart yet{t_part}.")
+        elif m > 1 and max(min_wilcoxon_p(n), m * min_wilcoxon_p(n_max)) >= alpha:
+            out.append(f"{head}; after Holm correction over {m} comparisons a Wilcoxon test cannot reach "
+                       f"p < {alpha:g} with fewer than {seeds_needed(alpha, m)}, so these two cannot be "
+                       f"told apart yet.")
+    return out
+
+
+def seed_statistics(frame: pd.DataFrame, *, alpha: float = ALPHA, confidence: float = CONFIDENCE,
+                    resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> SeedStatistics:
+    """Group intervals, pairwise tests and seed warnings of a :func:`~alcore.metrics.metrics_frame`."""
+    groups = group_intervals(frame, confidence=confidence, resamples=resamples, seed=seed)
+    pairs, notes = pairwise_tests(frame, alpha=alpha)
+    if frame is not None and len(frame) == 1:
+        notes.insert(0, "One run only: intervals and tests need several seeds.")
+    if frame is not None and len(frame) and not (frame["strategy"] == "random").any():
+        notes.append("No random run: labelling efficiency against random cannot be computed.")
+    return SeedStatistics(groups=groups, pairs=pairs, warnings=seed_warnings(pairs, alpha=alpha), notes=notes)
