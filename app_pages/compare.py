@@ -1,9 +1,10 @@
 """Compare page: overlay result files from anywhere; mean and band over seeds."""
 import streamlit as st
 
-from alcore.figures import curve_frame, learning_curve_figure
+from alcore.figures import curve_frame, learning_curve_figure, pairwise_figure
 from alcore.metrics import group_metrics, metrics_frame
 from alcore.results import ResultFileError, curves_csv, load_result
+from alcore.stats import seed_statistics
 from app_pages.common import RACE, plain
 
 st.title("Compare")
@@ -47,6 +48,7 @@ st.plotly_chart(learning_curve_figure(frame, aggregate=aggregate, band=band, tar
                                       title="Test accuracy vs labels"), key="compare_curves")
 
 metrics = metrics_frame(results, target)
+seed_stats = seed_statistics(metrics)
 fmt = {"final_labels": st.column_config.NumberColumn("labels used", format="%d"),
        "final_accuracy": st.column_config.NumberColumn("final accuracy", format="percent"),
        "aulc": st.column_config.NumberColumn("AULC", format="%.4f"),
@@ -59,3 +61,31 @@ with st.expander("Per run"):
     st.dataframe(metrics.drop(columns=["strategy"]), hide_index=True, column_config=fmt)
 st.download_button("Download these curves (CSV)", curves_csv(results), "compare_curves.csv", "text/csv",
                    on_click="ignore")
+
+st.subheader("Statistics across seeds")
+st.caption("Intervals are 95%: Student t over seeds for AULC and labels to target; labels to target "
+           "counts only the runs that reached it (the others are censored, not averaged in). Efficiency is "
+           "random's labels to the target divided by the group's, paired by seed, as a geometric mean with "
+           "a bootstrap interval. Pairs of groups with the same settings are tested on AULC, paired by seed "
+           "(Wilcoxon signed-rank, Holm-corrected over the pairs, at 0.05; paired t-test beside it).")
+for note in seed_stats.notes:
+    st.info(plain(note), icon=":material/info:")
+num = st.column_config.NumberColumn
+st.dataframe(seed_stats.groups, hide_index=True, column_config={
+    "aulc_mean": num("AULC", format="%.4f"), "aulc_low": num("AULC low", format="%.4f"),
+    "aulc_high": num("AULC high", format="%.4f"), "reached_target": "reached target",
+    "labels_mean": num("labels to target", format="%.1f"), "labels_low": num("labels low", format="%.1f"),
+    "labels_high": num("labels high", format="%.1f"), "efficiency": num("efficiency vs random", format="%.2fx"),
+    "efficiency_low": num("efficiency low", format="%.2fx"), "efficiency_high": num("efficiency high", format="%.2fx"),
+    "efficiency_seeds": num("seeds in efficiency", format="%d")})
+if len(seed_stats.pairs):
+    st.plotly_chart(pairwise_figure(seed_stats.pairs), key="compare_pairwise")
+    with st.expander("Pairwise tests (numbers)"):
+        st.dataframe(seed_stats.pairs, hide_index=True, column_config={
+            "n_seeds": num("paired seeds", format="%d"),
+            "mean_diff": num("mean AULC diff (row − column)", format="%+.4f"),
+            "win_fraction": num("seeds row wins", format="percent"),
+            "wilcoxon_p": num("Wilcoxon p", format="%.4g"), "t_p": num("t-test p", format="%.4g"),
+            "holm_p": num("Holm p (Wilcoxon)", format="%.4g")})
+for warning in seed_stats.warnings:
+    st.warning(plain(warning), icon=":material/warning:")

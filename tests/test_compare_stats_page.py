@@ -1,0 +1,33 @@
+"""AppTest of the Compare page's "Statistics across seeds" section, on uploaded real result files."""
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from alcore import ExperimentConfig
+from alcore.race import Race
+from conftest import ROOT
+
+APP = str(ROOT / "app.py")
+
+
+@pytest.fixture(scope="module")
+def files(digits, cache):
+    race = Race(ExperimentConfig(rounds=3, max_epochs=5), ["margin", "random"], [0, 1, 2],
+                dataset_for=lambda cfg: digits, cache=cache)
+    while race.step() is not None:
+        pass
+    return [(f"{r.config.strategy}_seed{r.config.seed}.json", r.model_dump_json().encode(), "application/json")
+            for r in race.results()]
+
+
+def test_compare_page_shows_statistics_across_seeds(files):
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    at.switch_page("app_pages/compare.py").run()
+    assert not at.exception, at.exception
+    at.file_uploader(key="compare_files").set_value(files).run()
+    assert not at.exception, at.exception
+    assert "6 run(s) loaded" in at.caption[0].value
+    assert "Statistics across seeds" in [s.value for s in at.subheader]
+    assert len(at.get("plotly_chart")) == 2  # the curves and the pairwise heatmap
+    assert len(at.dataframe) >= 3  # per group, per run, intervals (+ the pairwise numbers)
+    assert any("3 paired seeds" in w.value and "cannot be told apart" in w.value for w in at.warning)
