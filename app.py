@@ -4,9 +4,12 @@ import streamlit as st
 st.set_page_config(page_title="Active learning explorer", page_icon=":material/target:", layout="wide")
 
 from app_pages.common import deployment_limits, sidebar_summary  # noqa: E402
-from app_pages.streamlit_fixes import keep_keras_state  # noqa: E402
+from app_pages.streamlit_fixes import fixed_mmap_threshold, install_after_run_cleanup  # noqa: E402
 
-keep_keras_state()  # Streamlit would clear Keras' and TensorFlow's state after every script run
+# Streamlit's own cleanup would clear Keras' and TensorFlow's state after every script run of
+# every session; large arrays get their own mmap (app_pages/streamlit_fixes.py, bench/soak.py).
+install_after_run_cleanup()
+fixed_mmap_threshold()
 
 pages = [
     st.Page("app_pages/dataset.py", title="Dataset", icon=":material/image:", default=True),

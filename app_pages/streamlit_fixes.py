@@ -1,28 +1,62 @@
-"""A Streamlit habit that a TensorFlow dashboard with several sessions cannot live with.
+"""What a long-lived Streamlit server running TensorFlow for many sessions needs set
+differently.
 
-After every script run, of every session, Streamlit 1.67 calls ``keras.backend.clear_session()``
-(``script_runner._clean_problem_modules``, written for Keras 2 apps that rebuilt their
-model on each run). In Keras 3 with TensorFlow that resets Keras' global state, clears
-TensorFlow's eager kernel cache and pending eager nodes, process-wide, and runs a full
-garbage collection. Our models live across script runs (``TrainerCache``) and other
-sessions train in their own threads while it happens:
+**Keras state.** After every script run, of every session, Streamlit 1.67 calls
+``keras.backend.clear_session()`` (``script_runner._clean_problem_modules``, written for
+Keras 2 apps that rebuilt their model on each run). In Keras 3 with TensorFlow that resets
+Keras' global state, clears TensorFlow's eager kernel cache and pending eager nodes,
+process-wide, and runs a full garbage collection, while other sessions' races train in their
+own threads. ``python bench/bench_clear_session.py``: two threads racing the cnn on digits
+took 206 s with it every 0.2 s against 102 s without (2 cores). Nothing here relies on it:
+models are built once and cached, not rebuilt per run. :func:`install_after_run_cleanup`
+keeps the rest of that cleanup (matplotlib figures are closed) and leaves Keras alone.
 
-- ``python bench/bench_clear_session.py``: two threads racing the cnn on digits took
-  206 s with clear_session every 0.2 s against 102 s without (2 cores);
-- the collection stretches the gap between a script run and its queued rerun, where a
-  click on another page can be overridden by that rerun.
-
-Nothing in the dashboard relies on it: models are built once and cached, not per run.
+**Large arrays and glibc.** By default glibc raises its mmap threshold after each large free
+(up to 32 MB), after which arrays of a few MB (a round's probabilities or embeddings for a
+60 000-image pool) are carved out of the per-thread arenas, which fragment. In
+``python bench/soak.py`` (20 whole-MNIST races in one server) the peak grew from 1,380 MB
+(run 2) to 1,639 MB (run 20); with :func:`fixed_mmap_threshold` from 1,266 MB to 1,398 MB by
+run 17. The rest of the creep is the arenas themselves: with ``MALLOC_ARENA_MAX=2`` in the
+server's environment it stayed flat (README, "A server that runs all day"). That variable
+only works from the process's start (glibc fixes the arena limit when the second arena is
+made), so it cannot be set from here; ``mallopt(M_ARENA_MAX)`` at this point made no
+difference, nor did ``malloc_trim`` after every script run, both measured with the soak.
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import sys
 
 
-def keep_keras_state() -> bool:
-    """Make Streamlit's after-run cleanup leave Keras alone (it still closes matplotlib
-    figures, the other thing it cleans). Idempotent; False where this Streamlit has no
-    such cleanup (nothing to undo)."""
+# mallopt() parameter numbers in glibc's malloc.h.
+_M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 1 << 20
+
+
+def _glibc():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt  # noqa: B018  (glibc's; musl and macOS have none)
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+def fixed_mmap_threshold(threshold: int = MMAP_THRESHOLD) -> bool:
+    """Allocations of ``threshold`` bytes or more always get their own mmap, returned to
+    the system when freed. By default glibc raises the threshold after each large free (up
+    to 32 MB), after which arrays of a few MB (a round's probabilities or embeddings for a
+    60 000-image pool) are carved out of the thread arenas and fragment them."""
+    libc = _glibc()
+    return bool(libc is not None and libc.mallopt(_M_MMAP_THRESHOLD, int(threshold)))
+
+
+def install_after_run_cleanup() -> bool:
+    """Replace Streamlit's after-run cleanup with one that leaves Keras alone (see the
+    module's docstring). Idempotent; False where this Streamlit has no such cleanup."""
     from streamlit.runtime.scriptrunner import script_runner
 
     current = getattr(script_runner, "_clean_problem_modules", None)
@@ -31,10 +65,10 @@ def keep_keras_state() -> bool:
     if getattr(current, "keeps_keras", False):
         return True
 
-    def clean_problem_modules_but_keras() -> None:
+    def after_run_cleanup() -> None:
         if "matplotlib.pyplot" in sys.modules:
             sys.modules["matplotlib.pyplot"].close("all")
 
-    clean_problem_modules_but_keras.keeps_keras = True
-    script_runner._clean_problem_modules = clean_problem_modules_but_keras
+    after_run_cleanup.keeps_keras = True
+    script_runner._clean_problem_modules = after_run_cleanup
     return True
