@@ -64,7 +64,8 @@ def aggregate_curves(frame: pd.DataFrame, band: str = "ci95") -> pd.DataFrame:
     """Mean accuracy per group and label count across runs, with a band.
 
     ``band``: "ci95" is the 95% confidence interval of the mean (Student t over
-    the runs at that point), "std" is +- one standard deviation, "minmax" the range."""
+    the runs at that point), "std" is +- one standard deviation, "minmax" the range;
+    clipped to [0, 1], where accuracies lie."""
     from scipy import stats
 
     out = []
@@ -82,7 +83,10 @@ def aggregate_curves(frame: pd.DataFrame, band: str = "ci95") -> pd.DataFrame:
             low, high = mean - half, mean + half
         else:
             raise ValueError(f"unknown band {band!r}; choose ci95, std or minmax")
-        out.append({"group": group, "n_labeled": n, "mean": mean, "low": low, "high": high, "runs": len(a)})
+        # an accuracy lies in [0, 1]: with two or three seeds the t band is wide, and unclipped it
+        # stretched the axis to -200%..200% and flattened every curve
+        out.append({"group": group, "n_labeled": n, "mean": mean, "low": max(low, 0.0), "high": min(high, 1.0),
+                    "runs": len(a)})
     return pd.DataFrame(out, columns=["group", "n_labeled", "mean", "low", "high", "runs"])
 
 

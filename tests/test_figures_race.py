@@ -66,6 +66,17 @@ def test_learning_curves_mean_and_band(race):
     assert len(single.data) == 4 and all(len(t.x) == 5 for t in single.data)
 
 
+def test_bands_stay_within_possible_accuracies():
+    import pandas as pd
+
+    # two seeds far apart: the t interval (12.7 x the standard error) would reach -250%..+330%
+    frame = pd.DataFrame({"group": ["margin"] * 2, "n_labeled": [20, 20], "test_accuracy": [0.1, 0.95]})
+    for band in ("ci95", "std", "minmax"):
+        row = aggregate_curves(frame, band).iloc[0]
+        assert 0.0 <= row["low"] <= row["mean"] <= row["high"] <= 1.0, band
+    assert aggregate_curves(frame, "ci95").iloc[0][["low", "high"]].tolist() == [0.0, 1.0]
+
+
 def test_metrics_tables(race):
     results = race.results()
     frame = metrics_frame(results, target=0.3)
