@@ -54,8 +54,13 @@ def settings_of(group: str) -> str:
     return str(group).partition(" · ")[2]
 
 
-def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, Optional[float], Optional[float]]:
-    """Mean and Student-t confidence interval of the mean; (mean, None, None) for fewer than 2 values."""
+def t_interval(values: Sequence[float], confidence: float = CONFIDENCE,
+               bounds: tuple[Optional[float], Optional[float]] = (None, None)
+               ) -> tuple[float, Optional[float], Optional[float]]:
+    """Mean and Student-t confidence interval of the mean; (mean, None, None) for fewer than 2
+    values. ``bounds``: the values the quantity can take (an AULC lies in [0, 1], a label
+    count is not negative); the interval is clipped to them. With two seeds the t interval is
+    12.7 standard errors wide and otherwise reads as an AULC above 1 or negative labels."""
     from scipy import stats
 
     v = np.asarray(values, dtype=float)
@@ -63,7 +68,12 @@ def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple
     if len(v) < 2:
         return mean, None, None
     half = float(stats.t.ppf(0.5 + confidence / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
-    return mean, mean - half, mean + half
+    low, high = mean - half, mean + half
+    if bounds[0] is not None:
+        low = max(low, bounds[0])
+    if bounds[1] is not None:
+        high = min(high, bounds[1])
+    return mean, low, high
 
 
 def geometric_mean_interval(ratios: Sequence[float], *, resamples: int = BOOTSTRAP_RESAMPLES,
@@ -144,13 +154,13 @@ def group_intervals(frame: pd.DataFrame, *, confidence: float = CONFIDENCE,
         if len(runs) < len(sub):
             notes.append(f"{len(sub) - len(runs)} run(s) repeat a seed; the first run of each seed is used")
         n = len(runs)
-        aulc, aulc_low, aulc_high = t_interval(runs["aulc"], confidence)
+        aulc, aulc_low, aulc_high = t_interval(runs["aulc"], confidence, bounds=(0.0, 1.0))
         if n < 2:
             notes.append("one seed: no interval")
         reached = runs["labels_to_target"][runs["labels_to_target"].map(_reached)].astype(float)
         labels = labels_low = labels_high = None
         if len(reached):
-            labels, labels_low, labels_high = t_interval(reached, confidence)
+            labels, labels_low, labels_high = t_interval(reached, confidence, bounds=(0.0, None))
         if len(reached) < n:
             notes.append(f"{n - len(reached)} of {n} run(s) never reached the target: censored, "
                          f"left out of the labels mean" + (" (which is optimistic)" if len(reached) else ""))

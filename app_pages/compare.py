@@ -63,7 +63,8 @@ st.download_button("Download these curves (CSV)", curves_csv(results), "compare_
                    on_click="ignore")
 
 st.subheader("Statistics across seeds")
-st.caption("Intervals are 95%: Student t over seeds for AULC and labels to target; labels to target "
+st.caption("Intervals are 95%: Student t over seeds for AULC and labels to target (clipped to what they can "
+           "be: an AULC within 0-1, no negative labels); labels to target "
            "counts only the runs that reached it (the others are censored, not averaged in). Efficiency is "
            "random's labels to the target divided by the group's, paired by seed, as a geometric mean with "
            "a bootstrap interval. Pairs of groups with the same settings are tested on AULC, paired by seed "
@@ -74,8 +75,8 @@ num = st.column_config.NumberColumn
 st.dataframe(seed_stats.groups, hide_index=True, column_config={
     "aulc_mean": num("AULC", format="%.4f"), "aulc_low": num("AULC low", format="%.4f"),
     "aulc_high": num("AULC high", format="%.4f"), "reached_target": "reached target",
-    "labels_mean": num("labels to target", format="%.1f"), "labels_low": num("labels low", format="%.1f"),
-    "labels_high": num("labels high", format="%.1f"), "efficiency": num("efficiency vs random", format="%.2fx"),
+    "labels_mean": num("labels to target", format="%.0f"), "labels_low": num("labels low", format="%.0f"),
+    "labels_high": num("labels high", format="%.0f"), "efficiency": num("efficiency vs random", format="%.2fx"),
     "efficiency_low": num("efficiency low", format="%.2fx"), "efficiency_high": num("efficiency high", format="%.2fx"),
     "efficiency_seeds": num("seeds in efficiency", format="%d")})
 if len(seed_stats.pairs):

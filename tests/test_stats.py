@@ -118,7 +118,8 @@ def test_runs_that_never_reach_the_target_are_censored_not_averaged():
     g = group_intervals(f).set_index("group")
     assert g.at["margin", "reached_target"] == "2/3" and g.at["margin", "labels_mean"] == pytest.approx(50)
     low, high = stats.t.interval(0.95, 1, loc=50, scale=stats.sem([40, 60]))
-    assert (g.at["margin", "labels_low"], g.at["margin", "labels_high"]) == pytest.approx((low, high))
+    assert (g.at["margin", "labels_low"], g.at["margin", "labels_high"]) == pytest.approx((max(low, 0), high))
+    assert low < 0  # what the t interval alone says with two seeds; no label count is negative
     assert "censored" in g.at["margin", "note"]
     # only seed 0 has both margin and random at the target: no efficiency, and the note says why
     assert math.isnan(g.at["margin", "efficiency"]) and g.at["margin", "efficiency_seeds"] == 1
@@ -190,3 +191,14 @@ def test_tables_on_real_runs(results):
                           "fewer than 6, so these two cannot be told apart yet."]
     fig = pairwise_figure(s.pairs)
     assert np.asarray(fig.data[0].z).shape == (2, 2)
+
+
+def test_intervals_stay_within_what_the_quantity_can_be():
+    from alcore.stats import t_interval
+
+    # two seeds far apart: the raw t interval is 12.7 standard errors wide
+    mean, low, high = t_interval([0.40, 0.95], bounds=(0.0, 1.0))
+    assert mean == pytest.approx(0.675) and (low, high) == (0.0, 1.0)
+    mean, low, high = t_interval([100, 700], bounds=(0.0, None))
+    assert low == 0.0 and high == pytest.approx(400 + 12.706 * 300, rel=1e-3)
+    assert t_interval([0.5, 0.6]) [1] < t_interval([0.5, 0.6], bounds=(0.55, None))[1]
