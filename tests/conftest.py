@@ -70,6 +70,20 @@ def digits(digits_config):
     return load_dataset(digits_config)
 
 
+@pytest.fixture(scope="session")
+def three_seed_results(digits, cache):
+    """Result files of a real digits race, margin and random on seeds 0-2 (3 rounds each):
+    what the statistics across seeds are computed from."""
+    from alcore import ExperimentConfig
+    from alcore.race import Race
+
+    race = Race(ExperimentConfig(rounds=3, max_epochs=5), ["margin", "random"], [0, 1, 2],
+                dataset_for=lambda cfg: digits, cache=cache)
+    while race.step() is not None:
+        pass
+    return race.results()
+
+
 def shared_mnist() -> Path:
     folder = SHARED / "mnist"
     if not folder.is_dir():

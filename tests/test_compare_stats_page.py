@@ -2,21 +2,15 @@
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from alcore import ExperimentConfig
-from alcore.race import Race
 from conftest import ROOT
 
 APP = str(ROOT / "app.py")
 
 
 @pytest.fixture(scope="module")
-def files(digits, cache):
-    race = Race(ExperimentConfig(rounds=3, max_epochs=5), ["margin", "random"], [0, 1, 2],
-                dataset_for=lambda cfg: digits, cache=cache)
-    while race.step() is not None:
-        pass
+def files(three_seed_results):
     return [(f"{r.config.strategy}_seed{r.config.seed}.json", r.model_dump_json().encode(), "application/json")
-            for r in race.results()]
+            for r in three_seed_results]
 
 
 def test_compare_page_shows_statistics_across_seeds(files):

@@ -7,10 +7,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from alcore import ExperimentConfig
 from alcore.figures import pairwise_figure
 from alcore.metrics import metrics_frame
-from alcore.race import Race
 from alcore.stats import (GROUP_COLUMNS, PAIR_COLUMNS, geometric_mean_interval, group_intervals, holm,
                           min_wilcoxon_p, seed_statistics, seeds_needed)
 
@@ -168,12 +166,8 @@ def test_pairwise_figure_escapes_names_and_shows_verdicts():
 # ------------------------------------------------------------------- real runs
 
 @pytest.fixture(scope="module")
-def results(digits, cache):
-    race = Race(ExperimentConfig(rounds=3, max_epochs=5), ["margin", "random"], [0, 1, 2],
-                dataset_for=lambda cfg: digits, cache=cache)
-    while race.step() is not None:
-        pass
-    return race.results()
+def results(three_seed_results):
+    return three_seed_results
 
 
 def test_tables_on_real_runs(results):
