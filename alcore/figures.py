@@ -66,7 +66,7 @@ def aggregate_curves(frame: pd.DataFrame, band: str = "ci95") -> pd.DataFrame:
     ``band``: "ci95" is the 95% confidence interval of the mean (Student t over
     the runs at that point), "std" is +- one standard deviation, "minmax" the range;
     clipped to [0, 1], where accuracies lie."""
-    from scipy import stats
+    from .stats import t_interval
 
     out = []
     for (group, n), sub in frame.groupby(["group", "n_labeled"], sort=True):
@@ -79,8 +79,7 @@ def aggregate_curves(frame: pd.DataFrame, band: str = "ci95") -> pd.DataFrame:
         elif band == "minmax":
             low, high = a.min(), a.max()
         elif band == "ci95":
-            half = stats.t.ppf(0.975, len(a) - 1) * a.std(ddof=1) / np.sqrt(len(a))
-            low, high = mean - half, mean + half
+            _, low, high = t_interval(a, 0.95)
         else:
             raise ValueError(f"unknown band {band!r}; choose ci95, std or minmax")
         # an accuracy lies in [0, 1]: with two or three seeds the t band is wide, and unclipped it

@@ -60,6 +60,12 @@ def accuracy_at(n_labeled: Sequence[float], accuracy: Sequence[float], n_target:
     return float(a[hits[0]]) if len(hits) else None
 
 
+def settings_of(group: str) -> str:
+    """The non-strategy settings in a group name ('margin · mnist' -> 'mnist'; '' when none):
+    runs compared with each other (a strategy and its random baseline) share them."""
+    return str(group).partition(" · ")[2]
+
+
 def summarize(result, target: Optional[float] = None) -> dict:
     """Metrics of one result: final accuracy, normalised AULC, labels to ``target``."""
     n, a = result.curve()
@@ -96,7 +102,7 @@ def metrics_frame(results, target: float, groups: Optional[Sequence[str]] = None
         })
     frame = pd.DataFrame(rows)
     # the baseline for a run: the random run with the same seed and the same non-strategy settings
-    suffix = frame["group"].str.partition(" · ")[2]
+    suffix = frame["group"].map(settings_of)
     saved = []
     for i, row in frame.iterrows():
         mask = (frame["strategy"] == "random") & (frame["seed"] == row["seed"]) & (suffix == suffix[i])

@@ -21,6 +21,8 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from .metrics import settings_of
+
 ALPHA = 0.05
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 10_000
@@ -48,11 +50,6 @@ class SeedStatistics:
 
 
 # ------------------------------------------------------------------ small pieces
-
-def settings_of(group: str) -> str:
-    """The non-strategy settings in a group name ('margin · mnist' -> 'mnist'; '' when none)."""
-    return str(group).partition(" · ")[2]
-
 
 def t_interval(values: Sequence[float], confidence: float = CONFIDENCE,
                bounds: tuple[Optional[float], Optional[float]] = (None, None)
