@@ -313,3 +313,171 @@ def pairwise_figure(pairs: pd.DataFrame, title: str = "Paired tests on AULC acro
     fig.update_xaxes(type="category")
     fig.update_yaxes(type="category")
     return fig
+
+
+# ------------------------------------------------------------- replay: why this image?
+
+PREDICTED_COLOR, TRUE_COLOR, OTHER_COLOR = PALETTE[1], PALETTE[2], "#b0b7c3"
+
+
+def probability_bars_figure(probs: Sequence[float], class_names: Sequence[str], true_label: Optional[int] = None,
+                            title: str = "Class probabilities") -> go.Figure:
+    """One bar per class: the model's probability for it. The predicted class (highest bar)
+    and the true class are coloured and named in the hover text; when they differ the model
+    is wrong about this image."""
+    p = np.asarray(probs, dtype=float)
+    if p.ndim != 1 or len(p) != len(class_names):
+        raise ValueError(f"{p.shape} probabilities for {len(class_names)} classes")
+    predicted = int(np.argmax(p))
+    colors, roles = [], []
+    for c in range(len(p)):
+        if c == predicted:
+            colors.append(PREDICTED_COLOR)
+            roles.append("predicted" + (" and true" if c == true_label else ""))
+        elif c == true_label:
+            colors.append(TRUE_COLOR)
+            roles.append("true class")
+        else:
+            colors.append(OTHER_COLOR)
+            roles.append("")
+    names = [text(c) for c in class_names]
+    fig = go.Figure(go.Bar(x=names, y=p, marker_color=colors, customdata=roles, text=[f"{v:.0%}" for v in p],
+                           textposition="outside", cliponaxis=False,
+                           hovertemplate="%{x}: %{y:.2%} %{customdata}<extra></extra>"))
+    fig.update_layout(title=text(title), xaxis_title="Class", yaxis_title="Probability", yaxis_tickformat=".0%",
+                      yaxis_range=[0, 1.12], height=340, showlegend=False, margin=dict(l=10, r=10, t=60, b=10))
+    fig.update_xaxes(type="category")
+    return fig
+
+
+MEASURE_NAMES = {"least_confidence": "least confidence", "margin": "margin", "ratio": "ratio", "entropy": "entropy"}
+
+
+def score_rank_frame(explanation, batch_size: Optional[int] = None, strategy: Optional[str] = None) -> pd.DataFrame:
+    """The four uncertainty scores of one image (an :class:`alcore.explain.ImageExplanation`)
+    side by side with where it ranks under each among the round's candidates: one row per
+    measure with ``score``, ``rank`` (1 = picked first), ``top_share`` (rank / candidates),
+    ``in_batch`` (rank within ``batch_size``: a strategy of that measure would have picked it,
+    ties aside) and ``strategy`` (True on the row of the run's own measure)."""
+    n = explanation.n_candidates
+    rows = []
+    for m, score in explanation.scores.items():
+        rank = explanation.ranks[m]
+        rows.append({"measure": MEASURE_NAMES.get(m, m), "score": score, "rank": rank, "candidates": n,
+                     "top_share": rank / n if n else float("nan"),
+                     "in_batch": None if batch_size is None else bool(rank <= batch_size),
+                     "strategy": m == strategy})
+    return pd.DataFrame(rows, columns=["measure", "score", "rank", "candidates", "top_share", "in_batch", "strategy"])
+
+
+def overlap_figure(overlap, title: Optional[str] = None) -> go.Figure:
+    """Heatmap of an :class:`alcore.explain.PickOverlap`: the Jaccard index (shared picks over
+    all picks of the two) of every pair of runs, printed in each cell, 0 (disjoint) to 1
+    (the same images)."""
+    labels = [text(f"{lab} ({k})") for lab, k in zip(overlap.labels, overlap.sizes)]
+    m = np.asarray(overlap.matrix, dtype=float)
+    cells = [["" if not np.isfinite(v) else f"{v:.2f}" for v in row] for row in m]
+    what = f"rounds 0-{overlap.round}" if overlap.cumulative else f"round {overlap.round}"
+    fig = go.Figure(go.Heatmap(z=m, x=labels, y=labels, text=cells, texttemplate="%{text}", zmin=0, zmax=1,
+                               colorscale="Viridis", colorbar=dict(title="Jaccard"), hoverongaps=False,
+                               hovertemplate="%{y} and %{x}: %{z:.2f}<extra></extra>"))
+    fig.update_layout(title=text(title or f"Overlap of the picks (Jaccard), {what}"), yaxis_autorange="reversed",
+                      height=max(300, 70 * len(labels) + 140), margin=dict(l=10, r=10, t=60, b=10))
+    if not labels:
+        fig.add_annotation(text="No runs to compare", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    fig.update_xaxes(type="category")
+    fig.update_yaxes(type="category")
+    return fig
+
+
+# How each status of a pool-map point is drawn: (legend name, symbol, size, outline width, opacity).
+POOL_MAP_STYLE = {
+    "unlabeled": ("unlabeled", "circle", 5, 0, 0.35),
+    "labeled": ("labeled before this round", "circle", 9, 1, 0.95),
+    "picked": ("picked this round", "star", 17, 1.5, 1.0),
+}
+MAX_CLASS_LEGEND = 20
+
+
+def pool_map_figure(frame: pd.DataFrame, class_names: Sequence[str], title: str = "The pool in 2-D",
+                    highlight: Optional[int] = None, method: str = "pca") -> go.Figure:
+    """Scatter of an :func:`alcore.explain.pool_map` frame: every point coloured by its true
+    class; unlabeled images small and faint, labeled ones solid with an outline, this round's
+    picks as large stars, so a batch landing between two class clouds is visible. Each
+    point's ``customdata`` is its pool index (for clicks); ``highlight`` rings one image.
+
+    Every trace is WebGL (Scattergl): a few thousand points draw fast, and one renderer keeps
+    the layers in trace order (picks on top)."""
+    k = len(class_names)
+    palette = PALETTE if k <= len(PALETTE) else qualitative.Alphabet
+    color = {c: palette[c % len(palette)] for c in range(k)}
+    names = [text(c) for c in class_names]
+    fig = go.Figure()
+    hover = "#%{customdata}: %{text}<extra></extra>"
+    unl = frame[frame["status"] == "unlabeled"]
+    if k <= MAX_CLASS_LEGEND:  # a legend entry per class: click one to hide its cloud
+        for c in range(k):
+            sub = unl[unl["label"] == c]
+            fig.add_trace(go.Scattergl(
+                x=sub["x"], y=sub["y"], mode="markers", name=names[c], legendgroup=f"class{c}",
+                marker=dict(color=color[c], size=POOL_MAP_STYLE["unlabeled"][2],
+                            opacity=POOL_MAP_STYLE["unlabeled"][4]),
+                customdata=sub["index"], text=[f"{names[c]}, unlabeled"] * len(sub), hovertemplate=hover))
+    else:
+        fig.add_trace(go.Scattergl(
+            x=unl["x"], y=unl["y"], mode="markers", name="unlabeled",
+            marker=dict(color=[color[c] for c in unl["label"]], size=POOL_MAP_STYLE["unlabeled"][2],
+                        opacity=POOL_MAP_STYLE["unlabeled"][4]),
+            customdata=unl["index"], text=[f"{names[c]}, unlabeled" for c in unl["label"]], hovertemplate=hover))
+    for status in ("labeled", "picked"):
+        legend, symbol, size, outline, opacity = POOL_MAP_STYLE[status]
+        sub = frame[frame["status"] == status]
+        fig.add_trace(go.Scattergl(
+            x=sub["x"], y=sub["y"], mode="markers", name=f"{legend} ({len(sub)})",
+            marker=dict(color=[color[c] for c in sub["label"]], size=size, symbol=symbol, opacity=opacity,
+                        line=dict(width=outline, color="#111")),
+            customdata=sub["index"], text=[f"{names[c]}, {legend}" for c in sub["label"]], hovertemplate=hover))
+    if highlight is not None:
+        sub = frame[frame["index"] == highlight]
+        if len(sub):
+            fig.add_trace(go.Scattergl(
+                x=sub["x"], y=sub["y"], mode="markers", name=f"#{int(highlight)} (explained)",
+                marker=dict(size=28, symbol="circle-open", color="#d62728", line=dict(width=3)),
+                customdata=sub["index"], text=["explained below"], hovertemplate=hover))
+    axis = {"pca": ("PC 1", "PC 2"), "tsne": ("t-SNE 1", "t-SNE 2")}.get(method, ("", ""))
+    fig.update_layout(title=text(title), xaxis_title=axis[0], yaxis_title=axis[1], height=560,
+                      legend=dict(itemsizing="constant"), margin=dict(l=10, r=10, t=60, b=10),
+                      clickmode="event+select", dragmode="pan")
+    return fig
+
+
+# ---------------------------------------------------------- a person as the oracle
+
+def oracle_curve_figure(costs, title: str = "Test accuracy vs labels: you and the simulated oracle") -> go.Figure:
+    """The person's learning curve beside the simulated oracle's of the same seed (same initial
+    labels and weights, so both start at one point) and, once the person has made a mistake,
+    the curve of the same images with their true labels: the gap to it is what the mistakes
+    cost. ``costs``: the :class:`alcore.oracle.RoundCost` rows of an ``OracleRun``; rounds
+    whose model trained on a wrong label are drawn with a cross."""
+    n = [c.n_labeled for c in costs]
+    fig = go.Figure()
+    sim = [(c.n_labeled, c.simulated_accuracy) for c in costs if c.simulated_accuracy is not None]
+    fig.add_trace(go.Scatter(x=[p[0] for p in sim], y=[p[1] for p in sim], mode="lines+markers",
+                             name="simulated oracle (same seed)", line=dict(color=RANDOM_COLOR, width=2, dash="dash"),
+                             marker=dict(size=5), hovertemplate=HOVER_CURVE))
+    if any(c.mistakes for c in costs):
+        fig.add_trace(go.Scatter(x=n, y=[c.truth_accuracy for c in costs], mode="lines+markers",
+                                 name="your images, true labels", line=dict(color=PALETTE[2], width=2, dash="dot"),
+                                 marker=dict(size=5), hovertemplate=HOVER_CURVE))
+    fig.add_trace(go.Scatter(
+        x=n, y=[c.accuracy for c in costs], mode="lines+markers", name="you",
+        line=dict(color=PALETTE[0], width=3),
+        marker=dict(size=[11 if c.mistakes else 7 for c in costs],
+                    symbol=["x" if c.mistakes else "circle" for c in costs]),
+        customdata=[c.mistakes for c in costs],
+        hovertemplate="%{x} labels: %{y:.2%}, trained on %{customdata} wrong label(s)<extra>you</extra>"))
+    fig.update_layout(title=text(title), xaxis_title="Labels used", yaxis_title="Test accuracy",
+                      yaxis_tickformat=".0%", hovermode="x unified", showlegend=True,
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+                      margin=dict(l=10, r=10, t=60, b=10), height=420)
+    return fig
