@@ -6,6 +6,11 @@ a stop condition holds, picks the next batch. The run can be stopped between
 rounds and continued, also from a result file: every random choice of round ``r``
 comes from a generator seeded with ``(seed, r, purpose)``, so an interrupted and
 continued run picks exactly what an uninterrupted one does.
+
+The oracle that answers the queries is simulated by default (the dataset's labels).
+With ``oracle="person"`` a person answers: each round's batch waits for
+:meth:`Experiment.give_labels`, and those labels, right or wrong, are what the model
+trains and validates on (see :mod:`alcore.oracle`).
 """
 from __future__ import annotations
 
@@ -49,6 +54,8 @@ def choose_kmeans(x_pool: np.ndarray, n: int, rng: np.random.Generator, exclude:
     return free[picks]
 
 
+ORACLES = ("simulated", "person")
+
 # Cold-start choosers: (pool images, how many, rng, already-taken mask) -> pool indices.
 INITIAL_CHOOSERS: dict[str, Callable[..., np.ndarray]] = {"random": choose_random, "kmeans": choose_kmeans}
 
@@ -66,9 +73,16 @@ class Experiment:
 
     ``dataset`` may be a prepared :class:`Dataset` (e.g. from a cache) and ``cache``
     a :class:`alcore.training.TrainerCache` to reuse compiled models across runs.
+    ``oracle``: "simulated" (the dataset's labels answer every query) or "person" (each
+    batch waits for :meth:`give_labels`; the initial and fixed validation labels are the
+    dataset's own in both).
     """
 
-    def __init__(self, config: ExperimentConfig, *, dataset: Optional[Dataset] = None, cache=None):
+    def __init__(self, config: ExperimentConfig, *, dataset: Optional[Dataset] = None, cache=None,
+                 oracle: str = "simulated"):
+        if oracle not in ORACLES:
+            raise ValueError(f"oracle must be one of {', '.join(ORACLES)}; got {oracle!r}")
+        self.oracle = oracle
         self.config = _resolve(config)
         self.dataset = dataset if dataset is not None else load_dataset(self.config)
         if self.config.model == "transfer":
@@ -99,6 +113,7 @@ class Experiment:
         self.initial_indices = initial
         self._taken[initial] = True
         self._labeled: list[int] = [int(i) for i in initial]
+        self._given: dict[int, int] = {}  # pool index -> the person's label, where one was given
         self.rounds: list[RoundResult] = []
         self.status = "ready"
         self.stop_reason = ""
@@ -116,6 +131,43 @@ class Experiment:
     @property
     def labeled_indices(self) -> np.ndarray:
         return np.asarray(self._labeled, dtype=np.int64)
+
+    @property
+    def awaiting(self) -> np.ndarray:
+        """Pool indices of the batch waiting for the person's labels (empty when none is, and
+        always for the simulated oracle)."""
+        if self.oracle != "person" or not self.rounds or self.rounds[-1].given_labels:
+            return np.empty(0, dtype=np.int64)
+        return np.asarray(self.rounds[-1].selected, dtype=np.int64)
+
+    def labels_of(self, indices: np.ndarray, *, truth: bool = False) -> np.ndarray:
+        """The labels the oracle gave these pool images (the person's where given, else the
+        dataset's); with ``truth``, the dataset's own."""
+        y = self.dataset.y_pool[indices]
+        if truth or not self._given:
+            return y
+        return np.array([self._given.get(int(i), t) for i, t in zip(indices, y)], dtype=y.dtype)
+
+    def give_labels(self, labels, seconds=None) -> RoundResult:
+        """The person's labels for the waiting batch, in the order of its ``selected``, and
+        optionally the seconds each took; recorded in the round and used from the next round on."""
+        batch = self.awaiting
+        if not len(batch):
+            raise RuntimeError("no batch is waiting for labels" + (
+                "" if self.oracle == "person" else " (the simulated oracle answers every query itself)"))
+        labels = [int(c) for c in labels]
+        k = self.dataset.n_classes
+        if len(labels) != len(batch):
+            raise ValueError(f"{len(labels)} labels for a batch of {len(batch)} images")
+        if any(not 0 <= c < k for c in labels):
+            raise ValueError(f"labels must be classes 0..{k - 1}; got {labels}")
+        seconds = [] if seconds is None else [float(s) for s in seconds]
+        if seconds and (len(seconds) != len(labels) or not all(np.isfinite(s) and s >= 0 for s in seconds)):
+            raise ValueError(f"seconds must be {len(labels)} finite numbers >= 0, one per label")
+        last = self.rounds[-1]
+        self.rounds[-1] = RoundResult(**{**dict(last), "given_labels": labels, "label_seconds": seconds})
+        self._given.update(zip((int(i) for i in batch), labels))
+        return self.rounds[-1]
 
     @property
     def done(self) -> bool:
@@ -154,9 +206,9 @@ class Experiment:
             self.status = "stopped"
 
     # ---------------------------------------------------------------------- round
-    def _split(self, r: int) -> tuple[np.ndarray, np.ndarray]:
+    def _split(self, r: int, labeled: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
         cfg = self.config
-        lab = self.labeled_indices
+        lab = self.labeled_indices if labeled is None else labeled
         if cfg.validation == "fixed":
             return lab, self.validation_indices
         if cfg.validation == "none":
@@ -192,14 +244,16 @@ class Experiment:
                     f"(threshold {cfg.changed_threshold:.2%})")
         return ""
 
-    def _train_round(self, r: int, extra: Optional[tuple[np.ndarray, np.ndarray]] = None, cap_hint: int = 0):
+    def _train_round(self, r: int, extra: Optional[tuple[np.ndarray, np.ndarray]] = None, cap_hint: int = 0,
+                     *, labeled: Optional[np.ndarray] = None, truth: bool = False):
         """Train the round-``r`` model on the current labels (hold ``trainer.lock``).
 
         ``extra``: more (pool indices, labels) to train on, e.g. pseudo-labels; they
-        never enter the validation split."""
+        never enter the validation split. ``labeled``: other labeled pool indices than the
+        current ones; ``truth``: the dataset's labels in place of the person's."""
         cfg, ds, trainer = self.config, self.dataset, self.trainer
-        train_idx, val_idx = self._split(r)
-        x_train, y_train = ds.inputs_pool[train_idx], ds.y_pool[train_idx]
+        train_idx, val_idx = self._split(r, labeled)
+        x_train, y_train = ds.inputs_pool[train_idx], self.labels_of(train_idx, truth=truth)
         if extra is not None and len(extra[0]):
             x_train = np.concatenate([x_train, ds.inputs_pool[extra[0]]])
             y_train = np.concatenate([y_train, np.asarray(extra[1], dtype=np.int32)])
@@ -211,7 +265,7 @@ class Experiment:
         trainer.reset_optimizer(cfg.learning_rate)
         report = trainer.fit(x_train, y_train,
                              ds.inputs_pool[val_idx] if len(val_idx) else None,
-                             ds.y_pool[val_idx] if len(val_idx) else None,
+                             self.labels_of(val_idx, truth=truth) if len(val_idx) else None,
                              max_epochs=cfg.max_epochs, patience=cfg.patience, l2=cfg.l2,
                              rng=round_rng(cfg.seed, r, _SHUFFLE), capacity=cap_hint,
                              val_capacity=val_hint)
@@ -220,7 +274,8 @@ class Experiment:
             trainer.set_weights(start)
             trainer.reset_optimizer(cfg.learning_rate)
             trainer.fit(np.concatenate([x_train, ds.inputs_pool[val_idx]]),
-                        np.concatenate([y_train, ds.y_pool[val_idx]]), max_epochs=max(report.best_epoch, 1),
+                        np.concatenate([y_train, self.labels_of(val_idx, truth=truth)]),
+                        max_epochs=max(report.best_epoch, 1),
                         patience=1, l2=cfg.l2, rng=round_rng(cfg.seed, r, _REFIT), capacity=cap_hint,
                         val_capacity=val_hint, epoch_capacity=cfg.max_epochs)
         if cfg.warm_start:
@@ -249,6 +304,9 @@ class Experiment:
         """Run one round and return its record."""
         if self.done:
             raise RuntimeError(f"the run is complete ({self.stop_reason}); nothing to continue")
+        if len(self.awaiting):
+            raise RuntimeError(f"round {len(self.rounds) - 1}'s batch of {len(self.awaiting)} images is waiting "
+                               f"for the person's labels (give_labels)")
         cfg, ds = self.config, self.dataset
         r = len(self.rounds)
         self.status = "running"
@@ -323,6 +381,18 @@ class Experiment:
             self.status, self.stop_reason = "complete", reason
         return result
 
+    def retrain(self, round_: int, *, truth: bool = False) -> tuple[float, float]:
+        """Train round ``round_``'s model again on the images labeled then and return its test
+        accuracy and loss. With ``truth``, on the dataset's labels in place of the person's:
+        the difference is what the person's mistakes cost that round."""
+        if self.config.warm_start:
+            raise ValueError("a warm-start run cannot be retrained: the weights it started from are not kept")
+        n = self.rounds[round_].n_labeled - len(self.validation_indices)
+        with self.trainer.lock:
+            self._train_round(round_, labeled=self.labeled_indices[:n], truth=truth)
+            acc, loss, _ = self._evaluate()
+        return acc, loss
+
     def _replay_predictions(self, r: int) -> None:
         """Retrain round r's model (deterministic with cold start) to recover the pool
         predictions the next round compares against (changed_fraction)."""
@@ -340,7 +410,7 @@ class Experiment:
             stop_reason=self.stop_reason or ("stopped before a stop condition" if self.rounds and not self.done else ""),
             config=self.config, environment=environment(),
             dataset=DatasetInfo(**self.dataset.describe()),
-            initial_indices=[int(i) for i in self.initial_indices],
+            oracle=self.oracle, initial_indices=[int(i) for i in self.initial_indices],
             validation_indices=[int(i) for i in self.validation_indices],
             n_parameters=trainer_params, rounds=list(self.rounds),
         )
@@ -352,7 +422,7 @@ class Experiment:
         if result.config.warm_start and result.rounds:
             raise ValueError("a warm-start run cannot be continued from its file: the weights "
                              "it would start from are not saved")
-        exp = cls(result.config, dataset=dataset, cache=cache)
+        exp = cls(result.config, dataset=dataset, cache=cache, oracle=result.oracle)
         if [int(i) for i in exp.initial_indices] != list(result.initial_indices):
             raise ValueError("the dataset differs from the one this result was made on: "
                              "its initial labels do not match")
@@ -375,6 +445,7 @@ class Experiment:
                 exp._replay_predictions(r.round)
             exp._labeled.extend(int(i) for i in sel)
             exp._taken[sel] = True
+            exp._given.update(zip(r.selected, r.given_labels))
         exp.rounds = list(result.rounds)
         if result.status == "complete":
             exp.status, exp.stop_reason = "complete", result.stop_reason

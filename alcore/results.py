@@ -102,10 +102,23 @@ class RoundResult(_Strict):
     pool: Optional[PoolSummary] = None
     most_confident: list[ImageRef] = Field(default_factory=list)
     least_confident: list[ImageRef] = Field(default_factory=list)
+    # Where a person is the oracle (RunResult.oracle "person"): the labels given for
+    # ``selected``, in its order, and the seconds each took. Left out of the file when empty,
+    # so a simulated run's file is what it was before these fields existed.
+    given_labels: list[Count] = Field(default_factory=list, exclude_if=lambda v: not v,
+                                      description="the person's labels for the selected images")
+    label_seconds: list[Seconds] = Field(default_factory=list, exclude_if=lambda v: not v,
+                                         description="seconds the person took for each given label")
 
     @model_validator(mode="after")
     def _consistent(self):
         r = self.round
+        if self.given_labels and len(self.given_labels) != len(self.selected):
+            raise ValueError(f"round {r}: {len(self.selected)} selected indices but "
+                             f"{len(self.given_labels)} given labels")
+        if self.label_seconds and len(self.label_seconds) != len(self.given_labels):
+            raise ValueError(f"round {r}: {len(self.given_labels)} given labels but "
+                             f"{len(self.label_seconds)} label times")
         if len(self.selected_scores) != len(self.selected):
             raise ValueError(f"round {r}: {len(self.selected)} selected indices but "
                              f"{len(self.selected_scores)} scores")
@@ -163,6 +176,9 @@ class RunResult(_Strict):
     config: ExperimentConfig
     environment: Environment
     dataset: DatasetInfo
+    oracle: Literal["simulated", "person"] = Field(
+        "simulated", exclude_if=lambda v: v == "simulated",
+        description="who labelled the queried batches: the dataset's labels, or a person (given_labels)")
     initial_indices: list[Count]
     validation_indices: list[Count] = Field(default_factory=list)
     n_parameters: Optional[Count] = None
@@ -213,6 +229,14 @@ class RunResult(_Strict):
             labeled = len(taken)
             if any(c >= ds.n_classes for c in r.selected_predicted):
                 raise ValueError(f"round {i}: selected_predicted holds a class outside 0..{ds.n_classes - 1}")
+            if any(c >= ds.n_classes for c in r.given_labels):
+                raise ValueError(f"round {i}: given_labels holds a class outside 0..{ds.n_classes - 1}")
+            if self.oracle == "simulated" and (r.given_labels or r.label_seconds):
+                raise ValueError(f"round {i}: given_labels and label_seconds belong to a run whose oracle "
+                                 f"is a person (oracle 'person'), not the simulated one")
+            if self.oracle == "person" and r.selected and not r.given_labels and i < len(self.rounds) - 1:
+                raise ValueError(f"round {i}: the person's labels for its {len(r.selected)} picks are missing, "
+                                 f"but later rounds trained on them")
             for ref in r.most_confident + r.least_confident:
                 if ref.index >= ds.n_pool:
                     raise ValueError(f"round {i}: gallery image {ref.index} is outside the pool of {ds.n_pool}")
@@ -226,6 +250,9 @@ class RunResult(_Strict):
     # convenient views
     @property
     def label(self) -> str:
+        """'margin (seed 0)'; 'margin (seed 0, a person labelled)' where a person was the oracle."""
+        if self.oracle == "person":
+            return f"{strategy_label(self.config)} (seed {self.config.seed}, a person labelled)"
         return run_label(self.config)
 
     def curve(self) -> tuple[list[int], list[float]]:
