@@ -1,4 +1,4 @@
-"""Command line: ``python -m alcore run|summarize|csv``.
+"""Command line: ``python -m alcore run|sweep|summarize|autolabel|csv``.
 
 ``run``'s flags are generated from :class:`ExperimentConfig`, so every flag is a
 config field with dashes (``--batch-size`` is ``batch_size``) and its help text is
@@ -254,6 +254,75 @@ def cmd_autolabel(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(ns: argparse.Namespace) -> int:
+    """Run every cell of a spec on worker processes or a Dask cluster, with a progress bar."""
+    import os
+
+    from .sweep import SweepSpecError, inspect_cell_file, load_spec, run_sweep
+
+    try:
+        spec, cells = load_spec(ns.spec)
+    except SweepSpecError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if ns.workers is not None and ns.workers < 1:
+        print(f"error: --workers must be 1 or more, got {ns.workers}", file=sys.stderr)
+        return 2
+    title = spec.name or Path(ns.spec).stem
+    if ns.dry_run:
+        print(f"{title}: {len(cells)} cells into {ns.out}")
+        for cell in cells:
+            found = inspect_cell_file(ns.out, cell)
+            print(f"  {found.state:<15} {cell.describe()}" + (f"  ({found.problem})" if found.problem else ""))
+        return 0
+    workers = None if ns.scheduler else (ns.workers or os.cpu_count() or 1)
+    where = f"the Dask scheduler at {ns.scheduler}" if ns.scheduler else f"{workers} local worker process(es)"
+    print(f"{title}: {len(cells)} cells into {ns.out}, on {where}", flush=True)
+    bar = None
+
+    def on_start(n_todo, skipped):
+        nonlocal bar
+        from tqdm import tqdm
+
+        if skipped:
+            print(f"skipping {len(skipped)} cell(s) whose result file is already complete", flush=True)
+        bar = tqdm(total=n_todo, unit="cell", desc="cells", disable=ns.no_progress or n_todo == 0,
+                   dynamic_ncols=True, postfix={"failed": 0})
+
+    def progress(outcome, report):
+        if outcome.status == "done":
+            line = f"done    {outcome.cell.describe()}  ({outcome.seconds.get('total', 0):.1f} s"
+            line += f", continued after round {outcome.resumed_from - 1})" if outcome.resumed_from else ")"
+        else:
+            line = f"FAILED  {outcome.cell.describe()}: {outcome.error}"
+        if bar is not None and not bar.disable:
+            bar.write(line)
+            bar.set_postfix(failed=report.count("failed"))
+            bar.update(1)
+        else:
+            print(line, flush=True)
+
+    try:
+        report = run_sweep(cells, ns.out, workers=workers, scheduler=ns.scheduler, progress=progress,
+                           on_start=on_start)
+    except OSError as e:  # scheduler unreachable, output folder not writable
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    finally:
+        if bar is not None:
+            bar.close()
+    done, skipped, failed = report.count("done"), report.count("skipped"), report.count("failed")
+    left = len(cells) - done - skipped - failed
+    print(f"{done} done, {skipped} already complete, {failed} failed"
+          + (f", {left} not run (interrupted: run the same command to continue)" if left else "")
+          + f"; {report.wall_seconds:.1f} s")
+    for o in report.failed:
+        print(f"  failed: {o.cell.describe()}: {o.error}", file=sys.stderr)
+    if failed:
+        print(f"details in {ns.out}/*.error.txt; run the same command to retry the failed cells", file=sys.stderr)
+    return 130 if report.interrupted else (1 if failed else 0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m alcore", description="Active-learning experiments.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -268,6 +337,19 @@ def build_parser() -> argparse.ArgumentParser:
                      help="continue the stopped run in this result file with its own settings; picks are "
                           "the same as an uninterrupted run's (writes back to FILE unless --out is given)")
     run.set_defaults(func=cmd_run)
+    sw = sub.add_parser("sweep", help="run every cell of a TOML spec (config axes crossed), one result "
+                                      "file per cell, on local worker processes or a Dask cluster; "
+                                      "re-running skips complete cells")
+    sw.add_argument("spec", help="the sweep spec (TOML: [base] fields, [axes] or [[grid]] to cross)")
+    sw.add_argument("--out", required=True, help="folder for the result files (one per cell)")
+    where = sw.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, help="local worker processes (default: one per CPU)")
+    where.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                       help="send the cells to this running Dask scheduler instead (its workers need alcore "
+                            "and the datasets; result files are written here)")
+    sw.add_argument("--dry-run", action="store_true", help="list the cells and what --out holds for each; run nothing")
+    sw.add_argument("--no-progress", action="store_true", help="one line per cell, no progress bar")
+    sw.set_defaults(func=cmd_sweep)
     s = sub.add_parser("summarize", help="metrics of result files, averaged per strategy")
     s.add_argument("files", nargs="+")
     s.add_argument("--at", type=int, help="also report mean accuracy at this many labels")
