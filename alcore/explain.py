@@ -197,7 +197,7 @@ def recover_round_probs(result: RunResult, round_: int, *, dataset=None, cache=N
     head = result.model_copy(update={"rounds": list(result.rounds[:round_]), "status": "complete"})
     try:
         exp = Experiment.resume(head, dataset=dataset, cache=cache)
-    except ValueError as e:
+    except (ValueError, DatasetUnavailableError) as e:  # e.g. the transfer model's backbone weights, offline
         raise ReplayError(f"{run_label(result.config)} cannot be rebuilt here: {e}") from e
     trainer = exp.trainer
     with trainer.lock:
