@@ -17,6 +17,7 @@ pages = [
     st.Page("app_pages/strategy.py", title="Strategy", icon=":material/target:"),
     st.Page("app_pages/run.py", title="Run", icon=":material/play_arrow:"),
     st.Page("app_pages/results.py", title="Results", icon=":material/search:"),
+    st.Page("app_pages/replay.py", title="Replay", icon=":material/replay:"),
     st.Page("app_pages/compare.py", title="Compare", icon=":material/monitoring:"),
 ]
 page = st.navigation(pages)

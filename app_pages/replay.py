@@ -1,0 +1,290 @@
+"""Replay page: scrub through the rounds of a run; why each image was picked."""
+import hashlib
+import json
+from collections import OrderedDict
+
+import streamlit as st
+
+from alcore.explain import (MEASURES, ReplayError, candidate_scores, dataset_problem, embed_pool, picks_overlap,
+                            record_mismatches, recover_round_probs, replay_refusal, round_pool_map, round_sets,
+                            run_keep)
+from alcore.figures import (gallery, overlap_figure, pool_map_figure, probability_bars_figure, score_rank_frame,
+                            upscale)
+from alcore.results import ResultFileError, load_result, strategy_label
+from app_pages.common import (RACE, dataset, one_call_within_labels, plain, race_lock, run_slot_for_one_call,
+                              trainer_cache)
+
+# session_state keys of this page (per browser session; nothing here is shared between sessions)
+PROBS, MAPS, CLICKED = "replay_probs", "replay_maps", "replay_clicked"
+RUN, ROUND, MAP = "replay_run", "replay_round", "replay_map"
+KEEP_ROUNDS, KEEP_MAPS = 12, 4  # recomputed rounds and pool maps kept for scrubbing back
+
+st.title("Replay")
+st.write("Scrub through the rounds of a run: the batch it picked, the images it was most and least sure "
+         "about, and where the picks lie in a map of the pool. **Why this image?** retrains that round's "
+         "model (cold start makes it the same model the run had) and shows the image's class probabilities "
+         "and its score and rank under each uncertainty measure.")
+
+race = st.session_state.get(RACE)
+has_race = race is not None and any(e.rounds for e in race.experiments)
+sources = ["race", "files"] if has_race else ["files"]
+if st.session_state.get("replay_source") not in sources:
+    st.session_state.pop("replay_source", None)  # the race is gone (a new one not started yet)
+source = st.radio("Runs from", sources, horizontal=True, key="replay_source",
+                  format_func={"race": "This session's race", "files": "Result files"}.get)
+
+results, names, datasets = [], [], []
+if source == "race":
+    with race_lock():  # a round the Run page was still computing is finished first
+        runs = [e for e in race.experiments if e.rounds]
+        results = [e.result() for e in runs]
+    datasets = [e.dataset for e in runs]
+    names = [r.label for r in results]
+else:
+    uploads = st.file_uploader("Result files (JSON) of one race: several strategies on a seed can be compared",
+                               type=["json"], accept_multiple_files=True, max_upload_size=64, key="replay_files")
+    for up in uploads or []:
+        try:
+            res = load_result(up.getvalue(), name=up.name)
+        except ResultFileError as e:
+            st.error(f"Refused {plain(e)}", icon=":material/block:")
+            continue
+        results.append(res)
+        names.append(f"{res.label} [{up.name}]")
+        datasets.append(None)  # loaded below, for the run shown only
+if not results:
+    st.info("No runs to replay yet: upload result files (from **Results**, **Compare** or the CLI), "
+            "or race strategies on the **Run** page.")
+    st.stop()
+
+if st.session_state.get(RUN, 0) >= len(results):
+    st.session_state[RUN] = 0
+c1, c2 = st.columns([2, 3])
+which = c1.selectbox("Run", range(len(results)), format_func=lambda i: plain(names[i]), key=RUN)
+res = results[which]
+n_rounds = len(res.rounds)
+if st.session_state.get(ROUND, 0) > n_rounds - 1:
+    st.session_state[ROUND] = n_rounds - 1  # another run with fewer rounds: the slider would refuse to draw
+if n_rounds > 1:
+    r = c2.slider("Round", 0, n_rounds - 1, key=ROUND, help="Drag to scrub through the run's rounds.")
+else:
+    r = 0
+    c2.caption("This run has one round.")
+rnd = res.rounds[r]
+cfg = res.config
+
+m1, m2, m3, m4 = st.columns(4)
+m1.metric("Labels", rnd.n_labeled)
+m2.metric("Test accuracy", f"{rnd.test_accuracy:.2%}",
+          f"{rnd.test_accuracy - res.rounds[r - 1].test_accuracy:+.2%}" if r else None)
+m3.metric("Picked this round", len(rnd.selected))
+m4.metric("Candidates scored", f"{rnd.pool.n_scored:,}" if rnd.pool is not None else "-")
+
+ds = datasets[which]
+if ds is None:
+    ds = dataset(cfg)  # says why where it cannot be loaded here (or this server does not allow it)
+    if ds is not None and (problem := dataset_problem(res, ds)):
+        st.error(f"**This file's images cannot be shown:** {plain(problem)}.", icon=":material/warning:")
+        ds = None
+
+
+def run_key(result, upto: int) -> str:
+    """What decides round ``upto``'s model: the settings and every label known at that round."""
+    known = [result.initial_indices, result.validation_indices,
+             [(x.selected, getattr(x, "given_labels", [])) for x in result.rounds[:upto]]]
+    text = result.config.model_dump_json() + json.dumps(known) + json.dumps(result.dataset.class_names)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def remembered(store_key: str) -> OrderedDict:
+    return st.session_state.setdefault(store_key, OrderedDict())
+
+
+def round_probs(result, round_, data, key):
+    """Round ``round_``'s candidate probabilities: from this session's store, or retrained
+    (within this server's limits) and stored, so scrubbing back is instant."""
+    store = remembered(PROBS)
+    if key in store:
+        store.move_to_end(key)
+        return store[key]
+    labels = result.rounds[round_].n_labeled
+    with one_call_within_labels(labels, f"Retraining round {round_}'s model on {labels:,} labels",
+                                "replay an earlier round") as ok:
+        if not ok:
+            return None
+        try:
+            with st.spinner(f"Retraining round {round_}'s {result.config.model} model on {labels:,} labels..."), \
+                    race_lock():
+                found = recover_round_probs(result, round_, dataset=data, cache=trainer_cache())
+        except ReplayError as e:
+            st.error(f"**Round {round_} cannot be rebuilt:** {plain(e)}", icon=":material/block:")
+            return None
+    store[key] = found
+    while len(store) > KEEP_ROUNDS:
+        store.popitem(last=False)
+    return found
+
+
+def image_key(run_i, round_) -> str:
+    return f"replay_image_{run_i}_{round_}"
+
+
+def clicked_on_map():
+    """A point clicked on the pool map becomes the image explained (this run and round)."""
+    state = st.session_state.get(MAP)
+    points = (state or {}).get("selection", {}).get("points", [])
+    if not points:
+        return
+    data = points[0].get("customdata")
+    if isinstance(data, (list, tuple)):
+        data = data[0] if data else None
+    if data is None:
+        return
+    idx = int(data)
+    st.session_state[CLICKED] = (st.session_state.get(RUN, 0), st.session_state.get(ROUND, 0), idx)
+    st.session_state[image_key(st.session_state.get(RUN, 0), st.session_state.get(ROUND, 0))] = idx
+
+
+# ------------------------------------------------------------------ what the round shows
+names_shown = [plain(n) for n in res.dataset.class_names]  # captions render markdown; names come from files
+if ds is not None:
+    if rnd.selected:
+        images = upscale(ds.display_images(ds.x_pool[rnd.selected]), 112)
+        predicted = rnd.selected_predicted or [None] * len(rnd.selected)
+        caps = [f"#{i}: " + (f"predicted {names_shown[p]}, " if p is not None else "")
+                + f"true {names_shown[int(ds.y_pool[i])]}, score {s:.3f}"
+                for i, p, s in zip(rnd.selected, predicted, rnd.selected_scores)]
+        st.markdown(f"**The batch {plain(strategy_label(cfg))} picked in round {r}** ({len(rnd.selected)} images)")
+        st.image(list(images), caption=caps, width=112)
+    else:
+        st.caption("This round picks nothing: the run stopped here (" + plain(res.stop_reason or "stopped") + ").")
+    for refs, title in ((rnd.least_confident, "Least confident unlabeled images"),
+                        (rnd.most_confident, "Most confident unlabeled images")):
+        if refs:
+            imgs, caps = gallery(upscale(ds.display_images(ds.x_pool[[x.index for x in refs]]), 84), refs,
+                                 names_shown)
+            st.markdown(f"**{title}**")
+            st.image(imgs, caption=caps, width=84)
+
+# ---------------------------------------------------------------------- why this image?
+st.subheader("Why this image?")
+options, roles = [], {}
+for i, s in zip(rnd.selected, rnd.selected_scores):
+    options.append(i)
+    roles[i] = f"picked, score {s:.3f}"
+for refs, role in ((rnd.least_confident, "least confident"), (rnd.most_confident, "most confident")):
+    for ref in refs:
+        if ref.index not in roles:
+            options.append(ref.index)
+            roles[ref.index] = f"{role}, {ref.confidence:.0%} sure"
+clicked = st.session_state.get(CLICKED)
+if clicked and clicked[:2] == (which, r) and clicked[2] not in roles:
+    options.insert(0, clicked[2])
+    roles[clicked[2]] = "clicked on the map"
+chosen = None
+refusal = replay_refusal(res)
+if refusal:
+    st.info(plain(refusal) + ".", icon=":material/info:")
+elif ds is None:
+    st.info("The run's dataset is needed to retrain its rounds; it is not available here.", icon=":material/info:")
+elif options:
+    key = image_key(which, r)
+    if st.session_state.get(key) not in options:
+        st.session_state.pop(key, None)
+    chosen = st.selectbox("Image (or click a point on the map below)", options, key=key,
+                          format_func=lambda i: f"#{i} ({roles[i]})")
+    found = round_probs(res, r, ds, (run_key(res, r), r))
+    if found is not None:
+        scored = candidate_scores(found.probs, found.candidates)
+        if mismatch := record_mismatches(found, rnd):
+            st.warning("The retrained model differs from the one the run recorded (another TensorFlow version "
+                       "or machine?), so these numbers are not exactly the run's: " + plain("; ".join(mismatch[:3])),
+                       icon=":material/warning:")
+        truth = int(ds.y_pool[chosen])
+        left, right = st.columns([1, 3])
+        left.image(upscale(ds.display_images(ds.x_pool[[chosen]]), 224)[0], width=224,
+                   caption=f"#{chosen}: true class {names_shown[truth]}")
+        if chosen in scored:
+            ex = scored.explain(chosen)
+            right.plotly_chart(probability_bars_figure(ex.probs, res.dataset.class_names, truth,
+                                                       f"Round {r}'s model on image #{chosen}"), key="replay_bars")
+            own = cfg.strategy if cfg.strategy in MEASURES else (cfg.hybrid_measure if cfg.strategy == "hybrid"
+                                                                 else None)
+            table = score_rank_frame(ex, batch_size=len(rnd.selected) or cfg.batch_size, strategy=own)
+            num = st.column_config.NumberColumn
+            st.dataframe(table, hide_index=True, column_config={
+                "score": num("score", format="%.4f"), "rank": num("rank (1 = picked first)", format="%d"),
+                "candidates": num("of candidates", format="%d"),
+                "top_share": num("in the top", format="percent"),
+                "in_batch": st.column_config.CheckboxColumn("in a batch of this size"),
+                "strategy": st.column_config.CheckboxColumn(f"{plain(strategy_label(cfg))}'s measure")})
+            if own is None:
+                st.caption(f"{plain(strategy_label(cfg))} does not pick by these scores; they show how an "
+                           f"uncertainty strategy would have ranked the image in this round.")
+        elif chosen in set(round_sets(res, r)[0].tolist()):
+            right.info(f"Image #{chosen} was labeled before round {r}: the model trained on it, so it was not "
+                       "a candidate.", icon=":material/info:")
+        else:
+            right.info(f"Image #{chosen} was not among round {r}'s {len(scored.candidates):,} scored candidates.",
+                       icon=":material/info:")
+else:
+    st.caption("Nothing to explain in this round.")
+
+# ------------------------------------------------------------------------ the pool map
+if ds is not None:
+    st.subheader("The pool in 2-D")
+    method = st.radio("Map", ["pca", "tsne"], horizontal=True, key="replay_map_method",
+                      format_func={"pca": "PCA (instant)", "tsne": "t-SNE (seconds; a subsample)"}.get,
+                      help="PCA projects the pixels onto their two main directions of variation; t-SNE keeps "
+                           "neighbours together and separates classes better, on at most 2,000 images.")
+    same_pool = [x for x in results if x.config.data_key() == cfg.data_key() and x.dataset.n_pool == res.dataset.n_pool]
+    keep = run_keep(same_pool)  # every image any of these runs labeled is always on the map
+    map_key = (cfg.data_key(), method, hashlib.sha256(keep.tobytes()).hexdigest()[:16])
+    maps = remembered(MAPS)
+    embedding = maps.get(map_key)
+    if embedding is None:
+        try:
+            if method == "tsne":
+                with run_slot_for_one_call() as ok:
+                    if ok:
+                        with st.spinner(f"t-SNE of {min(2000, len(ds.y_pool)):,} pool images..."):
+                            embedding = embed_pool(ds.x_pool, keep, method="tsne", random_state=0)
+            else:
+                with st.spinner("Projecting the pool..."):
+                    embedding = embed_pool(ds.x_pool, keep, method="pca", random_state=0)
+        except ValueError as e:
+            st.warning(plain(e), icon=":material/warning:")
+        if embedding is not None:
+            maps[map_key] = embedding
+            while len(maps) > KEEP_MAPS:
+                maps.popitem(last=False)
+    if embedding is not None:
+        frame = round_pool_map(res, r, embedding, ds.y_pool)
+        shown = f"{len(embedding.index):,} of {embedding.n_pool:,} pool images" if embedding.subsampled else \
+            f"all {embedding.n_pool:,} pool images"
+        st.plotly_chart(pool_map_figure(frame, res.dataset.class_names, f"Round {r}: {shown}", highlight=chosen,
+                                        method=method),
+                        key=MAP, on_select=clicked_on_map, selection_mode="points")
+        st.caption("Colour is the true class. Stars are the batch picked this round, outlined dots the images "
+                   "labeled before it; click a point to explain it above. Picks of an uncertainty strategy tend "
+                   "to sit where two class clouds meet.")
+
+# ------------------------------------------------------------- overlap of strategies
+st.subheader("Do the strategies pick the same images?")
+seed_runs = [i for i, x in enumerate(results) if x.config.seed == cfg.seed and x.initial_indices == res.initial_indices
+             and x.dataset.n_pool == res.dataset.n_pool]
+if len(seed_runs) < 2:
+    st.info(f"Only one run of seed {cfg.seed} is loaded: race two or more strategies on it (or upload their "
+            "result files) to see how much their picks overlap.", icon=":material/info:")
+else:
+    cumulative = st.toggle("All picks up to this round", key="replay_cumulative",
+                           help="Off: the batches of this round only. On: everything each run picked in rounds "
+                                f"0 to {r}.")
+    overlap = picks_overlap([results[i] for i in seed_runs], r, cumulative=cumulative,
+                            labels=[names[i] for i in seed_runs])
+    if overlap.left_out:
+        st.caption("Stopped before this round: " + ", ".join(plain(x) for x in overlap.left_out) + ".")
+    st.plotly_chart(overlap_figure(overlap), key="replay_overlap")
+    st.caption(f"Jaccard index of seed {cfg.seed}'s runs: images both picked over images either picked "
+               "(0: nothing in common, 1: the same batch). Every run of a seed starts from the same labels and "
+               "weights, so what differs is the strategy.")
