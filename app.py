@@ -16,6 +16,7 @@ pages = [
     st.Page("app_pages/model.py", title="Model", icon=":material/neurology:"),
     st.Page("app_pages/strategy.py", title="Strategy", icon=":material/target:"),
     st.Page("app_pages/run.py", title="Run", icon=":material/play_arrow:"),
+    st.Page("app_pages/oracle.py", title="Be the oracle", icon=":material/touch_app:"),
     st.Page("app_pages/results.py", title="Results", icon=":material/search:"),
     st.Page("app_pages/replay.py", title="Replay", icon=":material/replay:"),
     st.Page("app_pages/compare.py", title="Compare", icon=":material/monitoring:"),

@@ -453,7 +453,7 @@ def pool_map_figure(frame: pd.DataFrame, class_names: Sequence[str], title: str 
 
 # ---------------------------------------------------------- a person as the oracle
 
-def oracle_curve_figure(costs, title: str = "Test accuracy vs labels: you and the simulated oracle") -> go.Figure:
+def oracle_curve_figure(costs, title: str = "Test accuracy vs labels") -> go.Figure:
     """The person's learning curve beside the simulated oracle's of the same seed (same initial
     labels and weights, so both start at one point) and, once the person has made a mistake,
     the curve of the same images with their true labels: the gap to it is what the mistakes
@@ -477,7 +477,59 @@ def oracle_curve_figure(costs, title: str = "Test accuracy vs labels: you and th
         customdata=[c.mistakes for c in costs],
         hovertemplate="%{x} labels: %{y:.2%}, trained on %{customdata} wrong label(s)<extra>you</extra>"))
     fig.update_layout(title=text(title), xaxis_title="Labels used", yaxis_title="Test accuracy",
-                      yaxis_tickformat=".0%", hovermode="x unified", showlegend=True,
-                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
-                      margin=dict(l=10, r=10, t=60, b=10), height=420)
+                      yaxis_tickformat=".0%", yaxis_range=[0, 1.02], xaxis_rangemode="tozero",
+                      hovermode="x unified", showlegend=True, uirevision="oracle",
+                      legend=dict(orientation="h", yanchor="top", y=-0.18, x=0),
+                      margin=dict(l=10, r=10, t=50, b=10), height=420)
+    return fig
+
+
+# ------------------------------------------------------------ one setting swept
+
+SETTING_TITLES = {"hybrid_fraction": "Uncertainty fraction (hybrid_fraction)"}
+
+
+def setting_effect_figure(effect, metric: str = "labels_to_target", target: Optional[float] = None) -> go.Figure:
+    """A metric against a swept setting (:func:`alcore.stats.setting_effect`): every run as a
+    dot (hover: seed), the mean over seeds with its 95% t interval as a line with error bars.
+    ``metric`` is ``labels_to_target`` (runs that never reached the target are drawn as
+    crosses above the rest, labelled "never", and left out of the mean) or ``aulc``."""
+    if metric not in ("labels_to_target", "aulc"):
+        raise ValueError(f"metric must be 'labels_to_target' or 'aulc', got {metric!r}")
+    runs, summary = effect.runs, effect.summary
+    name = SETTING_TITLES.get(effect.field, effect.field)
+    pct = effect.field == "hybrid_fraction"
+    fig = go.Figure()
+    if metric == "aulc":
+        mean, low, high = summary["aulc_mean"], summary["aulc_low"], summary["aulc_high"]
+        y_title, dots = "AULC (mean accuracy over the labels)", runs["aulc"]
+    else:
+        mean, low, high = summary["labels_mean"], summary["labels_low"], summary["labels_high"]
+        y_title = "Labels to reach " + (f"{target:.0%}" if target is not None else "the target")
+        dots = runs["labels_to_target"].astype(float)
+    reached = dots.notna()
+    fig.add_trace(go.Scatter(
+        x=runs["value"][reached], y=dots[reached], mode="markers", name="one seed",
+        marker=dict(size=8, color="rgba(99,110,250,0.45)"), customdata=runs["seed"][reached],
+        hovertemplate="seed %{customdata}: %{y}<extra></extra>"))
+    if (~reached).any():
+        top = float(np.nanmax([runs["final_labels"].max(), dots.max() if reached.any() else 0]))
+        fig.add_trace(go.Scatter(
+            x=runs["value"][~reached], y=[top * 1.05] * int((~reached).sum()), mode="markers",
+            name="never reached (censored)", marker=dict(symbol="x", size=9, color="#EF553B"),
+            customdata=np.stack([runs["seed"][~reached], runs["final_labels"][~reached]], axis=1),
+            hovertemplate="seed %{customdata[0]}: not reached within %{customdata[1]} labels<extra></extra>"))
+    ok = mean.notna()
+    fig.add_trace(go.Scatter(
+        x=summary["value"][ok], y=mean[ok], mode="lines+markers", name="mean over seeds",
+        line=dict(color="#636EFA", width=3), marker=dict(size=10),
+        error_y=dict(type="data", symmetric=False, array=(high - mean)[ok].fillna(0),
+                     arrayminus=(mean - low)[ok].fillna(0), thickness=1.5, width=6),
+        customdata=summary[["seeds", "reached_target"]][ok].to_numpy(),
+        hovertemplate="%{x}: %{y:.4g}<br>%{customdata[0]} seeds, reached %{customdata[1]}<extra></extra>"))
+    fig.update_layout(title=text(f"{y_title.split(' (')[0]} against {name}"), xaxis_title=text(name),
+                      yaxis_title=text(y_title), legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+                      margin=dict(l=10, r=10, t=70, b=10))
+    if pct:
+        fig.update_xaxes(tickformat=".0%")
     return fig

@@ -1,0 +1,241 @@
+"""Be the oracle: the model asks you about its batch, retrains on your labels, and shows
+what your mistakes cost beside the simulated oracle of the same seed (alcore.oracle)."""
+import time
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from alcore.figures import oracle_curve_figure, upscale
+from alcore.oracle import BatchAnswers, OracleRun, confusions, cost_summary
+from alcore.results import ResultFileError, load_result, strategy_label, to_json
+from app_pages.common import (config, config_caption, dataset, deployment_limits, one_call_within_labels, plain,
+                              race_lock, race_settings, show_problems, trainer_cache)
+
+RUN, ANSWERS, SUBMIT = "oracle_run", "oracle_answers", "oracle_submit"
+IMAGE_PX = 144  # an 8x8 digit drawn 18x, a 28x28 MNIST digit about 5x
+
+st.title("Be the oracle")
+st.markdown("The model asks **you** for the labels of the images it is least sure about. Click a label for "
+            "each, submit, and it retrains on what you said, right or wrong. The simulated oracle (the "
+            "dataset's own labels) runs the same seed beside you, so you see what your mistakes cost.")
+cfg, rs = config(), race_settings()
+
+
+def as_text(names) -> list[str]:
+    return [plain(n) for n in names]
+
+
+def refuse(problems: list[str]) -> bool:
+    show_problems(problems)
+    return bool(problems)
+
+
+def start(oc) -> None:
+    """A new person's run of ``oc`` with its simulated twin, round 0 of both trained."""
+    if refuse(deployment_limits().run_problems(oc, [oc.strategy], 2)):
+        return
+    ds = dataset(oc)
+    if ds is None:
+        return
+    first = oc.initial + (oc.validation_size if oc.validation == "fixed" else 0)
+    with one_call_within_labels(first, f"Training on {first:,} initial labels", "lower initial") as ok:
+        if not ok:
+            return
+        try:
+            with race_lock(), st.spinner("Training round 0 on the initial labels (the first time also loads "
+                                         "TensorFlow and compiles the model)..."):
+                run = OracleRun(oc, dataset=ds, cache=trainer_cache())
+                run.start()
+        except ValueError as e:
+            st.error(f"This setup cannot be labelled here: {plain(e)}", icon=":material/warning:")
+            return
+    st.session_state[RUN] = run
+    st.session_state.pop(ANSWERS, None)
+
+
+def resume(upload) -> None:
+    """Continue a person's run from its downloaded result file."""
+    try:
+        result = load_result(upload.getvalue(), name=upload.name)
+        if result.oracle != "person":
+            raise ResultFileError(f"{upload.name}: {result.label} was labelled by the simulated oracle, "
+                                  f"not a person; open it on Results or Compare")
+    except ResultFileError as e:
+        st.error(f"Refused: {plain(e)}", icon=":material/block:")
+        return
+    if refuse(deployment_limits().run_problems(result.config, [result.config.strategy], 2)):
+        return
+    ds = dataset(result.config)
+    if ds is None:
+        return
+    labels = result.rounds[-1].n_labeled
+    with one_call_within_labels(labels, f"Training on the file's {labels:,} labels", "start a new run") as ok:
+        if not ok:
+            return
+        try:
+            with race_lock(), st.spinner("Replaying the file's rounds and the simulated oracle's..."):
+                run = OracleRun.resume(result, dataset=ds, cache=trainer_cache())
+        except ValueError as e:
+            st.error(f"Refused: {plain(e)}", icon=":material/block:")
+            return
+    st.session_state[RUN] = run
+    st.session_state.pop(ANSWERS, None)
+
+
+def answers_for(run: OracleRun) -> BatchAnswers:
+    """This batch's answers; a new batch starts its clock now, as it is drawn."""
+    answers = st.session_state.get(ANSWERS)
+    if answers is None or answers.indices != run.batch.tolist():
+        answers = st.session_state[ANSWERS] = BatchAnswers(run.batch, shown_at=time.monotonic())
+    return answers
+
+
+def give(batch: tuple, position: int, label: int) -> None:
+    """A label button's callback: the click time is taken here, at the start of the script run it causes."""
+    answers = st.session_state.get(ANSWERS)
+    if answers is not None and tuple(answers.indices) == batch:  # a click on a batch already submitted is dropped
+        answers.answer(position, label, time.monotonic())
+
+
+def request_submit() -> None:
+    st.session_state[SUBMIT] = True
+
+
+def submit(run: OracleRun) -> None:
+    answers = st.session_state.get(ANSWERS)
+    if answers is None or answers.indices != run.batch.tolist() or not answers.complete:
+        return  # a second click on Submit while the first retrained: that batch is done
+    labels = run.person.n_labeled
+    with one_call_within_labels(labels, f"Training on {labels:,} labels", "start over with a smaller setup") as ok:
+        if ok:
+            with race_lock(), st.spinner("Retraining on your labels (and the simulated oracle's run)..."):
+                run.submit(answers)
+
+
+# ------------------------------------------------------------------------ setup
+run: OracleRun | None = st.session_state.get(RUN)
+setup = st.container(border=True)
+with setup:
+    s1, s2 = st.columns([2, 3], vertical_alignment="bottom")
+    choices = list(rs["strategies"])
+    strategy = s1.selectbox("Strategy that asks", choices, format_func=lambda s: strategy_label(cfg.replace(strategy=s)),
+                            key="oracle_strategy",
+                            help="One of the strategies chosen on the Strategy page; one seed (the Dataset page's).")
+    oc = cfg.replace(strategy=strategy)
+    s2.markdown(config_caption(oc))
+    b1, b2 = st.columns([1, 4])
+    pressed = b1.button("Start over" if run is not None else "Start labelling", type="primary" if run is None else
+                        "secondary", key="oracle_start", help="Train round 0 on the initial labels; the model then "
+                        "asks about its first batch.")
+    with b2.expander("Continue labelling from a result file", icon=":material/upload_file:"):
+        up = st.file_uploader("Your run's result file (JSON), downloaded from this page", type=["json"],
+                              max_upload_size=64, key="oracle_file")
+        reopen = st.button("Continue this run", key="oracle_reopen", disabled=up is None)
+if pressed:
+    start(oc)
+elif reopen and up is not None:
+    resume(up)
+run = st.session_state.get(RUN)
+if run is None:
+    st.info("Press **Start labelling**. The initial labels are given (as in every run); from then on "
+            "you are the oracle.", icon=":material/touch_app:")
+    st.stop()
+
+with race_lock():  # a retrain still finishing from this session's previous script run
+    pass
+if st.session_state.pop(SUBMIT, False):
+    submit(run)
+
+ds = run.dataset
+names = ds.class_names
+shown = as_text(names)
+rc = run.config
+if rc != oc:
+    st.caption(f"This run: {config_caption(rc)} · **{plain(strategy_label(rc))}**. The setup has changed "
+               f"since; **Start over** to label with it.")
+keyboard = len(names) <= 10 and list(names) == [str(c) for c in range(len(names))]
+records, costs = run.labels(), run.costs()
+
+# ------------------------------------------------- the curves and what the mistakes cost
+chart, numbers = st.columns([3, 2], gap="large")
+chart.plotly_chart(oracle_curve_figure(costs), key="oracle_curve")
+with numbers:
+    wrong = sum(not x.right for x in records)
+    last = costs[-1]
+    timed = [x.seconds for x in records if x.seconds is not None]
+    m1, m2 = st.columns(2)
+    m1.metric("Labels you gave", len(records))
+    m2.metric("Your mistakes", f"{wrong}" + (f" ({wrong / len(records):.0%})" if records else ""))
+    m3, m4 = st.columns(2)
+    m3.metric("Seconds per label", f"{np.mean(timed):.1f} s" if timed else "-", help="Mean over your labels.")
+    m4.metric("Mistakes cost", f"{last.cost * 100:+.1f} pts" if last.mistakes else "nothing",
+              help="Test accuracy of this round's model trained on the same images with their true labels, "
+                   "minus with yours (percentage points).")
+    m5, m6 = st.columns(2)
+    m5.metric("Accuracy, your labels", f"{last.accuracy:.1%}")
+    m6.metric("Simulated oracle", "-" if last.simulated_accuracy is None else f"{last.simulated_accuracy:.1%}",
+              help="The same strategy and seed with the dataset's labels: same start, its own picks.")
+    st.markdown(plain(cost_summary(records, costs)))
+    mixups = confusions(records, names)
+    if mixups:
+        st.caption("Your mix-ups: " + "; ".join(f"{t} labelled {g}" + (f" ({n}x)" if n > 1 else "")
+                                               for t, g, n in ((plain(t), plain(g), n) for t, g, n in mixups)))
+    st.download_button("Download your run's result file (JSON)", to_json(run.result()),
+                       f"{rc.dataset}_{rc.strategy}_seed{rc.seed}_person.json", "application/json",
+                       on_click="ignore", key="oracle_download", icon=":material/download:")
+
+# ------------------------------------------------------------------- the batch
+if run.done:
+    st.success(f"The run is complete ({plain(run.person.stop_reason)}). Download it above, or **Start over**.",
+               icon=":material/flag:")
+else:
+    answers = answers_for(run)
+    batch, r = tuple(answers.indices), len(run.person.rounds) - 1
+    st.subheader(f"Batch {r + 1}: label these {len(batch)} images")
+    hint = ("Keyboard: press **0-9** to label the image marked :material/arrow_right_alt: (the first without "
+            "a label), **Enter** to submit. " if keyboard else "")
+    st.caption(hint + "Click another label to correct one. Time per label is measured from when the batch "
+               "appears, or from your previous click.")
+    pictures = upscale(ds.display_images(ds.x_pool[list(batch)]), IMAGE_PX)
+    target = answers.next_open
+    for pos, idx in enumerate(batch):
+        given = answers.labels[pos]
+        with st.container(border=True, horizontal=True, vertical_alignment="center", gap="medium",
+                          key=f"oracle_item_{pos}"):
+            st.image(np.asarray(pictures[pos]), width=IMAGE_PX)
+            with st.container():
+                mark = ":material/arrow_right_alt: " if pos == target and keyboard else ""
+                said = f" · you said **{shown[given]}**" if given is not None else ""
+                st.markdown(f"{mark}Image {pos + 1} of {len(batch)} · pool #{idx}{said}")
+                with st.container(horizontal=True, gap="small"):
+                    for c, name in enumerate(shown):
+                        st.button(name, key=f"oracle_label_{r}_{pos}_{c}", on_click=give, args=(batch, pos, c),
+                                  type="primary" if given == c else "secondary",
+                                  shortcut=str(c) if keyboard and pos == target else None)
+    st.button("Submit labels and retrain", type="primary", key="oracle_submit_button", on_click=request_submit,
+              disabled=not answers.complete, shortcut="Enter" if answers.complete else None,
+              icon=":material/model_training:")
+    st.caption(f"{answers.n_answered} of {len(batch)} labelled.")
+
+mistakes = [x for x in records if not x.right]
+if mistakes:
+    st.subheader("Your mistakes")
+    images = upscale(ds.display_images(ds.x_pool[[x.index for x in mistakes]]), 84)
+    st.image(list(images), width=84, caption=[f"#{x.index}: you said {shown[x.given]}, truly {shown[x.truth]}"
+                                              for x in mistakes])
+if records:
+    with st.expander("Every label you gave", expanded=False):
+        st.dataframe(pd.DataFrame([{"batch": x.round + 1, "pool index": x.index, "your label": names[x.given],
+                                    "true label": names[x.truth], "right": x.right,
+                                    "model predicted": None if x.predicted is None else names[x.predicted],
+                                    "seconds": x.seconds} for x in records]),
+                     hide_index=True, column_config={"seconds": st.column_config.NumberColumn(format="%.1f")})
+    with st.expander("Round by round", expanded=False):
+        pct = st.column_config.NumberColumn(format="percent")
+        st.dataframe(pd.DataFrame([{"round": c.round, "labels": c.n_labeled, "yours": c.person_labels,
+                                    "wrong": c.mistakes, "your labels": c.accuracy,
+                                    "true labels, same images": c.truth_accuracy,
+                                    "simulated oracle": c.simulated_accuracy} for c in costs]),
+                     hide_index=True, column_config={"your labels": pct, "true labels, same images": pct,
+                                                     "simulated oracle": pct})
