@@ -364,3 +364,115 @@ def seed_statistics(frame: pd.DataFrame, *, alpha: float = ALPHA, confidence: fl
     if frame is not None and len(frame) and not (frame["strategy"] == "random").any():
         notes.append("No random run: labelling efficiency against random cannot be computed.")
     return SeedStatistics(groups=groups, pairs=pairs, warnings=seed_warnings(pairs, alpha=alpha), notes=notes)
+
+
+# ---------------------------------------------------------------- one setting swept
+
+SETTING_COLUMNS = ["value", "seeds", "aulc_mean", "aulc_low", "aulc_high", "reached_target",
+                   "labels_mean", "labels_low", "labels_high", "final_accuracy_mean"]
+
+
+@dataclass
+class SettingEffect:
+    """What :func:`setting_effect` returns.
+
+    ``runs``: one row per run (``value``, ``seed``, ``aulc``, ``labels_to_target``,
+    ``final_accuracy``, ``final_labels``). ``summary``: one row per value of the setting, with
+    t intervals over seeds (labels to target over the runs that reached it, as in
+    :func:`group_intervals`). ``friedman_p``: do the values differ at all in AULC (Friedman
+    test, seeds as blocks); ``page_p``: does AULC rise steadily with the value (Page's trend
+    test, one-sided; ``page_falls_p`` for falling). Tests use only seeds run at every value
+    (``blocks`` of them) and are None with fewer than 2 blocks or 3 values. ``notes``: why."""
+
+    field: str
+    runs: pd.DataFrame
+    summary: pd.DataFrame
+    blocks: int = 0
+    friedman_p: Optional[float] = None
+    page_p: Optional[float] = None
+    page_falls_p: Optional[float] = None
+    notes: list[str] = field(default_factory=list)
+
+
+# Config fields whose effect can be plotted against their value (numbers users sweep).
+SWEPT_SETTINGS = ("hybrid_fraction", "batch_size", "initial", "candidates", "mc_passes", "pool_size",
+                  "learning_rate", "dropout", "max_epochs", "filters", "margin_cluster_factor", "l2")
+
+
+def swept_settings(results) -> list[str]:
+    """The numeric config fields (of :data:`SWEPT_SETTINGS`) that take at least 3 values among
+    ``results`` while every run has the same strategy otherwise (a hybrid fraction only means
+    something among hybrid runs)."""
+    if not results:
+        return []
+    out = []
+    for name in SWEPT_SETTINGS:
+        values = {getattr(r.config, name) for r in results}
+        if None in values or len(values) < 3:
+            continue
+        if name in ("hybrid_fraction",) and any(r.config.strategy != "hybrid" for r in results):
+            continue
+        out.append(name)
+    return out
+
+
+def setting_effect(results, setting: str, target: float, *, confidence: float = CONFIDENCE) -> SettingEffect:
+    """AULC and labels to ``target`` against the value of one config field ``setting``
+    (e.g. ``hybrid_fraction``): per value, the mean over seeds with a t interval, and tests of
+    whether the values differ (Friedman) or AULC rises or falls with the value (Page), paired
+    by seed: within a seed every value starts from the same labels and weights."""
+    from scipy import stats as sst
+
+    from .metrics import metrics_frame
+
+    if setting not in SWEPT_SETTINGS:
+        raise ValueError(f"{setting!r} is not a setting whose effect can be plotted; "
+                         f"choose one of {', '.join(SWEPT_SETTINGS)}")
+    frame = metrics_frame(results, target)
+    runs = pd.DataFrame({"value": [float(getattr(r.config, setting)) for r in results],
+                         "seed": frame["seed"].astype(int), "aulc": frame["aulc"].astype(float),
+                         "labels_to_target": frame["labels_to_target"],
+                         "final_accuracy": frame["final_accuracy"].astype(float),
+                         "final_labels": frame["final_labels"].astype(int)})
+    notes = []
+    repeated = runs.duplicated(["value", "seed"])
+    if repeated.any():
+        notes.append(f"{int(repeated.sum())} run(s) repeat a value and seed; the first of each is used")
+        runs = runs[~repeated].reset_index(drop=True)
+    rows = []
+    for value, sub in runs.groupby("value", sort=True):
+        aulc, lo, hi = t_interval(sub["aulc"], confidence, bounds=(0.0, 1.0))
+        reached = sub["labels_to_target"][sub["labels_to_target"].map(_reached)].astype(float)
+        labels = l_lo = l_hi = None
+        if len(reached):
+            labels, l_lo, l_hi = t_interval(reached, confidence, bounds=(0.0, None))
+        rows.append({"value": value, "seeds": len(sub), "aulc_mean": aulc, "aulc_low": lo, "aulc_high": hi,
+                     "reached_target": f"{len(reached)}/{len(sub)}", "labels_mean": labels,
+                     "labels_low": l_lo, "labels_high": l_hi, "final_accuracy_mean": sub["final_accuracy"].mean()})
+    summary = pd.DataFrame(rows, columns=SETTING_COLUMNS)
+    numeric = [c for c in SETTING_COLUMNS if c != "reached_target"]
+    summary[numeric] = summary[numeric].astype(float)
+    summary["seeds"] = summary["seeds"].astype(int)
+    if (summary["reached_target"].map(lambda s: s.split("/")[0] != s.split("/")[1])).any():
+        notes.append("Runs that never reached the target are censored: left out of the labels mean (which is "
+                     "then optimistic) and drawn at the top of the plot.")
+
+    table = runs.pivot(index="seed", columns="value", values="aulc").dropna()  # seeds run at every value
+    effect = SettingEffect(field=setting, runs=runs, summary=summary, blocks=len(table), notes=notes)
+    if table.shape[1] < 3:
+        notes.append("Tests across values need at least 3 values.")
+    elif len(table) < 2:
+        notes.append("Tests across values need at least 2 seeds run at every value.")
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            data = table.to_numpy()
+            if np.ptp(data, axis=1).max() == 0:
+                effect.friedman_p, effect.page_p, effect.page_falls_p = 1.0, 1.0, 1.0
+            else:
+                effect.friedman_p = float(sst.friedmanchisquare(*data.T).pvalue)
+                effect.page_p = float(sst.page_trend_test(data).pvalue)
+                effect.page_falls_p = float(sst.page_trend_test(data[:, ::-1]).pvalue)
+        if len(table) < len(runs["seed"].unique()):
+            notes.append(f"Tests use the {len(table)} seeds run at every value.")
+    return effect

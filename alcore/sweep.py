@@ -40,7 +40,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
-from distributed.diagnostics.plugin import WorkerPlugin
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .config import ExperimentConfig
@@ -230,40 +229,17 @@ def inspect_cell_file(out: Union[str, os.PathLike], cell: Cell) -> CellFile:
 
 # ----------------------------------------------------------------- the worker side
 
-class _WorkerCaches(WorkerPlugin):
-    """A Dask worker plugin: each worker process keeps its own dataset and model caches,
-    so cells on the same data load it once per process and reuse compiled models. They are
-    made on the worker's first cell (making them imports TensorFlow, which that cell's
-    timings then show)."""
+def _worker_caches():
+    """This worker process's dataset and model caches (see :mod:`alcore._sweep_worker`)."""
+    from ._sweep_worker import WorkerCaches
 
-    name = PLUGIN
-
-    def __init__(self, dataset_cache_mb: int = 1024):
-        self.dataset_cache_mb = dataset_cache_mb
-        self.datasets = None
-        self.trainers = None
-
-    def ready(self) -> "_WorkerCaches":
-        if self.datasets is None:
-            from .data import DatasetCache
-            from .training import TrainerCache
-
-            self.datasets = DatasetCache(self.dataset_cache_mb * 1024 * 1024)
-            self.trainers = TrainerCache()
-        return self
-
-    def teardown(self, worker=None):
-        self.datasets = self.trainers = None
-
-
-def _worker_caches() -> _WorkerCaches:
     try:
         from distributed import get_worker
 
         plugin = get_worker().plugins.get(PLUGIN)
-    except (ImportError, ValueError):  # not on a Dask worker: a direct call (tests, debugging)
+    except ValueError:  # not on a Dask worker: a direct call (tests, debugging)
         plugin = None
-    return (plugin or _WorkerCaches()).ready()
+    return (plugin or WorkerCaches()).ready()
 
 
 def run_cell(cell: Cell, checkpoint: Optional[str] = None, partial=None) -> dict:
@@ -366,6 +342,7 @@ def run_sweep(cells: list[Cell], out: Union[str, os.PathLike], *, workers: Optio
     file written; the report says ``interrupted``."""
     from distributed import Client, as_completed
 
+    from ._sweep_worker import WorkerCaches
     from .results import save_result
 
     if (workers is None) == (scheduler is None):
@@ -393,7 +370,7 @@ def run_sweep(cells: list[Cell], out: Union[str, os.PathLike], *, workers: Optio
     else:
         client = Client(scheduler, timeout="30s")
     try:
-        client.register_plugin(_WorkerCaches(), name=PLUGIN)
+        client.register_plugin(WorkerCaches(), name=PLUGIN)
         client.wait_for_workers(1 if scheduler else workers)
         report.workers = len(client.scheduler_info(n_workers=-1)["workers"])
         report.cluster_start_seconds = time.perf_counter() - t_wall

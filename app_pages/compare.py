@@ -1,11 +1,21 @@
 """Compare page: overlay result files from anywhere; mean and band over seeds."""
 import streamlit as st
 
-from alcore.figures import curve_frame, learning_curve_figure, pairwise_figure
+from alcore.figures import SETTING_TITLES, curve_frame, learning_curve_figure, pairwise_figure, setting_effect_figure
 from alcore.metrics import group_metrics, metrics_frame
+from alcore.presets import list_presets, load_preset
 from alcore.results import ResultFileError, curves_csv, load_result
-from alcore.stats import seed_statistics
+from alcore.stats import seed_statistics, setting_effect, swept_settings
 from app_pages.common import RACE, plain
+
+
+@st.cache_resource(show_spinner="Loading the preset's result files...")
+def _preset_results(key: str, stamp: tuple):
+    """The preset's runs, parsed once per process (``stamp``: its files' names and times, so
+    a re-run sweep is read again). Shared read-only between sessions: pages never change a
+    RunResult."""
+    preset = next(p for p in list_presets() if p.key == key)
+    return load_preset(preset)
 
 st.title("Compare")
 st.write("Upload result files from the dashboard or the CLI (`python -m alcore run ... --out run.json`), "
@@ -14,7 +24,22 @@ st.write("Upload result files from the dashboard or the CLI (`python -m alcore r
 
 uploads = st.file_uploader("Result files (JSON)", type=["json"], accept_multiple_files=True,
                            max_upload_size=64, key="compare_files")
+presets = {p.key: p for p in list_presets()}
+chosen = st.selectbox("Or load a preset: results shipped with the dashboard", [None, *presets],
+                      format_func=lambda k: "none" if k is None else presets[k].name, key="compare_preset")
 results, sources, seen = [], [], {}
+if chosen is not None:
+    preset = presets[chosen]
+    if preset.description:
+        st.info(plain(preset.description), icon=":material/science:")
+    st.caption(f"Made with `{preset.command()}`")
+    try:
+        loaded = _preset_results(chosen, tuple((f.name, f.stat().st_mtime_ns) for f in preset.files))
+    except ResultFileError as e:
+        st.error(f"The preset could not be loaded: {plain(e)}", icon=":material/block:")
+        loaded = []
+    results.extend(loaded)
+    sources.extend([f"preset: {preset.name}"] * len(loaded))
 for up in uploads or []:
     digest = hash(up.getvalue())
     if digest in seen:
@@ -28,12 +53,12 @@ for up in uploads or []:
         st.error(f"Refused {plain(e)}", icon=":material/block:")
 race = st.session_state.get(RACE)
 if race is not None and any(e.rounds for e in race.experiments):
-    if st.toggle("Include this session's race", value=not uploads):
+    if st.toggle("Include this session's race", value=not uploads and chosen is None):
         for r in race.results():
             results.append(r)
             sources.append("this session")
 if not results:
-    st.info("No runs to compare yet: upload result files, or run a race on the **Run** page.")
+    st.info("No runs to compare yet: upload result files, load a preset, or run a race on the **Run** page.")
     st.stop()
 
 st.caption(f"{len(results)} run(s) loaded: " + ", ".join(plain(s) for s in sorted(set(sources))))
@@ -90,3 +115,30 @@ if len(seed_stats.pairs):
             "holm_p": num("Holm p (Wilcoxon)", format="%.4g")})
 for warning in seed_stats.warnings:
     st.warning(plain(warning), icon=":material/warning:")
+
+swept = swept_settings(results)
+if swept:
+    st.subheader("Effect of a setting")
+    s1, s2 = st.columns(2)
+    setting = s1.selectbox("Setting", swept, format_func=lambda f: SETTING_TITLES.get(f, f), key="compare_setting")
+    metric = s2.radio("Metric", ["labels_to_target", "aulc"], horizontal=True, key="compare_setting_metric",
+                      format_func={"labels_to_target": "labels to target", "aulc": "AULC"}.get)
+    effect = setting_effect(results, setting, target)
+    st.plotly_chart(setting_effect_figure(effect, metric, target), key="compare_setting_effect")
+    if effect.friedman_p is not None:
+        differ = "differ" if effect.friedman_p < 0.05 else "cannot be told apart"
+        trend = ("AULC rises with it" if effect.page_p < 0.05 else
+                 "AULC falls as it grows" if effect.page_falls_p < 0.05 else "no steady trend in AULC")
+        st.markdown(plain(f"Across the {effect.blocks} seeds run at every value, the values of {setting} "
+                          f"{differ} in AULC (Friedman test, p = {effect.friedman_p:.3g}); {trend} "
+                          f"(Page's trend test, p = {effect.page_p:.3g} rising, {effect.page_falls_p:.3g} "
+                          f"falling). Both pair the runs by seed."))
+    for note in effect.notes:
+        st.caption(plain(note))
+    st.dataframe(effect.summary, hide_index=True, column_config={
+        "value": num(setting, format="%g"), "seeds": num("seeds", format="%d"),
+        "aulc_mean": num("AULC", format="%.4f"), "aulc_low": num("AULC low", format="%.4f"),
+        "aulc_high": num("AULC high", format="%.4f"), "reached_target": "reached target",
+        "labels_mean": num("labels to target", format="%.0f"), "labels_low": num("labels low", format="%.0f"),
+        "labels_high": num("labels high", format="%.0f"),
+        "final_accuracy_mean": num("final accuracy", format="percent")})
