@@ -323,7 +323,7 @@ PREDICTED_COLOR, TRUE_COLOR, OTHER_COLOR = PALETTE[1], PALETTE[2], "#b0b7c3"
 def probability_bars_figure(probs: Sequence[float], class_names: Sequence[str], true_label: Optional[int] = None,
                             title: str = "Class probabilities") -> go.Figure:
     """One bar per class: the model's probability for it. The predicted class (highest bar)
-    and the true class are coloured and named in the hover text; when they differ the model
+    and the true class are coloured and named above their bars; when they differ the model
     is wrong about this image."""
     p = np.asarray(probs, dtype=float)
     if p.ndim != 1 or len(p) != len(class_names):
@@ -333,7 +333,7 @@ def probability_bars_figure(probs: Sequence[float], class_names: Sequence[str], 
     for c in range(len(p)):
         if c == predicted:
             colors.append(PREDICTED_COLOR)
-            roles.append("predicted" + (" and true" if c == true_label else ""))
+            roles.append("predicted" + (", true" if c == true_label else ""))
         elif c == true_label:
             colors.append(TRUE_COLOR)
             roles.append("true class")
@@ -341,11 +341,12 @@ def probability_bars_figure(probs: Sequence[float], class_names: Sequence[str], 
             colors.append(OTHER_COLOR)
             roles.append("")
     names = [text(c) for c in class_names]
-    fig = go.Figure(go.Bar(x=names, y=p, marker_color=colors, customdata=roles, text=[f"{v:.0%}" for v in p],
+    labels = [f"{v:.0%}" + (f"<br>{role}" if role else "") for v, role in zip(p, roles)]
+    fig = go.Figure(go.Bar(x=names, y=p, marker_color=colors, customdata=roles, text=labels,
                            textposition="outside", cliponaxis=False,
                            hovertemplate="%{x}: %{y:.2%} %{customdata}<extra></extra>"))
     fig.update_layout(title=text(title), xaxis_title="Class", yaxis_title="Probability", yaxis_tickformat=".0%",
-                      yaxis_range=[0, 1.12], height=340, showlegend=False, margin=dict(l=10, r=10, t=60, b=10))
+                      yaxis_range=[0, 1.2], height=340, showlegend=False, margin=dict(l=10, r=10, t=60, b=10))
     fig.update_xaxes(type="category")
     return fig
 

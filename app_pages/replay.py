@@ -60,7 +60,7 @@ if not results:
 if st.session_state.get(RUN, 0) >= len(results):
     st.session_state[RUN] = 0
 c1, c2 = st.columns([2, 3])
-which = c1.selectbox("Run", range(len(results)), format_func=lambda i: plain(names[i]), key=RUN)
+which = c1.selectbox("Run", range(len(results)), format_func=lambda i: names[i], key=RUN)  # options are plain text
 res = results[which]
 n_rounds = len(res.rounds)
 if st.session_state.get(ROUND, 0) > n_rounds - 1:

@@ -258,6 +258,9 @@ def test_probability_bars_mark_the_predicted_and_true_class():
     assert bar.marker.color[1] != bar.marker.color[0] and bar.marker.color[2] not in (bar.marker.color[0],
                                                                                       bar.marker.color[1])
     assert list(bar.customdata) == ["", "predicted", "true class"]
+    assert list(bar.text) == ["10%", "70%<br>predicted", "20%<br>true class"]
+    assert list(probability_bars_figure([0.1, 0.9], ["a", "b"], true_label=1).data[0].text) == \
+        ["10%", "90%<br>predicted, true"]
     with pytest.raises(ValueError, match="probabilities for 2 classes"):
         probability_bars_figure([0.5, 0.3, 0.2], ["a", "b"])
 
