@@ -20,6 +20,7 @@ pages = [
     st.Page("app_pages/results.py", title="Results", icon=":material/search:"),
     st.Page("app_pages/replay.py", title="Replay", icon=":material/replay:"),
     st.Page("app_pages/compare.py", title="Compare", icon=":material/monitoring:"),
+    st.Page("app_pages/reference.py", title="Reference experiments", icon=":material/school:"),
 ]
 page = st.navigation(pages)
 deployment_limits()  # a limit that cannot be read stops every page here, naming the setting

@@ -14,6 +14,9 @@ from typing import Optional, Union
 PRESETS_DIR = Path(__file__).resolve().parents[1] / "presets"
 
 
+RACE_AXES = ("strategy", "seed")  # what a dashboard race varies itself
+
+
 @dataclass(frozen=True)
 class Preset:
     key: str  # the folder's name
@@ -21,9 +24,35 @@ class Preset:
     description: str
     folder: Path
     files: tuple[Path, ...]
+    cells: tuple = ()  # the spec's cells (alcore.sweep.Cell)
 
     def command(self) -> str:
         return f"python -m alcore sweep presets/{self.key}/spec.toml --out presets/{self.key}"
+
+    def choices(self) -> dict[str, list]:
+        """The values of each axis a race cannot vary itself (e.g. activation, hybrid_fraction):
+        choose one of each to run the preset live."""
+        out: dict[str, list] = {}
+        for cell in self.cells:
+            for name, value in cell.axes:
+                if name not in RACE_AXES and value not in out.setdefault(name, []):
+                    out[name].append(value)
+        return out
+
+    def race_setup(self, chosen: Optional[dict] = None) -> tuple:
+        """``(config, strategies, seeds)`` to race this preset's cells that have the ``chosen``
+        values (default: each axis's first): the config of the first such cell, its strategies
+        in order, and how many seeds (a race runs seeds ``config.seed``, ``config.seed + 1``, ...)."""
+        chosen = {k: v[0] for k, v in self.choices().items()} | dict(chosen or {})
+        unknown = sorted(set(chosen) - set(self.choices()))
+        if unknown:
+            raise ValueError(f"{self.name}: no axis {', '.join(unknown)} to choose")
+        cells = [c for c in self.cells if all(getattr(c.config, k) == v for k, v in chosen.items())]
+        if not cells:
+            raise ValueError(f"{self.name}: no cell has {chosen}")
+        strategies = list(dict.fromkeys(c.config.strategy for c in cells))
+        seeds = sorted({c.config.seed for c in cells})
+        return cells[0].config.replace(seed=seeds[0]), strategies, len(seeds)
 
 
 def list_presets(root: Optional[Union[str, Path]] = None) -> list[Preset]:
@@ -37,11 +66,11 @@ def list_presets(root: Optional[Union[str, Path]] = None) -> list[Preset]:
         if not files:
             continue
         try:
-            spec, _ = load_spec(folder / "spec.toml")
+            spec, cells = load_spec(folder / "spec.toml")
         except SweepSpecError:
             continue
         out.append(Preset(key=folder.name, name=spec.name or folder.name, description=spec.description.strip(),
-                          folder=folder, files=files))
+                          folder=folder, files=files, cells=tuple(cells)))
     return out
 
 

@@ -26,6 +26,7 @@ from alcore.limits import DeploymentLimits, DeploymentLimitsError, RunSlots, who
 
 CONFIG, RACE_SETTINGS, RACE, CACHE, RUNNING = "config", "race_settings", "race", "trainer_cache", "running"
 RACE_LOCK = "race_lock"
+AUTOSTART = "autostart"  # set by Reference experiments: the Run page starts the race set up
 
 
 def config() -> ExperimentConfig:

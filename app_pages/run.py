@@ -5,7 +5,7 @@ from contextlib import nullcontext
 import streamlit as st
 
 from alcore.figures import learning_curve_figure
-from app_pages.common import (CONFIG, RACE, RACE_SETTINGS, RUNNING, claim_run_slot, config, config_caption,
+from app_pages.common import (AUTOSTART, CONFIG, RACE, RACE_SETTINGS, RUNNING, claim_run_slot, config, config_caption,
                               dataset, deployment_limits, plain, race_lock, race_refusal, race_settings,
                               release_run_slot, run_store, sentence, trainer_cache)
 
@@ -262,6 +262,8 @@ def draw(race) -> None:
         st.success("Race finished. Open **Results** for the picked images, confusion matrices and metrics.")
 
 
+if st.session_state.pop(AUTOSTART, False) and not st.session_state.get(RUNNING, False):
+    start()  # a setup loaded on Reference experiments: one click loads and runs it
 link_section()
 race_area = st.container()
 continue_from_files()  # below the race, but drawn first: a running race keeps live() busy to its end

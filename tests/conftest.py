@@ -84,6 +84,30 @@ def three_seed_results(digits, cache):
     return race.results()
 
 
+FRACTIONS = (0.0, 0.5, 1.0)
+SEEDS = (0, 1, 2)
+
+
+@pytest.fixture(scope="session")
+def fraction_results(cache):
+    """Real digits runs of the hybrid strategy at three uncertainty fractions on three seeds
+    (a swept setting, as in the hybrid-fraction preset)."""
+    from alcore import ExperimentConfig
+    from alcore.data import load_dataset
+    from alcore.loop import Experiment
+
+    base = ExperimentConfig(strategy="hybrid", rounds=3, max_epochs=5, pool_size=400, test_size=200)
+    out = []
+    for seed in SEEDS:
+        ds = load_dataset(base.replace(seed=seed))
+        for fraction in FRACTIONS:
+            exp = Experiment(base.replace(seed=seed, hybrid_fraction=fraction), dataset=ds, cache=cache)
+            for _ in exp:
+                pass
+            out.append(exp.result())
+    return out
+
+
 def shared_mnist() -> Path:
     folder = SHARED / "mnist"
     if not folder.is_dir():

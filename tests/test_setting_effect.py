@@ -5,34 +5,12 @@ import pytest
 from scipy import stats as sst
 from streamlit.testing.v1 import AppTest
 
-from alcore import ExperimentConfig
 from alcore.figures import setting_effect_figure
 from alcore.presets import PRESETS_DIR, list_presets, load_preset
 from alcore.results import save_result
 from alcore.stats import setting_effect, swept_settings
-from conftest import ROOT
+from conftest import FRACTIONS, ROOT, SEEDS
 from test_app_pages import shown
-
-FRACTIONS = (0.0, 0.5, 1.0)
-SEEDS = (0, 1, 2)
-
-
-@pytest.fixture(scope="module")
-def fraction_results(cache):
-    """Real digits runs of the hybrid strategy at three uncertainty fractions on three seeds."""
-    from alcore.data import load_dataset
-    from alcore.loop import Experiment
-
-    base = ExperimentConfig(strategy="hybrid", rounds=3, max_epochs=5, pool_size=400, test_size=200)
-    out = []
-    for seed in SEEDS:
-        ds = load_dataset(base.replace(seed=seed))
-        for fraction in FRACTIONS:
-            exp = Experiment(base.replace(seed=seed, hybrid_fraction=fraction), dataset=ds, cache=cache)
-            for _ in exp:
-                pass
-            out.append(exp.result())
-    return out
 
 
 def test_swept_settings_are_the_numbers_that_vary_among_like_runs(fraction_results, three_seed_results):

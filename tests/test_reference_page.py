@@ -1,0 +1,94 @@
+"""Reference experiments: presets' race setups, and the page that opens or runs them."""
+import textwrap
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import alcore.presets
+from alcore.loop import Experiment
+from alcore.presets import list_presets
+from alcore.results import save_result
+from conftest import ROOT
+
+SPEC = """
+name = "Batch sizes on digits"
+description = '''What it showed: margin beats random.
+
+What it got wrong: one seed, and the test set chose the epochs.'''
+[base]
+dataset = "digits"
+pool_size = 300
+test_size = 150
+rounds = 2
+max_epochs = 5
+[axes]
+seed = [0, 1]
+batch_size = [10, 20]
+strategy = ["random", "margin"]
+"""
+
+
+@pytest.fixture
+def preset_dir(tmp_path, monkeypatch, cache):
+    folder = tmp_path / "batches"
+    folder.mkdir()
+    (folder / "spec.toml").write_text(textwrap.dedent(SPEC))
+    preset = list_presets(tmp_path)[0] if list_presets(tmp_path) else None
+    assert preset is None  # no result files yet: not a preset
+    from alcore.sweep import load_spec
+
+    _, cells = load_spec(folder / "spec.toml")
+    for cell in cells[:2]:
+        exp = Experiment(cell.config, cache=cache)
+        for _ in exp:
+            pass
+        save_result(exp.result(), folder / f"{cell.name}.json")
+    monkeypatch.setattr(alcore.presets, "PRESETS_DIR", tmp_path)
+    return tmp_path
+
+
+def test_a_presets_race_setup_takes_strategies_and_seeds_from_its_axes(preset_dir):
+    preset = list_presets()[0]
+    assert len(preset.cells) == 8 and len(preset.files) == 2
+    assert preset.choices() == {"batch_size": [10, 20]}
+    cfg, strategies, seeds = preset.race_setup()
+    assert (cfg.batch_size, cfg.seed, strategies, seeds) == (10, 0, ["random", "margin"], 2)
+    cfg, _, _ = preset.race_setup({"batch_size": 20})
+    assert cfg.batch_size == 20 and cfg.pool_size == 300 and cfg.rounds == 2
+    with pytest.raises(ValueError, match="no axis colour"):
+        preset.race_setup({"colour": "red"})
+    with pytest.raises(ValueError, match="no cell has"):
+        preset.race_setup({"batch_size": 30})
+
+
+def test_reference_page_opens_a_presets_results_on_compare(preset_dir):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.run()
+    at.switch_page("app_pages/reference.py").run()
+    assert not at.exception, at.exception
+    assert [s.value for s in at.subheader] == ["Batch sizes on digits"]
+    texts = [m.value for m in at.markdown]
+    assert any("What it got wrong" in t for t in texts)  # one paragraph each
+    assert any("2 complete run(s) of 8" in c.value for c in at.caption)
+    at.button(key="ref_compare_batches").click().run()
+    assert not at.exception, at.exception
+    assert at.session_state["compare_preset"] == "batches"
+    assert at.selectbox(key="compare_preset").value == "batches"
+    assert any("2 run(s) loaded" in c.value for c in at.caption)
+
+
+def test_reference_page_loads_a_setup_and_the_run_page_races_it(preset_dir):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.run()
+    at.switch_page("app_pages/reference.py").run()
+    at.selectbox(key="ref_batches_batch_size").set_value(20).run()
+    at.button(key="ref_run_batches").click().run(timeout=300)
+    assert not at.exception, at.exception
+    cfg = at.session_state["config"]
+    assert (cfg.dataset, cfg.batch_size, cfg.pool_size, cfg.rounds) == ("digits", 20, 300, 2)
+    assert at.session_state["race_settings"] == {"strategies": ["random", "margin"], "seeds": 2}
+    race = at.session_state["race"]  # the Run page started it without another click
+    assert sorted((e.config.strategy, e.config.seed) for e in race.experiments) == [
+        ("margin", 0), ("margin", 1), ("random", 0), ("random", 1)]
+    assert race.done and all(len(e.rounds) == 3 for e in race.experiments)
+    assert "autostart" not in at.session_state  # once: coming back to Run does not start another
