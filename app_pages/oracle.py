@@ -22,26 +22,22 @@ st.markdown("The model asks **you** for the labels of the images it is least sur
 cfg, rs = config(), race_settings()
 
 
-def as_text(names) -> list[str]:
-    return [plain(n) for n in names]
-
-
 def refuse(problems: list[str]) -> bool:
     show_problems(problems)
     return bool(problems)
 
 
-def start(oc) -> None:
+def start(oc) -> bool:
     """A new person's run of ``oc`` with its simulated twin, round 0 of both trained."""
     if refuse(deployment_limits().run_problems(oc, [oc.strategy], 2)):
-        return
+        return False
     ds = dataset(oc)
     if ds is None:
-        return
+        return False
     first = oc.initial + (oc.validation_size if oc.validation == "fixed" else 0)
     with one_call_within_labels(first, f"Training on {first:,} initial labels", "lower initial") as ok:
         if not ok:
-            return
+            return False
         try:
             with race_lock(), st.spinner("Training round 0 on the initial labels (the first time also loads "
                                          "TensorFlow and compiles the model)..."):
@@ -49,12 +45,13 @@ def start(oc) -> None:
                 run.start()
         except ValueError as e:
             st.error(f"This setup cannot be labelled here: {plain(e)}", icon=":material/warning:")
-            return
+            return False
     st.session_state[RUN] = run
     st.session_state.pop(ANSWERS, None)
+    return True
 
 
-def resume(upload) -> None:
+def resume(upload) -> bool:
     """Continue a person's run from its downloaded result file."""
     try:
         result = load_result(upload.getvalue(), name=upload.name)
@@ -63,24 +60,25 @@ def resume(upload) -> None:
                                   f"not a person; open it on Results or Compare")
     except ResultFileError as e:
         st.error(f"Refused: {plain(e)}", icon=":material/block:")
-        return
+        return False
     if refuse(deployment_limits().run_problems(result.config, [result.config.strategy], 2)):
-        return
+        return False
     ds = dataset(result.config)
     if ds is None:
-        return
+        return False
     labels = result.rounds[-1].n_labeled
     with one_call_within_labels(labels, f"Training on the file's {labels:,} labels", "start a new run") as ok:
         if not ok:
-            return
+            return False
         try:
             with race_lock(), st.spinner("Replaying the file's rounds and the simulated oracle's..."):
                 run = OracleRun.resume(result, dataset=ds, cache=trainer_cache())
         except ValueError as e:
             st.error(f"Refused: {plain(e)}", icon=":material/block:")
-            return
+            return False
     st.session_state[RUN] = run
     st.session_state.pop(ANSWERS, None)
+    return True
 
 
 def answers_for(run: OracleRun) -> BatchAnswers:
@@ -96,6 +94,13 @@ def give(batch: tuple, position: int, label: int) -> None:
     answers = st.session_state.get(ANSWERS)
     if answers is not None and tuple(answers.indices) == batch:  # a click on a batch already submitted is dropped
         answers.answer(position, label, time.monotonic())
+
+
+def give_next(batch: tuple, label: int) -> None:
+    """A keyboard shortcut's callback: label the first image still without one."""
+    answers = st.session_state.get(ANSWERS)
+    if answers is not None and tuple(answers.indices) == batch and answers.next_open is not None:
+        answers.answer(answers.next_open, label, time.monotonic())
 
 
 def request_submit() -> None:
@@ -132,10 +137,8 @@ with setup:
         up = st.file_uploader("Your run's result file (JSON), downloaded from this page", type=["json"],
                               max_upload_size=64, key="oracle_file")
         reopen = st.button("Continue this run", key="oracle_reopen", disabled=up is None)
-if pressed:
-    start(oc)
-elif reopen and up is not None:
-    resume(up)
+if (pressed and start(oc)) or (reopen and up is not None and resume(up)):
+    st.rerun()  # once, so the setup's button says "Start over"
 run = st.session_state.get(RUN)
 if run is None:
     st.info("Press **Start labelling**. The initial labels are given (as in every run); from then on "
@@ -149,7 +152,7 @@ if st.session_state.pop(SUBMIT, False):
 
 ds = run.dataset
 names = ds.class_names
-shown = as_text(names)
+shown = [plain(n) for n in names]  # button labels and captions render markdown; names come from files
 rc = run.config
 if rc != oc:
     st.caption(f"This run: {config_caption(rc)} · **{plain(strategy_label(rc))}**. The setup has changed "
@@ -186,37 +189,55 @@ with numbers:
                        on_click="ignore", key="oracle_download", icon=":material/download:")
 
 # ------------------------------------------------------------------- the batch
-if run.done:
-    st.success(f"The run is complete ({plain(run.person.stop_reason)}). Download it above, or **Start over**.",
-               icon=":material/flag:")
-else:
+@st.fragment
+def batch_area(run: OracleRun) -> None:
+    """The images and their label buttons. A fragment: a label click reruns only this part (a
+    fraction of a second), not the curves, tables and result file above; Submit reruns the page."""
+    if st.session_state.get(SUBMIT):
+        st.rerun(scope="app")
     answers = answers_for(run)
     batch, r = tuple(answers.indices), len(run.person.rounds) - 1
     st.subheader(f"Batch {r + 1}: label these {len(batch)} images")
-    hint = ("Keyboard: press **0-9** to label the image marked :material/arrow_right_alt: (the first without "
-            "a label), **Enter** to submit. " if keyboard else "")
+    hint = ("Keyboard: **0-9** label the image marked :material/arrow_right_alt: (the first without a label), "
+            "**Enter** submits. " if keyboard else "")
     st.caption(hint + "Click another label to correct one. Time per label is measured from when the batch "
                "appears, or from your previous click.")
     pictures = upscale(ds.display_images(ds.x_pool[list(batch)]), IMAGE_PX)
     target = answers.next_open
+    if keyboard:
+        # One fixed row of buttons carries the keys, for the whole batch: each labels whichever image is
+        # the first open one when its key arrives, so keys typed while the page redraws still go to the
+        # images in order (keys on the marked image's own buttons moved at every redraw, and keys
+        # pressed meanwhile were lost).
+        with st.container(horizontal=True, gap="small", vertical_alignment="center", key="oracle_keys"):
+            st.markdown("Keys:")
+            for c, name in enumerate(shown):
+                st.button(name, key=f"oracle_key_{r}_{c}", on_click=give_next, args=(batch, c), type="tertiary",
+                          shortcut=str(c), disabled=target is None)
     for pos, idx in enumerate(batch):
         given = answers.labels[pos]
         with st.container(border=True, horizontal=True, vertical_alignment="center", gap="medium",
                           key=f"oracle_item_{pos}"):
             st.image(np.asarray(pictures[pos]), width=IMAGE_PX)
             with st.container():
-                mark = ":material/arrow_right_alt: " if pos == target and keyboard else ""
+                mark = ":material/arrow_right_alt: " if keyboard and pos == target else ""
                 said = f" · you said **{shown[given]}**" if given is not None else ""
                 st.markdown(f"{mark}Image {pos + 1} of {len(batch)} · pool #{idx}{said}")
                 with st.container(horizontal=True, gap="small"):
                     for c, name in enumerate(shown):
                         st.button(name, key=f"oracle_label_{r}_{pos}_{c}", on_click=give, args=(batch, pos, c),
-                                  type="primary" if given == c else "secondary",
-                                  shortcut=str(c) if keyboard and pos == target else None)
+                                  type="primary" if given == c else "secondary")
     st.button("Submit labels and retrain", type="primary", key="oracle_submit_button", on_click=request_submit,
               disabled=not answers.complete, shortcut="Enter" if answers.complete else None,
               icon=":material/model_training:")
     st.caption(f"{answers.n_answered} of {len(batch)} labelled.")
+
+
+if run.done:
+    st.success(f"The run is complete ({plain(run.person.stop_reason)}). Download it above, or **Start over**.",
+               icon=":material/flag:")
+else:
+    batch_area(run)
 
 mistakes = [x for x in records if not x.right]
 if mistakes:

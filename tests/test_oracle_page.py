@@ -99,14 +99,20 @@ def test_label_a_batch_by_clicking_and_the_curve_gains_a_point():
 
 def test_keyboard_shortcuts_label_the_first_open_image_when_the_classes_are_digits():
     at = started()
-    shortcuts = lambda pos: [b.proto.shortcut for b in label_buttons(at, pos)]  # noqa: E731
-    assert shortcuts(0) == [str(c) for c in range(10)] and shortcuts(1) == [""] * 10
-    label_buttons(at, 0)[3].click().run()
-    assert shortcuts(0) == [""] * 10 and shortcuts(1) == [str(c) for c in range(10)]
+    keys = lambda: [b for b in at.button if (b.key or "").startswith("oracle_key_")]  # noqa: E731
+    assert [b.proto.shortcut for b in keys()] == [str(c) for c in range(10)]
+    assert all(b.proto.shortcut == "" for pos in range(10) for b in label_buttons(at, pos))  # mouse only
+    keys()[3].click().run()
+    keys()[5].click().run()
+    assert at.session_state["oracle_answers"].labels[:3] == [3, 5, None]  # in order, the first open image
+    label_buttons(at, 0)[8].click().run()  # a correction, by mouse
+    assert at.session_state["oracle_answers"].labels[:3] == [8, 5, None]
     assert at.button(key="oracle_submit_button").proto.shortcut == ""  # Enter only once all are labelled
-    label_batch(at, [1] * 10)
+    for _ in range(8):
+        keys()[1].click().run()
+    assert at.session_state["oracle_answers"].labels == [8, 5] + [1] * 8
     assert at.button(key="oracle_submit_button").proto.shortcut.lower() == "enter"
-    assert not at.button(key="oracle_submit_button").disabled
+    assert not at.button(key="oracle_submit_button").disabled and all(b.disabled for b in keys())
 
 
 def test_any_dataset_with_class_names_shows_them_as_text_without_digit_keys():
@@ -119,7 +125,7 @@ def test_any_dataset_with_class_names_shows_them_as_text_without_digit_keys():
     names = [b.label for b in label_buttons(at, 0)]
     assert [shown(n) for n in names] == EVIL  # reads as the name; escaped, so nothing renders from it
     assert not any(re.search(r"(?<!\\)[\[\]<>*]", n) for n in names)
-    assert all(b.proto.shortcut == "" for b in label_buttons(at, 0))
+    assert not any((b.key or "").startswith("oracle_key_") for b in at.button)  # keys only where classes are digits
     label_batch(at, [0, 1, 2])
     at.button(key="oracle_submit_button").click().run()
     assert not at.exception, at.exception

@@ -50,6 +50,7 @@ def test_label_one_batch_by_clicking_and_the_curve_gains_a_point(page, app_serve
     expect(submit).to_be_disabled()
 
     # the first image by its keyboard shortcut (the digit's key), the rest by clicking
+    expect(page.locator(".st-key-oracle_key_0_7 button")).to_be_enabled()
     page.keyboard.press("7")
     expect(label_button(page, 0, 7)).to_have_attribute("data-testid", "stBaseButton-primary", timeout=PAGE_TIMEOUT_MS)
     wait_idle(page)
