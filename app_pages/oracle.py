@@ -22,33 +22,41 @@ st.markdown("The model asks **you** for the labels of the images it is least sur
 cfg, rs = config(), race_settings()
 
 
-def refuse(problems: list[str]) -> bool:
-    show_problems(problems)
-    return bool(problems)
-
-
-def start(oc) -> bool:
-    """A new person's run of ``oc`` with its simulated twin, round 0 of both trained."""
-    if refuse(deployment_limits().run_problems(oc, [oc.strategy], 2)):
+def open_run(cfg, labels: int, what: str, spinner: str, make) -> bool:
+    """Make ``make(dataset)``, an OracleRun of ``cfg`` that trains on ``labels`` labels, this
+    session's run: within the server's limits and holding a run slot while it computes. False
+    (after saying why) where it may not or cannot."""
+    problems = deployment_limits().run_problems(cfg, [cfg.strategy], 2)  # the person's run and the simulated one
+    if problems:
+        show_problems(problems)
         return False
-    ds = dataset(oc)
+    ds = dataset(cfg)
     if ds is None:
         return False
-    first = oc.initial + (oc.validation_size if oc.validation == "fixed" else 0)
-    with one_call_within_labels(first, f"Training on {first:,} initial labels", "lower initial") as ok:
+    with one_call_within_labels(labels, what, "start a run with fewer labels") as ok:
         if not ok:
             return False
         try:
-            with race_lock(), st.spinner("Training round 0 on the initial labels (the first time also loads "
-                                         "TensorFlow and compiles the model)..."):
-                run = OracleRun(oc, dataset=ds, cache=trainer_cache())
-                run.start()
+            with race_lock(), st.spinner(spinner):
+                run = make(ds)
         except ValueError as e:
-            st.error(f"This setup cannot be labelled here: {plain(e)}", icon=":material/warning:")
+            st.error(f"Refused: {plain(e)}", icon=":material/block:")
             return False
     st.session_state[RUN] = run
     st.session_state.pop(ANSWERS, None)
     return True
+
+
+def start(oc) -> bool:
+    """A new person's run of ``oc`` with its simulated twin, round 0 of both trained."""
+    def make(ds):
+        run = OracleRun(oc, dataset=ds, cache=trainer_cache())
+        run.start()
+        return run
+
+    first = oc.initial + (oc.validation_size if oc.validation == "fixed" else 0)
+    return open_run(oc, first, f"Training on {first:,} initial labels", "Training round 0 on the initial labels "
+                    "(the first time also loads TensorFlow and compiles the model)...", make)
 
 
 def resume(upload) -> bool:
@@ -61,24 +69,10 @@ def resume(upload) -> bool:
     except ResultFileError as e:
         st.error(f"Refused: {plain(e)}", icon=":material/block:")
         return False
-    if refuse(deployment_limits().run_problems(result.config, [result.config.strategy], 2)):
-        return False
-    ds = dataset(result.config)
-    if ds is None:
-        return False
     labels = result.rounds[-1].n_labeled
-    with one_call_within_labels(labels, f"Training on the file's {labels:,} labels", "start a new run") as ok:
-        if not ok:
-            return False
-        try:
-            with race_lock(), st.spinner("Replaying the file's rounds and the simulated oracle's..."):
-                run = OracleRun.resume(result, dataset=ds, cache=trainer_cache())
-        except ValueError as e:
-            st.error(f"Refused: {plain(e)}", icon=":material/block:")
-            return False
-    st.session_state[RUN] = run
-    st.session_state.pop(ANSWERS, None)
-    return True
+    return open_run(result.config, labels, f"Training on the file's {labels:,} labels",
+                    "Replaying the file's rounds and the simulated oracle's...",
+                    lambda ds: OracleRun.resume(result, dataset=ds, cache=trainer_cache()))
 
 
 def answers_for(run: OracleRun) -> BatchAnswers:
@@ -200,7 +194,8 @@ def batch_area(run: OracleRun) -> None:
     st.subheader(f"Batch {r + 1}: label these {len(batch)} images")
     hint = ("Keyboard: **0-9** label the image marked :material/arrow_right_alt: (the first without a label), "
             "**Enter** submits. " if keyboard else "")
-    st.caption(hint + "Click another label to correct one. Time per label is measured from when the batch "
+    st.caption(hint + "Click another label to correct one; each image shows the label it got (keys typed "
+               "faster than the page redraws can land out of order). Time per label runs from when the batch "
                "appears, or from your previous click.")
     pictures = upscale(ds.display_images(ds.x_pool[list(batch)]), IMAGE_PX)
     target = answers.next_open

@@ -163,6 +163,8 @@ def test_the_persons_labels_are_checked(digits_config, digits, cache):
         simulated.give_labels([0] * 10)
     with pytest.raises(ValueError, match="oracle must be one of simulated, person"):
         Experiment(digits_config, dataset=digits, cache=cache, oracle="crowd")
+    with pytest.raises(ValueError, match="warm_start is not supported with a person as the oracle"):
+        OracleRun(digits_config.replace(warm_start=True), dataset=digits, cache=cache)
 
 
 @pytest.fixture(scope="module")

@@ -4,12 +4,11 @@ costed; limits and run slots are respected; a downloaded run continues in a new 
 import json
 import re
 
-import numpy as np
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from alcore import ExperimentConfig
 from conftest import ROOT, npz_with_classes
+from test_app_pages import fresh_run_slots  # noqa: F401 (a fixture: the process-wide run slots, emptied)
 
 APP = str(ROOT / "app.py")
 TINY = ExperimentConfig(rounds=2, max_epochs=10)
@@ -130,15 +129,6 @@ def test_any_dataset_with_class_names_shows_them_as_text_without_digit_keys():
     at.button(key="oracle_submit_button").click().run()
     assert not at.exception, at.exception
     assert len(curve(at, "you")["x"]) == 2
-
-
-@pytest.fixture
-def fresh_run_slots():
-    from app_pages.common import _run_slots
-
-    _run_slots.clear()
-    yield
-    _run_slots.clear()
 
 
 def test_the_servers_limits_and_run_slots_hold_for_a_person_too(monkeypatch, fresh_run_slots):
