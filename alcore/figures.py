@@ -40,6 +40,8 @@ def group_labels(results: Sequence[RunResult]) -> list[str]:
         (differs(lambda r: r.config.model), lambda r: r.config.model),
         (differs(lambda r: r.config.batch_size), lambda r: f"batch {r.config.batch_size}"),
         (differs(lambda r: r.dataset.n_pool), lambda r: f"pool {r.dataset.n_pool}"),
+        # a person's labels (with their mistakes) are never averaged with the simulated oracle's
+        (differs(lambda r: r.oracle), lambda r: "a person labelled" if r.oracle == "person" else "simulated"),
     ]
     labels = []
     for r in results:

@@ -104,6 +104,9 @@ class RunStore:
         base = results[0].config.replace(seed=seeds[0], strategy=strategies[0])
         runs: dict[int, RunResult] = {}
         for r in results:
+            if r.oracle != "simulated":
+                raise SavedRaceError(f"{r.label} was labelled by a person: continue it on the "
+                                     f"'Be the oracle' page, not as a race")
             if r.config.replace(seed=base.seed, strategy=base.strategy) != base:
                 raise SavedRaceError(f"{r.label} was made with other settings than {results[0].label}: "
                                      f"only runs of one race (same settings, other strategies or seeds) "

@@ -211,3 +211,20 @@ def test_answers_time_each_label_from_the_batch_or_the_previous_answer():
     assert answers.seconds == [0.5, 3.5, 6.0]
     with pytest.raises(IndexError):
         answers.answer(3, 0, now=111.0)
+
+
+def test_a_persons_run_is_its_own_group_and_not_continued_as_a_race(tmp_path, digits_config, digits, cache):
+    """Compare never averages a person's curve (mistakes included) with the simulated
+    oracle's of the same strategy, and the Run page's 'continue from result files' sends a
+    person's file to its own page instead of racing on without the person."""
+    from alcore.figures import group_labels
+    from alcore.store import RunStore, SavedRaceError
+
+    run = OracleRun(digits_config, dataset=digits, cache=cache)
+    run.start()
+    run.submit(answer(run, wrong(truth(run), [0, 1])))
+    person, simulated = run.person.result(), run.simulated.result()
+    assert group_labels([person, simulated]) == ["margin · a person labelled", "margin · simulated"]
+    assert group_labels([simulated]) == ["margin"]
+    with pytest.raises(SavedRaceError, match="labelled by a person.*Be the oracle"):
+        RunStore(tmp_path).import_results([person])
