@@ -1,0 +1,284 @@
+"""A setup as a link: the settings that differ from the defaults, as query parameters named
+after the ExperimentConfig fields (the same names as the CLI flags and the result-file keys).
+
+    ?strategies=margin&strategies=entropy&seeds=3&batch_size=20&rounds=none&label_budget=200
+
+:func:`encode` gives the parameters of a setup; :func:`decode` reads them back, validated by
+ExperimentConfig itself: each parameter that cannot be applied is refused with a sentence
+naming it and why, and every other parameter still applies. Nothing here raises on what a
+link holds, and nothing here imports streamlit.
+
+Value spelling: numbers as Python writes them (``0.003``, ``1e-05``: floats read back
+exactly), ``true`` / ``false``, ``none`` for an optional setting that is not set (empty works
+too), and a list (``hidden_units``, the race's ``strategies``) as the same key repeated
+(``hidden_units=256&hidden_units=128``; ``hidden_units=256,128`` is read as well).
+
+A link never carries a path on the server: ``data_dir`` and ``data_file`` are left out, and so is
+a dataset that needs one (``idx``, ``npz``): whoever opens the link chooses that data.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Mapping, Optional, Sequence, Union, get_args
+from urllib.parse import urlencode
+
+from pydantic import ValidationError
+
+from .config import ExperimentConfig
+
+# The race's own settings (app_pages.common.race_settings): which strategies run, on how many
+# seeds. Their defaults are the dashboard's: margin against random, one seed.
+RACE_DEFAULTS = {"strategies": ("margin", "random"), "seeds": 1}
+PATHS = ("data_dir", "data_file")  # paths on the server: never in a link
+FILE_DATASETS = ("idx", "npz")  # datasets that need one of those paths
+# ExperimentConfig.strategy is one run's strategy; a race names its runs' strategies with
+# ``strategies``, so a link has that one name for the concept.
+SINGLE_STRATEGY = "strategy"
+LINK_FIELDS = tuple(f for f in ExperimentConfig.model_fields if f not in PATHS + (SINGLE_STRATEGY,))
+LIST_FIELDS = ("hidden_units", "strategies")
+# Every parameter this module reads and writes; a page keeps the others (e.g. the Run page's
+# ``run``) as they are.
+OWNED = frozenset(LINK_FIELDS) | frozenset(RACE_DEFAULTS)
+# Parameters of other parts of the dashboard (the Run page's saved race) and of Streamlit
+# itself: not settings, never reported as unknown.
+OTHER_PARAMS = frozenset({"run", "embed", "embed_options"})
+MAX_VALUE_CHARS = 200  # longer is not a setting; refused before parsing
+SHOWN_CHARS = 40  # how much of a refused value a message quotes
+
+Params = Mapping[str, Union[str, Sequence[str]]]
+
+
+@dataclass
+class LinkSetup:
+    """What :func:`decode` read from a link.
+
+    ``config``: the base config with every applicable setting of the link applied.
+    ``strategies`` / ``seeds``: the race's, or None where the link does not set them.
+    ``applied``: the parameter names applied. ``problems``: one plain sentence per parameter
+    that was refused (it names the parameter, the value and why). ``refused``: those names."""
+
+    config: ExperimentConfig
+    strategies: Optional[list[str]] = None
+    seeds: Optional[int] = None
+    applied: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------- encode
+
+def _text(value) -> Union[str, list[str]]:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)  # the shortest text that reads back as the same float
+    if isinstance(value, (tuple, list)):
+        return [str(v) for v in value]
+    return str(value)
+
+
+def encode(config: ExperimentConfig, strategies: Sequence[str] = RACE_DEFAULTS["strategies"],
+           seeds: int = RACE_DEFAULTS["seeds"]) -> dict[str, Union[str, list[str]]]:
+    """The query parameters of a setup: the race's strategies and seeds where they are not the
+    defaults, then every config field (in declaration order) whose value is not its default.
+    Paths, and a dataset that needs one, are left out (see :func:`left_out`)."""
+    out: dict[str, Union[str, list[str]]] = {}
+    if tuple(strategies) != RACE_DEFAULTS["strategies"]:
+        out["strategies"] = list(strategies)
+    if int(seeds) != RACE_DEFAULTS["seeds"]:
+        out["seeds"] = str(int(seeds))
+    default = ExperimentConfig()
+    for name in LINK_FIELDS:
+        value = getattr(config, name)
+        if value == getattr(default, name) or (name == "dataset" and value in FILE_DATASETS):
+            continue
+        out[name] = _text(value)
+    return out
+
+
+def left_out(config: ExperimentConfig) -> list[str]:
+    """The settings of ``config`` a link cannot carry, as plain phrases (empty when none)."""
+    out = []
+    if config.dataset in FILE_DATASETS:
+        out.append(f"the dataset ({config.dataset}: "
+                   + ("an uploaded .npz file" if config.dataset == "npz" else "a folder on the server") + ")")
+    elif config.data_dir:
+        out.append("the data folder on the server (data_dir)")
+    return out
+
+
+def query_string(params: Mapping[str, Union[str, Sequence[str]]]) -> str:
+    """``params`` as Streamlit writes them into the address (repeated keys for lists)."""
+    return urlencode({k: (v if isinstance(v, str) else list(v)) for k, v in params.items()}, doseq=True)
+
+
+def share_url(base_url: Optional[str], params: Mapping[str, Union[str, Sequence[str]]]) -> str:
+    """The link to a page (``base_url``, without a query; None gives a relative link) with ``params``."""
+    query = query_string(params)
+    return (base_url or "") + (f"?{query}" if query else "")
+
+
+# ---------------------------------------------------------------------------- decode
+
+def _shown(text: str) -> str:
+    """A value from a link as a message quotes it: printable characters only, and short."""
+    clean = "".join(ch if ch.isprintable() else "?" for ch in str(text))
+    return clean if len(clean) <= SHOWN_CHARS else clean[:SHOWN_CHARS] + "..."
+
+
+def _reason(err: ValidationError) -> str:
+    msg = err.errors()[0]["msg"].removeprefix("Value error, ")
+    return msg[:1].lower() + msg[1:]
+
+
+def _optional(name: str) -> bool:
+    return type(None) in get_args(ExperimentConfig.model_fields[name].annotation)
+
+
+def _floaty(name: str) -> bool:
+    ann = ExperimentConfig.model_fields[name].annotation
+    return ann is float or float in get_args(ann)
+
+
+def decode(params: Params, base: Optional[ExperimentConfig] = None, *,
+           ranges: Optional[Mapping[str, tuple]] = None) -> LinkSetup:
+    """Read a link's query parameters (``{name: value or [values]}``, as
+    ``st.query_params.get_all`` gives them) onto ``base`` (default: the defaults).
+
+    Each parameter is validated by ExperimentConfig with the others: a value outside a field's
+    limits, of the wrong type, or that no setting of the others can make valid (a label budget
+    below the initial labels) is refused with a sentence naming it, and the rest applies.
+    Settings that only make sense together (``rounds=none&label_budget=200``) apply in any
+    order. ``ranges``: ``{name: (low, high)}`` narrower limits of the page that shows a setting
+    (the dashboard's widgets), checked too. Unknown names, paths, repeated single values and
+    values over MAX_VALUE_CHARS are refused; the parameters in OTHER_PARAMS are left alone."""
+    base = base or ExperimentConfig()
+    ranges = dict(ranges or {})
+    out = LinkSetup(config=base)
+
+    def refuse(name: str, why: str, value: Optional[str] = None) -> None:
+        head = f"{_shown(name)}={_shown(value)}" if value is not None else _shown(name)
+        out.problems.append(f"The link's {head} was not applied: {why}.")
+        out.refused.append(name)
+
+    def in_range(name: str, value) -> Optional[str]:
+        if name not in ranges or value is None:
+            return None
+        low, high = ranges[name]
+        if (low is not None and value < low) or (high is not None and value > high):
+            return f"the dashboard takes {low:g} to {high:g} here"
+        return None
+
+    pending: dict[str, object] = {}
+    raw: dict[str, str] = {}
+    for name, given in params.items():
+        values = [given] if isinstance(given, str) else [str(v) for v in given]
+        if name in OTHER_PARAMS or name.lower() in ("embed", "embed_options"):
+            continue
+        joined = ",".join(values)
+        if name in PATHS:
+            refuse(name, "a link never carries a path on the server; choose the data on the Dataset page")
+            continue
+        if name == SINGLE_STRATEGY:
+            refuse(name, "a link names the race's strategies with strategies= (repeated for each), "
+                         "e.g. strategies=margin&strategies=random", joined)
+            continue
+        if name not in OWNED:
+            refuse(name, "this dashboard has no setting of that name", joined)
+            continue
+        if name == "dataset" and joined in FILE_DATASETS:
+            refuse(name, "that dataset needs a file or folder, which a link never carries; choose the data "
+                         "on the Dataset page", joined)
+            continue
+        if any(len(v) > MAX_VALUE_CHARS for v in values):
+            refuse(name, f"longer than {MAX_VALUE_CHARS} characters", joined)
+            continue
+        if name in LIST_FIELDS:
+            items = [p.strip() for v in values for p in v.split(",") if p.strip()]
+            if not items:
+                refuse(name, "it is empty", joined)
+                continue
+            value: object = items
+        else:
+            if len(values) != 1:
+                refuse(name, f"it is given {len(values)} times; a link gives it once", joined)
+                continue
+            text = values[0].strip()
+            if name in ExperimentConfig.model_fields and _optional(name) and text.lower() in ("none", ""):
+                value = None
+            elif text == "":
+                refuse(name, "it is empty")
+                continue
+            else:
+                value = text
+            if name in ExperimentConfig.model_fields and _floaty(name) and isinstance(value, str):
+                try:
+                    if not math.isfinite(float(value)):
+                        refuse(name, "it must be a finite number", text)
+                        continue
+                except ValueError:
+                    pass  # pydantic says what is wrong with it
+        raw[name] = joined
+        if name == "strategies":
+            from .strategies import STRATEGIES
+
+            known = list(dict.fromkeys(s for s in value if s in STRATEGIES))
+            unknown = [s for s in value if s not in STRATEGIES]
+            if unknown:
+                why = (f"{', '.join(_shown(s) for s in unknown[:5])} "
+                       f"{'is not a strategy' if len(unknown) == 1 else 'are not strategies'} "
+                       f"(choose from {', '.join(STRATEGIES)})")
+                if known:  # the known ones still race
+                    out.problems.append(f"The link's {name}={_shown(joined)} was applied in part: {why}; "
+                                        f"racing {', '.join(known)}.")
+                else:
+                    refuse(name, why, joined)
+            if known:
+                out.strategies = known
+                out.applied.append(name)
+            continue
+        if name == "seeds":
+            try:
+                seeds = int(value)
+            except (TypeError, ValueError):
+                refuse(name, "it must be a whole number", joined)
+                continue
+            why = in_range(name, seeds) or ("it must be at least 1" if seeds < 1 else None)
+            if why:
+                refuse(name, why, joined)
+                continue
+            out.seeds = seeds
+            out.applied.append(name)
+            continue
+        pending[name] = value
+
+    # Fields that are only valid together (rounds=none needs label_budget or a target) apply
+    # once their partners have: keep passing over the rest until nothing more applies.
+    applied: dict[str, object] = {}
+    config = base
+    last_error: dict[str, str] = {}
+    progress = True
+    while pending and progress:
+        progress = False
+        for name in list(pending):
+            try:
+                trial = base.replace(**applied, **{name: pending[name]})
+            except ValidationError as e:
+                last_error[name] = _reason(e)
+                continue
+            why = in_range(name, getattr(trial, name))
+            if why:
+                refuse(name, why, raw[name])
+                del pending[name]
+                continue
+            applied[name] = pending.pop(name)
+            config = trial
+            out.applied.append(name)
+            progress = True
+    for name in pending:
+        refuse(name, last_error.get(name, "it cannot be combined with the other settings"), raw[name])
+    out.config = config
+    return out
