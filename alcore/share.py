@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from typing import Mapping, Optional, Sequence, Union, get_args
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from pydantic import ValidationError
 
@@ -118,7 +118,10 @@ def query_string(params: Mapping[str, Union[str, Sequence[str]]]) -> str:
 def share_url(base_url: Optional[str], params: Mapping[str, Union[str, Sequence[str]]]) -> str:
     """The link to a page (``base_url``, without a query; None gives a relative link) with ``params``."""
     query = query_string(params)
-    return (base_url or "") + (f"?{query}" if query else "")
+    base = base_url or ""
+    if base and not urlsplit(base).path:
+        base += "/"  # http://host:8501 -> http://host:8501/
+    return base + (f"?{query}" if query else "")
 
 
 # ---------------------------------------------------------------------------- decode

@@ -43,6 +43,8 @@ def test_a_setup_reads_back_exactly_from_its_link(cfg, strategies, seeds):
 def test_only_what_differs_from_the_defaults_is_in_the_link_by_its_field_name():
     assert encode(ExperimentConfig()) == {}
     assert share_url("http://host/strategy", {}) == "http://host/strategy"
+    assert share_url("http://host:8501", {"seeds": "2"}) == "http://host:8501/?seeds=2"
+    assert share_url(None, {"seeds": "2"}) == "?seeds=2"
     cfg = ExperimentConfig(batch_size=20, rounds=None, label_budget=200, hidden_units=(64, 32))
     params = encode(cfg, ["margin", "entropy", "random"], 3)
     assert query_string(params) == ("strategies=margin&strategies=entropy&strategies=random&seeds=3&"
