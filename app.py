@@ -3,7 +3,7 @@ import streamlit as st
 
 st.set_page_config(page_title="Active learning explorer", page_icon=":material/target:", layout="wide")
 
-from app_pages.common import deployment_limits, sidebar_summary  # noqa: E402
+from app_pages.common import deployment_limits, figure_downloads, open_link, sidebar_summary  # noqa: E402
 from app_pages.streamlit_fixes import fixed_mmap_threshold, install_after_run_cleanup  # noqa: E402
 
 # Streamlit's own cleanup would clear Keras' and TensorFlow's state after every script run of
@@ -24,7 +24,9 @@ pages = [
 ]
 page = st.navigation(pages)
 deployment_limits()  # a limit that cannot be read stops every page here, naming the setting
+open_link(page)  # a session opened with a setup in its address starts from it (st.query_params)
 summary = st.sidebar.empty()
-sidebar_summary(summary)
+sidebar_summary(summary)  # also writes the setup into the address
+figure_downloads()  # an SVG button beside every figure's PNG camera
 page.run()
 sidebar_summary(summary)  # again, now with what the page just stored (a page that stops keeps the first)

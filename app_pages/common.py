@@ -23,6 +23,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 from alcore import ExperimentConfig
 from alcore.data import Dataset, DatasetCache, DatasetUnavailableError, load_raw
 from alcore.limits import DeploymentLimits, DeploymentLimitsError, RunSlots, whole_pool_size
+from alcore.share import OWNED, RACE_DEFAULTS, decode, encode, left_out, share_url
 
 CONFIG, RACE_SETTINGS, RACE, CACHE, RUNNING = "config", "race_settings", "race", "trainer_cache", "running"
 RACE_LOCK = "race_lock"
@@ -36,7 +37,8 @@ def config() -> ExperimentConfig:
 
 
 def race_settings() -> dict:
-    return st.session_state.setdefault(RACE_SETTINGS, {"strategies": ["margin", "random"], "seeds": 1})
+    return st.session_state.setdefault(RACE_SETTINGS, {"strategies": list(RACE_DEFAULTS["strategies"]),
+                                                       "seeds": RACE_DEFAULTS["seeds"]})
 
 
 # Markdown punctuation, escaped with a backslash so it shows as itself.
@@ -97,6 +99,7 @@ def commit(values: dict) -> bool:
         return False
     if new != config():
         st.session_state[CONFIG] = new
+        sync_link()  # now: a page may stop before the frame syncs after it
     return True
 
 
@@ -133,21 +136,30 @@ def _whole_pool_size(key: tuple, _config: ExperimentConfig) -> int:
     return whole_pool_size(len(raw.y_train), raw.x_test is not None, _config.test_size)
 
 
+def _prepared(cfg: ExperimentConfig, limits: DeploymentLimits) -> tuple[Dataset | None, list[str]]:
+    """The prepared dataset, or the limits problems that refuse it (DatasetUnavailableError and
+    ValueError propagate)."""
+    problems = limits.path_problems(cfg, upload_dir())
+    if not problems:
+        whole = None
+        if limits.max_pool_size is not None and cfg.pool_size is None:
+            whole = _whole_pool_size((cfg.dataset, cfg.data_dir, cfg.data_file, cfg.test_size), cfg)
+        problems = limits.pool_problems(cfg, whole)
+    if problems:
+        return None, problems
+    return _dataset_cache(limits.dataset_cache_mb).get(cfg), []
+
+
 def dataset(cfg: ExperimentConfig | None = None) -> Dataset | None:
     """The prepared dataset for a config, or None after showing why it is unavailable
     (this deployment's limits included)."""
     cfg = cfg or config()
     limits = deployment_limits()
-    problems = limits.path_problems(cfg, upload_dir())
     try:
         with st.spinner(f"Loading {cfg.dataset}..."):
-            if not problems:
-                whole = None
-                if limits.max_pool_size is not None and cfg.pool_size is None:
-                    whole = _whole_pool_size((cfg.dataset, cfg.data_dir, cfg.data_file, cfg.test_size), cfg)
-                problems = limits.pool_problems(cfg, whole)
-            if not problems:
-                return _dataset_cache(limits.dataset_cache_mb).get(cfg)
+            ds, problems = _prepared(cfg, limits)
+            if ds is not None:
+                return ds
     except DatasetUnavailableError as e:
         st.error(f"**{cfg.dataset} is not available here.** {plain(e)}", icon=":material/cloud_off:")
         return None
@@ -156,6 +168,18 @@ def dataset(cfg: ExperimentConfig | None = None) -> Dataset | None:
         return None
     show_problems(problems)
     return None
+
+
+def dataset_sizes(cfg: ExperimentConfig | None = None) -> tuple[int | None, int | None]:
+    """(pool images, test images) of a config's dataset where it can be had without a word
+    (the Dataset page says why where it cannot); (None, None) otherwise. For advice, not runs."""
+    cfg = cfg or config()
+    try:
+        with st.spinner(f"Loading {cfg.dataset}..."):
+            ds, _ = _prepared(cfg, deployment_limits())
+    except (DatasetUnavailableError, ValueError):
+        ds = None
+    return (None, None) if ds is None else (len(ds.y_pool), len(ds.y_test))
 
 
 def upload_dir() -> Path:
@@ -306,11 +330,194 @@ def config_caption(cfg: ExperimentConfig) -> str:
 
 
 def sidebar_summary(slot) -> None:
+    """The setup in the sidebar, with the link that reopens it; the address is brought in line
+    with it first (the frame calls this before and after the page)."""
+    sync_link()
     cfg, rs = config(), race_settings()
     with slot.container():
         st.caption("Current setup")
         st.markdown(config_caption(cfg))
         st.markdown("Racing: " + ", ".join(f"`{s}`" for s in rs["strategies"]) + f" · {rs['seeds']} seed(s)")
+        st.caption("Link to this setup (the copy button is at the box's right; the address bar holds the same):")
+        st.code(share_url(st.context.url, setup_params()), language=None, wrap_lines=True)
+        if missing := left_out(cfg):
+            st.caption(f"The link leaves out {' and '.join(missing)}: whoever opens it chooses the data on the "
+                       f"Dataset page; every other setting applies.")
         limits = deployment_limits()
         if limits.active:
             st.caption("Limits on this server: " + " · ".join(limits.describe()))
+
+
+# ------------------------------------------------------------------ shareable setups
+
+LINK_OPENED, LINK_NOTES = "link_opened", "link_notes"
+MAX_LINK_PROBLEMS = 12  # a link with hundreds of junk parameters gets a count, not a wall of warnings
+
+# The limits of the dashboard's widgets where they are narrower than ExperimentConfig's own
+# (a widget refuses to draw a value outside them). A link's value beyond them is refused by
+# name; tests/test_share_page.py checks these against the widgets the pages draw.
+WIDGET_RANGES = {
+    "batch_size": (1, 100_000), "dropout": (0.0, 0.9), "learning_rate": (1e-6, 10.0), "momentum": (0.0, 0.99),
+    "patience": (1, 1000), "validation_fraction": (0.05, 0.5), "uncertainty_threshold": (0.0, 0.99),
+    "changed_threshold": (0.0, 0.99), "seeds": (1, 20),
+}
+
+
+def setup_params() -> dict:
+    """This session's setup as query parameters (alcore.share.encode)."""
+    rs = race_settings()
+    return encode(config(), rs["strategies"], rs["seeds"])
+
+
+def _address() -> dict[str, list[str]]:
+    return {k: st.query_params.get_all(k) for k in st.query_params}
+
+
+def sync_link() -> None:
+    """Write this session's setup into the page address (the settings that differ from the
+    defaults, named as the config fields), keeping every other parameter (the Run page's
+    ``run``) as it is. Sends nothing when the address already says it."""
+    current = {k: v for k, v in _address().items() if k.lower() not in ("embed", "embed_options")}
+    wanted = {k: v for k, v in current.items() if k not in OWNED}
+    wanted.update({k: [v] if isinstance(v, str) else list(v) for k, v in setup_params().items()})
+    if wanted != current:
+        st.query_params.from_dict(wanted)
+
+
+def open_link(page) -> None:
+    """On a session's first script run, the setup in the address it was opened with becomes its
+    setup (validated; what cannot apply is refused by name and the rest applies). What was
+    applied and refused is said at the top of that page until another page is opened."""
+    if not st.session_state.get(LINK_OPENED):
+        st.session_state[LINK_OPENED] = True
+        params = _address()
+        setup = decode(params, config(), ranges=WIDGET_RANGES)
+        if setup.applied:
+            st.session_state[CONFIG] = setup.config
+            rs = race_settings()
+            if setup.strategies:
+                rs["strategies"] = setup.strategies
+            if setup.seeds:
+                rs["seeds"] = setup.seeds
+            for key in [k for k in st.session_state if str(k).startswith("w_")]:
+                del st.session_state[key]  # the setup pages' widgets show the link's settings
+        for name in setup.refused:
+            if name not in OWNED and name in st.query_params:
+                del st.query_params[name]  # once: the address (and a link copied from it) drops it
+        if setup.applied or setup.problems:
+            st.session_state[LINK_NOTES] = (page.title, setup.applied, setup.problems)
+    notes = st.session_state.get(LINK_NOTES)
+    if not notes:
+        return
+    title, applied, problems = notes
+    if title != page.title:
+        del st.session_state[LINK_NOTES]
+        return
+    if applied:
+        st.info("Setup opened from the link: " + ", ".join(plain(a) for a in applied) + ".", icon=":material/link:")
+    for problem in problems[:MAX_LINK_PROBLEMS]:
+        st.warning(plain(problem), icon=":material/link_off:")
+    if len(problems) > MAX_LINK_PROBLEMS:
+        more = len(problems) - MAX_LINK_PROBLEMS
+        st.warning(f"{more} more parameter{'s' if more > 1 else ''} of the link {'were' if more > 1 else 'was'} "
+                   f"not applied.", icon=":material/link_off:")
+
+
+# ------------------------------------------------------------------ figures and tables
+
+def file_stem(name: str) -> str:
+    """A name as a download's file name: letters, digits, '-' and '_' only."""
+    return re.sub(r"[^A-Za-z0-9-]+", "_", str(name)).strip("_")[:80] or "download"
+
+
+def show_figure(fig, name: str, *, where=None, key=None, **kwargs):
+    """A Plotly figure with one-click downloads named ``name``: PNG from the modebar's camera
+    (Plotly's toImageButtonOptions, at twice the on-screen resolution) and SVG from the button
+    that figure_downloads() puts beside it. Both are drawn by Plotly in the browser: no
+    kaleido or Chrome on the server. ``where``: a column or container (default: the page);
+    other arguments go to st.plotly_chart."""
+    config = {"toImageButtonOptions": {"format": "png", "filename": file_stem(name), "scale": 2},
+              "displaylogo": False}
+    return (where or st).plotly_chart(fig, key=key, config=config, **kwargs)
+
+
+def show_table(frame, name: str, *, where=None, download: bool = True, **kwargs):
+    """st.dataframe with a one-click CSV download of ``frame`` under it (``name``.csv; the
+    values as computed, unrounded, with the frame's own column names). ``download=False`` where
+    the table is redrawn within one script run (a download button there would repeat its key);
+    the table's own toolbar still exports what it shows. Other arguments go to st.dataframe."""
+    where = where or st
+    kwargs.setdefault("hide_index", True)
+    out = where.dataframe(frame, **kwargs)
+    if download:
+        stem = file_stem(name)
+        where.download_button("CSV", frame.to_csv(index=not kwargs["hide_index"]), f"{stem}.csv", "text/csv",
+                              key=f"csv_{stem}", on_click="ignore", icon=":material/download:", type="tertiary",
+                              help=f"Download this table as {stem}.csv")
+    return out
+
+
+# Plotly's modebar has one image button (the camera, PNG here); config cannot add a second,
+# since a custom button needs a JavaScript click function. This adds an SVG button beside the
+# camera when the pointer first enters a figure: it asks the camera for one SVG download by
+# switching Plotly's toImageButtonOptions.format for that click (read synchronously by the
+# camera). Installed once per browser tab; where it fails, the camera still gives PNG. (No '<'
+# before a letter or '/' in the script: Streamlit's HTML sanitizer drops a script that has one.)
+_SVG_BUTTON = """<script>
+(() => {
+  if (window.__alcoreSvgDownloads) return;
+  window.__alcoreSvgDownloads = true;
+  const PNG = '.modebar-btn[data-title="Download plot as a PNG"]';
+  const add = (plot) => {
+    const camera = plot.querySelector(PNG);
+    if (!camera || camera.parentNode.querySelector('[data-alcore-svg]')) return;
+    const button = document.createElement(camera.tagName);  // a button element in plotly.js 3
+    button.className = 'modebar-btn';
+    if (camera.tagName === 'BUTTON') button.setAttribute('type', 'button');
+    button.setAttribute('rel', 'tooltip');
+    button.setAttribute('data-gravity', camera.getAttribute('data-gravity') || 'n');
+    button.setAttribute('data-title', 'Download plot as an SVG');
+    button.setAttribute('data-alcore-svg', '1');
+    button.setAttribute('aria-label', 'Download plot as an SVG');
+    const NS = 'http://www.w3.org/2000/svg';
+    const icon = document.createElementNS(NS, 'svg');
+    const label = document.createElementNS(NS, 'text');
+    Object.entries({viewBox: '0 0 30 16', height: '1em', width: '1.9em'}).forEach(([k, v]) => icon.setAttribute(k, v));
+    Object.entries({x: '1', y: '12.5', 'font-size': '11', 'font-family': 'sans-serif', 'font-weight': '700',
+      fill: getComputedStyle(camera.querySelector('path') || camera).fill || 'currentColor'})
+      .forEach(([k, v]) => label.setAttribute(k, v));
+    label.textContent = 'SVG';
+    icon.appendChild(label);
+    button.appendChild(icon);
+    button.addEventListener('click', (event) => {
+      event.preventDefault();
+      event.stopPropagation();
+      const context = plot._context;
+      const cam = plot.querySelector(PNG);
+      if (!context || !cam) return;
+      const keep = context.toImageButtonOptions || {};
+      context.toImageButtonOptions = Object.assign({}, keep, {format: 'svg'});
+      try { cam.dispatchEvent(new MouseEvent('click', {bubbles: true})); }
+      finally { context.toImageButtonOptions = keep; }
+    });
+    camera.parentNode.insertBefore(button, camera.nextSibling);
+  };
+  document.addEventListener('mouseover', (event) => {
+    const plot = event.target.closest && event.target.closest('.js-plotly-plot');
+    if (plot) add(plot);
+  }, true);
+})();
+</script>"""
+
+
+def figure_downloads() -> None:
+    """Put the SVG button beside every figure's PNG camera (see show_figure())."""
+    st.sidebar.html(_SVG_BUTTON, unsafe_allow_javascript=True)
+
+
+# ------------------------------------------------------------------ pitfalls
+
+def show_pitfalls(pitfalls, where=None) -> None:
+    """alcore.pitfalls warnings as the page shows them: what is wrong, then the fix."""
+    for p in pitfalls:
+        (where or st).warning(f"{plain(p.message)} **Fix:** {plain(p.fix)}", icon=":material/warning:")

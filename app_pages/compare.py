@@ -3,10 +3,11 @@ import streamlit as st
 
 from alcore.figures import SETTING_TITLES, curve_frame, learning_curve_figure, pairwise_figure, setting_effect_figure
 from alcore.metrics import group_metrics, metrics_frame
+from alcore.pitfalls import model_selection, not_better_than_random, tiny_test_set
 from alcore.presets import list_presets, load_preset
 from alcore.results import ResultFileError, curves_csv, load_result
 from alcore.stats import seed_statistics, setting_effect, swept_settings
-from app_pages.common import RACE, plain
+from app_pages.common import RACE, plain, show_figure, show_pitfalls, show_table
 
 
 @st.cache_resource(show_spinner="Loading the preset's result files...")
@@ -69,21 +70,26 @@ band = c2.selectbox("Band", ["ci95", "std", "minmax"], disabled=not aggregate,
 best = max(r.rounds[-1].test_accuracy for r in results)
 target = c3.number_input("Target accuracy", 0.05, 1.0, float(round(best * 0.95, 2)), 0.01)
 frame = curve_frame(results, sources)
-st.plotly_chart(learning_curve_figure(frame, aggregate=aggregate, band=band, target=target,
-                                      title="Test accuracy vs labels"), key="compare_curves")
+show_figure(learning_curve_figure(frame, aggregate=aggregate, band=band, target=target,
+                                  title="Test accuracy vs labels"), "compare_learning_curves", key="compare_curves")
 
 metrics = metrics_frame(results, target)
 seed_stats = seed_statistics(metrics)
+smallest = min(results, key=lambda r: r.dataset.n_test)  # the noisiest test set loaded
+tiny = tiny_test_set(smallest.dataset.n_test, float(metrics["final_accuracy"].median()),
+                     test_size=smallest.config.test_size)
+against_random = not_better_than_random(metrics, seed_stats.pairs)
+show_pitfalls([p for p in (tiny, model_selection([r.config for r in results])) if p])
 fmt = {"final_labels": st.column_config.NumberColumn("labels used", format="%d"),
        "final_accuracy": st.column_config.NumberColumn("final accuracy", format="percent"),
        "aulc": st.column_config.NumberColumn("AULC", format="%.4f"),
        "labels_to_target": st.column_config.NumberColumn("labels to target", format="%d"),
        "labels_saved_vs_random": st.column_config.NumberColumn("labels saved vs random", format="%d")}
 st.subheader("Per group (mean over seeds)")
-st.dataframe(group_metrics(metrics), hide_index=True, column_config=fmt)
+show_table(group_metrics(metrics), "compare_metrics_per_group", column_config=fmt)
 with st.expander("Per run"):
     metrics.insert(1, "file", sources)
-    st.dataframe(metrics.drop(columns=["strategy"]), hide_index=True, column_config=fmt)
+    show_table(metrics.drop(columns=["strategy"]), "compare_metrics_per_run", column_config=fmt)
 st.download_button("Download these curves (CSV)", curves_csv(results), "compare_curves.csv", "text/csv",
                    on_click="ignore")
 
@@ -97,7 +103,7 @@ st.caption("Intervals are 95%: Student t over seeds for AULC and labels to targe
 for note in seed_stats.notes:
     st.info(plain(note), icon=":material/info:")
 num = st.column_config.NumberColumn
-st.dataframe(seed_stats.groups, hide_index=True, column_config={
+show_table(seed_stats.groups, "compare_statistics_per_group", column_config={
     "aulc_mean": num("AULC", format="%.4f"), "aulc_low": num("AULC low", format="%.4f"),
     "aulc_high": num("AULC high", format="%.4f"), "reached_target": "reached target",
     "labels_mean": num("labels to target", format="%.0f"), "labels_low": num("labels low", format="%.0f"),
@@ -105,9 +111,9 @@ st.dataframe(seed_stats.groups, hide_index=True, column_config={
     "efficiency_low": num("efficiency low", format="%.2fx"), "efficiency_high": num("efficiency high", format="%.2fx"),
     "efficiency_seeds": num("seeds in efficiency", format="%d")})
 if len(seed_stats.pairs):
-    st.plotly_chart(pairwise_figure(seed_stats.pairs), key="compare_pairwise")
+    show_figure(pairwise_figure(seed_stats.pairs), "compare_pairwise_tests", key="compare_pairwise")
     with st.expander("Pairwise tests (numbers)"):
-        st.dataframe(seed_stats.pairs, hide_index=True, column_config={
+        show_table(seed_stats.pairs, "compare_pairwise_tests", column_config={
             "n_seeds": num("paired seeds", format="%d"),
             "mean_diff": num("mean AULC diff (row − column)", format="%+.4f"),
             "win_fraction": num("seeds row wins", format="percent"),
@@ -115,6 +121,9 @@ if len(seed_stats.pairs):
             "holm_p": num("Holm p (Wilcoxon)", format="%.4g")})
 for warning in seed_stats.warnings:
     st.warning(plain(warning), icon=":material/warning:")
+# against random; where the seeds are too few for any verdict, the warning above says so already
+said = {w.split(":", 1)[0] for w in seed_stats.warnings}
+show_pitfalls([p for p in against_random if p.rule != "too_few_seeds" or " vs ".join(sorted(p.groups)) not in said])
 
 swept = swept_settings(results)
 if swept:
@@ -124,7 +133,8 @@ if swept:
     metric = s2.radio("Metric", ["labels_to_target", "aulc"], horizontal=True, key="compare_setting_metric",
                       format_func={"labels_to_target": "labels to target", "aulc": "AULC"}.get)
     effect = setting_effect(results, setting, target)
-    st.plotly_chart(setting_effect_figure(effect, metric, target), key="compare_setting_effect")
+    show_figure(setting_effect_figure(effect, metric, target), f"compare_effect_of_{setting}_{metric}",
+                key="compare_setting_effect")
     if effect.friedman_p is not None:
         differ = "differ" if effect.friedman_p < 0.05 else "cannot be told apart"
         trend = ("AULC rises with it" if effect.page_p < 0.05 else
@@ -135,7 +145,7 @@ if swept:
                           f"falling). Both pair the runs by seed."))
     for note in effect.notes:
         st.caption(plain(note))
-    st.dataframe(effect.summary, hide_index=True, column_config={
+    show_table(effect.summary, f"compare_effect_of_{setting}", column_config={
         "value": num(setting, format="%g"), "seeds": num("seeds", format="%d"),
         "aulc_mean": num("AULC", format="%.4f"), "aulc_low": num("AULC low", format="%.4f"),
         "aulc_high": num("AULC high", format="%.4f"), "reached_target": "reached target",

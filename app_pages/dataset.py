@@ -4,8 +4,9 @@ import streamlit as st
 
 from alcore.config import ExperimentConfig
 from alcore.figures import label_distribution_figure, upscale
+from alcore.pitfalls import batch_pitfalls, tiny_test_set
 from app_pages.common import (bind, commit, config, dataset, deployment_limits, help_text, label, optional_int, plain,
-                               save_upload)
+                               save_upload, show_figure, show_pitfalls)
 
 st.title("Dataset")
 st.write("Active learning starts from an **unlabeled pool**: the model is trained on a few labels, "
@@ -81,7 +82,10 @@ def page():
         c.metric("Classes", ds.n_classes)
         d.metric("Image size", "x".join(str(s) for s in ds.image_shape))
         st.caption(f"Source: {plain(ds.source)}")
-        st.plotly_chart(label_distribution_figure(ds.y_pool, ds.class_names), key="label_dist")
+        # the Model page's reference accuracy, where trained, is what the runs head for
+        tiny = tiny_test_set(len(ds.y_test), st.session_state.get("reference_accuracy"), test_size=cfg.test_size)
+        show_pitfalls(([tiny] if tiny else []) + batch_pitfalls(cfg, len(ds.y_pool)))
+        show_figure(label_distribution_figure(ds.y_pool, ds.class_names), "label_distribution", key="label_dist")
 
     st.subheader("Samples per class")
     per_class = st.slider("Images per class", 1, 12, 6)

@@ -3,7 +3,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages.common import (bind, commit, config, dataset, help_text, label, one_call_within_labels, plain,
-                               trainer_cache)
+                               show_table, trainer_cache)
 
 st.title("Model")
 st.write("Each round the model is re-initialised (unless warm start is on) and trained on the labels "
@@ -89,7 +89,7 @@ except ValueError as e:
     st.error(plain(e))
     st.stop()
 left, right = st.columns([3, 1])
-left.dataframe(pd.DataFrame(rows), hide_index=True)
+show_table(pd.DataFrame(rows), f"layers_{cfg.model}", where=left)
 right.metric("Parameters", f"{n_params:,}")
 
 st.subheader("Reference accuracy")

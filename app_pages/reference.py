@@ -6,7 +6,7 @@ import streamlit as st
 from alcore.metrics import group_metrics, metrics_frame
 from alcore.presets import list_presets, load_preset
 from alcore.results import ResultFileError
-from app_pages.common import AUTOSTART, CONFIG, RACE_SETTINGS, RUNNING, deployment_limits, plain
+from app_pages.common import AUTOSTART, CONFIG, RACE_SETTINGS, RUNNING, deployment_limits, plain, show_table
 
 st.title("Reference experiments")
 st.write("Experiments from the notebooks and studies this dashboard grew from, replayed with the same "
@@ -41,7 +41,7 @@ for preset in presets:
             best = max(r.rounds[-1].test_accuracy for r in results)
             table = group_metrics(metrics_frame(results, best))[["group", "runs", "final_accuracy",
                                                                  "final_accuracy_std", "aulc"]]
-            st.dataframe(table, hide_index=True, column_config={
+            show_table(table, f"reference_{preset.key}", column_config={
                 "final_accuracy": st.column_config.NumberColumn("final accuracy (mean)", format="percent"),
                 "final_accuracy_std": st.column_config.NumberColumn("± std over seeds", format="percent"),
                 "aulc": st.column_config.NumberColumn("AULC", format="%.4f")})

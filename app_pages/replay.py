@@ -12,7 +12,7 @@ from alcore.figures import (gallery, overlap_figure, pool_map_figure, probabilit
                             upscale)
 from alcore.results import ResultFileError, load_result, strategy_label
 from app_pages.common import (RACE, dataset, one_call_within_labels, plain, race_lock, run_slot_for_one_call,
-                              trainer_cache)
+                              show_figure, show_table, trainer_cache)
 
 # session_state keys of this page (per browser session; nothing here is shared between sessions)
 PROBS, MAPS, CLICKED = "replay_probs", "replay_maps", "replay_clicked"
@@ -206,13 +206,14 @@ elif options:
                    caption=f"#{chosen}: true class {names_shown[truth]}")
         if chosen in scored:
             ex = scored.explain(chosen)
-            right.plotly_chart(probability_bars_figure(ex.probs, res.dataset.class_names, truth,
-                                                       f"Round {r}'s model on image #{chosen}"), key="replay_bars")
+            show_figure(probability_bars_figure(ex.probs, res.dataset.class_names, truth,
+                                                f"Round {r}'s model on image #{chosen}"),
+                        f"probabilities_round{r}_image{chosen}", where=right, key="replay_bars")
             own = cfg.strategy if cfg.strategy in MEASURES else (cfg.hybrid_measure if cfg.strategy == "hybrid"
                                                                  else None)
             table = score_rank_frame(ex, batch_size=len(rnd.selected) or cfg.batch_size, strategy=own)
             num = st.column_config.NumberColumn
-            st.dataframe(table, hide_index=True, column_config={
+            show_table(table, f"scores_round{r}_image{chosen}", column_config={
                 "score": num("score", format="%.4f"), "rank": num("rank (1 = picked first)", format="%d"),
                 "candidates": num("of candidates", format="%d"),
                 "top_share": num("in the top", format="percent"),
@@ -262,9 +263,9 @@ if ds is not None:
         frame = round_pool_map(res, r, embedding, ds.y_pool)
         shown = f"{len(embedding.index):,} of {embedding.n_pool:,} pool images" if embedding.subsampled else \
             f"all {embedding.n_pool:,} pool images"
-        st.plotly_chart(pool_map_figure(frame, res.dataset.class_names, f"Round {r}: {shown}", highlight=chosen,
-                                        method=method),
-                        key=MAP, on_select=clicked_on_map, selection_mode="points")
+        show_figure(pool_map_figure(frame, res.dataset.class_names, f"Round {r}: {shown}", highlight=chosen,
+                                    method=method),
+                    f"pool_map_{method}_round{r}", key=MAP, on_select=clicked_on_map, selection_mode="points")
         st.caption("Colour is the true class. Stars are the batch picked this round, outlined dots the images "
                    "labeled before it; click a point to explain it above. Picks of an uncertainty strategy tend "
                    "to sit where two class clouds meet.")
@@ -284,7 +285,7 @@ else:
                             labels=[names[i] for i in seed_runs])
     if overlap.left_out:
         st.caption("Stopped before this round: " + ", ".join(plain(x) for x in overlap.left_out) + ".")
-    st.plotly_chart(overlap_figure(overlap), key="replay_overlap")
+    show_figure(overlap_figure(overlap), f"picks_overlap_round{r}", key="replay_overlap")
     st.caption(f"Jaccard index of seed {cfg.seed}'s runs: images both picked over images either picked "
                "(0: nothing in common, 1: the same batch). Every run of a seed starts from the same labels and "
                "weights, so what differs is the strategy.")

@@ -5,7 +5,7 @@ import streamlit as st
 from alcore.figures import autolabel_figure, class_balance_figure, confusion_figure, gallery, stopping_signals_figure, upscale
 from alcore.metrics import group_metrics, metrics_frame
 from alcore.results import ImageRef, curves_csv, to_json
-from app_pages.common import RACE, one_call_within_labels, plain, race_lock
+from app_pages.common import RACE, one_call_within_labels, plain, race_lock, show_figure, show_table
 
 st.title("Results")
 race = st.session_state.get(RACE)
@@ -27,10 +27,10 @@ fmt = {"final_labels": st.column_config.NumberColumn("labels used", format="%d")
        "aulc": st.column_config.NumberColumn("AULC", format="%.4f", help="mean accuracy over the label budget"),
        "labels_to_target": st.column_config.NumberColumn("labels to target", format="%d"),
        "labels_saved_vs_random": st.column_config.NumberColumn("labels saved vs random", format="%d")}
-st.dataframe(frame.drop(columns=["group", "strategy"]), hide_index=True, column_config=fmt)
+show_table(frame.drop(columns=["group", "strategy"]), "metrics_per_run", column_config=fmt)
 if len(results) > len(set(frame["group"])):
     st.caption("Mean over seeds")
-    st.dataframe(group_metrics(frame).drop(columns=["final_accuracy_std"]), hide_index=True, column_config=fmt)
+    show_table(group_metrics(frame).drop(columns=["final_accuracy_std"]), "metrics_mean_over_seeds", column_config=fmt)
 
 d1, d2 = st.columns(2)
 d1.download_button("Download curves (CSV)", curves_csv(results), "curves.csv", "text/csv", on_click="ignore")
@@ -81,19 +81,21 @@ show(rnd.least_confident, "Least confident unlabeled images")
 show(rnd.most_confident, "Most confident unlabeled images")
 
 f1, f2 = st.columns(2)
-f1.plotly_chart(confusion_figure(rnd.confusion, names, f"Confusion matrix, round {r_idx}"), key="confusion")
+show_figure(confusion_figure(rnd.confusion, names, f"Confusion matrix, round {r_idx}"),
+            f"confusion_{res.label}_round{r_idx}", where=f1, key="confusion")
 counts = {}
 for e, rr in zip(runs, results):
     upto = min(r_idx, len(rr.rounds) - 1)
     taken = np.concatenate([np.asarray(rr.initial_indices), np.asarray(rr.validation_indices, dtype=int)]
                            + [np.asarray(x.selected, dtype=int) for x in rr.rounds[:upto]])
     counts[rr.label] = np.bincount(e.dataset.y_pool[taken.astype(int)], minlength=len(names))
-f2.plotly_chart(class_balance_figure(counts, names, f"Labels per class after round {r_idx}"), key="balance")
+show_figure(class_balance_figure(counts, names, f"Labels per class after round {r_idx}"),
+            f"labels_per_class_round{r_idx}", where=f2, key="balance")
 
 with st.expander("Stopping signals: could this run have known when to stop?"):
     st.write("In real use the test accuracy is unknown. These label-free signals are recorded every "
              "round; a good one flattens when the accuracy does. Set thresholds for them on the Strategy page.")
-    st.plotly_chart(stopping_signals_figure(res), key="signals")
+    show_figure(stopping_signals_figure(res), f"stopping_signals_{res.label}", key="signals")
 
 st.subheader("Confident auto-labelling")
 st.write(f"Give the {res.label} model's most confident unlabeled images their predicted class as "
@@ -117,4 +119,4 @@ if res.label in reports:
     rep = reports[res.label]
     st.metric("Test accuracy change from pseudo-labels", f"{rep.steps[-1].test_accuracy:.2%}", f"{rep.gain:+.2%}")
     st.caption(f"Stopped: {plain(rep.stop_reason)}.")
-    st.plotly_chart(autolabel_figure(rep), key="autolabel")
+    show_figure(autolabel_figure(rep), f"auto_labelling_{res.label}", key="autolabel")

@@ -5,9 +5,11 @@ from contextlib import nullcontext
 import streamlit as st
 
 from alcore.figures import learning_curve_figure
+from alcore.pitfalls import not_better_than_random, setup_pitfalls
 from app_pages.common import (AUTOSTART, CONFIG, RACE, RACE_SETTINGS, RUNNING, claim_run_slot, config, config_caption,
-                              dataset, deployment_limits, plain, race_lock, race_refusal, race_settings,
-                              release_run_slot, run_store, sentence, trainer_cache)
+                              dataset, dataset_sizes, deployment_limits, plain, race_lock, race_refusal, race_settings,
+                              release_run_slot, run_store, sentence, show_figure, show_pitfalls, show_table,
+                              trainer_cache)
 
 RACE_ID = "race_id"  # the saved race's id; also the page address's ?run= parameter
 SAVED = "race_saved_rounds"  # rounds on disk per run of the saved race
@@ -206,6 +208,7 @@ def live():
     if not running:
         with board.container():
             draw(race)
+        against_random(race)
         return
     saved = saved_rounds(race_id)
     notes = st.container()
@@ -213,7 +216,7 @@ def live():
     problem = unsaved = None
     while True:
         with board.container():
-            draw(race)  # Streamlit calls: a click made while the rounds were computed ends the run here
+            draw(race, live=True)  # Streamlit calls: a click made while the rounds were computed ends the run here
         if unsaved:  # the race goes on in this tab only, and says so now and when it ends
             st.session_state[RACE_ID] = None
             st.query_params.pop("run", None)  # the address would reopen the race without its later rounds
@@ -242,9 +245,10 @@ def live():
     st.rerun()  # once, to draw the buttons of a stopped race
 
 
-def draw(race) -> None:
+def draw(race, live: bool = False) -> None:
     """Progress, curves and last accuracies as they stand. Drawn before the next rounds are
-    computed, so the page keeps showing them (not empty placeholders) while a round runs."""
+    computed, so the page keeps showing them (not empty placeholders) while a round runs
+    (``live``: drawn again within this script run, so the table has no download button)."""
     p = race.progress()
     text = f"Round {p.rounds_done}" + (f" of {p.rounds_total}" if p.rounds_total else "") + \
            f" · {p.max_labels} labels · {p.seconds:.1f} s"
@@ -253,18 +257,46 @@ def draw(race) -> None:
     st.progress(p.fraction, text=text)
     frame = race.curve_frame()
     ref = st.session_state.get("reference_accuracy")
-    st.plotly_chart(learning_curve_figure(frame, aggregate=len(race.experiments) > len(set(frame["group"])),
-                                          target=ref, title="Test accuracy vs labels (live)"))
+    # no key: this figure is drawn again within the script run, and a key may appear only once
+    show_figure(learning_curve_figure(frame, aggregate=len(race.experiments) > len(set(frame["group"])),
+                                      target=ref, title="Test accuracy vs labels (live)"), "learning_curves")
     last = frame.sort_values("round").groupby("run").tail(1)[["run", "n_labeled", "test_accuracy"]]
-    st.dataframe(last.rename(columns={"n_labeled": "labels", "test_accuracy": "test accuracy"}),
-                 hide_index=True, column_config={"test accuracy": st.column_config.NumberColumn(format="percent")})
+    show_table(last.rename(columns={"n_labeled": "labels", "test_accuracy": "test accuracy"}), "last_accuracies",
+               download=not live, column_config={"test accuracy": st.column_config.NumberColumn(format="percent")})
     if race.done:
         st.success("Race finished. Open **Results** for the picked images, confusion matrices and metrics.")
+
+
+def against_random(race) -> None:
+    """Once the race is finished: each strategy that is not significantly better than random
+    across the seeds run (alcore.pitfalls), with the seeds a verdict would take. (A stopped race's
+    runs may end at different label counts, and their AULCs would not compare.)"""
+    from alcore.metrics import metrics_frame
+
+    results = race.results() if race.done else []
+    if len(results) < 2 or not any(r.config.strategy == "random" for r in results):
+        return
+    show_pitfalls(not_better_than_random(metrics_frame(results, 1.0)))  # AULC only: the target does not matter
+
+
+def setup_advice() -> None:
+    """Pitfalls of the setup Start would race: the test set's noise near the accuracy reached so
+    far, test data deciding when runs stop, the batch against rounds, budget and pool."""
+    race, setup = st.session_state.get(RACE), config()  # link_section may have reopened a race
+    if race is not None and race.base == setup and race.experiments:
+        ds = race.experiments[0].dataset
+        n_pool, n_test = len(ds.y_pool), len(ds.y_test)
+        reached = [r.test_accuracy for e in race.experiments for r in e.rounds]
+        accuracy = max(reached) if reached else st.session_state.get("reference_accuracy")
+    else:
+        (n_pool, n_test), accuracy = dataset_sizes(setup), st.session_state.get("reference_accuracy")
+    show_pitfalls(setup_pitfalls(setup, n_pool, n_test, accuracy))
 
 
 if st.session_state.pop(AUTOSTART, False) and not st.session_state.get(RUNNING, False):
     start()  # a setup loaded on Reference experiments: one click loads and runs it
 link_section()
+setup_advice()
 race_area = st.container()
 continue_from_files()  # below the race, but drawn first: a running race keeps live() busy to its end
 with race_area:

@@ -1,9 +1,10 @@
 """Strategy page: what to race, how big each batch is, when to stop."""
 import streamlit as st
 
+from alcore.pitfalls import batch_pitfalls, stops_on_test_data
 from alcore.strategies import DESCRIPTIONS, FORMULAS, STRATEGIES
-from app_pages.common import (bind, commit, config, deployment_limits, help_text, label, optional_float, optional_int,
-                               race_settings)
+from app_pages.common import (bind, commit, config, dataset_sizes, deployment_limits, help_text, label, optional_float,
+                               optional_int, race_settings, show_pitfalls)
 
 st.title("Strategy")
 st.write("Pick the strategies to **race** on the same seeds: every strategy starts from the same "
@@ -63,6 +64,8 @@ with left:
     if cfg.max_labels():
         st.info(f"Each run ends with at most **{cfg.max_labels()} labels**: {cfg.initial} initial "
                 f"+ up to {cfg.rounds if cfg.rounds is not None else '...'} rounds of {cfg.batch_size}.")
+    n_pool, _ = dataset_sizes(cfg)  # None where the data cannot be had (the Dataset page says why)
+    show_pitfalls(batch_pitfalls(cfg, n_pool) + stops_on_test_data(cfg))
 with right:
     st.subheader("How they choose")
     st.caption("p(c|x) is the model's probability of class c for image x; ŷ1 and ŷ2 are its two most "

@@ -210,7 +210,9 @@ def test_results_page_galleries_metrics_and_downloads():
     assert not at.exception, at.exception
     assert [s.value for s in at.subheader] == ["Metrics", "Inside a round", "Confident auto-labelling"]
     assert len(at.dataframe) >= 1 and len(at.get("plotly_chart")) == 3  # confusion, balance, signals
-    assert len(at.get("download_button")) == 3  # curves CSV + one result file per run
+    # curves CSV + one result file per run, and each table's own CSV (app_pages.common.show_table)
+    assert sorted(b.key or b.label for b in at.get("download_button")) == \
+        ["Download curves (CSV)", "csv_metrics_per_run", "dl_0", "dl_1"]
     assert len(at.image) == 2  # the last round picks nothing: least and most confident only
     next(s for s in at.slider if s.label == "Round").set_value(0).run()
     captions = [c for im in at.image for c in im.captions]
