@@ -10,7 +10,7 @@ from alcore.figures import oracle_curve_figure, upscale
 from alcore.oracle import BatchAnswers, OracleRun, confusions, cost_summary
 from alcore.results import ResultFileError, load_result, strategy_label, to_json
 from app_pages.common import (config, config_caption, dataset, deployment_limits, one_call_within_labels, plain,
-                              race_lock, race_settings, show_problems, trainer_cache)
+                              race_lock, race_settings, show_figure, show_problems, show_table, trainer_cache)
 
 RUN, ANSWERS, SUBMIT = "oracle_run", "oracle_answers", "oracle_submit"
 IMAGE_PX = 144  # an 8x8 digit drawn 18x, a 28x28 MNIST digit about 5x
@@ -156,7 +156,7 @@ records, costs = run.labels(), run.costs()
 
 # ------------------------------------------------- the curves and what the mistakes cost
 chart, numbers = st.columns([3, 2], gap="large")
-chart.plotly_chart(oracle_curve_figure(costs), key="oracle_curve")
+show_figure(oracle_curve_figure(costs), "oracle_curves", where=chart, key="oracle_curve")
 with numbers:
     wrong = sum(not x.right for x in records)
     last = costs[-1]
@@ -242,16 +242,15 @@ if mistakes:
                                               for x in mistakes])
 if records:
     with st.expander("Every label you gave", expanded=False):
-        st.dataframe(pd.DataFrame([{"batch": x.round + 1, "pool index": x.index, "your label": names[x.given],
-                                    "true label": names[x.truth], "right": x.right,
-                                    "model predicted": None if x.predicted is None else names[x.predicted],
-                                    "seconds": x.seconds} for x in records]),
-                     hide_index=True, column_config={"seconds": st.column_config.NumberColumn(format="%.1f")})
+        show_table(pd.DataFrame([{"batch": x.round + 1, "pool index": x.index, "your label": names[x.given],
+                                  "true label": names[x.truth], "right": x.right,
+                                  "model predicted": None if x.predicted is None else names[x.predicted],
+                                  "seconds": x.seconds} for x in records]), "oracle_labels_given",
+                   column_config={"seconds": st.column_config.NumberColumn(format="%.1f")})
     with st.expander("Round by round", expanded=False):
         pct = st.column_config.NumberColumn(format="percent")
-        st.dataframe(pd.DataFrame([{"round": c.round, "labels": c.n_labeled, "yours": c.person_labels,
-                                    "wrong": c.mistakes, "your labels": c.accuracy,
-                                    "true labels, same images": c.truth_accuracy,
-                                    "simulated oracle": c.simulated_accuracy} for c in costs]),
-                     hide_index=True, column_config={"your labels": pct, "true labels, same images": pct,
-                                                     "simulated oracle": pct})
+        show_table(pd.DataFrame([{"round": c.round, "labels": c.n_labeled, "yours": c.person_labels,
+                                  "wrong": c.mistakes, "your labels": c.accuracy,
+                                  "true labels, same images": c.truth_accuracy,
+                                  "simulated oracle": c.simulated_accuracy} for c in costs]), "oracle_round_by_round",
+                   column_config={"your labels": pct, "true labels, same images": pct, "simulated oracle": pct})
