@@ -104,7 +104,13 @@ def page():
     st.subheader("k-means centroids of the pool")
     st.write("scikit-learn's k-means groups the pool into clusters; each centre drawn as an image shows "
              "what a typical member looks like. Clusters that mix classes are where labels help most.")
-    k = st.slider("Clusters (k)", 2, 30, min(10, max(2, ds.n_classes)), key="centroid_k")
+    top = min(30, len(ds.y_pool))  # k-means needs at least k images (a link may set pool_size=1)
+    if top < 3:
+        st.info(f"A pool of {len(ds.y_pool)} image(s) is too small to cluster.")
+        return
+    # within the pool, also where it was made smaller since (the slider would refuse to draw)
+    st.session_state["centroid_k"] = min(st.session_state.get("centroid_k", min(10, max(2, ds.n_classes))), top)
+    k = st.slider("Clusters (k)", 2, top, key="centroid_k")
 
 
     images, sizes, majority, purity = centroids(cfg.data_key(), k, ds)
