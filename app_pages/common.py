@@ -389,7 +389,6 @@ def open_link(page) -> None:
     setup (validated; what cannot apply is refused by name and the rest applies). What was
     applied and refused is said at the top of that page until another page is opened."""
     if not st.session_state.get(LINK_OPENED):
-        st.session_state[LINK_OPENED] = True
         params = _address()
         setup = decode(params, config(), ranges=WIDGET_RANGES)
         if setup.applied:
@@ -406,6 +405,7 @@ def open_link(page) -> None:
                 del st.query_params[name]  # once: the address (and a link copied from it) drops it
         if setup.applied or setup.problems:
             st.session_state[LINK_NOTES] = (page.title, setup.applied, setup.problems)
+        st.session_state[LINK_OPENED] = True  # last: a run cut short by a click applies the link again
     notes = st.session_state.get(LINK_NOTES)
     if not notes:
         return

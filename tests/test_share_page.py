@@ -180,3 +180,16 @@ def test_every_figure_and_table_exports_in_one_click_and_a_race_says_what_it_can
                                     "csv_compare_statistics_per_group"}
     assert any("1 paired seed" in w.value for w in at.warning)  # the page's own statistics say it once
     assert not any("over its one seed" in w.value for w in at.warning)
+
+
+@pytest.mark.parametrize("params", [
+    {"pool_size": "1", "test_size": "1", "initial": "100000"},
+    {"strategies": ["hybrid", "margin_cluster", "bald"], "hybrid_fraction": "0.33", "mc_passes": "200",
+     "margin_cluster_factor": "1000", "model": "cnn", "filters": "512", "candidates": "1"},
+    {"label_budget": "100000000", "rounds": "none", "seed": "2147483647", "train_batch_size": "8192",
+     "max_epochs": "10000", "l2": "1000000000", "validation": "fixed", "validation_size": "100000"},
+])
+def test_extreme_but_valid_settings_from_a_link_open_every_setup_page(params):
+    for page in ("dataset", "model", "strategy", "run"):
+        at = opened(params, page=page)  # asserts no exception
+        assert "Setup opened from the link" in at.info[0].value
