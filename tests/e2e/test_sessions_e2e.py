@@ -97,7 +97,9 @@ def test_two_sessions_race_at_once_and_keep_to_themselves(browser, app_server, p
         assert (rb["config"]["seed"], rb["config"]["rounds"], len(rb["rounds"])) == (7, 6, 7)
         # Each Results page offers its own runs only.
         for pg, other in ((a, "seed 7"), (b, "seed 0")):
-            expect(pg.get_by_test_id("stDownloadButton")).to_have_count(3)
+            # curves CSV, two result files, the metrics table's CSV
+            expect(pg.get_by_test_id("stDownloadButton")).to_have_count(4)
+            expect(pg.get_by_test_id("stDownloadButton").filter(has_text="result file")).to_have_count(2)
             expect(pg.get_by_test_id("stDownloadButton").filter(has_text=other)).to_have_count(0)
     finally:
         ca.close()
@@ -137,7 +139,8 @@ def test_stop_page_switch_and_closed_tab_lose_no_round(browser, app_server, play
 
         # 3. Close the tab mid-race; the page's address reopens the race in a new session.
         address = page.url
-        assert re.search(r"/run\?run=[A-Za-z0-9_-]{16,}$", address), address
+        # the saved race's id, beside the setup's parameters (app_pages.common.sync_link)
+        assert re.search(r"/run\?(.*&)?run=[A-Za-z0-9_-]{16,}(&|$)", address), address
         closed_at = rounds_done(page)
         assert closed_at < TOTAL, "the race ended before the tab was closed"
         ctx.close()
