@@ -329,13 +329,14 @@ def local_cluster(workers: int, *, threads: Optional[int] = None, quiet: bool = 
 
 
 def run_sweep(cells: list[Cell], out: Union[str, os.PathLike], *, workers: Optional[int] = None,
-              scheduler: Optional[str] = None, checkpoint: Optional[bool] = None,
+              scheduler: Optional[str] = None, threads: Optional[int] = None, checkpoint: Optional[bool] = None,
               progress: Optional[Callable[[CellOutcome, "SweepReport"], None]] = None,
               on_start: Optional[Callable[[int, list[CellOutcome]], None]] = None) -> SweepReport:
     """Run every cell whose file in ``out`` is not complete; return what happened to each.
 
     Exactly one of ``workers`` (a LocalCluster of that many processes) or ``scheduler``
-    (the address of a running Dask scheduler) says where. ``checkpoint`` (default: on for
+    (the address of a running Dask scheduler) says where; ``threads``: TensorFlow threads per
+    local worker (default: the CPUs shared out). ``checkpoint`` (default: on for
     local workers) has workers save their cell after every round. ``on_start(n_to_run,
     skipped)`` is called once the cluster is up; ``progress(outcome, report)`` after every
     finished or failed cell. A KeyboardInterrupt stops the sweep with every finished cell's
@@ -365,7 +366,7 @@ def run_sweep(cells: list[Cell], out: Union[str, os.PathLike], *, workers: Optio
     t_wall = time.perf_counter()
     cluster = None
     if scheduler is None:
-        cluster = local_cluster(workers)
+        cluster = local_cluster(workers, threads=threads)
         client = Client(cluster)
     else:
         client = Client(scheduler, timeout="30s")

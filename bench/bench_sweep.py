@@ -3,6 +3,7 @@ overhead each cell pays (issue: strategy races at scale).
 
     python bench/bench_sweep.py                      # 24 cells: 4 strategies x 6 seeds
     python bench/bench_sweep.py --seeds 3 --workers 1,2,4
+    python bench/bench_sweep.py --seeds 5 --threads 1   # every worker one thread: scaling in workers alone
 
 Each worker count runs the whole sweep into a fresh folder with `alcore.sweep.run_sweep`
 (a LocalCluster; TensorFlow in each worker gets cpu_count / workers threads). Reported:
@@ -34,17 +35,20 @@ def main() -> int:
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--model", default="mlp")
     ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="TensorFlow threads per worker (default: the CPUs shared out, so 1 worker gets all)")
     ns = ap.parse_args()
     base = ExperimentConfig(dataset="digits", model=ns.model, rounds=ns.rounds, batch_size=10, initial=20)
     spec = SweepSpec(base=base.model_dump(mode="json"),
                      axes={"strategy": ns.strategies.split(","), "seed": list(range(ns.seeds))})
     cells = expand(spec)
     counts = [int(w) for w in ns.workers.split(",")]
-    print(f"{len(cells)} digits cells ({ns.model}, {ns.rounds} rounds of 10 labels); {os.cpu_count()} CPUs")
+    threads = f"{ns.threads} TensorFlow thread(s) per worker" if ns.threads else "CPUs shared out among the workers"
+    print(f"{len(cells)} digits cells ({ns.model}, {ns.rounds} rounds of 10 labels); {os.cpu_count()} CPUs; {threads}")
     rows = []
     for n in counts:
         with tempfile.TemporaryDirectory() as out:
-            report = run_sweep(cells, out, workers=n)
+            report = run_sweep(cells, out, workers=n, threads=ns.threads)
         assert report.count("done") == len(cells), [o.error for o in report.failed]
         done = [o for o in report.outcomes if o.status == "done"]
         imports = [o.seconds["import"] for o in done if o.seconds["import"] > 0]
