@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from .config import ExperimentConfig
 from .results import ImageRef, RunResult, run_label, strategy_label
 
 PALETTE = qualitative.Plotly
@@ -29,9 +30,18 @@ def text(value) -> str:
 
 # ------------------------------------------------------------------------- curves
 
+# Config fields that never split groups: the run's own identity (seed, strategy, already in
+# the strategy label with the hybrid fraction), where the data was read from (the same MNIST
+# from two machines' folders), how many gallery images were kept, and fields shown above in
+# their own words.
+_NOT_A_GROUP_SETTING = {"seed", "strategy", "hybrid_fraction", "data_dir", "data_file", "inspect_k",
+                        "dataset", "model", "batch_size", "pool_size"}
+
+
 def group_labels(results: Sequence[RunResult]) -> list[str]:
-    """Name each run's group: its strategy, plus dataset / model / batch size when
-    those differ between the runs, so unlike runs are never averaged together."""
+    """Name each run's group: its strategy, plus dataset / model / batch size / pool and every
+    other config setting (``activation=sigmoid``) that differs between the runs, so unlike
+    runs are never averaged together."""
     def differs(get):
         return len({get(r) for r in results}) > 1
 
@@ -43,11 +53,21 @@ def group_labels(results: Sequence[RunResult]) -> list[str]:
         # a person's labels (with their mistakes) are never averaged with the simulated oracle's
         (differs(lambda r: r.oracle), lambda r: "a person labelled" if r.oracle == "person" else "simulated"),
     ]
+    for name in ExperimentConfig.model_fields:
+        if name not in _NOT_A_GROUP_SETTING:
+            parts.append((differs(lambda r, n=name: getattr(r.config, n)),
+                          lambda r, n=name: f"{n}={_setting_text(getattr(r.config, n))}"))
     labels = []
     for r in results:
         extra = [get(r) for on, get in parts if on]
         labels.append(" · ".join([strategy_label(r.config)] + extra))
     return labels
+
+
+def _setting_text(value) -> str:
+    if isinstance(value, (tuple, list)):
+        return ",".join(map(str, value))
+    return format(value, "g") if isinstance(value, float) else str(value)
 
 
 def curve_frame(results: Sequence[RunResult], sources: Optional[Sequence[str]] = None) -> pd.DataFrame:

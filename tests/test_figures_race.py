@@ -117,3 +117,16 @@ def test_stopping_signals_figure(race):
     assert [t.name for t in fig.data] == ["test accuracy", "uncertainty", "changed", "accuracy change"]
     assert list(fig.data[0].y) == [r.test_accuracy for r in res.rounds]
     assert fig.data[2].y[0] is None and fig.data[2].y[1] == res.rounds[1].pool.changed_fraction
+
+
+def test_runs_that_differ_in_any_setting_are_never_averaged_together(three_seed_results):
+    """A group is the strategy plus every setting that differs (here the activation), not only
+    dataset, model, batch size and pool; seeds, data folders and gallery sizes do not split."""
+    from alcore.figures import group_labels
+
+    margin = [r for r in three_seed_results if r.config.strategy == "margin"]
+    sigmoid = margin[0].model_copy(update={"config": margin[0].config.replace(activation="sigmoid")})
+    moved = margin[1].model_copy(update={"config": margin[1].config.replace(data_dir="/elsewhere", inspect_k=3)})
+    assert group_labels([margin[0], sigmoid, moved]) == [
+        "margin · activation=relu", "margin · activation=sigmoid", "margin · activation=relu"]
+    assert group_labels(margin) == ["margin"] * 3
