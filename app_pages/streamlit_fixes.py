@@ -21,6 +21,9 @@ server's environment it stayed flat (README, "A server that runs all day"). That
 only works from the process's start (glibc fixes the arena limit when the second arena is
 made), so it cannot be set from here; ``mallopt(M_ARENA_MAX)`` at this point made no
 difference, nor did ``malloc_trim`` after every script run, both measured with the soak.
+What does work where the environment cannot be set (Community Cloud) is the same ``mallopt``
+at interpreter start, from a ``.pth`` file that requirements.txt installs
+(``deploy/malloc_arenas``); this module reports, once per server process, what it did.
 """
 from __future__ import annotations
 
@@ -72,3 +75,17 @@ def install_after_run_cleanup() -> bool:
     after_run_cleanup.keeps_keras = True
     script_runner._clean_problem_modules = after_run_cleanup
     return True
+
+
+def malloc_arenas_state() -> str:
+    """What the arena cap (``deploy/malloc_arenas``, run at interpreter start) did in this
+    process: ``"arena limit 2"``, or why it left glibc alone."""
+    try:
+        import alcore_malloc_arenas
+    except ImportError:
+        return "not installed (pip install -r requirements.txt installs deploy/malloc_arenas)"
+    return alcore_malloc_arenas.state
+
+
+# Once per server process (a module is imported once), in the server's log.
+print(f"alcore: malloc arenas: {malloc_arenas_state()}", file=sys.stderr, flush=True)

@@ -139,6 +139,9 @@ def main() -> int:
     finally:
         stop_server(proc)
     report(rows, ns, meter, port, t_all)
+    arenas = [line for line in log.read_text(errors="replace").splitlines() if "alcore: malloc arenas:" in line]
+    print(f"MALLOC_ARENA_MAX in the server's environment: {env.get('MALLOC_ARENA_MAX', 'not set')}; "
+          f"server log: {arenas[0].strip() if arenas else 'no arena report'}")
     return 0 if verdict(rows) else 1
 
 

@@ -8,6 +8,7 @@ Without /usr/bin/chromium or the playwright package every e2e test is skipped.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -28,9 +29,15 @@ def playwright_api():
     return sync_api
 
 
+class Server(str):
+    """The server's base URL, with the path of its log."""
+    log_path: Path
+
+
 @pytest.fixture(scope="module")
 def app_server(playwright_api, tmp_path_factory):
-    """Run the dashboard with `streamlit run app.py`; yield its base URL."""
+    """Run the dashboard with `streamlit run app.py`; yield its base URL (a str whose
+    ``log_path`` is the server's log)."""
     port = free_port()
     log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
     proc = start_server(port, log_path)
@@ -40,7 +47,9 @@ def app_server(playwright_api, tmp_path_factory):
             wait_healthy(proc, base, STARTUP_TIMEOUT_S, log_path)
         except RuntimeError as e:
             pytest.fail(str(e))
-        yield base
+        server = Server(base)
+        server.log_path = log_path
+        yield server
     finally:
         stop_server(proc)
         if log_path.exists():

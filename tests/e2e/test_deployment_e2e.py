@@ -5,6 +5,8 @@ Skipped when Chromium (/usr/bin/chromium) or playwright is not available.
 """
 from __future__ import annotations
 
+import os
+
 import pytest
 from conftest import npz_with_classes
 
@@ -63,3 +65,18 @@ def test_class_names_from_an_upload_are_text_in_the_browser(page, app_server, pl
     chart = page.get_by_test_id("stPlotlyChart")
     assert chart.locator(".xtick text").all_text_contents() == EVIL  # not bold, not decoded, not a link
     assert chart.locator("a").count() == 0
+
+
+def test_the_server_runs_with_two_malloc_arenas(page, app_server, playwright_api):
+    """requirements.txt installs deploy/malloc_arenas, whose .pth caps glibc's arenas in a
+    `streamlit run` process from its start (what MALLOC_ARENA_MAX=2 would do where the
+    deployer cannot set the environment); the dashboard reports it once in the server's log."""
+    pytest.importorskip("alcore_malloc_arenas", reason="alcore-malloc-arenas is not installed here")
+    if "MALLOC_ARENA_MAX" in os.environ:
+        pytest.skip("MALLOC_ARENA_MAX is set in this environment: the cap rightly leaves it alone")
+    page.goto(app_server)
+    playwright_api.expect(page.get_by_role("heading", name="Dataset", exact=True).first).to_be_visible(
+        timeout=PAGE_TIMEOUT_MS)
+    log = app_server.log_path.read_text(errors="replace")
+    assert log.count("alcore: malloc arenas: ") == 1, log[-2000:]
+    assert "alcore: malloc arenas: arena limit 2" in log, log[-2000:]
