@@ -134,3 +134,23 @@ def group_metrics(frame):
             "labels_saved_vs_random": saved.mean() if len(saved) else None,
         })
     return pd.DataFrame(out)
+
+
+def group_confusions(results, groups: Optional[Sequence[str]] = None) -> dict[str, tuple[np.ndarray, int]]:
+    """Per group (sorted as in :func:`group_metrics`), the last round's test confusion matrices
+    of its runs summed over the runs (seeds), and how many runs: where a group's errors go,
+    counted over every seed's test set."""
+    from .figures import group_labels
+
+    groups = list(groups) if groups is not None else group_labels(results)
+    out: dict[str, tuple[np.ndarray, int]] = {}
+    for res, group in sorted(zip(results, groups), key=lambda pair: pair[1]):
+        matrix = np.asarray(res.rounds[-1].confusion, dtype=np.int64)
+        if group in out:
+            total, n = out[group]
+            if total.shape != matrix.shape:
+                raise ValueError(f"group {group!r}: confusion matrices of shapes {total.shape} and {matrix.shape}")
+            out[group] = (total + matrix, n + 1)
+        else:
+            out[group] = (matrix, 1)
+    return out

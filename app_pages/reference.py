@@ -1,12 +1,15 @@
 """Reference experiments: the studies this dashboard grew from, replayed; their results in one click."""
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 
-from alcore.metrics import group_metrics, metrics_frame
+from alcore.figures import confusion_figure
+from alcore.metrics import group_confusions, group_metrics, metrics_frame
 from alcore.presets import list_presets, load_preset
 from alcore.results import ResultFileError
-from app_pages.common import AUTOSTART, CONFIG, RACE_SETTINGS, RUNNING, deployment_limits, plain, show_table
+from app_pages.common import (AUTOSTART, CONFIG, RACE_SETTINGS, RUNNING, deployment_limits, plain, show_figure,
+                              show_table)
 
 st.title("Reference experiments")
 st.write("Experiments from the notebooks and studies this dashboard grew from, replayed with the same "
@@ -45,6 +48,13 @@ for preset in presets:
                 "final_accuracy": st.column_config.NumberColumn("final accuracy (mean)", format="percent"),
                 "final_accuracy_std": st.column_config.NumberColumn("± std over seeds", format="percent"),
                 "aulc": st.column_config.NumberColumn("AULC", format="%.4f")})
+            with st.expander("Confusion matrices: the last round's test predictions, summed over the seeds"):
+                names = results[0].dataset.class_names
+                cols = st.columns(2)
+                for i, (group, (matrix, runs)) in enumerate(group_confusions(results).items()):
+                    acc = np.trace(matrix) / max(matrix.sum(), 1)
+                    show_figure(confusion_figure(matrix, names, f"{group}: {acc:.2%} over {runs} run(s)"),
+                                f"confusion_{preset.key}_{group}", where=cols[i % 2], key=f"ref_cm_{preset.key}_{i}")
         st.caption(f"{len(results)} complete run(s) of {len(preset.cells)}; made with `{preset.command()}`")
         c1, c2 = st.columns(2)
         if c1.button("Open the results on Compare", key=f"ref_compare_{preset.key}", icon=":material/monitoring:",

@@ -1,6 +1,7 @@
 """Reference experiments: presets' race setups, and the page that opens or runs them."""
 import textwrap
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -70,6 +71,8 @@ def test_reference_page_opens_a_presets_results_on_compare(preset_dir):
     texts = [m.value for m in at.markdown]
     assert any("What it got wrong" in t for t in texts)  # one paragraph each
     assert any("2 complete run(s) of 8" in c.value for c in at.caption)
+    assert [e.label for e in at.expander] == [
+        "Confusion matrices: the last round's test predictions, summed over the seeds"]
     at.button(key="ref_compare_batches").click().run()
     assert not at.exception, at.exception
     assert at.session_state["compare_preset"] == "batches"
@@ -92,3 +95,23 @@ def test_reference_page_loads_a_setup_and_the_run_page_races_it(preset_dir):
         ("margin", 0), ("margin", 1), ("random", 0), ("random", 1)]
     assert race.done and all(len(e.rounds) == 3 for e in race.experiments)
     assert "autostart" not in at.session_state  # once: coming back to Run does not start another
+
+
+def test_group_confusions_sum_each_groups_last_round_over_its_seeds(preset_dir):
+    from alcore.metrics import group_confusions, group_metrics, metrics_frame
+    from alcore.presets import load_preset
+
+    results = load_preset(list_presets()[0])  # random and margin, seed 0, batch 10
+    groups = ["same group", "same group"]
+    merged = group_confusions(results, groups)
+    matrix, runs = merged["same group"]
+    assert runs == 2
+    assert (matrix == sum(np.asarray(r.rounds[-1].confusion) for r in results)).all()
+    assert matrix.sum() == sum(r.dataset.n_test for r in results) == 2 * 150
+    alone = group_confusions(results)
+    assert len(alone) == 2 and all(n == 1 for _, n in alone.values())
+    # the diagonal share of each group's summed matrix is its runs' mean final accuracy (equal test sets)
+    frame = group_metrics(metrics_frame(results, 0.9))
+    for group, (m, _) in alone.items():
+        acc = frame.loc[frame["group"] == group, "final_accuracy"].iloc[0]
+        assert np.trace(m) / m.sum() == pytest.approx(acc)
