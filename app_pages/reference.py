@@ -53,7 +53,8 @@ for preset in presets:
                 cols = st.columns(2)
                 for i, (group, (matrix, runs)) in enumerate(group_confusions(results).items()):
                     acc = np.trace(matrix) / max(matrix.sum(), 1)
-                    show_figure(confusion_figure(matrix, names, f"{group}: {acc:.2%} over {runs} run(s)"),
+                    cols[i % 2].markdown(f"**{plain(group)}**")  # in full: a figure title would be cut
+                    show_figure(confusion_figure(matrix, names, f"{acc:.2%} correct over {runs} run(s)"),
                                 f"confusion_{preset.key}_{group}", where=cols[i % 2], key=f"ref_cm_{preset.key}_{i}")
         st.caption(f"{len(results)} complete run(s) of {len(preset.cells)}; made with `{preset.command()}`")
         c1, c2 = st.columns(2)
