@@ -27,7 +27,8 @@ uploads = st.file_uploader("Result files (JSON)", type=["json"], accept_multiple
                            max_upload_size=64, key="compare_files")
 presets = {p.key: p for p in list_presets()}
 chosen = st.selectbox("Or load a preset: results shipped with the dashboard", [None, *presets],
-                      format_func=lambda k: "none" if k is None else presets[k].name, key="compare_preset")
+                      format_func={None: "none", **{k: p.name for k, p in presets.items()}}.__getitem__,
+                      key="compare_preset")  # no page globals (app_pages/results.py)
 results, sources, seen = [], [], {}
 if chosen is not None:
     preset = presets[chosen]
@@ -129,7 +130,8 @@ swept = swept_settings(results)
 if swept:
     st.subheader("Effect of a setting")
     s1, s2 = st.columns(2)
-    setting = s1.selectbox("Setting", swept, format_func=lambda f: SETTING_TITLES.get(f, f), key="compare_setting")
+    setting = s1.selectbox("Setting", swept, format_func={f: SETTING_TITLES.get(f, f) for f in swept}.__getitem__,
+                        key="compare_setting")
     metric = s2.radio("Metric", ["labels_to_target", "aulc"], horizontal=True, key="compare_setting_metric",
                       format_func={"labels_to_target": "labels to target", "aulc": "AULC"}.get)
     effect = setting_effect(results, setting, target)

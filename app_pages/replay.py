@@ -60,7 +60,7 @@ if not results:
 if st.session_state.get(RUN, 0) >= len(results):
     st.session_state[RUN] = 0
 c1, c2 = st.columns([2, 3])
-which = c1.selectbox("Run", range(len(results)), format_func=lambda i: names[i], key=RUN)  # options are plain text
+which = c1.selectbox("Run", range(len(results)), format_func=list(names).__getitem__, key=RUN)  # options are plain text
 res = results[which]
 n_rounds = len(res.rounds)
 if st.session_state.get(ROUND, 0) > n_rounds - 1:
@@ -192,7 +192,7 @@ elif options:
     if st.session_state.get(key) not in options:
         st.session_state.pop(key, None)
     chosen = st.selectbox("Image (or click a point on the map below)", options, key=key,
-                          format_func=lambda i: f"#{i} ({roles[i]})")
+                          format_func={i: f"#{i} ({roles[i]})" for i in options}.__getitem__)  # no page globals
     found = round_probs(res, r, ds, (run_key(res, r), r))
     if found is not None:
         scored = candidate_scores(found.probs, found.candidates)

@@ -42,7 +42,10 @@ with d2:
 
 st.subheader("Inside a round")
 c1, c2 = st.columns([2, 3])
-which = c1.selectbox("Run", range(len(runs)), format_func=lambda i: labels[i])
+# format_func: never a function defined in this page. Streamlit keeps a widget's format_func, and a
+# page-defined one holds this page's globals (the race with its arrays) for as long as the widget
+# lives: the soak kept every finished race alive that way (README, "A server that runs all day").
+which = c1.selectbox("Run", range(len(runs)), format_func=list(labels).__getitem__)
 exp, res = runs[which], results[which]
 r_idx = c2.slider("Round", 0, len(res.rounds) - 1, len(res.rounds) - 1) if len(res.rounds) > 1 else 0
 rnd = res.rounds[r_idx]

@@ -416,3 +416,25 @@ def test_a_race_whose_rounds_cannot_be_saved_goes_on_and_says_so(tmp_path, monke
     assert [e.value for e in at.error if "Saving the race" in e.value] == [
         "Saving the race on the server failed (No space left on device); it goes on in this tab only. "
         "Download its results from **Results** before closing the tab."]
+
+
+def test_finished_races_are_freed_when_the_next_one_starts():
+    """A visitor who races again and again (new seed on Dataset, Start, Results: the soak's
+    round trip) keeps only the current race in memory. A widget callable defined in a page
+    (a selectbox's format_func lambda) held that page's globals, and with them every finished
+    race, for as long as Streamlit kept the widget."""
+    import gc
+    import weakref
+
+    at = app(TINY, page="run")
+    races = []
+    for seed in (1, 2, 3):
+        at.switch_page("app_pages/dataset.py").run()
+        at.number_input(key="w_seed").set_value(seed).run()
+        at.switch_page("app_pages/run.py").run()
+        race_on(at.button(key="start").click().run())
+        races.append(weakref.ref(at.session_state["race"]))
+        at.switch_page("app_pages/results.py").run()
+        assert not at.exception, at.exception
+    gc.collect()
+    assert [r() is not None for r in races] == [False, False, True]
