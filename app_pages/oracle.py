@@ -118,7 +118,8 @@ setup = st.container(border=True)
 with setup:
     s1, s2 = st.columns([2, 3], vertical_alignment="bottom")
     choices = list(rs["strategies"])
-    strategy = s1.selectbox("Strategy that asks", choices, format_func={s: strategy_label(cfg.replace(strategy=s)) for s in choices}.__getitem__,
+    titles = {s: strategy_label(cfg.replace(strategy=s)) for s in choices}  # format_func: no page globals
+    strategy = s1.selectbox("Strategy that asks", choices, format_func=titles.__getitem__,
                             key="oracle_strategy",
                             help="One of the strategies chosen on the Strategy page; one seed (the Dataset page's).")
     oc = cfg.replace(strategy=strategy)
