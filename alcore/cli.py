@@ -15,7 +15,7 @@ from typing import Optional
 
 from pydantic import ValidationError
 
-from .config import ExperimentConfig
+from alcore.config import ExperimentConfig
 
 
 def _flag_type(annotation):
@@ -43,7 +43,7 @@ def _optional(typ):
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
-    from .strategies import STRATEGIES
+    from alcore.strategies.base import STRATEGIES
 
     for name, field in ExperimentConfig.model_fields.items():
         flag = "--" + name.replace("_", "-")
@@ -99,10 +99,10 @@ def _error_text(e: Exception) -> str:
 
 
 def cmd_run(ns: argparse.Namespace) -> int:
-    from .data import DatasetUnavailableError
+    from alcore.data.datasets import DatasetUnavailableError
 
-    from .loop import Experiment
-    from .results import ResultFileError, curves_csv, load_result, save_result
+    from alcore.engine.loop import Experiment
+    from alcore.results.records import ResultFileError, curves_csv, load_result, save_result
 
     t_start = time.perf_counter()
     if ns.resume:
@@ -165,7 +165,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
 
 
 def _load_all(paths: list[str]):
-    from .results import ResultFileError, load_result
+    from alcore.results.records import ResultFileError, load_result
 
     results, failed = [], 0
     for p in paths:
@@ -181,7 +181,7 @@ def cmd_summarize(ns: argparse.Namespace) -> int:
     """Table of metrics per result file, and the mean per strategy over seeds."""
     import numpy as np
 
-    from .metrics import accuracy_at, labels_to_target, normalized_aulc
+    from alcore.analysis.metrics import accuracy_at, labels_to_target, normalized_aulc
 
     results, failed = _load_all(ns.files)
     if not results:
@@ -218,7 +218,7 @@ def cmd_summarize(ns: argparse.Namespace) -> int:
 
 
 def cmd_csv(ns: argparse.Namespace) -> int:
-    from .results import curves_csv
+    from alcore.results.records import curves_csv
 
     results, failed = _load_all(ns.files)
     if not results:
@@ -233,10 +233,10 @@ def cmd_csv(ns: argparse.Namespace) -> int:
 
 def cmd_autolabel(ns: argparse.Namespace) -> int:
     """Continue a finished run with confident auto-labelling and report each step."""
-    from .autolabel import auto_label
-    from .data import DatasetUnavailableError
-    from .loop import Experiment
-    from .results import ResultFileError, load_result
+    from alcore.engine.autolabel import auto_label
+    from alcore.data.datasets import DatasetUnavailableError
+    from alcore.engine.loop import Experiment
+    from alcore.results.records import ResultFileError, load_result
 
     try:
         result = load_result(ns.file)
@@ -258,7 +258,7 @@ def cmd_sweep(ns: argparse.Namespace) -> int:
     """Run every cell of a spec on worker processes or a Dask cluster, with a progress bar."""
     import os
 
-    from .sweep import SweepSpecError, inspect_cell_file, load_spec, run_sweep
+    from alcore.sweep.runner import SweepSpecError, inspect_cell_file, load_spec, run_sweep
 
     try:
         spec, cells = load_spec(ns.spec)

@@ -30,7 +30,7 @@ FIXED_SPLIT_DATASETS = ("mnist", "fashion_mnist", "cifar10")
 class ExperimentConfig(BaseModel):
     """Everything that decides a run. Same config (seed included) -> same picks."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=(), allow_inf_nan=False)
 
     # -- data -----------------------------------------------------------------------
     dataset: Literal["digits", "mnist", "fashion_mnist", "cifar10", "idx", "npz"] = Field(
@@ -215,7 +215,7 @@ class ExperimentConfig(BaseModel):
     @field_validator("strategy")
     @classmethod
     def _check_strategy(cls, v):
-        from .strategies import STRATEGIES
+        from alcore.strategies.base import STRATEGIES
 
         if v not in STRATEGIES:
             raise ValueError(f"unknown strategy {v!r}; choose one of {', '.join(STRATEGIES)}")

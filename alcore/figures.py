@@ -14,8 +14,8 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from .config import ExperimentConfig
-from .results import ImageRef, RunResult, run_label, strategy_label
+from alcore.analysis.stats import aggregate_curves
+from alcore.results.records import ImageRef, RunResult
 
 PALETTE = qualitative.Plotly
 RANDOM_COLOR = "#7f7f7f"
@@ -29,87 +29,6 @@ def text(value) -> str:
 
 
 # ------------------------------------------------------------------------- curves
-
-# Config fields that never split groups: the run's own identity (seed, strategy, already in
-# the strategy label with the hybrid fraction), where the data was read from (the same MNIST
-# from two machines' folders), how many gallery images were kept, and fields shown above in
-# their own words.
-_NOT_A_GROUP_SETTING = {"seed", "strategy", "hybrid_fraction", "data_dir", "data_file", "inspect_k",
-                        "dataset", "model", "batch_size", "pool_size"}
-
-
-def group_labels(results: Sequence[RunResult]) -> list[str]:
-    """Name each run's group: its strategy, plus dataset / model / batch size / pool and every
-    other config setting (``activation=sigmoid``) that differs between the runs, so unlike
-    runs are never averaged together."""
-    def differs(get):
-        return len({get(r) for r in results}) > 1
-
-    parts = [
-        (differs(lambda r: r.dataset.name), lambda r: r.dataset.name),
-        (differs(lambda r: r.config.model), lambda r: r.config.model),
-        (differs(lambda r: r.config.batch_size), lambda r: f"batch {r.config.batch_size}"),
-        (differs(lambda r: r.dataset.n_pool), lambda r: f"pool {r.dataset.n_pool}"),
-        # a person's labels (with their mistakes) are never averaged with the simulated oracle's
-        (differs(lambda r: r.oracle), lambda r: "a person labelled" if r.oracle == "person" else "simulated"),
-    ]
-    for name in ExperimentConfig.model_fields:
-        if name not in _NOT_A_GROUP_SETTING:
-            parts.append((differs(lambda r, n=name: getattr(r.config, n)),
-                          lambda r, n=name: f"{n}={_setting_text(getattr(r.config, n))}"))
-    labels = []
-    for r in results:
-        extra = [get(r) for on, get in parts if on]
-        labels.append(" · ".join([strategy_label(r.config)] + extra))
-    return labels
-
-
-def _setting_text(value) -> str:
-    if isinstance(value, (tuple, list)):
-        return ",".join(map(str, value))
-    return format(value, "g") if isinstance(value, float) else str(value)
-
-
-def curve_frame(results: Sequence[RunResult], sources: Optional[Sequence[str]] = None) -> pd.DataFrame:
-    """Long table of every round of every run: group, run, seed, n_labeled, test_accuracy."""
-    groups = group_labels(results)
-    rows = []
-    for i, (res, group) in enumerate(zip(results, groups)):
-        for r in res.rounds:
-            rows.append({"group": group, "run": run_label(res.config), "seed": res.config.seed,
-                         "source": sources[i] if sources else "", "run_id": i,
-                         "n_labeled": r.n_labeled, "test_accuracy": r.test_accuracy})
-    return pd.DataFrame(rows, columns=["group", "run", "seed", "source", "run_id", "n_labeled", "test_accuracy"])
-
-
-def aggregate_curves(frame: pd.DataFrame, band: str = "ci95") -> pd.DataFrame:
-    """Mean accuracy per group and label count across runs, with a band.
-
-    ``band``: "ci95" is the 95% confidence interval of the mean (Student t over
-    the runs at that point), "std" is +- one standard deviation, "minmax" the range;
-    clipped to [0, 1], where accuracies lie."""
-    from .stats import t_interval
-
-    out = []
-    for (group, n), sub in frame.groupby(["group", "n_labeled"], sort=True):
-        a = sub["test_accuracy"].to_numpy(dtype=float)
-        mean = a.mean()
-        if len(a) < 2:
-            low = high = mean
-        elif band == "std":
-            low, high = mean - a.std(ddof=1), mean + a.std(ddof=1)
-        elif band == "minmax":
-            low, high = a.min(), a.max()
-        elif band == "ci95":
-            _, low, high = t_interval(a, 0.95)
-        else:
-            raise ValueError(f"unknown band {band!r}; choose ci95, std or minmax")
-        # an accuracy lies in [0, 1]: with two or three seeds the t band is wide, and unclipped it
-        # stretched the axis to -200%..200% and flattened every curve
-        out.append({"group": group, "n_labeled": n, "mean": mean, "low": max(low, 0.0), "high": min(high, 1.0),
-                    "runs": len(a)})
-    return pd.DataFrame(out, columns=["group", "n_labeled", "mean", "low", "high", "runs"])
-
 
 def _colors(groups: Sequence[str]) -> dict[str, str]:
     colors, i = {}, 0
@@ -307,7 +226,7 @@ def autolabel_figure(report) -> go.Figure:
 # ------------------------------------------------------------------- statistics
 
 def pairwise_figure(pairs: pd.DataFrame, title: str = "Paired tests on AULC across seeds (row − column)") -> go.Figure:
-    """Heatmap of :func:`alcore.stats.pairwise_tests`: rows and columns are groups, colour is
+    """Heatmap of :func:`alcore.analysis.stats.pairwise_tests`: rows and columns are groups, colour is
     the mean AULC difference (row minus column) over the paired seeds, each cell says the
     verdict and the Holm-corrected Wilcoxon p-value. Pairs that were not compared are blank."""
     names = sorted(set(pairs["row"]) | set(pairs["column"])) if len(pairs) else []
@@ -377,7 +296,7 @@ MEASURE_NAMES = {"least_confidence": "least confidence", "margin": "margin", "ra
 
 
 def score_rank_frame(explanation, batch_size: Optional[int] = None, strategy: Optional[str] = None) -> pd.DataFrame:
-    """The four uncertainty scores of one image (an :class:`alcore.explain.ImageExplanation`)
+    """The four uncertainty scores of one image (an :class:`alcore.analysis.explain.ImageExplanation`)
     side by side with where it ranks under each among the round's candidates: one row per
     measure with ``score``, ``rank`` (1 = picked first), ``top_share`` (rank / candidates),
     ``in_batch`` (rank within ``batch_size``: a strategy of that measure would have picked it,
@@ -394,7 +313,7 @@ def score_rank_frame(explanation, batch_size: Optional[int] = None, strategy: Op
 
 
 def overlap_figure(overlap, title: Optional[str] = None) -> go.Figure:
-    """Heatmap of an :class:`alcore.explain.PickOverlap`: the Jaccard index (shared picks over
+    """Heatmap of an :class:`alcore.analysis.explain.PickOverlap`: the Jaccard index (shared picks over
     all picks of the two) of every pair of runs, printed in each cell, 0 (disjoint) to 1
     (the same images)."""
     labels = [text(f"{lab} ({k})") for lab, k in zip(overlap.labels, overlap.sizes)]
@@ -424,7 +343,7 @@ MAX_CLASS_LEGEND = 20
 
 def pool_map_figure(frame: pd.DataFrame, class_names: Sequence[str], title: str = "The pool in 2-D",
                     highlight: Optional[int] = None, method: str = "pca") -> go.Figure:
-    """Scatter of an :func:`alcore.explain.pool_map` frame: every point coloured by its true
+    """Scatter of an :func:`alcore.analysis.explain.pool_map` frame: every point coloured by its true
     class; unlabeled images small and faint, labeled ones solid with an outline, this round's
     picks as large stars, so a batch landing between two class clouds is visible. Each
     point's ``customdata`` is its pool index (for clicks); ``highlight`` rings one image.
@@ -480,7 +399,7 @@ def oracle_curve_figure(costs, title: str = "Test accuracy vs labels") -> go.Fig
     """The person's learning curve beside the simulated oracle's of the same seed (same initial
     labels and weights, so both start at one point) and, once the person has made a mistake,
     the curve of the same images with their true labels: the gap to it is what the mistakes
-    cost. ``costs``: the :class:`alcore.oracle.RoundCost` rows of an ``OracleRun``; rounds
+    cost. ``costs``: the :class:`alcore.engine.oracle.RoundCost` rows of an ``OracleRun``; rounds
     whose model trained on a wrong label are drawn with a cross."""
     n = [c.n_labeled for c in costs]
     fig = go.Figure()
@@ -513,7 +432,7 @@ SETTING_TITLES = {"hybrid_fraction": "Uncertainty fraction (hybrid_fraction)"}
 
 
 def setting_effect_figure(effect, metric: str = "labels_to_target", target: Optional[float] = None) -> go.Figure:
-    """A metric against a swept setting (:func:`alcore.stats.setting_effect`): every run as a
+    """A metric against a swept setting (:func:`alcore.analysis.stats.setting_effect`): every run as a
     dot (hover: seed), the mean over seeds with its 95% t interval as a line with error bars.
     ``metric`` is ``labels_to_target`` (runs that never reached the target are drawn as
     crosses above the rest, labelled "never", and left out of the mean) or ``aulc``."""

@@ -21,9 +21,9 @@ from streamlit.errors import StreamlitSecretNotFoundError
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from alcore import ExperimentConfig
-from alcore.data import Dataset, DatasetCache, DatasetUnavailableError, load_raw
-from alcore.limits import DeploymentLimits, DeploymentLimitsError, RunSlots, whole_pool_size
-from alcore.share import OWNED, RACE_DEFAULTS, decode, encode, left_out, share_url
+from alcore.data.datasets import Dataset, DatasetCache, DatasetUnavailableError, load_raw
+from alcore.serve.limits import DeploymentLimits, DeploymentLimitsError, RunSlots, whole_pool_size
+from alcore.serve.share import OWNED, RACE_DEFAULTS, decode, encode, left_out, share_url
 
 CONFIG, RACE_SETTINGS, RACE, CACHE, RUNNING = "config", "race_settings", "race", "trainer_cache", "running"
 RACE_LOCK = "race_lock"
@@ -203,7 +203,7 @@ def save_upload(data: bytes, name: str) -> str:
 def run_store():
     """Where races are saved round by round ($ALCORE_RUNS_DIR, else the temp dir); each
     race is under its own unguessable id."""
-    from alcore.store import RunStore
+    from alcore.engine.store import RunStore
 
     return RunStore()
 
@@ -317,7 +317,7 @@ def run_slot_for_one_call():
 def trainer_cache():
     """This browser session's compiled models (never shared with another session)."""
     if CACHE not in st.session_state:
-        from alcore.training import TrainerCache  # imports TensorFlow on first use
+        from alcore.engine.training import TrainerCache  # imports TensorFlow on first use
 
         st.session_state[CACHE] = TrainerCache(max_entries=3)
     return st.session_state[CACHE]
@@ -364,7 +364,7 @@ WIDGET_RANGES = {
 
 
 def setup_params() -> dict:
-    """This session's setup as query parameters (alcore.share.encode)."""
+    """This session's setup as query parameters (alcore.serve.share.encode)."""
     rs = race_settings()
     return encode(config(), rs["strategies"], rs["seeds"])
 
@@ -518,6 +518,6 @@ def figure_downloads() -> None:
 # ------------------------------------------------------------------ pitfalls
 
 def show_pitfalls(pitfalls, where=None) -> None:
-    """alcore.pitfalls warnings as the page shows them: what is wrong, then the fix."""
+    """alcore.analysis.pitfalls warnings as the page shows them: what is wrong, then the fix."""
     for p in pitfalls:
         (where or st).warning(f"{plain(p.message)} **Fix:** {plain(p.fix)}", icon=":material/warning:")

@@ -1,12 +1,13 @@
 """Compare page: overlay result files from anywhere; mean and band over seeds."""
 import streamlit as st
 
-from alcore.figures import SETTING_TITLES, curve_frame, learning_curve_figure, pairwise_figure, setting_effect_figure
-from alcore.metrics import group_metrics, metrics_frame
-from alcore.pitfalls import model_selection, not_better_than_random, tiny_test_set
-from alcore.presets import list_presets, load_preset
-from alcore.results import ResultFileError, curves_csv, load_result
-from alcore.stats import seed_statistics, setting_effect, swept_settings
+from alcore.analysis.groups import curve_frame
+from alcore.figures import SETTING_TITLES, learning_curve_figure, pairwise_figure, setting_effect_figure
+from alcore.analysis.metrics import group_metrics, metrics_frame
+from alcore.analysis.pitfalls import model_selection, not_better_than_random, tiny_test_set
+from alcore.sweep.presets import list_presets, load_preset
+from alcore.results.records import ResultFileError, curves_csv, load_result
+from alcore.analysis.stats import seed_statistics, setting_effect, swept_settings
 from app_pages.common import RACE, plain, show_figure, show_pitfalls, show_table
 
 

@@ -2,9 +2,8 @@
 import numpy as np
 import streamlit as st
 
-from alcore.config import ExperimentConfig
 from alcore.figures import label_distribution_figure, upscale
-from alcore.pitfalls import batch_pitfalls, tiny_test_set
+from alcore.analysis.pitfalls import batch_pitfalls, tiny_test_set
 from app_pages.common import (bind, commit, config, dataset, deployment_limits, help_text, label, optional_int, plain,
                                save_upload, show_figure, show_pitfalls)
 
@@ -18,7 +17,7 @@ NAMES = {"digits": "scikit-learn digits (8x8, offline)", "mnist": "MNIST", "fash
 
 @st.cache_data(max_entries=8, show_spinner="Clustering the pool...")
 def centroids(data_key: tuple, k: int, _ds):
-    from alcore.inspect import pool_centroids
+    from alcore.engine.inspect import pool_centroids
 
     c = pool_centroids(_ds.x_pool, k, seed=0, labels=_ds.y_pool)
     return _ds.display_images(c.images), c.sizes, c.majority, c.purity

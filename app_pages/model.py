@@ -69,15 +69,15 @@ if not ok or ds is None:
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def layer_table(spec_key: tuple, _spec):
-    from alcore.models import build_model, summary_rows
+    from alcore.engine.models import build_model, summary_rows
 
     model = build_model(_spec)
     return summary_rows(model), int(model.count_params())
 
 
-from alcore.models import ModelSpec  # noqa: E402  (no TensorFlow import: builders import it lazily)
+from alcore.engine.models import ModelSpec  # noqa: E402  (no TensorFlow import: builders import it lazily)
 
-from alcore.transfer import FEATURE_DIMS  # noqa: E402
+from alcore.engine.transfer import FEATURE_DIMS  # noqa: E402
 
 spec = ModelSpec.from_config(cfg, (FEATURE_DIMS["mobilenet_v2"],) if cfg.model == "transfer" else ds.image_shape,
                              ds.n_classes)
@@ -99,7 +99,7 @@ refs = st.session_state.setdefault("reference", {})
 ref_key = (cfg.data_key(), cfg.seed, spec, cfg.optimizer, cfg.learning_rate, cfg.train_batch_size, cfg.max_epochs,
            cfg.validation, cfg.patience, cfg.l2)
 if st.button("Train on every pool label", type="primary"):
-    from alcore.loop import Experiment
+    from alcore.engine.loop import Experiment
 
     n_val = cfg.validation_size if cfg.validation == "fixed" else 0
     full = cfg.replace(initial=len(ds.y_pool) - n_val, rounds=0, label_budget=None, target_accuracy=None,

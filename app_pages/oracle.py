@@ -1,5 +1,5 @@
 """Be the oracle: the model asks you about its batch, retrains on your labels, and shows
-what your mistakes cost beside the simulated oracle of the same seed (alcore.oracle)."""
+what your mistakes cost beside the simulated oracle of the same seed (alcore.engine.oracle)."""
 import time
 
 import numpy as np
@@ -7,8 +7,8 @@ import pandas as pd
 import streamlit as st
 
 from alcore.figures import oracle_curve_figure, upscale
-from alcore.oracle import BatchAnswers, OracleRun, confusions, cost_summary
-from alcore.results import ResultFileError, load_result, strategy_label, to_json
+from alcore.engine.oracle import BatchAnswers, OracleRun, confusions, cost_summary
+from alcore.results.records import ResultFileError, load_result, strategy_label, to_json
 from app_pages.common import (config, config_caption, dataset, deployment_limits, one_call_within_labels, plain,
                               race_lock, race_settings, show_figure, show_problems, show_table, trainer_cache)
 

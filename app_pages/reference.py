@@ -5,9 +5,9 @@ import numpy as np
 import streamlit as st
 
 from alcore.figures import confusion_figure
-from alcore.metrics import group_confusions, group_metrics, metrics_frame
-from alcore.presets import list_presets, load_preset
-from alcore.results import ResultFileError
+from alcore.analysis.metrics import group_confusions, group_metrics, metrics_frame
+from alcore.sweep.presets import list_presets, load_preset
+from alcore.results.records import ResultFileError
 from app_pages.common import (AUTOSTART, CONFIG, RACE_SETTINGS, RUNNING, deployment_limits, plain, show_figure,
                               show_table)
 

@@ -5,12 +5,12 @@ from collections import OrderedDict
 
 import streamlit as st
 
-from alcore.explain import (MEASURES, ReplayError, candidate_scores, dataset_problem, embed_pool, picks_overlap,
+from alcore.analysis.explain import (MEASURES, ReplayError, candidate_scores, dataset_problem, embed_pool, picks_overlap,
                             record_mismatches, recover_round_probs, replay_refusal, round_pool_map, round_sets,
                             run_keep)
 from alcore.figures import (gallery, overlap_figure, pool_map_figure, probability_bars_figure, score_rank_frame,
                             upscale)
-from alcore.results import ResultFileError, load_result, strategy_label
+from alcore.results.records import ResultFileError, load_result, strategy_label
 from app_pages.common import (RACE, dataset, one_call_within_labels, plain, race_lock, run_slot_for_one_call,
                               show_figure, show_table, trainer_cache)
 

@@ -3,8 +3,8 @@ import numpy as np
 import streamlit as st
 
 from alcore.figures import autolabel_figure, class_balance_figure, confusion_figure, gallery, stopping_signals_figure, upscale
-from alcore.metrics import group_metrics, metrics_frame
-from alcore.results import ImageRef, curves_csv, to_json
+from alcore.analysis.metrics import group_metrics, metrics_frame
+from alcore.results.records import ImageRef, curves_csv, to_json
 from app_pages.common import RACE, one_call_within_labels, plain, race_lock, show_figure, show_table
 
 st.title("Results")
@@ -110,7 +110,7 @@ al_steps = a2.number_input("Steps", 1, 50, 5)
 al_floor = a3.number_input("Minimum confidence", 0.0, 0.999, 0.0, format="%.3f")
 reports = st.session_state.setdefault("autolabel", {})
 if st.button("Auto-label", type="primary", disabled=not exp.rounds):
-    from alcore.autolabel import auto_label
+    from alcore.engine.autolabel import auto_label
 
     n_real, n_pseudo = res.rounds[-1].n_labeled, int(al_batch) * int(al_steps)
     with one_call_within_labels(n_real + n_pseudo, f"Training on {n_real:,} labels plus up to {n_pseudo:,} "

@@ -5,7 +5,7 @@ from contextlib import nullcontext
 import streamlit as st
 
 from alcore.figures import learning_curve_figure
-from alcore.pitfalls import not_better_than_random, setup_pitfalls
+from alcore.analysis.pitfalls import not_better_than_random, setup_pitfalls
 from app_pages.common import (AUTOSTART, CONFIG, RACE, RACE_SETTINGS, RUNNING, claim_run_slot, config, config_caption,
                               dataset, dataset_sizes, deployment_limits, plain, race_lock, race_refusal, race_settings,
                               release_run_slot, run_store, sentence, show_figure, show_pitfalls, show_table,
@@ -56,7 +56,7 @@ def load(seeded):
 
 
 def new_race():
-    from alcore.race import Race
+    from alcore.engine.race import Race
 
     seeds = [cfg.seed + i for i in range(rs["seeds"])]
     with st.spinner("Loading TensorFlow and the data..."):
@@ -102,7 +102,7 @@ def store_rounds(race, race_id: str, saved: dict) -> str | None:
 
 def reopen(race_id: str) -> bool:
     """Make the saved race ``race_id`` this session's race (stopped, ready to continue)."""
-    from alcore.store import SavedRaceError
+    from alcore.engine.store import SavedRaceError
 
     try:
         m = run_store().manifest(race_id)
@@ -142,8 +142,8 @@ def link_section():
 
 def continue_from_files():
     """Upload result files of one race (from Results or the CLI) and continue it here."""
-    from alcore.results import ResultFileError, load_result
-    from alcore.store import SavedRaceError
+    from alcore.results.records import ResultFileError, load_result
+    from alcore.engine.store import SavedRaceError
 
     with st.expander("Continue from result files", icon=":material/upload_file:"):
         st.caption("Result files of one race (the same settings; other strategies or seeds), downloaded "
@@ -269,9 +269,9 @@ def draw(race, live: bool = False) -> None:
 
 def against_random(race) -> None:
     """Once the race is finished: each strategy that is not significantly better than random
-    across the seeds run (alcore.pitfalls), with the seeds a verdict would take. (A stopped race's
+    across the seeds run (alcore.analysis.pitfalls), with the seeds a verdict would take. (A stopped race's
     runs may end at different label counts, and their AULCs would not compare.)"""
-    from alcore.metrics import metrics_frame
+    from alcore.analysis.metrics import metrics_frame
 
     results = race.results() if race.done else []
     if len(results) < 2 or not any(r.config.strategy == "random" for r in results):

@@ -1,8 +1,8 @@
 """Strategy page: what to race, how big each batch is, when to stop."""
 import streamlit as st
 
-from alcore.pitfalls import batch_pitfalls, stops_on_test_data
-from alcore.strategies import DESCRIPTIONS, FORMULAS, STRATEGIES
+from alcore.analysis.pitfalls import batch_pitfalls, stops_on_test_data
+from alcore.strategies.base import DESCRIPTIONS, FORMULAS, STRATEGIES
 from app_pages.common import (bind, commit, config, dataset_sizes, deployment_limits, help_text, label, optional_float,
                                optional_int, race_settings, show_pitfalls)
 

@@ -7,13 +7,13 @@ What is timed (one acquisition step of BALD as the loop runs it):
 
 1. ``Trainer.predict_proba_mc(x_candidates, passes)``: the stochastic forward
    passes with dropout active, (passes, 10 000, 10);
-2. :func:`alcore.bayesian.bald_scores` on them;
-3. :func:`alcore.strategies.top_k` of 10.
+2. :func:`alcore.strategies.bayesian.bald_scores` on them;
+3. :func:`alcore.strategies.base.top_k` of 10.
 
 Setup (not timed): MNIST from ``<repo>/../shared/datasets`` (skipped with a message
 if absent), a pool of 10 100 images, 100 random ones labeled, the other 10 000 the
 candidates; the default ``cnn`` (filters 32, dropout 0.25) trained on the 100
-labels for 20 epochs through :class:`alcore.training.Trainer`; one small warm-up
+labels for 20 epochs through :class:`alcore.engine.training.Trainer`; one small warm-up
 call so graph tracing is not timed (the first call's time is printed separately).
 Reported: the median of ``--repeats`` (default 3) timings against a 30 s target,
 and for reference one deterministic pass (``predict_proba``) over the same images.
@@ -53,11 +53,11 @@ def main() -> int:
         return 0
 
     from alcore import ExperimentConfig
-    from alcore.bayesian import bald_scores
-    from alcore.data import load_dataset
-    from alcore.models import ModelSpec
-    from alcore.strategies import top_k
-    from alcore.training import TrainerCache
+    from alcore.strategies.bayesian import bald_scores
+    from alcore.data.datasets import load_dataset
+    from alcore.engine.models import ModelSpec
+    from alcore.strategies.base import top_k
+    from alcore.engine.training import TrainerCache
     import tensorflow as tf
 
     cfg = ExperimentConfig(dataset="mnist", data_dir=str(SHARED), pool_size=CANDIDATES + LABELED,

@@ -22,9 +22,9 @@ def one(clear: bool) -> float:
     sys.path.insert(0, str(ROOT))
     from alcore import ExperimentConfig
     from alcore._tf import keras
-    from alcore.data import load_dataset
-    from alcore.loop import Experiment
-    from alcore.training import TrainerCache
+    from alcore.data.datasets import load_dataset
+    from alcore.engine.loop import Experiment
+    from alcore.engine.training import TrainerCache
 
     cfg = ExperimentConfig(dataset="digits", model="cnn", rounds=30, initial=20, batch_size=10, strategy="margin")
     ds = load_dataset(cfg)

@@ -41,10 +41,10 @@ from alcore._tf import keras, tf  # noqa: E402,F401
 TF_IMPORT_SECONDS = time.perf_counter() - t_import
 
 from alcore import ExperimentConfig, Experiment  # noqa: E402
-from alcore.data import load_dataset  # noqa: E402
-from alcore.models import build_model  # noqa: E402
-from alcore.strategies import make_strategy, StrategyInput  # noqa: E402
-from alcore.training import FitReport, TrainerCache  # noqa: E402
+from alcore.data.datasets import load_dataset  # noqa: E402
+from alcore.engine.models import build_model  # noqa: E402
+from alcore.strategies.base import make_strategy, StrategyInput  # noqa: E402
+from alcore.engine.training import FitReport, TrainerCache  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
@@ -121,7 +121,7 @@ def run(config, dataset, cache, max_rounds=None):
 
 
 def part_digits(quick: bool) -> None:
-    from alcore.models import ModelSpec
+    from alcore.engine.models import ModelSpec
 
     cfg = ExperimentConfig(dataset="digits", **PROTOCOL)
     ds = load_dataset(cfg)
@@ -185,8 +185,8 @@ def part_full_pool() -> None:
 
 def part_cnn_xla() -> None:
     """Why the cnn is not XLA-compiled: the same round training with and without XLA."""
-    from alcore.models import ModelSpec
-    from alcore.training import Trainer
+    from alcore.engine.models import ModelSpec
+    from alcore.engine.training import Trainer
 
     cfg = ExperimentConfig(dataset="mnist", data_dir=str(SHARED), pool_size=2000, test_size=1000, model="cnn")
     ds = load_dataset(cfg)

@@ -9,7 +9,7 @@ Cases (median of 3 runs, each a fresh rng; the arrays are float32, as Keras retu
 - badge: 100 picks from 20 000 candidates, 10 classes, 128 features (target < 5 s);
 - kmeans and margin_cluster (factor 10): 100 picks from 20 000 x 128, for information;
 - kmeans also at 10 000 candidates with KMeans and with MiniBatchKMeans, which is
-  where alcore.diversity.MINIBATCH_THRESHOLD switches from one to the other.
+  where alcore.strategies.diversity.MINIBATCH_THRESHOLD switches from one to the other.
 
 Targets are for a 2-core machine. Other processes on the machine slow every case
 (OpenMP and OpenBLAS threads wait on busy cores): compare runs on an idle machine.
@@ -27,8 +27,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from alcore import diversity as D  # noqa: E402
-from alcore.strategies import StrategyInput  # noqa: E402
+from alcore.strategies import diversity as D  # noqa: E402
+from alcore.strategies.base import StrategyInput  # noqa: E402
 
 RUNS = 3
 
@@ -54,7 +54,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=D.THREADS or 0,
                         help="BLAS/OpenMP threads while selecting (0: the libraries' defaults); "
-                             f"alcore.diversity.THREADS is {D.THREADS}")
+                             f"alcore.strategies.diversity.THREADS is {D.THREADS}")
     args = parser.parse_args()
     D.THREADS = args.threads or None
     rng = np.random.default_rng(0)

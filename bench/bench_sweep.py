@@ -5,7 +5,7 @@ overhead each cell pays (issue: strategy races at scale).
     python bench/bench_sweep.py --seeds 3 --workers 1,2,4
     python bench/bench_sweep.py --seeds 5 --threads 1   # every worker one thread: scaling in workers alone
 
-Each worker count runs the whole sweep into a fresh folder with `alcore.sweep.run_sweep`
+Each worker count runs the whole sweep into a fresh folder with `alcore.sweep.runner.run_sweep`
 (a LocalCluster; TensorFlow in each worker gets cpu_count / workers threads). Reported:
 wall time including the cluster start, the speed-up against the first worker count, and
 the overhead: starting the worker processes (cluster start until every worker is up),
@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alcore import ExperimentConfig  # noqa: E402
-from alcore.sweep import SweepSpec, expand, run_sweep  # noqa: E402
+from alcore.sweep.runner import SweepSpec, expand, run_sweep  # noqa: E402
 
 
 def main() -> int:

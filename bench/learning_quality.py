@@ -25,10 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alcore import ExperimentConfig, Experiment  # noqa: E402
 from alcore.cli import parse_assignments  # noqa: E402
-from alcore.data import load_dataset  # noqa: E402
-from alcore.metrics import accuracy_at, normalized_aulc  # noqa: E402
-from alcore.results import save_result  # noqa: E402
-from alcore.training import TrainerCache  # noqa: E402
+from alcore.data.datasets import load_dataset  # noqa: E402
+from alcore.analysis.metrics import accuracy_at, normalized_aulc  # noqa: E402
+from alcore.results.records import save_result  # noqa: E402
+from alcore.engine.training import TrainerCache  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 STRATEGIES = ("margin", "entropy", "least_confidence", "random")

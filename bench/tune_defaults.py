@@ -22,8 +22,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alcore import ExperimentConfig, Experiment  # noqa: E402
-from alcore.data import RawData, load_idx_folder, prepare, DIGIT_CLASSES  # noqa: E402
-from alcore.training import TrainerCache  # noqa: E402
+from alcore.data.datasets import RawData, load_idx_folder, prepare, DIGIT_CLASSES  # noqa: E402
+from alcore.engine.training import TrainerCache  # noqa: E402
 
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
 SEEDS = (100, 101, 102)

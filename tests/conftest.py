@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import gzip
-import os
 import struct
 import sys
 from pathlib import Path
@@ -49,7 +48,7 @@ def idx_folder(tmp_path):
 
 @pytest.fixture(scope="session")
 def cache():
-    from alcore.training import TrainerCache
+    from alcore.engine.training import TrainerCache
 
     return TrainerCache(max_entries=8)
 
@@ -65,7 +64,7 @@ def digits_config():
 
 @pytest.fixture(scope="session")
 def digits(digits_config):
-    from alcore.data import load_dataset
+    from alcore.data.datasets import load_dataset
 
     return load_dataset(digits_config)
 
@@ -75,7 +74,7 @@ def three_seed_results(digits, cache):
     """Result files of a real digits race, margin and random on seeds 0-2 (3 rounds each):
     what the statistics across seeds are computed from."""
     from alcore import ExperimentConfig
-    from alcore.race import Race
+    from alcore.engine.race import Race
 
     race = Race(ExperimentConfig(rounds=3, max_epochs=5), ["margin", "random"], [0, 1, 2],
                 dataset_for=lambda cfg: digits, cache=cache)
@@ -93,8 +92,8 @@ def fraction_results(cache):
     """Real digits runs of the hybrid strategy at three uncertainty fractions on three seeds
     (a swept setting, as in the hybrid-fraction preset)."""
     from alcore import ExperimentConfig
-    from alcore.data import load_dataset
-    from alcore.loop import Experiment
+    from alcore.data.datasets import load_dataset
+    from alcore.engine.loop import Experiment
 
     base = ExperimentConfig(strategy="hybrid", rounds=3, max_epochs=5, pool_size=400, test_size=200)
     out = []

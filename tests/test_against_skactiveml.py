@@ -16,7 +16,7 @@ scores have no ties (checked), so tie-breaking cannot matter.
 import numpy as np
 import pytest
 
-from alcore.strategies import StrategyInput, make_strategy
+from alcore.strategies.base import StrategyInput, make_strategy
 
 pool = pytest.importorskip(
     "skactiveml.pool", exc_type=ImportError,

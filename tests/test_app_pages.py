@@ -2,12 +2,11 @@
 import json
 import re
 
-import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from alcore import ExperimentConfig
-from alcore.strategies import STRATEGIES
+from alcore.strategies.base import STRATEGIES
 from conftest import ROOT, npz_with_classes
 
 APP = str(ROOT / "app.py")
@@ -129,7 +128,7 @@ def test_run_page_races_to_the_end():
 
 def test_continue_finishes_a_stopped_race():
     at = app(ExperimentConfig(rounds=30, max_epochs=5), page="run")
-    from alcore.race import Race
+    from alcore.engine.race import Race
 
     # a race stopped after 3 rounds (as the Stop button leaves it), then Continue
     at.session_state["race"] = Race(at.session_state["config"], ["margin", "random"], [0])
@@ -146,11 +145,11 @@ def test_a_race_saved_at_its_address_reopens_in_a_new_session(tmp_path, monkeypa
     monkeypatch.setenv("ALCORE_RUNS_DIR", str(tmp_path))
     cfg = ExperimentConfig(rounds=4, max_epochs=10, seed=2)
     at = app(cfg, page="run")
-    from alcore.race import Race
+    from alcore.engine.race import Race
 
     at.session_state["race"] = race = Race(cfg, ["margin", "random"], [2])
     at.session_state["race_id"] = race_id = "A" * 22
-    from alcore.store import RunStore
+    from alcore.engine.store import RunStore
 
     RunStore(tmp_path).create(race_id, cfg, ["margin", "random"], [2])
     at.run()
@@ -181,7 +180,7 @@ def test_a_race_saved_at_its_address_reopens_in_a_new_session(tmp_path, monkeypa
 def test_run_page_continues_a_race_from_uploaded_result_files(tmp_path, monkeypatch):
     monkeypatch.setenv("ALCORE_RUNS_DIR", str(tmp_path))
     cfg = ExperimentConfig(rounds=3, max_epochs=10)
-    from alcore.race import Race
+    from alcore.engine.race import Race
 
     whole = Race(cfg, ["margin", "random"], [0])
     while not whole.done:
@@ -346,7 +345,7 @@ def test_a_second_run_waits_while_another_session_holds_the_only_slot(monkeypatc
 
 
 def test_stop_gives_the_slot_back_and_continue_takes_it_again(monkeypatch, fresh_run_slots):
-    from alcore.race import Race
+    from alcore.engine.race import Race
     from app_pages.common import run_slots
 
     monkeypatch.setenv("ALCORE_MAX_CONCURRENT_RUNS", "1")
@@ -400,7 +399,7 @@ def test_script_runs_leave_keras_and_tensorflow_state_alone(monkeypatch):
 
 
 def test_a_race_whose_rounds_cannot_be_saved_goes_on_and_says_so(tmp_path, monkeypatch):
-    from alcore.store import RunStore
+    from alcore.engine.store import RunStore
 
     monkeypatch.setenv("ALCORE_RUNS_DIR", str(tmp_path))
 

@@ -1,8 +1,7 @@
-import numpy as np
 import pytest
 
 from alcore import Experiment, ExperimentConfig
-from alcore.autolabel import auto_label
+from alcore.engine.autolabel import auto_label
 
 
 def test_auto_labelling_reports_its_own_accuracy_and_effect(digits, cache):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from alcore import Experiment, ExperimentConfig
-from alcore import bayesian as B
-from alcore.strategies import STRATEGIES, StrategyInput, UncertaintyStrategy, entropy_scores
+from alcore.strategies import bayesian as B
+from alcore.strategies.base import STRATEGIES, StrategyInput, UncertaintyStrategy, entropy_scores
 
 SCORES = {"bald": B.bald_scores, "var_ratios": B.var_ratios_scores, "mean_std": B.mean_std_scores}
 

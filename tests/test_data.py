@@ -8,8 +8,10 @@ import zipfile
 import numpy as np
 import pytest
 
-from alcore import ExperimentConfig, data
-from alcore.data import (DatasetFileError, DatasetUnavailableError, load_dataset, load_idx_folder, load_npz, prepare,
+from alcore import ExperimentConfig
+
+from alcore.data import datasets as data
+from alcore.data.datasets import (DatasetFileError, DatasetUnavailableError, load_dataset, load_idx_folder, load_npz, prepare,
                          read_idx, RawData)
 from conftest import ROOT, shared_fashion, shared_mnist, write_idx
 
@@ -281,7 +283,7 @@ def test_fashion_mnist_through_the_real_keras_loader(tmp_path):
     target.mkdir(parents=True)
     for f in src.glob("*.gz"):
         shutil.copy(f, target / f.name)
-    code = ("from alcore.data import load_dataset; from alcore import ExperimentConfig; "
+    code = ("from alcore.data.datasets import load_dataset; from alcore import ExperimentConfig; "
             "ds = load_dataset(ExperimentConfig(dataset='fashion_mnist', pool_size=100)); "
             "print(ds.source, ds.class_names[9], len(ds.y_test))")
     env = dict(os.environ, KERAS_HOME=str(tmp_path), PYTHONPATH=str(ROOT))

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from alcore import Experiment, ExperimentConfig
-from alcore import diversity as D
-from alcore.strategies import STRATEGIES, StrategyInput, margin_scores
+from alcore.strategies import diversity as D
+from alcore.strategies.base import STRATEGIES, StrategyInput, margin_scores
 
 
 # ------------------------------------------------------------------------ helpers

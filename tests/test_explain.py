@@ -1,4 +1,4 @@
-"""alcore.explain: scores and ranks, recovered rounds, overlap of picks, the pool map; and
+"""alcore.analysis.explain: scores and ranks, recovered rounds, overlap of picks, the pool map; and
 the figures the Replay page draws from them."""
 import json
 
@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from alcore import ExperimentConfig
-from alcore.explain import (MEASURES, ReplayError, candidate_scores, dataset_problem, embed_pool, jaccard,
+from alcore.analysis.explain import (MEASURES, ReplayError, candidate_scores, dataset_problem, embed_pool, jaccard,
                             jaccard_matrix, picks_overlap, pool_map, record_mismatches, recover_round_probs,
                             replay_refusal, round_pool_map, round_sets, run_keep, score_ranks)
 from alcore.figures import overlap_figure, pool_map_figure, probability_bars_figure, score_rank_frame
-from alcore.results import load_result, to_json
-from alcore.strategies import UNCERTAINTY_SCORES, top_k
+from alcore.results.records import load_result, to_json
+from alcore.strategies.base import UNCERTAINTY_SCORES, top_k
 
 # Five candidates, three classes: sure, a two-way tie, leaning, uniform, fairly sure.
 PROBS = np.array([[0.90, 0.05, 0.05],
@@ -69,7 +69,7 @@ def test_competition_ranking_and_bad_input():
 def race_with_scores(digits, cache):
     """A tiny digits race (margin, entropy, random on seed 0), with the candidates and
     probabilities each live experiment scored in every round (Experiment.last_scored)."""
-    from alcore.race import Race
+    from alcore.engine.race import Race
 
     race = Race(ExperimentConfig(rounds=2, max_epochs=10), ["margin", "entropy", "random"], [0],
                 dataset_for=lambda cfg: digits, cache=cache)
@@ -93,7 +93,7 @@ def test_a_recovered_round_has_the_probabilities_the_live_run_had(race_with_scor
 
 
 def test_a_subset_of_candidates_and_fixed_validation_are_replayed_too(digits, cache):
-    from alcore.loop import Experiment
+    from alcore.engine.loop import Experiment
 
     cfg = ExperimentConfig(rounds=2, max_epochs=10, candidates=300, validation="fixed", validation_size=10,
                            strategy="least_confidence")
@@ -135,7 +135,7 @@ def test_rounds_that_cannot_be_rebuilt_are_refused_with_the_reason(race_with_sco
     with pytest.raises(ReplayError, match="the dataset of margin \\(seed 0\\) \\(npz\\) cannot be loaded here.*"
                                           "does not exist"):
         recover_round_probs(gone, 1, cache=cache)
-    from alcore.data import load_dataset
+    from alcore.data.datasets import load_dataset
 
     other = load_dataset(res.config.replace(seed=1))  # another split of digits: same sizes, other images
     assert "other labels" in dataset_problem(res, other) and dataset_problem(res, digits) is None

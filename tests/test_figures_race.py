@@ -3,10 +3,12 @@ import numpy as np
 import pytest
 
 from alcore import ExperimentConfig
-from alcore.figures import (aggregate_curves, stopping_signals_figure, class_balance_figure, confusion_figure, curve_frame,
-                            gallery, group_labels, label_distribution_figure, learning_curve_figure)
-from alcore.metrics import group_metrics, metrics_frame
-from alcore.race import Race, expected_rounds
+from alcore.analysis.groups import curve_frame, group_labels
+from alcore.analysis.stats import aggregate_curves
+from alcore.figures import (stopping_signals_figure, class_balance_figure, confusion_figure,
+                            gallery, label_distribution_figure, learning_curve_figure)
+from alcore.analysis.metrics import group_metrics, metrics_frame
+from alcore.engine.race import Race, expected_rounds
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +124,7 @@ def test_stopping_signals_figure(race):
 def test_runs_that_differ_in_any_setting_are_never_averaged_together(three_seed_results):
     """A group is the strategy plus every setting that differs (here the activation), not only
     dataset, model, batch size and pool; seeds, data folders and gallery sizes do not split."""
-    from alcore.figures import group_labels
+    from alcore.analysis.groups import group_labels
 
     margin = [r for r in three_seed_results if r.config.strategy == "margin"]
     sigmoid = margin[0].model_copy(update={"config": margin[0].config.replace(activation="sigmoid")})

@@ -36,11 +36,12 @@ from hypothesis import strategies as st
 
 from alcore import ExperimentConfig
 from alcore.cli import main as cli_main
-from alcore.data import Dataset, DatasetFileError, DatasetUnavailableError, load_dataset, load_npz
-from alcore.figures import (aggregate_curves, confusion_figure, curve_frame, learning_curve_figure,
-                            stopping_signals_figure)
-from alcore.metrics import group_metrics, metrics_frame, summarize
-from alcore.results import ResultFileError, RunResult, curves_csv, load_result, to_json
+from alcore.data.datasets import Dataset, DatasetFileError, DatasetUnavailableError, load_dataset, load_npz
+from alcore.analysis.groups import curve_frame
+from alcore.analysis.stats import aggregate_curves
+from alcore.figures import confusion_figure, learning_curve_figure, stopping_signals_figure
+from alcore.analysis.metrics import group_metrics, metrics_frame, summarize
+from alcore.results.records import ResultFileError, RunResult, curves_csv, load_result, to_json
 
 GENERATED: Counter = Counter()  # files generated in this run, by kind
 OUTCOMES: Counter = Counter()  # (kind, "loaded" or the start of the refusal)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from alcore.inspect import confidence_extremes, pool_centroids, pool_summary
+from alcore.engine.inspect import confidence_extremes, pool_centroids, pool_summary
 
 
 def test_confidence_extremes_order_and_fields():

@@ -13,11 +13,11 @@ import pytest
 
 from alcore import ExperimentConfig
 from alcore.cli import main as cli_main
-from alcore.data import load_dataset
-from alcore.loop import Experiment
-from alcore.race import Race
-from alcore.results import load_result, save_result
-from alcore.store import RunStore, SavedRaceError
+from alcore.data.datasets import load_dataset
+from alcore.engine.loop import Experiment
+from alcore.engine.race import Race
+from alcore.results.records import load_result, save_result
+from alcore.engine.store import RunStore, SavedRaceError
 
 from conftest import ROOT
 
@@ -174,7 +174,7 @@ def test_cli_resume_refuses_other_settings_and_finished_runs(tmp_path, cache, ca
 WRITER = textwrap.dedent("""
     import sys
     sys.path.insert(0, {root!r})
-    from alcore.results import load_result, save_result
+    from alcore.results.records import load_result, save_result
     res = load_result({src!r})
     print("ready", flush=True)
     i = 0

@@ -4,8 +4,8 @@ import threading
 import pytest
 
 from alcore import ExperimentConfig
-from alcore.data import load_dataset
-from alcore.limits import (DeploymentLimits, DeploymentLimitsError, RunSlots, acquisition_rounds,
+from alcore.data.datasets import load_dataset
+from alcore.serve.limits import (DeploymentLimits, DeploymentLimitsError, RunSlots, acquisition_rounds,
                            whole_pool_size)
 
 

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from alcore import Experiment, ExperimentConfig
-from alcore.results import load_result, save_result
-from alcore.strategies import STRATEGIES, Selection, Strategy
+from alcore.results.records import load_result, save_result
+from alcore.strategies.base import STRATEGIES, Selection, Strategy
 from conftest import shared_mnist
 
 
@@ -107,7 +107,7 @@ def test_target_accuracy_and_plateau_stop_the_run(digits, cache):
 
 
 def test_pool_exhaustion_ends_the_run(cache):
-    from alcore.data import RawData, prepare
+    from alcore.data.datasets import RawData, prepare
 
     rng = np.random.default_rng(0)
     raw = RawData(rng.random((40, 8, 8)).astype(np.float32), np.arange(40) % 2, None, None, None, "tiny")

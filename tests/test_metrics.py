@@ -1,7 +1,6 @@
-import numpy as np
 import pytest
 
-from alcore.metrics import accuracy_at, final_accuracy, labels_to_target, normalized_aulc
+from alcore.analysis.metrics import accuracy_at, final_accuracy, labels_to_target, normalized_aulc
 
 
 def test_aulc_is_mean_accuracy_over_the_budget():

@@ -1,4 +1,4 @@
-"""A person as the oracle (alcore.oracle and Experiment(oracle="person")) on real digits
+"""A person as the oracle (alcore.engine.oracle and Experiment(oracle="person")) on real digits
 with real Keras training: the person's labels are what the model learns from, mistakes
 are counted and costed, and the result file keeps them so the run resumes exactly."""
 import json
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from alcore import Experiment
-from alcore.oracle import BatchAnswers, OracleRun, confusions, cost_summary
-from alcore.results import ResultFileError, load_result, save_result, to_json
+from alcore.engine.oracle import BatchAnswers, OracleRun, confusions, cost_summary
+from alcore.results.records import ResultFileError, load_result, save_result, to_json
 
 
 def answer(run: OracleRun, labels, seconds=None) -> BatchAnswers:
@@ -217,8 +217,8 @@ def test_a_persons_run_is_its_own_group_and_not_continued_as_a_race(tmp_path, di
     """Compare never averages a person's curve (mistakes included) with the simulated
     oracle's of the same strategy, and the Run page's 'continue from result files' sends a
     person's file to its own page instead of racing on without the person."""
-    from alcore.figures import group_labels
-    from alcore.store import RunStore, SavedRaceError
+    from alcore.analysis.groups import group_labels
+    from alcore.engine.store import RunStore, SavedRaceError
 
     run = OracleRun(digits_config, dataset=digits, cache=cache)
     run.start()

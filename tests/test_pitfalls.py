@@ -1,10 +1,10 @@
-"""alcore.pitfalls: each rule on both sides of its threshold, in the words a user reads."""
+"""alcore.analysis.pitfalls: each rule on both sides of its threshold, in the words a user reads."""
 import pandas as pd
 import pytest
 from scipy.stats import binomtest
 
 from alcore import ExperimentConfig
-from alcore.pitfalls import (MIN_ROUNDS, accuracy_interval, acquisition_rounds, batch_pitfalls, half_width,
+from alcore.analysis.pitfalls import (MIN_ROUNDS, accuracy_interval, acquisition_rounds, batch_pitfalls, half_width,
                              model_selection, not_better_than_random, setup_pitfalls, stops_on_test_data,
                              images_needed, tiny_test_set)
 
@@ -174,7 +174,7 @@ def test_only_random_of_the_same_settings_is_the_baseline():
 
 
 def test_on_a_real_three_seed_race(three_seed_results):
-    from alcore.metrics import metrics_frame
+    from alcore.analysis.metrics import metrics_frame
 
     (p,) = not_better_than_random(metrics_frame(three_seed_results, 0.8))
     assert p.groups == ("margin", "random") and "3 paired seeds" in p.message

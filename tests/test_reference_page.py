@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import alcore.presets
-from alcore.loop import Experiment
-from alcore.presets import list_presets
-from alcore.results import save_result
+import alcore.sweep.presets
+from alcore.engine.loop import Experiment
+from alcore.sweep.presets import list_presets
+from alcore.results.records import save_result
 from conftest import ROOT
 
 SPEC = """
@@ -36,7 +36,7 @@ def preset_dir(tmp_path, monkeypatch, cache):
     (folder / "spec.toml").write_text(textwrap.dedent(SPEC))
     preset = list_presets(tmp_path)[0] if list_presets(tmp_path) else None
     assert preset is None  # no result files yet: not a preset
-    from alcore.sweep import load_spec
+    from alcore.sweep.runner import load_spec
 
     _, cells = load_spec(folder / "spec.toml")
     for cell in cells[:2]:
@@ -44,7 +44,7 @@ def preset_dir(tmp_path, monkeypatch, cache):
         for _ in exp:
             pass
         save_result(exp.result(), folder / f"{cell.name}.json")
-    monkeypatch.setattr(alcore.presets, "PRESETS_DIR", tmp_path)
+    monkeypatch.setattr(alcore.sweep.presets, "PRESETS_DIR", tmp_path)
     return tmp_path
 
 
@@ -98,8 +98,8 @@ def test_reference_page_loads_a_setup_and_the_run_page_races_it(preset_dir):
 
 
 def test_group_confusions_sum_each_groups_last_round_over_its_seeds(preset_dir):
-    from alcore.metrics import group_confusions, group_metrics, metrics_frame
-    from alcore.presets import load_preset
+    from alcore.analysis.metrics import group_confusions, group_metrics, metrics_frame
+    from alcore.sweep.presets import load_preset
 
     results = load_preset(list_presets()[0])  # random and margin, seed 0, batch 10
     groups = ["same group", "same group"]

@@ -68,7 +68,7 @@ def scores_table(at):
 @pytest.fixture(scope="module")
 def finished_race(digits, cache):
     """margin against random on seed 0, two acquisition rounds (three evaluations)."""
-    from alcore.race import Race
+    from alcore.engine.race import Race
 
     race = Race(TINY, ["margin", "random"], [0], dataset_for=lambda cfg: digits, cache=cache)
     while race.step() is not None:
@@ -77,7 +77,7 @@ def finished_race(digits, cache):
 
 
 def test_replay_a_race_from_the_run_page(monkeypatch):
-    import alcore.explain
+    import alcore.analysis.explain
 
     at = AppTest.from_file(APP, default_timeout=300)
     at.session_state["config"] = TINY
@@ -89,8 +89,8 @@ def test_replay_a_race_from_the_run_page(monkeypatch):
     race = at.session_state["race"]
     assert race.done
     retrained = []
-    real = alcore.explain.recover_round_probs
-    monkeypatch.setattr(alcore.explain, "recover_round_probs",
+    real = alcore.analysis.explain.recover_round_probs
+    monkeypatch.setattr(alcore.analysis.explain, "recover_round_probs",
                         lambda res, r, **kw: retrained.append((res.config.strategy, r)) or real(res, r, **kw))
     at.switch_page("app_pages/replay.py").run()
     assert not at.exception, at.exception
@@ -198,7 +198,7 @@ def test_replay_an_uploaded_race_and_refuse_a_broken_file(finished_race):
 
 
 def test_what_cannot_be_replayed_says_why(finished_race, digits, cache, monkeypatch):
-    from alcore.loop import Experiment
+    from alcore.engine.loop import Experiment
 
     warm = Experiment(TINY.replace(warm_start=True), dataset=digits, cache=cache)
     for _ in warm.run():

@@ -3,8 +3,10 @@ import os
 
 import pytest
 
-from alcore import Experiment, results
-from alcore.results import (ResultFileError, SCHEMA_VERSION, curves_csv, load_result, save_result,
+from alcore import Experiment
+
+from alcore.results import records as results
+from alcore.results.records import (ResultFileError, SCHEMA_VERSION, curves_csv, load_result, save_result,
                             to_json)
 
 

@@ -6,9 +6,9 @@ from scipy import stats as sst
 from streamlit.testing.v1 import AppTest
 
 from alcore.figures import setting_effect_figure
-from alcore.presets import PRESETS_DIR, list_presets, load_preset
-from alcore.results import save_result
-from alcore.stats import setting_effect, swept_settings
+from alcore.sweep.presets import PRESETS_DIR, list_presets, load_preset
+from alcore.results.records import save_result
+from alcore.analysis.stats import setting_effect, swept_settings
 from conftest import FRACTIONS, ROOT, SEEDS
 from test_app_pages import shown
 
@@ -23,7 +23,7 @@ def test_swept_settings_are_the_numbers_that_vary_among_like_runs(fraction_resul
 
 
 def test_setting_effect_means_intervals_and_tests_match_scipy(fraction_results):
-    from alcore.metrics import labels_to_target, normalized_aulc
+    from alcore.analysis.metrics import labels_to_target, normalized_aulc
 
     target = float(np.median([r.rounds[-1].test_accuracy for r in fraction_results]))
     effect = setting_effect(fraction_results, "hybrid_fraction", target)
@@ -106,7 +106,7 @@ def test_the_shipped_presets_load_and_are_complete():
 
 
 def test_compare_page_loads_a_preset_and_plots_the_setting(tmp_path, fraction_results, monkeypatch):
-    import alcore.presets
+    import alcore.sweep.presets
 
     folder = tmp_path / "fractions"
     folder.mkdir()
@@ -114,7 +114,7 @@ def test_compare_page_loads_a_preset_and_plots_the_setting(tmp_path, fraction_re
                                       '[axes]\nseed = [0]\n')
     for i, r in enumerate(fraction_results):
         save_result(r, folder / f"run{i}.json")
-    monkeypatch.setattr(alcore.presets, "PRESETS_DIR", tmp_path)
+    monkeypatch.setattr(alcore.sweep.presets, "PRESETS_DIR", tmp_path)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
     at.run()
     at.switch_page("app_pages/compare.py").run()

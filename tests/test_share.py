@@ -1,4 +1,4 @@
-"""alcore.share: a setup as query parameters, and back, with every bad parameter refused by name."""
+"""alcore.serve.share: a setup as query parameters, and back, with every bad parameter refused by name."""
 from urllib.parse import parse_qs
 
 import pytest
@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from alcore import ExperimentConfig
-from alcore.share import (LINK_FIELDS, MAX_VALUE_CHARS, OWNED, decode, encode, left_out, query_string,
+from alcore.serve.share import (LINK_FIELDS, MAX_VALUE_CHARS, OWNED, decode, encode, left_out, query_string,
                           share_url)
 
 RANGES = {"batch_size": (1, 100_000), "dropout": (0.0, 0.9), "seeds": (1, 20)}

@@ -8,8 +8,8 @@ import pytest
 from scipy import stats
 
 from alcore.figures import pairwise_figure
-from alcore.metrics import metrics_frame
-from alcore.stats import (GROUP_COLUMNS, PAIR_COLUMNS, geometric_mean_interval, group_intervals, holm,
+from alcore.analysis.metrics import metrics_frame
+from alcore.analysis.stats import (GROUP_COLUMNS, PAIR_COLUMNS, geometric_mean_interval, group_intervals, holm,
                           min_wilcoxon_p, seed_statistics, seeds_needed)
 
 
@@ -188,7 +188,7 @@ def test_tables_on_real_runs(results):
 
 
 def test_intervals_stay_within_what_the_quantity_can_be():
-    from alcore.stats import t_interval
+    from alcore.analysis.stats import t_interval
 
     # two seeds far apart: the raw t interval is 12.7 standard errors wide
     mean, low, high = t_interval([0.40, 0.95], bounds=(0.0, 1.0))

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from alcore import strategies as S
-from alcore.strategies import StrategyInput, make_strategy
+from alcore.strategies import base as S
+from alcore.strategies.base import StrategyInput, make_strategy
 
 P = np.array([
     [0.90, 0.05, 0.05],   # confident

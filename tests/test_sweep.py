@@ -6,8 +6,8 @@ import textwrap
 import pytest
 
 from alcore import ExperimentConfig
-from alcore.results import load_result, save_result
-from alcore.sweep import SweepSpecError, cell_path, error_path, inspect_cell_file, load_spec, run_sweep
+from alcore.results.records import load_result, save_result
+from alcore.sweep.runner import SweepSpecError, cell_path, error_path, inspect_cell_file, load_spec, run_sweep
 from conftest import ROOT
 
 SMALL = """
@@ -236,7 +236,7 @@ def test_cli_sweep_reports_bad_specs_and_worker_counts(tmp_path, capsys):
 
 def test_the_cell_function_runs_in_process_too():
     """run_cell outside Dask (debugging a cell): same result object, errors returned."""
-    from alcore.sweep import Cell, run_cell
+    from alcore.sweep.runner import Cell, run_cell
 
     cfg = ExperimentConfig(dataset="digits", pool_size=200, test_size=100, rounds=1, max_epochs=3)
     got = run_cell(Cell("x", cfg, (("seed", 0),)))

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from alcore import ExperimentConfig
-from alcore.models import ModelSpec, build_model, summary_rows
-from alcore.training import Trainer
+from alcore.engine.models import ModelSpec, build_model, summary_rows
+from alcore.engine.training import Trainer
 
 
 def spec_for(ds, **changes):

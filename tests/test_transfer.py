@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from alcore import Experiment, ExperimentConfig
-from alcore.data import DatasetUnavailableError
-from alcore.race import Race
-from alcore.transfer import with_backbone_features
+from alcore.data.datasets import DatasetUnavailableError
+from alcore.engine.race import Race
+from alcore.engine.transfer import with_backbone_features
 
 CFG = ExperimentConfig(model="transfer", backbone_weights="random", backbone_size=32, hidden_units=(32,),
                        rounds=2, max_epochs=10)

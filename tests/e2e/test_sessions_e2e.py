@@ -161,7 +161,7 @@ def test_stop_page_switch_and_closed_tab_lose_no_round(browser, app_server, play
     assert finished["rounds"][:len(stopped["rounds"])] == stopped["rounds"]
     # An uninterrupted run with the same settings picks the same images.
     from alcore import ExperimentConfig
-    from alcore.loop import Experiment
+    from alcore.engine.loop import Experiment
 
     whole = Experiment(ExperimentConfig(**finished["config"]))
     list(whole)

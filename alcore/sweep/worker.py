@@ -1,10 +1,10 @@
-"""The Dask worker plugin of :mod:`alcore.sweep` (its own module: importing ``distributed``
+"""The Dask worker plugin of :mod:`alcore.sweep.runner` (its own module: importing ``distributed``
 takes seconds, and the dashboard reads sweep specs without running any)."""
 from __future__ import annotations
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from .sweep import PLUGIN
+from alcore.sweep.runner import PLUGIN
 
 
 class WorkerCaches(WorkerPlugin):
@@ -21,8 +21,8 @@ class WorkerCaches(WorkerPlugin):
 
     def ready(self) -> "WorkerCaches":
         if self.datasets is None:
-            from .data import DatasetCache
-            from .training import TrainerCache
+            from alcore.data.datasets import DatasetCache
+            from alcore.engine.training import TrainerCache
 
             self.datasets = DatasetCache(self.dataset_cache_mb * 1024 * 1024)
             self.trainers = TrainerCache()

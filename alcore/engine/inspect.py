@@ -6,7 +6,7 @@ from typing import Optional
 
 import numpy as np
 
-from .results import ImageRef, PoolSummary
+from alcore.results.records import ImageRef, PoolSummary
 
 
 def confidence_extremes(probs: np.ndarray, pool_indices: np.ndarray, labels: np.ndarray,

@@ -24,7 +24,7 @@ class Preset:
     description: str
     folder: Path
     files: tuple[Path, ...]
-    cells: tuple = ()  # the spec's cells (alcore.sweep.Cell)
+    cells: tuple = ()  # the spec's cells (alcore.sweep.runner.Cell)
 
     def command(self) -> str:
         return f"python -m alcore sweep presets/{self.key}/spec.toml --out presets/{self.key}"
@@ -57,7 +57,7 @@ class Preset:
 
 def list_presets(root: Optional[Union[str, Path]] = None) -> list[Preset]:
     """Every preset folder with a readable spec and at least one result file, by name."""
-    from .sweep import SweepSpecError, load_spec
+    from alcore.sweep.runner import SweepSpecError, load_spec
 
     root = Path(root) if root is not None else PRESETS_DIR
     out = []
@@ -77,7 +77,7 @@ def list_presets(root: Optional[Union[str, Path]] = None) -> list[Preset]:
 def load_preset(preset: Preset) -> list:
     """The preset's complete runs (a file that does not load raises ResultFileError naming it;
     a stopped run, from an interrupted sweep, is left out)."""
-    from .results import load_result
+    from alcore.results.records import load_result
 
     results = [load_result(path) for path in preset.files]
     return [r for r in results if r.status == "complete"]

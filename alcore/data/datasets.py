@@ -22,7 +22,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .config import ExperimentConfig
+from alcore.config import ExperimentConfig
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
                    "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -529,13 +529,13 @@ def load_keras_dataset(name: str, data_dir: Optional[str] = None) -> RawData:
     if folder is not None:
         raw = load_idx_folder(folder, class_names=names)
         return RawData(raw.x_train, raw.y_train, raw.x_test, raw.y_test, names, raw.source)
-    from ._tf import keras
+    from alcore._tf import keras
 
     loader = getattr(keras.datasets, name).load_data
     try:
         (x_train, y_train), (x_test, y_test) = loader()
     except Exception as e:
-        hint = (f"; for offline use point data_dir (or $ALCORE_DATA_DIR) at a folder of its idx files"
+        hint = ("; for offline use point data_dir (or $ALCORE_DATA_DIR) at a folder of its idx files"
                 if name != "cifar10" else "")
         raise DatasetUnavailableError(
             f"could not load {name} through keras.datasets (download needed on first use, "

@@ -11,7 +11,7 @@ passes all agree on a flat prediction (the image is ambiguous).
 Each strategy is a pure score function on ``mc_probs`` of shape (T, n, C) --
 ``T`` passes, ``n`` candidates, ``C`` classes -- plus a :class:`Strategy` that asks
 the loop for ``"mc_probs"`` with ``passes = T`` and picks the top ``batch_size``
-scores with :func:`alcore.strategies.top_k` (seeded tie-breaking).
+scores with :func:`alcore.strategies.base.top_k` (seeded tie-breaking).
 
 The model needs dropout: ``mlp`` or ``cnn`` with ``dropout > 0``. Without it every
 pass is the same and all three scores are 0 for every candidate.
@@ -30,7 +30,7 @@ from typing import Callable
 
 import numpy as np
 
-from .strategies import Selection, Strategy, StrategyInput, top_k
+from alcore.strategies.base import Selection, Strategy, StrategyInput, top_k
 
 DEFAULT_PASSES = 10
 
@@ -41,7 +41,7 @@ def check_mc_probs(mc_probs) -> np.ndarray:
     """(T, n, C) stochastic-pass probabilities as float64, after checking them.
 
     T >= 2 passes, C >= 2 classes, finite values in [0, 1], and every pass's row
-    summing to 1 (tolerance 1e-3, as :func:`alcore.strategies.check_probs`).
+    summing to 1 (tolerance 1e-3, as :func:`alcore.strategies.base.check_probs`).
     """
     if mc_probs is None:
         raise ValueError("this strategy needs mc_probs (stochastic forward passes with dropout "

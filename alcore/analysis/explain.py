@@ -3,12 +3,12 @@
 Four pure pieces the Replay page (or a notebook) puts together:
 
 - :func:`candidate_scores`: every candidate's score under least confidence, margin,
-  ratio and entropy (the functions of :mod:`alcore.strategies`, not copies of their
+  ratio and entropy (the functions of :mod:`alcore.strategies.base`, not copies of their
   formulas) and its rank under each among the round's candidates;
 - :func:`recover_round_probs`: the candidates' class probabilities of a past round.
   Result files do not store them, so round ``r``'s model is trained again: with cold
   start (the default) it is a deterministic function of the labels known at round ``r``
-  and the run's seed, exactly as :meth:`alcore.loop.Experiment.resume` relies on;
+  and the run's seed, exactly as :meth:`alcore.engine.loop.Experiment.resume` relies on;
   warm-start runs are refused (the weights they started from are not saved);
 - :func:`picks_overlap`: how much the batches of several strategies overlap (Jaccard)
   in one round, for runs of one seed (they start from the same labels and weights);
@@ -29,8 +29,8 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from .results import RoundResult, RunResult, run_label
-from .strategies import UNCERTAINTY_SCORES, check_probs
+from alcore.results.records import RoundResult, RunResult, run_label
+from alcore.strategies.base import UNCERTAINTY_SCORES, check_probs
 
 MEASURES: tuple[str, ...] = tuple(UNCERTAINTY_SCORES)  # least_confidence, margin, ratio, entropy
 POOL_STATUSES: tuple[str, ...] = ("unlabeled", "labeled", "picked")
@@ -48,7 +48,7 @@ def score_ranks(scores) -> np.ndarray:
     Equal scores share the best rank among them (competition ranking: 1, 2, 2, 4), so a
     rank says how many candidates scored strictly higher, plus one. (Which of several
     tied candidates a strategy takes is decided by its seeded tie-break, see
-    :func:`alcore.strategies.top_k`.)"""
+    :func:`alcore.strategies.base.top_k`.)"""
     s = np.asarray(scores, dtype=np.float64)
     if s.ndim != 1:
         raise ValueError(f"scores must be a vector, got shape {s.shape}")
@@ -106,7 +106,7 @@ class CandidateScores:
 
 def candidate_scores(probs, candidates=None) -> CandidateScores:
     """Scores and ranks of a round's candidates under least confidence, margin, ratio and
-    entropy, computed by the functions in :data:`alcore.strategies.UNCERTAINTY_SCORES`
+    entropy, computed by the functions in :data:`alcore.strategies.base.UNCERTAINTY_SCORES`
     (formulas and references there). ``candidates``: the pool index of each row of
     ``probs``, increasing (the loop scores them in pool order); default ``0..n-1``."""
     p = check_probs(probs)
@@ -167,12 +167,12 @@ def recover_round_probs(result: RunResult, round_: int, *, dataset=None, cache=N
     the settings: the run is rebuilt up to that round with :meth:`Experiment.resume`
     (which checks that ``dataset`` is the one the run was made on) and the round is
     trained as the loop trained it. ``dataset``: the prepared dataset (loaded from the
-    config when None); ``cache``: a :class:`alcore.training.TrainerCache` to reuse
+    config when None); ``cache``: a :class:`alcore.engine.training.TrainerCache` to reuse
     compiled models. Raises :class:`ReplayError` naming the reason when the round cannot
     be rebuilt (warm start, a round the run does not have, a dataset that cannot be
     loaded or differs from the run's)."""
-    from .data import DatasetUnavailableError, load_dataset
-    from .loop import Experiment
+    from alcore.data.datasets import DatasetUnavailableError, load_dataset
+    from alcore.engine.loop import Experiment
 
     refusal = replay_refusal(result)
     if refusal:
@@ -383,7 +383,7 @@ def embed_pool(x_pool: np.ndarray, keep: Iterable[int] = (), *, method: str = "p
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
 
-    from .diversity import _thread_limit
+    from alcore.strategies.diversity import _thread_limit
 
     if method not in ("pca", "tsne"):
         raise ValueError(f"unknown map method {method!r}; choose pca or tsne")

@@ -10,7 +10,7 @@ The truth is known here, so every label is checked, and what the mistakes cost i
 measured two ways, each round:
 
 - **the mistakes alone**: the round's model trained again on the same images with their
-  true labels (:meth:`alcore.loop.Experiment.retrain` with ``truth=True``), against the
+  true labels (:meth:`alcore.engine.loop.Experiment.retrain` with ``truth=True``), against the
   model trained on the person's labels;
 - **everything they led to**: the simulated oracle's run of the same seed, which also
   picked other images once its models differed.
@@ -27,10 +27,10 @@ from typing import Optional, Sequence
 import numpy as np
 from pydantic import BaseModel
 
-from .config import ExperimentConfig
-from .data import Dataset
-from .loop import Experiment
-from .results import RoundResult, RunResult
+from alcore.config import ExperimentConfig
+from alcore.data.datasets import Dataset
+from alcore.engine.loop import Experiment
+from alcore.results.records import RoundResult, RunResult
 
 
 class BatchAnswers:

@@ -1,7 +1,7 @@
 """Pitfalls of an active-learning experiment, said in plain words with the fix.
 
 Each rule is a pure function of a setup (an ExperimentConfig and the sizes of its pool and
-test set) or of results (a :func:`alcore.metrics.metrics_frame`); it returns
+test set) or of results (a :func:`alcore.analysis.metrics.metrics_frame`); it returns
 :class:`Pitfall` records, or nothing when the setup is fine. No Streamlit here: the pages
 show them where the setting can be changed, and a test or notebook can call them.
 
@@ -13,7 +13,7 @@ The rules and their thresholds:
   set noisier than that cannot show them in a single accuracy.
 - :func:`stops_on_test_data`: ``target_accuracy`` and ``plateau_rounds`` stop the run on *test*
   accuracy. Training and early stopping never see the test set (early stopping watches a
-  validation split of the labels, alcore.loop.Experiment._split), so this is only about when
+  validation split of the labels, alcore.engine.loop.Experiment._split), so this is only about when
   the run ends.
 - :func:`model_selection`: runs that try several settings of one strategy on one dataset;
   choosing among them by their test curves is model selection on the test set.
@@ -25,7 +25,7 @@ The rules and their thresholds:
   labels).
 - :func:`not_better_than_random`: a strategy whose AULC is not significantly higher than the
   random run's of the same seeds and settings (the paired Wilcoxon test of
-  :func:`alcore.stats.pairwise_tests`, Holm-corrected, at ALPHA), with the seeds it would take.
+  :func:`alcore.analysis.stats.pairwise_tests`, Holm-corrected, at ALPHA), with the seeds it would take.
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Optional, Sequence
 
-from .config import ExperimentConfig
+from alcore.config import ExperimentConfig
 
 CONFIDENCE = 0.95
 TEST_HALF_WIDTH = 0.05  # +-5 accuracy points: wider than the gains active learning usually brings
@@ -284,15 +284,15 @@ def batch_pitfalls(config: ExperimentConfig, n_pool: Optional[int] = None) -> li
 def not_better_than_random(frame, pairs=None, *, alpha: Optional[float] = None) -> list[Pitfall]:
     """One warning per strategy whose AULC is not significantly higher than random's, paired by
     seed within the same settings (rule "worse_than_random", "too_few_seeds" where no test could
-    tell with the seeds run, else "not_better_than_random") (``frame``: :func:`alcore.metrics.metrics_frame`; ``pairs``:
-    :func:`alcore.stats.pairwise_tests`' table of it, computed here when None). "Significantly":
-    the Holm-corrected Wilcoxon p-value below ``alpha`` (alcore.stats.ALPHA, 0.05) with the
+    tell with the seeds run, else "not_better_than_random") (``frame``: :func:`alcore.analysis.metrics.metrics_frame`; ``pairs``:
+    :func:`alcore.analysis.stats.pairwise_tests`' table of it, computed here when None). "Significantly":
+    the Holm-corrected Wilcoxon p-value below ``alpha`` (alcore.analysis.stats.ALPHA, 0.05) with the
     strategy ahead. The fix says how many seeds a verdict would take where the seeds run are too
     few for any test to reach ``alpha``."""
     import pandas as pd
 
-    from .metrics import settings_of
-    from .stats import ALPHA, pairwise_tests, seeds_needed
+    from alcore.analysis.groups import settings_of
+    from alcore.analysis.stats import ALPHA, pairwise_tests, seeds_needed
 
     alpha = ALPHA if alpha is None else alpha
     if frame is None or len(frame) == 0 or not (frame["strategy"] == "random").any():

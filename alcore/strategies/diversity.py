@@ -12,7 +12,7 @@ features ``h(x)`` (``"embeddings"``) and spread the batch out:
 - ``margin_cluster``: the most uncertain candidates by margin, clustered, one
   pick per cluster (Zhdanov 2019).
 
-Each strategy is a :class:`~alcore.strategies.Strategy` over pure functions on
+Each strategy is a :class:`~alcore.strategies.base.Strategy` over pure functions on
 arrays. Randomness comes only from the ``rng`` passed to ``select``, so the same
 seed gives the same picks. Register them with ``STRATEGIES.update(FACTORIES)``.
 
@@ -41,7 +41,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .strategies import Selection, Strategy, StrategyInput, check_batch, check_probs, margin_scores, top_k
+from alcore.strategies.base import Selection, Strategy, StrategyInput, check_batch, check_probs, margin_scores, top_k
 
 # Largest temporary distance block, in elements (2**22 float64 = 32 MiB).
 CHUNK_ELEMENTS = 2 ** 22

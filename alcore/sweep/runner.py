@@ -14,7 +14,7 @@ A sweep spec is a TOML file::
 axes that only make sense together (``hybrid_fraction`` only matters to ``hybrid``); a cell
 that two grids both produce runs once.
 
-Every cell is an :class:`~alcore.loop.Experiment` in a Dask worker process: a
+Every cell is an :class:`~alcore.engine.loop.Experiment` in a Dask worker process: a
 ``distributed.LocalCluster`` of ``workers`` processes, or an existing cluster at a scheduler
 address. Dask schedules, retries lost workers and reports errors; nothing here is a
 scheduler. The client writes each finished cell's result file (atomically) into the output
@@ -23,7 +23,7 @@ every round, so an interrupted sweep continues mid-cell. Re-running a spec skips
 whose file is complete with the same settings.
 
 Paired design: a cell's initial labels, initial weights, validation splits and candidate
-subsets all derive from its seed (see :mod:`alcore.loop`), so within a seed every strategy
+subsets all derive from its seed (see :mod:`alcore.engine.loop`), so within a seed every strategy
 starts from the same labels and the same weights, whichever worker runs it.
 """
 from __future__ import annotations
@@ -42,7 +42,7 @@ from typing import Any, Callable, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .config import ExperimentConfig
+from alcore.config import ExperimentConfig
 
 MAX_CELLS = 100_000  # a typo like seed = [0, ..., 99999] x 20 strategies is refused, not queued
 PLUGIN = "alcore-sweep"
@@ -208,8 +208,8 @@ def error_path(out: Union[str, os.PathLike], cell: Cell) -> Path:
 def inspect_cell_file(out: Union[str, os.PathLike], cell: Cell) -> CellFile:
     """Whether ``cell``'s file is complete with the cell's settings (skip it), a stopped run
     of them (continue it), or something else (run the cell afresh, overwriting it)."""
-    from .loop import _resolve
-    from .results import ResultFileError, load_result
+    from alcore.engine.loop import _resolve
+    from alcore.results.records import ResultFileError, load_result
 
     path = cell_path(out, cell)
     if not path.exists():
@@ -230,8 +230,8 @@ def inspect_cell_file(out: Union[str, os.PathLike], cell: Cell) -> CellFile:
 # ----------------------------------------------------------------- the worker side
 
 def _worker_caches():
-    """This worker process's dataset and model caches (see :mod:`alcore._sweep_worker`)."""
-    from ._sweep_worker import WorkerCaches
+    """This worker process's dataset and model caches (see :mod:`alcore.sweep.worker`)."""
+    from alcore.sweep.worker import WorkerCaches
 
     try:
         from distributed import get_worker
@@ -254,9 +254,9 @@ def run_cell(cell: Cell, checkpoint: Optional[str] = None, partial=None) -> dict
     first_import = "tensorflow" not in sys.modules
     try:
         t0 = time.perf_counter()
-        from . import _tf  # noqa: F401  (TensorFlow, configured; seconds on a worker's first cell)
-        from .loop import Experiment
-        from .results import save_result
+        from alcore import _tf  # noqa: F401  (TensorFlow, configured; seconds on a worker's first cell)
+        from alcore.engine.loop import Experiment
+        from alcore.results.records import save_result
         seconds["import"] = time.perf_counter() - t0 if first_import else 0.0
 
         caches = _worker_caches()
@@ -328,7 +328,7 @@ def local_cluster(workers: int, *, threads: Optional[int] = None, quiet: bool = 
                              "OMP_NUM_THREADS": str(threads)})
 
 
-def run_sweep(cells: list[Cell], out: Union[str, os.PathLike], *, workers: Optional[int] = None,
+def run_sweep(cells: list[Cell], out: Union[str, os.PathLike], *, workers: Optional[int] = None,  # noqa: C901 (above 15 before the limit was set; to split up)
               scheduler: Optional[str] = None, threads: Optional[int] = None, checkpoint: Optional[bool] = None,
               progress: Optional[Callable[[CellOutcome, "SweepReport"], None]] = None,
               on_start: Optional[Callable[[int, list[CellOutcome]], None]] = None) -> SweepReport:
@@ -343,8 +343,8 @@ def run_sweep(cells: list[Cell], out: Union[str, os.PathLike], *, workers: Optio
     file written; the report says ``interrupted``."""
     from distributed import Client, as_completed
 
-    from ._sweep_worker import WorkerCaches
-    from .results import save_result
+    from alcore.sweep.worker import WorkerCaches
+    from alcore.results.records import save_result
 
     if (workers is None) == (scheduler is None):
         raise ValueError("give either workers (local processes) or scheduler (a Dask cluster's address)")
@@ -416,7 +416,7 @@ def run_sweep(cells: list[Cell], out: Union[str, os.PathLike], *, workers: Optio
 
 
 def _write_error(out: Path, cell: Cell, error: str, tb: str) -> None:
-    from .results import atomic_write
+    from alcore.results.records import atomic_write
 
     text = f"cell {cell.describe()}\n{error}\n\n{tb}".rstrip() + "\n"
     atomic_write(error_path(out, cell), text.encode("utf-8"))

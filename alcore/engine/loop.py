@@ -10,7 +10,7 @@ continued run picks exactly what an uninterrupted one does.
 The oracle that answers the queries is simulated by default (the dataset's labels).
 With ``oracle="person"`` a person answers: each round's batch waits for
 :meth:`Experiment.give_labels`, and those labels, right or wrong, are what the model
-trains and validates on (see :mod:`alcore.oracle`).
+trains and validates on (see :mod:`alcore.engine.oracle`).
 """
 from __future__ import annotations
 
@@ -20,11 +20,11 @@ from typing import Callable, Iterator, Optional
 
 import numpy as np
 
-from .config import ExperimentConfig
-from .data import Dataset, load_dataset
-from .inspect import confidence_extremes, pool_summary
-from .results import RoundResult, RunResult, DatasetInfo, environment, now_iso
-from .strategies import StrategyInput, make_strategy
+from alcore.config import ExperimentConfig
+from alcore.data.datasets import Dataset, load_dataset
+from alcore.engine.inspect import confidence_extremes, pool_summary
+from alcore.results.records import RoundResult, RunResult, DatasetInfo, environment, now_iso
+from alcore.strategies.base import StrategyInput, make_strategy
 
 # purposes of the per-round random generators
 _INITIAL, _SHUFFLE, _SPLIT, _SELECT, _CANDIDATES, _VALIDATION, _REFIT = range(7)
@@ -43,7 +43,7 @@ def choose_random(x_pool: np.ndarray, n: int, rng: np.random.Generator, exclude:
 def choose_kmeans(x_pool: np.ndarray, n: int, rng: np.random.Generator, exclude: np.ndarray) -> np.ndarray:
     """Cold start: the pool images nearest the centres of n k-means clusters of the
     pool's pixels (labels are never looked at; Zhdanov 2019, Hacohen et al. 2022)."""
-    from .diversity import _thread_limit, cluster_picks
+    from alcore.strategies.diversity import _thread_limit, cluster_picks
 
     if n > 2000:
         raise ValueError(f"k-means cold start supports up to 2000 initial labels (got {n}); "
@@ -72,7 +72,7 @@ class Experiment:
     """One active-learning run. Iterate it (or call :meth:`run`) to stream rounds.
 
     ``dataset`` may be a prepared :class:`Dataset` (e.g. from a cache) and ``cache``
-    a :class:`alcore.training.TrainerCache` to reuse compiled models across runs.
+    a :class:`alcore.engine.training.TrainerCache` to reuse compiled models across runs.
     ``oracle``: "simulated" (the dataset's labels answer every query) or "person" (each
     batch waits for :meth:`give_labels`; the initial and fixed validation labels are the
     dataset's own in both).
@@ -86,7 +86,7 @@ class Experiment:
         self.config = _resolve(config)
         self.dataset = dataset if dataset is not None else load_dataset(self.config)
         if self.config.model == "transfer":
-            from .transfer import with_backbone_features  # once per dataset: share the result
+            from alcore.engine.transfer import with_backbone_features  # once per dataset: share the result
 
             self.dataset = with_backbone_features(self.dataset, self.config)
         self._cache = cache
@@ -177,8 +177,8 @@ class Experiment:
     def trainer(self):
         """The compiled model for this config (imports TensorFlow on first use)."""
         if self._trainer is None:
-            from .models import ModelSpec
-            from .training import TrainerCache
+            from alcore.engine.models import ModelSpec
+            from alcore.engine.training import TrainerCache
 
             if self._cache is None:
                 self._cache = TrainerCache()

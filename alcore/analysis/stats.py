@@ -1,7 +1,7 @@
 """Statistics across seeds: intervals per group, paired tests between groups, and
 plain warnings where the seeds are too few to tell two strategies apart.
 
-Everything starts from :func:`alcore.metrics.metrics_frame` (one row per run with
+Everything starts from :func:`alcore.analysis.metrics.metrics_frame` (one row per run with
 ``group``, ``strategy``, ``seed``, ``aulc`` and ``labels_to_target``). A *group* is a
 strategy with its non-seed settings; two groups are compared only when those settings
 match (the part of the group name after " · ", as for the random baseline in
@@ -21,7 +21,7 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from .metrics import settings_of
+from alcore.analysis.groups import settings_of
 
 ALPHA = 0.05
 CONFIDENCE = 0.95
@@ -127,7 +127,7 @@ def _reached(value) -> bool:
 
 # ------------------------------------------------------------------- per group
 
-def group_intervals(frame: pd.DataFrame, *, confidence: float = CONFIDENCE,
+def group_intervals(frame: pd.DataFrame, *, confidence: float = CONFIDENCE,  # noqa: C901 (above 15 before the limit was set; to split up)
                     resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> pd.DataFrame:
     """One row per group, with intervals across its seeds:
 
@@ -356,7 +356,7 @@ def seed_warnings(pairs: pd.DataFrame, *, alpha: float = ALPHA) -> list[str]:
 
 def seed_statistics(frame: pd.DataFrame, *, alpha: float = ALPHA, confidence: float = CONFIDENCE,
                     resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> SeedStatistics:
-    """Group intervals, pairwise tests and seed warnings of a :func:`~alcore.metrics.metrics_frame`."""
+    """Group intervals, pairwise tests and seed warnings of a :func:`~alcore.analysis.metrics.metrics_frame`."""
     groups = group_intervals(frame, confidence=confidence, resamples=resamples, seed=seed)
     pairs, notes = pairwise_tests(frame, alpha=alpha)
     if frame is not None and len(frame) == 1:
@@ -423,7 +423,7 @@ def setting_effect(results, setting: str, target: float, *, confidence: float = 
     by seed: within a seed every value starts from the same labels and weights."""
     from scipy import stats as sst
 
-    from .metrics import metrics_frame
+    from alcore.analysis.metrics import metrics_frame
 
     if setting not in SWEPT_SETTINGS:
         raise ValueError(f"{setting!r} is not a setting whose effect can be plotted; "
@@ -476,3 +476,30 @@ def setting_effect(results, setting: str, target: float, *, confidence: float = 
         if len(table) < len(runs["seed"].unique()):
             notes.append(f"Tests use the {len(table)} seeds run at every value.")
     return effect
+
+
+def aggregate_curves(frame: pd.DataFrame, band: str = "ci95") -> pd.DataFrame:
+    """Mean accuracy per group and label count across runs, with a band.
+
+    ``band``: "ci95" is the 95% confidence interval of the mean (Student t over
+    the runs at that point), "std" is +- one standard deviation, "minmax" the range;
+    clipped to [0, 1], where accuracies lie."""
+    out = []
+    for (group, n), sub in frame.groupby(["group", "n_labeled"], sort=True):
+        a = sub["test_accuracy"].to_numpy(dtype=float)
+        mean = a.mean()
+        if len(a) < 2:
+            low = high = mean
+        elif band == "std":
+            low, high = mean - a.std(ddof=1), mean + a.std(ddof=1)
+        elif band == "minmax":
+            low, high = a.min(), a.max()
+        elif band == "ci95":
+            _, low, high = t_interval(a, 0.95)
+        else:
+            raise ValueError(f"unknown band {band!r}; choose ci95, std or minmax")
+        # an accuracy lies in [0, 1]: with two or three seeds the t band is wide, and unclipped it
+        # stretched the axis to -200%..200% and flattened every curve
+        out.append({"group": group, "n_labeled": n, "mean": mean, "low": max(low, 0.0), "high": min(high, 1.0),
+                    "runs": len(a)})
+    return pd.DataFrame(out, columns=["group", "n_labeled", "mean", "low", "high", "runs"])

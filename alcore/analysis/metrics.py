@@ -9,6 +9,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from alcore.analysis.groups import group_labels, settings_of
+
 
 def _curve(n_labeled: Sequence[float], accuracy: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
     n = np.asarray(n_labeled, dtype=np.float64)
@@ -60,12 +62,6 @@ def accuracy_at(n_labeled: Sequence[float], accuracy: Sequence[float], n_target:
     return float(a[hits[0]]) if len(hits) else None
 
 
-def settings_of(group: str) -> str:
-    """The non-strategy settings in a group name ('margin · mnist' -> 'mnist'; '' when none):
-    runs compared with each other (a strategy and its random baseline) share them."""
-    return str(group).partition(" · ")[2]
-
-
 def summarize(result, target: Optional[float] = None) -> dict:
     """Metrics of one result: final accuracy, normalised AULC, labels to ``target``."""
     n, a = result.curve()
@@ -88,8 +84,7 @@ def metrics_frame(results, target: float, groups: Optional[Sequence[str]] = None
     on the same seed and group settings; None where either never reached it)."""
     import pandas as pd
 
-    from .figures import group_labels
-    from .results import run_label, strategy_label
+    from alcore.results.records import run_label, strategy_label
 
     groups = list(groups) if groups is not None else group_labels(results)
     rows = []
@@ -140,7 +135,6 @@ def group_confusions(results, groups: Optional[Sequence[str]] = None) -> dict[st
     """Per group (sorted as in :func:`group_metrics`), the last round's test confusion matrices
     of its runs summed over the runs (seeds), and how many runs: where a group's errors go,
     counted over every seed's test set."""
-    from .figures import group_labels
 
     groups = list(groups) if groups is not None else group_labels(results)
     out: dict[str, tuple[np.ndarray, int]] = {}

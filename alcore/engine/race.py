@@ -13,10 +13,10 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Mapping, Optional, Sequence
 
-from .config import ExperimentConfig
-from .data import Dataset, load_dataset
-from .loop import Experiment, _resolve
-from .results import RoundResult, RunResult, run_label, strategy_label
+from alcore.config import ExperimentConfig
+from alcore.data.datasets import Dataset, load_dataset
+from alcore.engine.loop import Experiment, _resolve
+from alcore.results.records import RoundResult, RunResult, run_label, strategy_label
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class Race:
                  dataset_for: Optional[Callable[[ExperimentConfig], Dataset]] = None, cache=None,
                  saved: Optional[Mapping[int, RunResult]] = None):
         """``saved`` maps a run's index (seed-major: ``i = seed_pos * len(strategies) + strategy_pos``)
-        to its result file, to continue an interrupted race (see :mod:`alcore.store`); each
+        to its result file, to continue an interrupted race (see :mod:`alcore.engine.store`); each
         such run is rebuilt with :meth:`Experiment.resume`, the others start afresh."""
         saved = dict(saved or {})
         if not strategies:
@@ -68,7 +68,7 @@ class Race:
             seeded = base.replace(seed=int(seed))
             dataset = dataset_for(seeded)
             if base.model == "transfer":  # backbone features once per seed, shared by every strategy
-                from .transfer import with_backbone_features
+                from alcore.engine.transfer import with_backbone_features
 
                 dataset = with_backbone_features(dataset, seeded)
             for strategy in strategies:

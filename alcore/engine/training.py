@@ -31,8 +31,8 @@ from typing import Optional
 
 import numpy as np
 
-from ._tf import keras, tf
-from .models import ModelSpec, build_model
+from alcore._tf import keras, tf
+from alcore.engine.models import ModelSpec, build_model
 
 PREDICT_CHUNK = 4096
 _EPS = 1e-7

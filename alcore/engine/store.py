@@ -3,9 +3,9 @@ closed browser tab loses nothing.
 
 A race lives in ``<root>/<race_id>/``: ``race.json`` (the shared settings, the
 strategies and the seeds, written when the race starts) and one result file per run,
-``run<NN>.json``, rewritten atomically (:func:`alcore.results.save_result`) after each of
+``run<NN>.json``, rewritten atomically (:func:`alcore.results.records.save_result`) after each of
 its rounds. Reopening the race (:meth:`RunStore.open`) rebuilds every run with
-:meth:`alcore.loop.Experiment.resume`, so continuing picks exactly what an uninterrupted
+:meth:`alcore.engine.loop.Experiment.resume`, so continuing picks exactly what an uninterrupted
 race would have.
 
 ``race_id`` is a random URL-safe token (``secrets.token_urlsafe``): the dashboard puts it in
@@ -26,8 +26,8 @@ from typing import Callable, Optional, Sequence, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .config import ExperimentConfig
-from .results import ResultFileError, RunResult, atomic_write, load_result, save_result
+from alcore.config import ExperimentConfig
+from alcore.results.records import ResultFileError, RunResult, atomic_write, load_result, save_result
 
 RACE_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 MANIFEST = "race.json"
@@ -143,8 +143,8 @@ class RunStore:
         return out
 
     def open(self, race_id: str, *, dataset_for: Optional[Callable] = None, cache=None):
-        """The saved race rebuilt as a :class:`alcore.race.Race`, ready to continue."""
-        from .race import Race
+        """The saved race rebuilt as a :class:`alcore.engine.race.Race`, ready to continue."""
+        from alcore.engine.race import Race
 
         m = self.manifest(race_id)
         saved = self.results(race_id)

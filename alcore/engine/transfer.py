@@ -19,8 +19,8 @@ import dataclasses
 
 import numpy as np
 
-from .config import ExperimentConfig
-from .data import Dataset, DatasetUnavailableError
+from alcore.config import ExperimentConfig
+from alcore.data.datasets import Dataset, DatasetUnavailableError
 
 FEATURE_DIMS = {"mobilenet_v2": 1280}
 CHUNK = 256
@@ -43,7 +43,7 @@ def _deterministic_init(net, seed: int) -> None:
 
 
 def build_backbone(config: ExperimentConfig):
-    from ._tf import keras
+    from alcore._tf import keras
 
     size = config.backbone_size
     try:
@@ -62,7 +62,7 @@ def build_backbone(config: ExperimentConfig):
 
 def backbone_features(images01: np.ndarray, net, size: int) -> np.ndarray:
     """Pooled backbone features (n, d) of images in [0, 1], shape (n, H, W, 1|3)."""
-    from ._tf import tf
+    from alcore._tf import tf
 
     @tf.function(input_signature=[tf.TensorSpec((None,) + tuple(images01.shape[1:]), tf.float32)])
     def features(x):

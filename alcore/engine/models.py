@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import ExperimentConfig
+from alcore.config import ExperimentConfig
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class ModelSpec:
 
 
 def _seeded(seed: int):
-    from ._tf import keras
+    from alcore._tf import keras
 
     counter = iter(range(1, 10_000))
 
@@ -53,7 +53,7 @@ def _seeded(seed: int):
 
 def build_model(spec: ModelSpec, seed: int = 0):
     """A fresh, uncompiled Keras model for ``spec`` with weights drawn from ``seed``."""
-    from ._tf import keras
+    from alcore._tf import keras
     from keras import layers
 
     kernel = _seeded(seed)

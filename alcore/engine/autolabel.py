@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, Field
 
-from .loop import Experiment
+from alcore.engine.loop import Experiment
 
 
 class AutoLabelStep(BaseModel):

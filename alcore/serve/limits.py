@@ -24,7 +24,7 @@ from typing import Callable, Hashable, Mapping, Optional, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .config import ExperimentConfig
+from alcore.config import ExperimentConfig
 
 ENV_PREFIX = "ALCORE_"
 SECRETS_TABLE = "limits"
@@ -195,7 +195,7 @@ class DeploymentLimits(BaseModel):
                      n_runs: int = 1) -> list[str]:
         """What about the runs this deployment refuses: rounds, labels, passes, runs per race.
         ``strategies`` default to the config's own; ``n_runs`` is strategies x seeds."""
-        from .strategies import make_strategy
+        from alcore.strategies.base import make_strategy
 
         strategies = list(strategies) if strategies is not None else [config.strategy]
         problems = []
@@ -249,7 +249,7 @@ def acquisition_rounds(config: ExperimentConfig) -> Optional[int]:
 
 def whole_pool_size(n_train: int, has_test_split: bool, test_size: Optional[int]) -> int:
     """Pool images when ``pool_size`` is empty: the training split, less the test images
-    held out from it when the dataset has no test split (as :func:`alcore.data.prepare` does)."""
+    held out from it when the dataset has no test split (as :func:`alcore.data.datasets.prepare` does)."""
     if has_test_split:
         return n_train
     n_test = test_size if test_size is not None else max(1, int(round(0.2 * n_train)))

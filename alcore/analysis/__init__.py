@@ -1,0 +1,1 @@
+"""What the result files say: metrics, run groups, statistics across seeds, pitfalls, explanations."""

@@ -1,0 +1,1 @@
+"""Datasets: loading (bundled, Keras, idx folders, .npz), checks, splitting into pool and test."""

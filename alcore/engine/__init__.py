@@ -1,0 +1,1 @@
+"""The engine: models, training, the active-learning loop, races, the run store, the person as oracle."""
