@@ -72,7 +72,7 @@ class ExperimentConfig(BaseModel):
         "validation_fraction of the labeled set each round, 'fixed' labels "
         "validation_size extra pool images once (they count against the label "
         "budget), 'none' trains max_epochs with no early stopping. "
-        "The test set is never used."
+        "The test set is never used. softmax needs none: it trains on every label."
     )
     refit: bool = Field(
         True, description="After early stopping has chosen the number of epochs, train "
@@ -90,9 +90,19 @@ class ExperimentConfig(BaseModel):
 
     # -- model ----------------------------------------------------------------------
     model: Literal["softmax", "mlp", "cnn", "transfer"] = Field(
-        "softmax", description="softmax: Dense(classes); mlp: Dense hidden layers; "
+        "softmax", description="softmax: multinomial logistic regression fitted to convergence "
+        "(L-BFGS) every round; mlp: Dense hidden layers; "
         "cnn: Conv-Conv-Pool-Dropout-Dense(128)-Dropout-Dense; transfer: a frozen pretrained "
         "MobileNetV2's features (computed once) and a dense head like mlp's."
+    )
+    penalty_c: float = Field(
+        1.0, gt=0.0, le=1e6, description="softmax: inverse strength C of the L2 penalty, as in "
+        "scikit-learn's LogisticRegression (minimises the summed cross-entropy plus ||W||^2 / (2C)); "
+        "the default was chosen on development splits of training data."
+    )
+    penalty_cv: bool = Field(
+        False, description="softmax: choose C each round by 5-fold cross-validation on the labeled "
+        "set among penalty_c x 0.1, 0.3, 1, 3, 10 (from 20 labels on)."
     )
     backbone_weights: Literal["imagenet", "random"] = Field(
         "imagenet", description="transfer: ImageNet weights (downloaded on first use) or "

@@ -6,8 +6,9 @@ from app_pages.common import (bind, commit, config, dataset, help_text, label, o
                                show_table, trainer_cache)
 
 st.title("Model")
-st.write("Each round the model is re-initialised (unless warm start is on) and trained on the labels "
-         "so far. Early stopping watches **validation labels only**; the test set just reports accuracy.")
+st.write("Each round the model is trained again on the labels so far: `softmax` is fitted to its optimum "
+         "(a convex problem: no epochs, no validation labels), the networks are re-initialised (unless warm "
+         "start is on) and trained. Only labels ever shape a model; the test set just reports accuracy.")
 
 cfg = config()
 c1, c2, c3 = st.columns(3)
@@ -33,33 +34,44 @@ with c1:
         values["filters"] = st.number_input(label("filters"), 1, 512, key=bind("filters"), help=help_text("filters"))
     if values["model"] in ("mlp", "cnn", "transfer"):
         values["dropout"] = st.slider(label("dropout"), 0.0, 0.9, key=bind("dropout"), help=help_text("dropout"))
-with c2:
-    st.subheader("Optimizer")
-    values["optimizer"] = st.selectbox(label("optimizer"), ["adam", "sgd"], key=bind("optimizer"),
-                                       help=help_text("optimizer"))
-    values["learning_rate"] = st.number_input(label("learning_rate"), min_value=1e-6, max_value=10.0,
-                                              format="%.5f", key=bind("learning_rate"), help=help_text("learning_rate"))
-    if values["optimizer"] == "sgd":
-        values["momentum"] = st.slider(label("momentum"), 0.0, 0.99, key=bind("momentum"), help=help_text("momentum"))
-    values["train_batch_size"] = st.number_input(label("train_batch_size"), 1, 8192, key=bind("train_batch_size"),
-                                                 help=help_text("train_batch_size"))
-    values["l2"] = st.number_input(label("l2"), min_value=0.0, format="%.6f", key=bind("l2"), help=help_text("l2"))
-    values["warm_start"] = st.toggle(label("warm_start"), key=bind("warm_start"), help=help_text("warm_start"))
-with c3:
-    st.subheader("Stopping")
-    values["validation"] = st.selectbox(label("validation"), ["split", "fixed", "none"], key=bind("validation"),
-                                        help=help_text("validation"))
-    if values["validation"] == "split":
-        values["validation_fraction"] = st.slider(label("validation_fraction"), 0.05, 0.5,
-                                                  key=bind("validation_fraction"), help=help_text("validation_fraction"))
-    if values["validation"] == "fixed":
-        values["validation_size"] = st.number_input(label("validation_size"), 1, key=bind("validation_size"),
-                                                    help=help_text("validation_size"))
-    if values["validation"] != "none":
-        values["patience"] = st.number_input(label("patience"), 1, 1000, key=bind("patience"), help=help_text("patience"))
-        values["refit"] = st.toggle(label("refit"), key=bind("refit"), help=help_text("refit"))
-    values["max_epochs"] = st.number_input(label("max_epochs"), 1, 10_000, key=bind("max_epochs"),
-                                           help=help_text("max_epochs"))
+if values["model"] == "softmax":
+    with c2:
+        st.subheader("Penalty")
+        values["penalty_c"] = st.number_input(label("penalty_c"), min_value=1e-6, max_value=1e6, format="%.4f",
+                                              key=bind("penalty_c"), help=help_text("penalty_c"))
+        values["penalty_cv"] = st.toggle(label("penalty_cv"), key=bind("penalty_cv"), help=help_text("penalty_cv"))
+    c3.subheader("Fitting")
+    c3.caption("Multinomial logistic regression, minimised to convergence every round by L-BFGS "
+               "(scikit-learn): the same labels always give the same model, so the curve moves only "
+               "when the labels do.")
+else:
+    with c2:
+        st.subheader("Optimizer")
+        values["optimizer"] = st.selectbox(label("optimizer"), ["adam", "sgd"], key=bind("optimizer"),
+                                           help=help_text("optimizer"))
+        values["learning_rate"] = st.number_input(label("learning_rate"), min_value=1e-6, max_value=10.0,
+                                                  format="%.5f", key=bind("learning_rate"), help=help_text("learning_rate"))
+        if values["optimizer"] == "sgd":
+            values["momentum"] = st.slider(label("momentum"), 0.0, 0.99, key=bind("momentum"), help=help_text("momentum"))
+        values["train_batch_size"] = st.number_input(label("train_batch_size"), 1, 8192, key=bind("train_batch_size"),
+                                                     help=help_text("train_batch_size"))
+        values["l2"] = st.number_input(label("l2"), min_value=0.0, format="%.6f", key=bind("l2"), help=help_text("l2"))
+        values["warm_start"] = st.toggle(label("warm_start"), key=bind("warm_start"), help=help_text("warm_start"))
+    with c3:
+        st.subheader("Stopping")
+        values["validation"] = st.selectbox(label("validation"), ["split", "fixed", "none"], key=bind("validation"),
+                                            help=help_text("validation"))
+        if values["validation"] == "split":
+            values["validation_fraction"] = st.slider(label("validation_fraction"), 0.05, 0.5,
+                                                      key=bind("validation_fraction"), help=help_text("validation_fraction"))
+        if values["validation"] == "fixed":
+            values["validation_size"] = st.number_input(label("validation_size"), 1, key=bind("validation_size"),
+                                                        help=help_text("validation_size"))
+        if values["validation"] != "none":
+            values["patience"] = st.number_input(label("patience"), 1, 1000, key=bind("patience"), help=help_text("patience"))
+            values["refit"] = st.toggle(label("refit"), key=bind("refit"), help=help_text("refit"))
+        values["max_epochs"] = st.number_input(label("max_epochs"), 1, 10_000, key=bind("max_epochs"),
+                                               help=help_text("max_epochs"))
 ok = commit(values)
 cfg = config()
 ds = dataset(cfg)
@@ -94,10 +106,10 @@ right.metric("Parameters", f"{n_params:,}")
 
 st.subheader("Reference accuracy")
 st.write("The ceiling the learning curves are heading for: the same model trained on **every** pool "
-         f"label ({len(ds.y_pool):,} images), with the same early stopping.")
+         f"label ({len(ds.y_pool):,} images), the same way.")
 refs = st.session_state.setdefault("reference", {})
 ref_key = (cfg.data_key(), cfg.seed, spec, cfg.optimizer, cfg.learning_rate, cfg.train_batch_size, cfg.max_epochs,
-           cfg.validation, cfg.patience, cfg.l2)
+           cfg.validation, cfg.patience, cfg.l2, cfg.penalty_c, cfg.penalty_cv)
 if st.button("Train on every pool label", type="primary"):
     from alcore.engine.loop import Experiment
 
@@ -113,5 +125,5 @@ if st.button("Train on every pool label", type="primary"):
 if ref_key in refs:
     acc, secs, epochs = refs[ref_key]
     st.metric("Test accuracy with every pool label", f"{acc:.2%}",
-              help=f"{epochs} epochs, {secs:.1f} s of training")
+              help=f"{epochs} {'L-BFGS iterations' if cfg.model == 'softmax' else 'epochs'}, {secs:.1f} s of training")
     st.session_state["reference_accuracy"] = acc

@@ -5,7 +5,7 @@ import streamlit as st
 from alcore.figures import autolabel_figure, class_balance_figure, confusion_figure, gallery, stopping_signals_figure, upscale
 from alcore.analysis.metrics import group_metrics, metrics_frame
 from alcore.results.records import ImageRef, curves_csv, to_json
-from app_pages.common import RACE, one_call_within_labels, plain, race_lock, show_figure, show_table
+from app_pages.common import RACE, metric_columns, one_call_within_labels, plain, race_lock, show_figure, show_table
 
 st.title("Results")
 race = st.session_state.get(RACE)
@@ -22,11 +22,7 @@ st.subheader("Metrics")
 default_target = float(np.round(max(r.rounds[-1].test_accuracy for r in results) * 0.95, 2))
 target = st.slider("Target accuracy (for 'labels to target')", 0.05, 1.0, min(max(default_target, 0.05), 1.0), 0.01)
 frame = metrics_frame(results, target)
-fmt = {"final_labels": st.column_config.NumberColumn("labels used", format="%d"),
-       "final_accuracy": st.column_config.NumberColumn("final accuracy", format="percent"),
-       "aulc": st.column_config.NumberColumn("AULC", format="%.4f", help="mean accuracy over the label budget"),
-       "labels_to_target": st.column_config.NumberColumn("labels to target", format="%d"),
-       "labels_saved_vs_random": st.column_config.NumberColumn("labels saved vs random", format="%d")}
+fmt = metric_columns()
 show_table(frame.drop(columns=["group", "strategy"]), "metrics_per_run", column_config=fmt)
 if len(results) > len(set(frame["group"])):
     st.caption("Mean over seeds")
@@ -56,7 +52,7 @@ m1, m2, m3, m4 = st.columns(4)
 m1.metric("Labels", rnd.n_labeled)
 m2.metric("Test accuracy", f"{rnd.test_accuracy:.2%}",
           f"{rnd.test_accuracy - res.rounds[r_idx - 1].test_accuracy:+.2%}" if r_idx else None)
-m3.metric("Epochs", rnd.epochs)
+m3.metric("L-BFGS iterations" if res.config.model == "softmax" else "Epochs", rnd.epochs)
 m4.metric("Train + query", f"{rnd.train_seconds + rnd.query_seconds:.3f} s")
 
 

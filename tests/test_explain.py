@@ -238,7 +238,11 @@ def test_round_sets_and_the_map_of_a_real_round(race_with_scores, digits):
     assert sorted(labeled.tolist()) == sorted(res.initial_indices + res.rounds[0].selected)
     assert picked.tolist() == sorted(res.rounds[1].selected)
     keep = run_keep(race.results())
-    assert len(keep) == 10 + 3 * 20  # the shared initial labels and each strategy's two batches
+    # the shared initial labels and each strategy's two batches (strategies may pick the same image)
+    runs = race.results()
+    assert sorted(keep.tolist()) == sorted(set(runs[0].initial_indices).union(
+        *(r.selected for run in runs for r in run.rounds)))
+    assert len(keep) > 10 + 20
     frame = round_pool_map(res, 1, embed_pool(digits.x_pool, keep), digits.y_pool)
     assert len(frame) == len(digits.y_pool)  # digits' 1,438 images are all shown
     assert (frame["status"] == "picked").sum() == 10 and (frame["status"] == "labeled").sum() == 20

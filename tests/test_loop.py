@@ -22,7 +22,7 @@ def test_rounds_stream_and_labels_grow(digits_config, digits, cache):
     picked = np.concatenate([exp.initial_indices] + [r.selected for r in rounds])
     assert len(np.unique(picked)) == len(picked) == 40
     for r in rounds:
-        assert r.n_train + r.n_validation == r.n_labeled and r.n_validation == round(0.2 * r.n_labeled)
+        assert r.n_train == r.n_labeled and r.n_validation == 0  # softmax: every label trains, none validates
         assert np.array(r.confusion).sum() == len(digits.y_test)
         assert np.trace(np.array(r.confusion)) / len(digits.y_test) == pytest.approx(r.test_accuracy)
         assert r.query_seconds == pytest.approx(r.score_seconds + r.select_seconds)
@@ -90,10 +90,13 @@ def test_label_budget_takes_a_partial_last_batch(digits, cache):
 
 
 def test_fixed_validation_counts_against_the_budget(digits, cache):
-    cfg = ExperimentConfig(validation="fixed", validation_size=15, rounds=1, max_epochs=5)
+    cfg = ExperimentConfig(model="mlp", validation="fixed", validation_size=15, rounds=1, max_epochs=5)
     exp, rounds = run(cfg, digits, cache)
     assert rounds[0].n_labeled == 25 and rounds[0].n_train == 10 and rounds[0].n_validation == 15
     assert not set(exp.validation_indices) & set(exp.labeled_indices)
+    # softmax validates nothing: the fixed validation labels are labels like any other, and it trains on them
+    exp, rounds = run(cfg.replace(model="softmax"), digits, cache)
+    assert rounds[0].n_labeled == 25 and rounds[0].n_train == 25 and rounds[0].n_validation == 0
 
 
 def test_target_accuracy_and_plateau_stop_the_run(digits, cache):

@@ -175,7 +175,14 @@ class Experiment:
 
     @property
     def trainer(self):
-        """The compiled model for this config (imports TensorFlow on first use)."""
+        """The model for this config: a convex :class:`SoftmaxLearner` for ``softmax``, else a
+        compiled Keras :class:`Trainer` (imports TensorFlow on first use)."""
+        if self._trainer is None and self.config.model == "softmax":
+            from alcore.engine.softmax import SoftmaxLearner
+
+            shape = self.dataset.inputs_pool.shape[1:]
+            self._trainer = SoftmaxLearner(int(np.prod(shape)), self.dataset.n_classes,
+                                           self.config.penalty_c, self.config.penalty_cv)
         if self._trainer is None:
             from alcore.engine.models import ModelSpec
             from alcore.engine.training import TrainerCache
@@ -252,6 +259,8 @@ class Experiment:
         never enter the validation split. ``labeled``: other labeled pool indices than the
         current ones; ``truth``: the dataset's labels in place of the person's."""
         cfg, ds, trainer = self.config, self.dataset, self.trainer
+        if cfg.model == "softmax":
+            return self._fit_convex(r, extra, labeled=labeled, truth=truth)
         train_idx, val_idx = self._split(r, labeled)
         x_train, y_train = ds.inputs_pool[train_idx], self.labels_of(train_idx, truth=truth)
         if extra is not None and len(extra[0]):
@@ -281,6 +290,19 @@ class Experiment:
         if cfg.warm_start:
             self._warm = trainer.get_weights()
         return report, train_idx, val_idx
+
+    def _fit_convex(self, r: int, extra=None, *, labeled: Optional[np.ndarray] = None, truth: bool = False):
+        """softmax: fit to convergence on every label (fixed validation labels included: a
+        convex fit needs no validation). The generator of round r draws penalty_cv's folds."""
+        ds = self.dataset
+        lab = self.labeled_indices if labeled is None else labeled
+        train_idx = np.sort(np.concatenate([lab, self.validation_indices]).astype(np.int64))
+        x, y = ds.inputs_pool[train_idx], self.labels_of(train_idx, truth=truth)
+        if extra is not None and len(extra[0]):
+            x = np.concatenate([x, ds.inputs_pool[extra[0]]])
+            y = np.concatenate([y, np.asarray(extra[1], dtype=np.int32)])
+        report = self.trainer.fit(x, y, rng=round_rng(self.config.seed, r, _SPLIT))
+        return report, train_idx, np.empty(0, dtype=np.int64)
 
     def _evaluate(self) -> tuple[float, float, np.ndarray]:
         """Test accuracy, mean cross-entropy (probabilities clipped at 1e-7, as in
@@ -368,6 +390,7 @@ class Experiment:
             round=r, n_labeled=self.n_labeled, n_train=len(train_idx), n_validation=len(val_idx),
             test_accuracy=acc, test_loss=loss, confusion=confusion.tolist(), epochs=report.epochs,
             validation_loss=report.best_val_loss, train_seconds=train_seconds,
+            penalty_c=getattr(report, "penalty_c", None) if cfg.penalty_cv else None,
             score_seconds=score_seconds, select_seconds=select_seconds,
             query_seconds=score_seconds + select_seconds, eval_seconds=eval_seconds,
             selected=selected.tolist(), selected_scores=[float(s) for s in scores],

@@ -91,6 +91,8 @@ class RoundResult(_Strict):
     confusion: list[list[Count]] = Field(description="test images by true (row) and predicted (column) class")
     epochs: Count
     validation_loss: Optional[float] = None
+    penalty_c: Optional[float] = Field(None, gt=0.0, exclude_if=lambda v: v is None,
+                                       description="softmax with penalty_cv: the C cross-validation chose")
     train_seconds: Seconds
     score_seconds: Seconds
     select_seconds: Seconds
