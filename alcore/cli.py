@@ -181,7 +181,7 @@ def cmd_summarize(ns: argparse.Namespace) -> int:
     """Table of metrics per result file, and the mean per strategy over seeds."""
     import numpy as np
 
-    from alcore.analysis.metrics import accuracy_at, labels_to_target, normalized_aulc
+    from alcore.analysis.metrics import accuracy_at, curve_drops, labels_to_target, normalized_aulc
 
     results, failed = _load_all(ns.files)
     if not results:
@@ -191,7 +191,7 @@ def cmd_summarize(ns: argparse.Namespace) -> int:
         groups.setdefault(res.config.strategy if res.config.strategy != "hybrid"
                           else f"hybrid {res.config.hybrid_fraction:g}", []).append(res)
     at = ns.at
-    head = f"{'strategy':<22}{'runs':>5}{'final_acc':>11}{'aulc':>8}"
+    head = f"{'strategy':<22}{'runs':>5}{'final_acc':>11}{'aulc':>8}{'drops':>7}"
     if at is not None:
         head += f"{'acc@' + str(at):>11}"
     if ns.target is not None:
@@ -201,7 +201,8 @@ def cmd_summarize(ns: argparse.Namespace) -> int:
         curves = [r.curve() for r in rs]
         final = np.mean([a[-1] for _, a in curves])
         aulc = np.mean([normalized_aulc(n, a) for n, a in curves])
-        line = f"{name:<22}{len(rs):>5}{final:>11.4f}{aulc:>8.4f}"
+        drops = sum(curve_drops(n, a) for n, a in curves)
+        line = f"{name:<22}{len(rs):>5}{final:>11.4f}{aulc:>8.4f}{drops:>7d}"
         if at is not None:
             vals = [accuracy_at(n, a, at) for n, a in curves]
             vals = [v for v in vals if v is not None]
@@ -350,7 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--dry-run", action="store_true", help="list the cells and what --out holds for each; run nothing")
     sw.add_argument("--no-progress", action="store_true", help="one line per cell, no progress bar")
     sw.set_defaults(func=cmd_sweep)
-    s = sub.add_parser("summarize", help="metrics of result files, averaged per strategy")
+    s = sub.add_parser("summarize", help="metrics of result files, averaged per strategy (drops: rounds after 50 "
+                                          "labels whose accuracy fell over 5 points, summed over the runs)")
     s.add_argument("files", nargs="+")
     s.add_argument("--at", type=int, help="also report mean accuracy at this many labels")
     s.add_argument("--target", type=float, help="also report labels needed to reach this accuracy")

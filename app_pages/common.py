@@ -517,6 +517,22 @@ def figure_downloads() -> None:
 
 # ------------------------------------------------------------------ pitfalls
 
+def metric_columns() -> dict:
+    """How the metrics tables (alcore.analysis.metrics.metrics_frame / group_metrics) show
+    their columns, on every page that draws them."""
+    from alcore.analysis.metrics import DROP_AFTER_LABELS, DROP_POINTS
+
+    number = st.column_config.NumberColumn
+    return {"final_labels": number("labels used", format="%d"),
+            "final_accuracy": number("final accuracy", format="percent"),
+            "aulc": number("AULC", format="%.4f", help="mean accuracy over the label budget"),
+            "labels_to_target": number("labels to target", format="%d"),
+            "labels_saved_vs_random": number("labels saved vs random", format="%d"),
+            "drops": number("curve drops", format="%d", help=(
+                f"rounds after the first {DROP_AFTER_LABELS} labels whose test accuracy fell more than "
+                f"{DROP_POINTS * 100:g} points below the previous round's: 0 for a stable learner"))}
+
+
 def show_pitfalls(pitfalls, where=None) -> None:
     """alcore.analysis.pitfalls warnings as the page shows them: what is wrong, then the fix."""
     for p in pitfalls:

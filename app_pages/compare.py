@@ -4,11 +4,11 @@ import streamlit as st
 from alcore.analysis.groups import curve_frame
 from alcore.figures import SETTING_TITLES, learning_curve_figure, pairwise_figure, setting_effect_figure
 from alcore.analysis.metrics import group_metrics, metrics_frame
-from alcore.analysis.pitfalls import model_selection, not_better_than_random, tiny_test_set
+from alcore.analysis.pitfalls import model_selection, not_better_than_random, tiny_test_set, unstable_curves
 from alcore.sweep.presets import list_presets, load_preset
 from alcore.results.records import ResultFileError, curves_csv, load_result
 from alcore.analysis.stats import seed_statistics, setting_effect, swept_settings
-from app_pages.common import RACE, plain, show_figure, show_pitfalls, show_table
+from app_pages.common import RACE, metric_columns, plain, show_figure, show_pitfalls, show_table
 
 
 @st.cache_resource(show_spinner="Loading the preset's result files...")
@@ -81,12 +81,8 @@ smallest = min(results, key=lambda r: r.dataset.n_test)  # the noisiest test set
 tiny = tiny_test_set(smallest.dataset.n_test, float(metrics["final_accuracy"].median()),
                      test_size=smallest.config.test_size)
 against_random = not_better_than_random(metrics, seed_stats.pairs)
-show_pitfalls([p for p in (tiny, model_selection([r.config for r in results])) if p])
-fmt = {"final_labels": st.column_config.NumberColumn("labels used", format="%d"),
-       "final_accuracy": st.column_config.NumberColumn("final accuracy", format="percent"),
-       "aulc": st.column_config.NumberColumn("AULC", format="%.4f"),
-       "labels_to_target": st.column_config.NumberColumn("labels to target", format="%d"),
-       "labels_saved_vs_random": st.column_config.NumberColumn("labels saved vs random", format="%d")}
+show_pitfalls([p for p in (tiny, model_selection([r.config for r in results])) if p] + unstable_curves(metrics))
+fmt = metric_columns()
 st.subheader("Per group (mean over seeds)")
 show_table(group_metrics(metrics), "compare_metrics_per_group", column_config=fmt)
 with st.expander("Per run"):

@@ -5,7 +5,7 @@ from contextlib import nullcontext
 import streamlit as st
 
 from alcore.figures import learning_curve_figure
-from alcore.analysis.pitfalls import not_better_than_random, setup_pitfalls
+from alcore.analysis.pitfalls import not_better_than_random, setup_pitfalls, unstable_curves
 from app_pages.common import (AUTOSTART, CONFIG, RACE, RACE_SETTINGS, RUNNING, claim_run_slot, config, config_caption,
                               dataset, dataset_sizes, deployment_limits, plain, race_lock, race_refusal, race_settings,
                               release_run_slot, run_store, sentence, show_figure, show_pitfalls, show_table,
@@ -268,15 +268,18 @@ def draw(race, live: bool = False) -> None:
 
 
 def against_random(race) -> None:
-    """Once the race is finished: each strategy that is not significantly better than random
+    """Once the race is finished: runs whose curves dropped (unstable learner), and each strategy
+    that is not significantly better than random
     across the seeds run (alcore.analysis.pitfalls), with the seeds a verdict would take. (A stopped race's
     runs may end at different label counts, and their AULCs would not compare.)"""
     from alcore.analysis.metrics import metrics_frame
 
     results = race.results() if race.done else []
-    if len(results) < 2 or not any(r.config.strategy == "random" for r in results):
+    if not results:
         return
-    show_pitfalls(not_better_than_random(metrics_frame(results, 1.0)))  # AULC only: the target does not matter
+    frame = metrics_frame(results, 1.0)  # AULC and drops only: the target does not matter
+    with_random = len(results) > 1 and any(r.config.strategy == "random" for r in results)
+    show_pitfalls(unstable_curves(frame) + (not_better_than_random(frame) if with_random else []))
 
 
 def setup_advice() -> None:

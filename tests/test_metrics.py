@@ -26,3 +26,28 @@ def test_labels_to_target_and_final():
 def test_bad_curves(n, a, words):
     with pytest.raises(ValueError, match=words):
         normalized_aulc(n, a)
+
+
+def test_a_drop_is_a_round_past_50_labels_that_loses_more_than_5_points():
+    from alcore.analysis.metrics import curve_drops
+
+    n = [10, 20, 30, 40, 50, 60, 70, 80]
+    # a 9-point fall at 40 labels (too early to count), an exact 5-point fall at 60 (not more),
+    # a 5.1-point fall at 70 and a 12-point fall at 80
+    a = [0.30, 0.50, 0.60, 0.51, 0.60, 0.55, 0.489, 0.369]
+    assert curve_drops(n, a) == 2
+    assert curve_drops(n, a, points=0.10) == 1
+    assert curve_drops(n, a, after=30) == 3
+    assert curve_drops([10, 60], [0.9, 0.2]) == 1 and curve_drops([60], [0.5]) == 0
+    rising = [0.1 * i for i in range(8)]
+    assert curve_drops(n, rising) == 0
+
+
+def test_the_metrics_tables_count_drops_per_run_and_group(three_seed_results):
+    from alcore.analysis.metrics import curve_drops, group_metrics, metrics_frame, summarize
+
+    frame = metrics_frame(three_seed_results, 0.8)
+    assert list(frame["drops"]) == [curve_drops(*r.curve()) for r in three_seed_results]
+    groups = group_metrics(frame)
+    assert groups["drops"].sum() == frame["drops"].sum()
+    assert summarize(three_seed_results[0])["drops"] == frame["drops"].iloc[0]

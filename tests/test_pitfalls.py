@@ -179,3 +179,30 @@ def test_on_a_real_three_seed_race(three_seed_results):
     (p,) = not_better_than_random(metrics_frame(three_seed_results, 0.8))
     assert p.groups == ("margin", "random") and "3 paired seeds" in p.message
     assert "Run at least 6 seeds" in p.fix
+
+
+# ----------------------------------------------------------------- unstable curves
+
+def test_a_run_whose_curve_drops_is_named_with_its_seed():
+    from alcore.analysis.pitfalls import unstable_curves
+
+    frame = pd.DataFrame({"group": ["margin", "margin", "margin", "random"], "seed": [0, 1, 2, 0],
+                          "drops": [0, 2, 1, 0]})
+    warned = unstable_curves(frame)
+    assert rules(warned) == ["unstable_curve"] and warned[0].groups == ("margin",)
+    assert "2 of 3 runs" in warned[0].message and "seed 1 (2)" in warned[0].message
+    assert "seed 2 (1)" in warned[0].message and "seed 0" not in warned[0].message
+    assert "more than 5 points" in warned[0].message and "after 50 labels" in warned[0].message
+    assert unstable_curves(frame.assign(drops=0)) == [] and unstable_curves(None) == []
+
+
+def test_the_warning_follows_the_metric_at_its_threshold():
+    from alcore.analysis.metrics import curve_drops
+    from alcore.analysis.pitfalls import unstable_curves
+
+    def frame(a):
+        return pd.DataFrame({"group": ["margin"], "seed": [0], "drops": [curve_drops([40, 50, 60, 70], a)]})
+
+    assert unstable_curves(frame([0.5, 0.6, 0.55, 0.56])) == []  # 5 points exactly: not a drop
+    assert rules(unstable_curves(frame([0.5, 0.6, 0.549, 0.56]))) == ["unstable_curve"]
+    assert unstable_curves(frame([0.7, 0.5, 0.6, 0.7])) == []  # before 50 labels: not counted

@@ -62,6 +62,23 @@ def accuracy_at(n_labeled: Sequence[float], accuracy: Sequence[float], n_target:
     return float(a[hits[0]]) if len(hits) else None
 
 
+# A curve "drop": a round, past the first DROP_AFTER_LABELS labels, whose test accuracy is more
+# than DROP_POINTS below the previous round's. A stable learner has none: adding 10 labels does
+# not cost 5 points of accuracy unless training stopped at a bad point.
+DROP_AFTER_LABELS = 50
+DROP_POINTS = 0.05
+
+
+def curve_drops(n_labeled: Sequence[float], accuracy: Sequence[float], *, after: float = DROP_AFTER_LABELS,
+                points: float = DROP_POINTS) -> int:
+    r"""Instability of a learning curve: rounds :math:`i` with :math:`n_i > \text{after}` and
+    :math:`\mathrm{acc}_i < \mathrm{acc}_{i-1} - \text{points}` (defaults: 50 labels, 5 points)."""
+    n, a = _curve(n_labeled, accuracy)
+    if len(n) < 2:
+        return 0
+    return int(np.sum((n[1:] > after) & (a[1:] < a[:-1] - points - 1e-12)))
+
+
 def summarize(result, target: Optional[float] = None) -> dict:
     """Metrics of one result: final accuracy, normalised AULC, labels to ``target``."""
     n, a = result.curve()
@@ -72,6 +89,7 @@ def summarize(result, target: Optional[float] = None) -> dict:
         "final_labels": n[-1],
         "final_accuracy": final_accuracy(n, a),
         "aulc": normalized_aulc(n, a),
+        "drops": curve_drops(n, a),
     }
     if target is not None:
         out[f"labels_to_{target:g}"] = labels_to_target(n, a, target)
@@ -94,6 +112,7 @@ def metrics_frame(results, target: float, groups: Optional[Sequence[str]] = None
             "group": group, "run": run_label(res.config), "strategy": strategy_label(res.config),
             "seed": res.config.seed, "final_labels": n[-1], "final_accuracy": final_accuracy(n, a),
             "aulc": normalized_aulc(n, a), "labels_to_target": labels_to_target(n, a, target),
+            "drops": curve_drops(n, a),
         })
     frame = pd.DataFrame(rows)
     # the baseline for a run: the random run with the same seed and the same non-strategy settings
@@ -127,6 +146,7 @@ def group_metrics(frame):
             "labels_to_target": reached.mean() if len(reached) else None,
             "reached_target": f"{len(reached)}/{len(sub)}",
             "labels_saved_vs_random": saved.mean() if len(saved) else None,
+            "drops": int(sub["drops"].sum()),
         })
     return pd.DataFrame(out)
 

@@ -23,6 +23,8 @@ The rules and their thresholds:
   scored (a random batch then shares at least that share of its images with any strategy's,
   on average); a run that can label the whole pool (every strategy then ends on the same
   labels).
+- :func:`unstable_curves`: a run whose test accuracy falls more than DROP_POINTS (5 points) from one
+  round to the next after DROP_AFTER_LABELS (50) labels (alcore.analysis.metrics.curve_drops).
 - :func:`not_better_than_random`: a strategy whose AULC is not significantly higher than the
   random run's of the same seeds and settings (the paired Wilcoxon test of
   :func:`alcore.analysis.stats.pairwise_tests`, Holm-corrected, at ALPHA), with the seeds it would take.
@@ -345,6 +347,33 @@ def not_better_than_random(frame, pairs=None, *, alpha: Optional[float] = None) 
                 f"and higher on {wins} of {n}{p_text}.",
                 "Its gain, if any, is small next to the differences between seeds: more seeds would tell, but on "
                 "this setup do not count on it beating random.", (group, base)))
+    return out
+
+
+def unstable_curves(frame) -> list[Pitfall]:
+    """One warning per group with curve drops (``frame``: :func:`alcore.analysis.metrics.metrics_frame`):
+    rounds after the first DROP_AFTER_LABELS labels whose test accuracy fell more than DROP_POINTS
+    below the previous round's. Ten more labels do not cost 5 points of accuracy: such a drop is
+    the learner (training stopped at a bad point, too few steps, a tiny validation split), and
+    differences between strategies of a few points are then noise."""
+    from alcore.analysis.metrics import DROP_AFTER_LABELS, DROP_POINTS
+
+    if frame is None or len(frame) == 0 or "drops" not in frame:
+        return []
+    out = []
+    for group, sub in frame.groupby("group", sort=True):
+        bad = sub[sub["drops"] > 0]
+        if bad.empty:
+            continue
+        runs = ", ".join(f"seed {int(r.seed)} ({int(r.drops)})" for r in bad.itertuples())
+        out.append(Pitfall(
+            "unstable_curve",
+            f"{group}: the curve of {len(bad)} of {len(sub)} run{'s' if len(sub) > 1 else ''} dropped more than "
+            f"{DROP_POINTS * 100:g} points from one round to the next after {DROP_AFTER_LABELS} labels "
+            f"({runs} such rounds). Strategy differences of a few points are then the learner's noise.",
+            "Train the same way every round: softmax fits to convergence and never drops this way; for mlp / cnn "
+            "use validation 'none' (a fixed training schedule) instead of early stopping on a few labels.",
+            (group,)))
     return out
 
 
