@@ -190,8 +190,8 @@ def test_a_run_whose_curve_drops_is_named_with_its_seed():
                           "drops": [0, 2, 1, 0]})
     warned = unstable_curves(frame)
     assert rules(warned) == ["unstable_curve"] and warned[0].groups == ("margin",)
-    assert "2 of 3 runs" in warned[0].message and "seed 1 (2)" in warned[0].message
-    assert "seed 2 (1)" in warned[0].message and "seed 0" not in warned[0].message
+    assert "2 of 3 runs" in warned[0].message and "(seed 1: 2 rounds, seed 2: 1 round)" in warned[0].message
+    assert "seed 0" not in warned[0].message
     assert "more than 5 points" in warned[0].message and "after 50 labels" in warned[0].message
     assert unstable_curves(frame.assign(drops=0)) == [] and unstable_curves(None) == []
 

@@ -365,12 +365,13 @@ def unstable_curves(frame) -> list[Pitfall]:
         bad = sub[sub["drops"] > 0]
         if bad.empty:
             continue
-        runs = ", ".join(f"seed {int(r.seed)} ({int(r.drops)})" for r in bad.itertuples())
+        runs = ", ".join(f"seed {int(r.seed)}: {int(r.drops)} round{'s' if r.drops > 1 else ''}"
+                         for r in bad.itertuples())
         out.append(Pitfall(
             "unstable_curve",
             f"{group}: the curve of {len(bad)} of {len(sub)} run{'s' if len(sub) > 1 else ''} dropped more than "
             f"{DROP_POINTS * 100:g} points from one round to the next after {DROP_AFTER_LABELS} labels "
-            f"({runs} such rounds). Strategy differences of a few points are then the learner's noise.",
+            f"({runs}). Strategy differences of a few points are then the learner's noise.",
             "Train the same way every round: softmax fits to convergence and never drops this way; for mlp / cnn "
             "use validation 'none' (a fixed training schedule) instead of early stopping on a few labels.",
             (group,)))
