@@ -72,6 +72,9 @@ class SoftmaxLearner:
         self.tol = tol
         self.max_iter = max_iter
         self.lock = threading.Lock()
+        from threadpoolctl import ThreadpoolController  # a scikit-learn dependency
+
+        self._blas = ThreadpoolController()  # found once: each look-up scans the loaded libraries (~7 ms)
         self.coef_ = np.zeros((self.n_features, self.n_classes), np.float32)
         self.intercept_ = np.zeros(self.n_classes, np.float32)
 
@@ -133,16 +136,13 @@ class SoftmaxLearner:
     def fit(self, x: np.ndarray, y: np.ndarray, rng: Optional[np.random.Generator] = None) -> ConvexFitReport:
         """Fit to convergence on (x, y) from zero weights. ``rng`` draws the folds of
         ``penalty_cv`` (deterministic for a given generator)."""
-        from threadpoolctl import threadpool_limits  # a scikit-learn dependency
-
         y = np.asarray(y, dtype=np.int64)
         if len(y) == 0:
             raise ValueError("cannot train on an empty labeled set")
         if y.min() < 0 or y.max() >= self.n_classes:
             raise ValueError(f"labels must be classes 0..{self.n_classes - 1}")
         x = _flat(x)
-        # One BLAS thread: the matrices are small, and two threads on two busy cores ran 10x slower.
-        with threadpool_limits(limits=1, user_api="blas"):
+        with self._single_thread():
             c, cv_loss = self._choose_c(x, y, rng if rng is not None else np.random.default_rng(0))
             coef, intercept, iterations, converged = self._solve(x, y, c)
         self.coef_, self.intercept_ = coef, intercept
@@ -158,6 +158,12 @@ class SoftmaxLearner:
         p = np.clip(p.astype(np.float64), 1e-300, 1.0)
         return float(-np.log(p).sum() + (self.coef_.astype(np.float64) ** 2).sum() / (2 * c))
 
+    def _single_thread(self):
+        """One BLAS thread for every product of this model: the matrices are small, and OpenBLAS'
+        threads, woken by one multi-threaded product, kept spinning through the next single-threaded
+        fit (the whole loop ran 2x slower); left free on two busy cores, a fit took 40x as long."""
+        return self._blas.limit(limits=1, user_api="blas")
+
     # --------------------------------------------------------------- prediction
     @staticmethod
     def _probs(x: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
@@ -170,7 +176,8 @@ class SoftmaxLearner:
         """Class probabilities, (n, classes), float32."""
         if len(x) == 0:
             return np.zeros((0, self.n_classes), np.float32)
-        return self._probs(_flat(x), self.coef_, self.intercept_)
+        with self._single_thread():
+            return self._probs(_flat(x), self.coef_, self.intercept_)
 
     def embed(self, x: np.ndarray) -> np.ndarray:
         """The model's inputs, flattened: a linear model has no hidden layer."""
