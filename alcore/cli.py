@@ -242,7 +242,7 @@ def cmd_autolabel(ns: argparse.Namespace) -> int:
     try:
         result = load_result(ns.file)
         exp = Experiment.resume(result)
-        report = auto_label(exp, ns.batch_size, ns.steps, ns.min_confidence)
+        report = auto_label(exp, ns.per_step, ns.steps, ns.min_confidence)
     except (ResultFileError, ValueError, DatasetUnavailableError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -360,7 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("autolabel", help="pseudo-label the most confident pool images after a run "
                                          "(CEAL) and report what it does to test accuracy")
     a.add_argument("file", help="result file of the run (its dataset must be loadable here)")
-    a.add_argument("--batch-size", type=int, default=100, help="pseudo-labels per step (default: 100)")
+    # not --batch-size: that flag is the labels a round acquires, everywhere else
+    a.add_argument("--per-step", type=int, default=100, help="pseudo-labels added per step (default: 100)")
     a.add_argument("--steps", type=int, default=5, help="steps (default: 5)")
     a.add_argument("--min-confidence", type=float, default=0.0,
                    help="only pseudo-label images predicted at least this confidently (default: 0)")

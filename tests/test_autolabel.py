@@ -7,7 +7,7 @@ from alcore.engine.autolabel import auto_label
 def test_auto_labelling_reports_its_own_accuracy_and_effect(digits, cache):
     exp = Experiment(ExperimentConfig(rounds=39), dataset=digits, cache=cache)
     rounds = list(exp)
-    report = auto_label(exp, batch_size=100, steps=3)
+    report = auto_label(exp, per_step=100, steps=3)
     first, last = report.steps[0], report.steps[-1]
     # step 0 is the run's last model again: same labels, same seed stream, same accuracy
     assert first.n_pseudo == 0 and first.test_accuracy == rounds[-1].test_accuracy
@@ -25,7 +25,7 @@ def test_confidence_floor_and_bad_arguments(digits, cache):
     with pytest.raises(ValueError, match="at least one active-learning round"):
         auto_label(exp, 10, 2)
     list(exp)
-    report = auto_label(exp, batch_size=50, steps=3, min_confidence=0.999999)
+    report = auto_label(exp, per_step=50, steps=3, min_confidence=0.999999)
     assert "confidence >= 0.999999" in report.stop_reason and len(report.steps) < 4
     with pytest.raises(ValueError, match="min_confidence"):
         auto_label(exp, 10, 2, min_confidence=1.0)

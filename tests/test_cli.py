@@ -24,7 +24,7 @@ def test_run_prints_a_line_per_round_and_writes_files(tmp_path):
     assert len(csv.read_text().splitlines()) == 5
     s = cli("summarize", str(out), "--at", "40", "--target", "0.5")
     assert s.returncode == 0 and "margin" in s.stdout and "acc@40" in s.stdout
-    a = cli("autolabel", str(out), "--batch-size", "20", "--steps", "2")
+    a = cli("autolabel", str(out), "--per-step", "20", "--steps", "2")
     assert a.returncode == 0, a.stderr
     assert [line.split()[1] for line in a.stdout.splitlines()[1:4]] == ["0", "20", "40"]
     assert "test accuracy change" in a.stdout

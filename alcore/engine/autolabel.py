@@ -30,7 +30,7 @@ class AutoLabelStep(BaseModel):
 
 
 class AutoLabelReport(BaseModel):
-    batch_size: int
+    per_step: int = Field(description="pseudo-labels added per step")
     min_confidence: float
     stop_reason: str
     steps: list[AutoLabelStep]
@@ -41,8 +41,8 @@ class AutoLabelReport(BaseModel):
         return self.steps[-1].test_accuracy - self.steps[0].test_accuracy
 
 
-def auto_label(exp: Experiment, batch_size: int, steps: int, min_confidence: float = 0.0) -> AutoLabelReport:
-    """Pseudo-label up to ``steps`` batches of ``batch_size`` of the most confident unlabeled
+def auto_label(exp: Experiment, per_step: int, steps: int, min_confidence: float = 0.0) -> AutoLabelReport:
+    """Pseudo-label up to ``steps`` batches of ``per_step`` of the most confident unlabeled
     pool images (only those with confidence >= ``min_confidence``), retraining after each.
 
     Step 0 retrains on the real labels exactly as the run's last round did (same seed
@@ -50,8 +50,8 @@ def auto_label(exp: Experiment, batch_size: int, steps: int, min_confidence: flo
     the validation split that early stopping watches."""
     if not exp.rounds:
         raise ValueError("run at least one active-learning round before auto-labelling")
-    if batch_size < 1 or steps < 1:
-        raise ValueError(f"batch_size and steps must be at least 1, got {batch_size} and {steps}")
+    if per_step < 1 or steps < 1:
+        raise ValueError(f"per_step and steps must be at least 1, got {per_step} and {steps}")
     if not 0.0 <= min_confidence < 1.0:
         raise ValueError(f"min_confidence must lie in [0, 1), got {min_confidence}")
     ds, trainer = exp.dataset, exp.trainer
@@ -61,7 +61,7 @@ def auto_label(exp: Experiment, batch_size: int, steps: int, min_confidence: flo
     pseudo_lab: list[int] = []
     records: list[AutoLabelStep] = []
     reason = f"{steps} steps done"
-    cap = exp.n_labeled + steps * batch_size
+    cap = exp.n_labeled + steps * per_step
     batch_acc = batch_min = None
     for s in range(steps + 1):
         with trainer.lock:
@@ -81,7 +81,7 @@ def auto_label(exp: Experiment, batch_size: int, steps: int, min_confidence: flo
             probs = trainer.predict_proba(ds.inputs_pool[cand])
         conf = probs.max(axis=1)
         order = np.lexsort((cand, -conf))  # most confident first, ties by pool index
-        order = order[conf[order] >= min_confidence][:batch_size]
+        order = order[conf[order] >= min_confidence][:per_step]
         if len(order) == 0:
             reason = f"no unlabeled image is predicted with confidence >= {min_confidence}"
             break
@@ -91,4 +91,4 @@ def auto_label(exp: Experiment, batch_size: int, steps: int, min_confidence: flo
         pseudo_idx.extend(int(i) for i in chosen)
         pseudo_lab.extend(int(c) for c in labels)
         free[chosen] = False
-    return AutoLabelReport(batch_size=batch_size, min_confidence=min_confidence, stop_reason=reason, steps=records)
+    return AutoLabelReport(per_step=per_step, min_confidence=min_confidence, stop_reason=reason, steps=records)
