@@ -29,6 +29,14 @@ INITIAL_STRATEGIES = ("random", "kmeans", "balanced")
 # points, more than the epochs it compares differ by, so the epoch it picks is noise.
 MIN_VALIDATION = 50
 
+# Fields added after result files began (schema_version 1), and what a file made before
+# them did, which is not always today's default: such a file trained without augmentation,
+# weight decay or a step schedule, and loading it must say so (alcore.results.records).
+BEFORE_FIELD_EXISTED = {
+    "kernel_size": 3, "dense_dropout": None, "augment_shift": 0.0, "augment_rotation": 0.0,
+    "augment_zoom": 0.0, "min_steps": 0, "max_steps": None, "weight_decay": 0.0,
+}
+
 # Datasets that ship their own test split (prepare() draws nothing from the seed for
 # them unless pool_size or test_size asks for a subset).
 FIXED_SPLIT_DATASETS = ("mnist", "fashion_mnist", "cifar10")
@@ -355,3 +363,22 @@ class ExperimentConfig(BaseModel):
         data = self.model_dump()
         data.update(changes)
         return ExperimentConfig(**data)
+
+
+def _optional_number(name: str) -> bool:
+    import typing
+
+    field = ExperimentConfig.model_fields.get(name)
+    if field is None:
+        return False
+    args = typing.get_args(field.annotation)
+    return type(None) in args and all(a in (int, float, type(None)) for a in args)
+
+
+def with_none(fields: dict) -> dict:
+    """``fields`` with the text 'none' read as None (unset) for the optional number fields
+    (rounds, max_steps, label_budget, ...): TOML, the sweep specs' format, has no null, and
+    the CLI already reads 'none' so."""
+    return {k: None if isinstance(v, str) and v.strip().lower() == "none" and _optional_number(k) else v
+            for k, v in fields.items()}
+

@@ -1,6 +1,8 @@
 """The training protocol of mlp / cnn / transfer: step schedule, augmentation, weight decay,
 early stopping only on enough validation images, class-balanced initial labels.
 Real Keras models on real (small) digits."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 from pydantic import ValidationError
@@ -124,8 +126,6 @@ def test_early_stopping_on_enough_images_runs(digits, cache):
 
 def test_result_files_made_with_a_small_split_still_load():
     """The hybrid-fraction preset's cnn runs used early stopping on a 20% split of 20 labels."""
-    from pathlib import Path
-
     path = sorted((Path(__file__).resolve().parents[1] / "presets" / "hybrid_fraction_fashion").glob("*.json"))[0]
     result = load_result(path)
     assert result.config.model == "cnn" and result.config.validation == "split"
@@ -194,3 +194,48 @@ def test_bald_accepts_a_cnn_whose_only_dropout_is_the_dense_one(digits, cache):
     assert len(rounds[0].selected) == 10
     with pytest.raises(ValueError, match="no dropout"):
         Experiment(cfg.replace(dense_dropout=0.0), dataset=digits)
+
+
+def test_a_preset_made_with_a_small_split_races_live_with_the_step_schedule():
+    from alcore.sweep.presets import list_presets
+
+    preset = next(p for p in list_presets() if p.key == "hybrid_fraction_fashion")
+    assert all(c.config.validation == "split" for c in preset.cells)
+    cfg, strategies, seeds = preset.race_setup()
+    assert cfg.validation == "none" and cfg.model == "cnn" and seeds == 5
+    cfg.check_early_stopping()  # what a live race's Experiment checks
+
+
+def test_every_shipped_preset_spec_describes_its_result_files():
+    """The defaults changed, so the older presets pin the protocol they were made with: re-running
+    any shipped spec finds every cell complete with its settings and runs nothing again."""
+    from alcore.sweep.presets import list_presets
+    from alcore.sweep.runner import inspect_cell_file
+
+    presets = list_presets()
+    assert {"gal2017_mnist", "hybrid_fraction_fashion"} <= {p.key for p in presets}
+    for preset in presets:
+        states = {c.name: inspect_cell_file(preset.folder, c).state for c in preset.cells}
+        assert set(states.values()) == {"complete"}, (preset.key, states)
+
+
+def test_a_spec_unsets_an_optional_number_with_none(tmp_path):
+    from alcore.sweep.runner import load_spec
+
+    (tmp_path / "spec.toml").write_text('[base]\nmodel = "mlp"\nmax_steps = "none"\nrounds = "None"\n'
+                                        'label_budget = 40\n[axes]\nseed = [0]\n')
+    _, (cell,) = load_spec(tmp_path / "spec.toml")
+    assert cell.config.max_steps is None and cell.config.rounds is None and cell.config.label_budget == 40
+
+
+def test_a_result_file_made_before_the_new_fields_says_it_trained_without_them(tmp_path):
+    import json
+
+    from alcore.config import BEFORE_FIELD_EXISTED
+
+    src = sorted((Path(__file__).resolve().parents[1] / "presets" / "hybrid_fraction_fashion").glob("*.json"))[0]
+    data = json.loads(src.read_text())
+    assert not set(BEFORE_FIELD_EXISTED) & set(data["config"])  # made before them
+    cfg = load_result(src).config
+    assert (cfg.min_steps, cfg.max_steps, cfg.weight_decay, cfg.kernel_size) == (0, None, 0.0, 3)
+    assert (cfg.augment_shift, cfg.augment_rotation, cfg.augment_zoom, cfg.dense_dropout) == (0, 0, 0, None)

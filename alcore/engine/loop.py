@@ -101,14 +101,16 @@ class Experiment:
     a :class:`alcore.engine.training.TrainerCache` to reuse compiled models across runs.
     ``oracle``: "simulated" (the dataset's labels answer every query) or "person" (each
     batch waits for :meth:`give_labels`; the initial and fixed validation labels are the
-    dataset's own in both).
+    dataset's own in both). A config whose early stopping would watch fewer than
+    ``MIN_VALIDATION`` images is refused (:meth:`ExperimentConfig.check_early_stopping`)
+    unless ``check_validation`` is False, for going on with a run made before that check.
     """
 
     def __init__(self, config: ExperimentConfig, *, dataset: Optional[Dataset] = None, cache=None,
-                 oracle: str = "simulated", _resuming: bool = False):
+                 oracle: str = "simulated", check_validation: bool = True):
         if oracle not in ORACLES:
             raise ValueError(f"oracle must be one of {', '.join(ORACLES)}; got {oracle!r}")
-        if not _resuming:  # a run made before the check continues with the protocol it started with
+        if check_validation:  # False only to go on with a run made before the check, as it started
             config.check_early_stopping()
         self.oracle = oracle
         self.config = _resolve(config)
@@ -473,7 +475,8 @@ class Experiment:
         if result.config.warm_start and result.rounds:
             raise ValueError("a warm-start run cannot be continued from its file: the weights "
                              "it would start from are not saved")
-        exp = cls(result.config, dataset=dataset, cache=cache, oracle=result.oracle, _resuming=True)
+        exp = cls(result.config, dataset=dataset, cache=cache, oracle=result.oracle,
+                  check_validation=False)
         if [int(i) for i in exp.initial_indices] != list(result.initial_indices):
             raise ValueError("the dataset differs from the one this result was made on: "
                              "its initial labels do not match")
