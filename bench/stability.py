@@ -51,19 +51,19 @@ def drops(rounds) -> list[tuple[int, float]]:
 
 
 def report(folders: list[str]) -> None:
-    print(f"{'runs':<28}{'model':<6}{'strategy':<9}{'seed':>5}{'drops':>6}  {'largest':>8}  "
+    print(f"{'runs':<28}{'model':<6}{'strategy':<9}{'seed':>5}{'drops':>6}  {'max fall':>8}  "
           f"{'final':>7}  {'s/round':>7}  drops at (labels: points)")
     for folder in folders:
         totals: dict[str, list[int]] = {}
         for path in sorted(Path(folder).glob("*.json")):
             res = load_result(path)
             d = drops(res.rounds)
-            steps = [abs(b.test_accuracy - a.test_accuracy) for a, b in zip(res.rounds, res.rounds[1:])
+            falls = [a.test_accuracy - b.test_accuracy for a, b in zip(res.rounds, res.rounds[1:])
                      if b.n_labeled > AFTER]
             secs = np.mean([r.train_seconds + r.eval_seconds + r.query_seconds for r in res.rounds])
             totals.setdefault(res.config.model, []).append(len(d))
             print(f"{Path(folder).name:<28}{res.config.model:<6}{res.config.strategy:<9}{res.config.seed:>5}"
-                  f"{len(d):>6}  {max(steps) * 100:>7.1f}p  {res.rounds[-1].test_accuracy:>7.2%}  {secs:>7.1f}  "
+                  f"{len(d):>6}  {max(falls + [0.0]) * 100:>7.1f}p  {res.rounds[-1].test_accuracy:>7.2%}  {secs:>7.1f}  "
                   + ", ".join(f"{n}: -{p * 100:.1f}" for n, p in d))
         for model, counts in totals.items():
             print(f"{Path(folder).name:<28}{model:<6}{'all':<9}{'':>5}{sum(counts):>6}  "

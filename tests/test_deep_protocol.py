@@ -53,6 +53,18 @@ def test_a_round_trains_the_scheduled_steps(digits, cache):
     assert all(r.n_validation == 0 for r in rounds)
 
 
+def test_the_schedule_keeps_one_compiled_training_call_all_run(digits):
+    """Epoch counts fall from min_steps epochs to a few as labels grow; the arrays stay padded to
+    one shape, so the graph is traced once for the whole run."""
+    from alcore.engine.training import TrainerCache
+
+    cfg = ExperimentConfig(model="mlp", hidden_units=(16,), initial=10, batch_size=40, rounds=3, max_epochs=3,
+                           min_steps=20, max_steps=30)
+    exp, rounds = run(cfg, digits, TrainerCache())
+    assert [r.epochs for r in rounds] == [20, 10, 7, 4]  # 20 steps of 1, 2, 3 and 5 per epoch (10..130 labels)
+    assert exp.trainer._train_fn.experimental_get_tracing_count() == 1
+
+
 # ---------------------------------------------------------------- determinism
 
 def test_augmenting_cnn_same_config_and_seed_give_same_weights_and_picks(digits, cache):
