@@ -20,8 +20,22 @@ NORMALIZATIONS = ("unit", "standardize", "none")
 VALIDATIONS = ("split", "fixed", "none")
 OPTIMIZERS = ("adam", "sgd")
 ACTIVATIONS = ("relu", "sigmoid", "tanh")
-INITIAL_STRATEGIES = ("random", "kmeans")
+INITIAL_STRATEGIES = ("random", "kmeans", "balanced")
 
+
+# Fewest validation images early stopping may watch (mlp / cnn / transfer). A validation
+# accuracy near 80% measured on n images has a standard error of sqrt(0.16 / n): 28 points
+# on 2 images (20% of 10 labels), 5.7 on 50; below 50 one image moves it by more than 2
+# points, more than the epochs it compares differ by, so the epoch it picks is noise.
+MIN_VALIDATION = 50
+
+# Fields added after result files began (schema_version 1), and what a file made before
+# them did, which is not always today's default: such a file trained without augmentation,
+# weight decay or a step schedule, and loading it must say so (alcore.results.records).
+BEFORE_FIELD_EXISTED = {
+    "kernel_size": 3, "dense_dropout": None, "augment_shift": 0.0, "augment_rotation": 0.0,
+    "augment_zoom": 0.0, "min_steps": 0, "max_steps": None, "weight_decay": 0.0,
+}
 
 # Datasets that ship their own test split (prepare() draws nothing from the seed for
 # them unless pool_size or test_size asks for a subset).
@@ -62,17 +76,23 @@ class ExperimentConfig(BaseModel):
 
     # -- labels ---------------------------------------------------------------------
     initial: int = Field(10, ge=1, description="Number of initial labels.")
-    initial_strategy: Literal["random", "kmeans"] = Field(
-        "random", description="Cold start: the initial labels picked at random, or as the "
+    initial_strategy: Literal["random", "kmeans", "balanced"] = Field(
+        "random", description="Cold start: the initial labels picked at random; as the "
         "pool images nearest the centres of k-means clusters of the pool (k = initial; "
-        "no label is looked at)."
+        "no label is looked at); or 'balanced': at random within each class, the same number "
+        "per class (initial / classes, the remainder to classes drawn at random). 'balanced' "
+        "looks at the pool's labels, as published protocols do (Gal et al. 2017 start from 2 "
+        "per class); a real cold start cannot."
     )
     validation: Literal["split", "fixed", "none"] = Field(
-        "split", description="What early stopping watches: 'split' carves "
-        "validation_fraction of the labeled set each round, 'fixed' labels "
-        "validation_size extra pool images once (they count against the label "
-        "budget), 'none' trains max_epochs with no early stopping. "
-        "The test set is never used. softmax needs none: it trains on every label."
+        "none", description="What early stopping watches: 'none' (the default) trains a "
+        "fixed schedule with no early stopping (max_epochs, kept within min_steps..max_steps "
+        "gradient steps for mlp / cnn / transfer); 'split' carves validation_fraction of the "
+        "labeled set each round; 'fixed' labels validation_size extra pool images once (they "
+        "count against the label budget). For mlp / cnn / transfer, early stopping on fewer "
+        f"than {MIN_VALIDATION} validation images is refused when a run starts: on so few "
+        "images the epoch it picks is noise. The test set is never used. softmax needs none: it "
+        "trains on every label."
     )
     refit: bool = Field(
         True, description="After early stopping has chosen the number of epochs, train "
@@ -84,7 +104,7 @@ class ExperimentConfig(BaseModel):
         "round when validation is 'split'."
     )
     validation_size: int = Field(
-        20, ge=1, description="Size of the fixed labeled validation set when "
+        100, ge=1, description="Size of the fixed labeled validation set when "
         "validation is 'fixed'."
     )
 
@@ -119,8 +139,30 @@ class ExperimentConfig(BaseModel):
         "relu", description="mlp / transfer: activation of the hidden layers."
     )
     filters: int = Field(32, ge=1, le=512, description="cnn: filters of each Conv2D layer.")
+    kernel_size: int = Field(
+        3, ge=1, le=15, description="cnn: height and width of each Conv2D kernel (Gal et al. 2017 "
+        "use 4)."
+    )
     dropout: float = Field(
-        0.25, ge=0.0, lt=1.0, description="cnn / mlp / transfer: dropout rate (0 disables dropout)."
+        0.25, ge=0.0, lt=1.0, description="cnn / mlp / transfer: dropout rate (0 disables dropout); "
+        "in the cnn, the rate after its pooling layer."
+    )
+    dense_dropout: Optional[float] = Field(
+        None, ge=0.0, lt=1.0, description="cnn: dropout rate after its Dense(128) layer (empty: the "
+        "same as dropout; Gal et al. 2017 use 0.25 after pooling and 0.5 here)."
+    )
+    augment_shift: float = Field(
+        0.0, ge=0.0, le=0.5, description="mlp / cnn: during training, shift each image by up to "
+        "this fraction of its height and width at random (0: no shifts). Transfer models never "
+        "augment: their inputs are backbone features, not images."
+    )
+    augment_rotation: float = Field(
+        0.0, ge=0.0, le=180.0, description="mlp / cnn: during training, rotate each image by up to "
+        "this many degrees either way at random (0: no rotations)."
+    )
+    augment_zoom: float = Field(
+        0.0, ge=0.0, le=0.5, description="mlp / cnn: during training, zoom each image in or out by "
+        "up to this fraction at random (0: no zoom)."
     )
     optimizer: Literal["adam", "sgd"] = Field(
         "adam", description="adam, or sgd with momentum."
@@ -128,8 +170,20 @@ class ExperimentConfig(BaseModel):
     learning_rate: float = Field(0.003, gt=0.0, le=10.0, description="Learning rate.")
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="sgd: momentum.")
     max_epochs: int = Field(
-        100, ge=1, le=10_000, description="Most epochs per round (all of them when "
-        "validation is 'none')."
+        100, ge=1, le=10_000, description="Epochs per round when validation is 'none' (for "
+        "mlp / cnn / transfer raised or lowered to stay within min_steps..max_steps gradient "
+        "steps); the most epochs early stopping may run otherwise."
+    )
+    min_steps: int = Field(
+        0, ge=0, le=100_000, description="mlp / cnn / transfer with validation 'none': fewest "
+        "gradient steps (mini-batches) per round. With few labels an epoch is one or two steps, "
+        "so max_epochs alone would hardly train; the round runs more epochs until it has made "
+        "this many steps (0: exactly max_epochs)."
+    )
+    max_steps: Optional[int] = Field(
+        None, ge=1, le=1_000_000, description="mlp / cnn / transfer with validation 'none': most "
+        "gradient steps per round, so a round on thousands of labels stays short (fewer epochs "
+        "than max_epochs then; empty: no cap)."
     )
     train_batch_size: int = Field(
         32, ge=1, le=8192, description="Mini-batch size for training."
@@ -138,7 +192,14 @@ class ExperimentConfig(BaseModel):
         5, ge=1, description="Early stopping: epochs without a lower validation loss "
         "before training stops (best weights are restored)."
     )
-    l2: float = Field(0.0, ge=0.0, description="L2 penalty on kernels.")
+    l2: float = Field(0.0, ge=0.0, description="L2 penalty on kernels: l2 * sum(kernel**2) is "
+                      "added to the mean cross-entropy.")
+    weight_decay: float = Field(
+        0.0, ge=0.0, le=100.0, description="mlp / cnn / transfer: decoupled weight decay (AdamW / "
+        "SGDW, Loshchilov & Hutter 2019): after every step each kernel is multiplied by "
+        "(1 - learning_rate * weight_decay). Unlike l2 it does not pass through Adam's "
+        "per-weight scaling."
+    )
     warm_start: bool = Field(
         False, description="Keep the previous round's weights instead of "
         "re-initialising (cold start is the default)."
@@ -231,7 +292,8 @@ class ExperimentConfig(BaseModel):
             raise ValueError(f"unknown strategy {v!r}; choose one of {', '.join(STRATEGIES)}")
         return v
 
-    @field_validator("learning_rate", "l2", "validation_fraction", "hybrid_fraction")
+    @field_validator("learning_rate", "l2", "validation_fraction", "hybrid_fraction", "weight_decay",
+                     "augment_shift", "augment_rotation", "augment_zoom")
     @classmethod
     def _finite(cls, v):
         if not math.isfinite(v):
@@ -251,6 +313,9 @@ class ExperimentConfig(BaseModel):
         if self.rounds is None and self.label_budget is None and self.target_accuracy is None:
             raise ValueError("set at least one of rounds, label_budget or target_accuracy, "
                              "or the run would never stop")
+        if self.max_steps is not None and self.max_steps < self.min_steps:
+            raise ValueError(f"max_steps ({self.max_steps}) is below min_steps ({self.min_steps}): "
+                             f"a round cannot make fewer steps than its minimum")
         if self.label_budget is not None:
             first = self.initial + (self.validation_size if self.validation == "fixed" else 0)
             if self.label_budget < first:
@@ -269,6 +334,29 @@ class ExperimentConfig(BaseModel):
             bounds.append(self.label_budget)
         return min(bounds) if bounds else None
 
+    def check_early_stopping(self) -> None:
+        """ValueError naming the field when early stopping (mlp / cnn / transfer) would watch
+        fewer than :data:`MIN_VALIDATION` images in the first round (a run checks this when it
+        starts; result files made before the check still load)."""
+        if self.model == "softmax" or self.validation == "none":
+            return
+        if self.validation == "fixed":
+            if self.validation_size < MIN_VALIDATION:
+                raise ValueError(
+                    f"validation_size {self.validation_size} is too small for early stopping: on fewer "
+                    f"than {MIN_VALIDATION} validation images the epoch it picks is noise. Use "
+                    f"validation_size >= {MIN_VALIDATION}, or validation 'none' (a fixed step schedule)")
+            return
+        n = min(int(round(self.validation_fraction * self.initial)), self.initial - 1)
+        if n < MIN_VALIDATION:
+            need = math.ceil(MIN_VALIDATION / self.validation_fraction)
+            raise ValueError(
+                f"validation 'split' would hold out {n} of the {self.initial} initial labels "
+                f"(validation_fraction {self.validation_fraction}); early stopping needs at least "
+                f"{MIN_VALIDATION} validation images, or the epoch it picks is noise. Use validation "
+                f"'none' (a fixed step schedule, the default), validation 'fixed' with validation_size >= "
+                f"{MIN_VALIDATION}, or at least {need} initial labels")
+
     def data_key(self) -> tuple:
         """The fields that decide the prepared dataset (a cache key for loaders).
 
@@ -286,3 +374,22 @@ class ExperimentConfig(BaseModel):
         data = self.model_dump()
         data.update(changes)
         return ExperimentConfig(**data)
+
+
+def _optional_number(name: str) -> bool:
+    import typing
+
+    field = ExperimentConfig.model_fields.get(name)
+    if field is None:
+        return False
+    args = typing.get_args(field.annotation)
+    return type(None) in args and all(a in (int, float, type(None)) for a in args)
+
+
+def with_none(fields: dict) -> dict:
+    """``fields`` with the text 'none' read as None (unset) for the optional number fields
+    (rounds, max_steps, label_budget, ...): TOML, the sweep specs' format, has no null, and
+    the CLI already reads 'none' so."""
+    return {k: None if isinstance(v, str) and v.strip().lower() == "none" and _optional_number(k) else v
+            for k, v in fields.items()}
+

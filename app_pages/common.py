@@ -357,7 +357,8 @@ MAX_LINK_PROBLEMS = 12  # a link with hundreds of junk parameters gets a count, 
 # (a widget refuses to draw a value outside them). A link's value beyond them is refused by
 # name; tests/test_share_page.py checks these against the widgets the pages draw.
 WIDGET_RANGES = {
-    "batch_size": (1, 100_000), "dropout": (0.0, 0.9), "learning_rate": (1e-6, 10.0), "momentum": (0.0, 0.99),
+    "batch_size": (1, 100_000), "dropout": (0.0, 0.9), "dense_dropout": (0.0, 0.9), "learning_rate": (1e-6, 10.0),
+    "momentum": (0.0, 0.99),
     "patience": (1, 1000), "validation_fraction": (0.05, 0.5), "uncertainty_threshold": (0.0, 0.99),
     "changed_threshold": (0.0, 0.99), "seeds": (1, 20),
 }

@@ -64,7 +64,7 @@ def page():
                                                key=bind("normalization"), help=help_text("normalization"))
         values["initial"] = st.number_input(label("initial") + " labels", min_value=1, step=1, key=bind("initial"),
                                             help=help_text("initial"))
-        values["initial_strategy"] = st.selectbox(label("initial_strategy"), ["random", "kmeans"],
+        values["initial_strategy"] = st.selectbox(label("initial_strategy"), ["random", "kmeans", "balanced"],
                                                   key=bind("initial_strategy"), help=help_text("initial_strategy"))
         values["seed"] = st.number_input(label("seed"), min_value=0, step=1, key=bind("seed"), help=help_text("seed"))
         ok = commit(values)

@@ -2,8 +2,8 @@
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import (bind, commit, config, dataset, help_text, label, one_call_within_labels, plain,
-                               show_table, trainer_cache)
+from app_pages.common import (bind, commit, config, dataset, help_text, label, one_call_within_labels,
+                               optional_float, optional_int, plain, show_table, trainer_cache)
 
 st.title("Model")
 st.write("Each round the model is trained again on the labels so far: `softmax` is fitted to its optimum "
@@ -32,8 +32,20 @@ with c1:
                                             key=bind("activation"), help=help_text("activation"))
     if values["model"] == "cnn":
         values["filters"] = st.number_input(label("filters"), 1, 512, key=bind("filters"), help=help_text("filters"))
+        values["kernel_size"] = st.number_input(label("kernel_size"), 1, 15, key=bind("kernel_size"),
+                                                help=help_text("kernel_size"))
     if values["model"] in ("mlp", "cnn", "transfer"):
         values["dropout"] = st.slider(label("dropout"), 0.0, 0.9, key=bind("dropout"), help=help_text("dropout"))
+    if values["model"] == "cnn":
+        values["dense_dropout"] = optional_float("dense_dropout", "same as dropout", max_value=0.9)
+    if values["model"] in ("mlp", "cnn"):
+        st.caption("Augmentation (training only)")
+        values["augment_shift"] = st.slider(label("augment_shift"), 0.0, 0.5, key=bind("augment_shift"),
+                                            help=help_text("augment_shift"))
+        values["augment_rotation"] = st.slider(label("augment_rotation"), 0.0, 180.0, key=bind("augment_rotation"),
+                                               help=help_text("augment_rotation"))
+        values["augment_zoom"] = st.slider(label("augment_zoom"), 0.0, 0.5, key=bind("augment_zoom"),
+                                           help=help_text("augment_zoom"))
 if values["model"] == "softmax":
     with c2:
         st.subheader("Penalty")
@@ -56,6 +68,9 @@ else:
         values["train_batch_size"] = st.number_input(label("train_batch_size"), 1, 8192, key=bind("train_batch_size"),
                                                      help=help_text("train_batch_size"))
         values["l2"] = st.number_input(label("l2"), min_value=0.0, format="%.6f", key=bind("l2"), help=help_text("l2"))
+        if values["model"] != "softmax":
+            values["weight_decay"] = st.number_input(label("weight_decay"), 0.0, 100.0, format="%.4f",
+                                                     key=bind("weight_decay"), help=help_text("weight_decay"))
         values["warm_start"] = st.toggle(label("warm_start"), key=bind("warm_start"), help=help_text("warm_start"))
     with c3:
         st.subheader("Stopping")
@@ -72,6 +87,10 @@ else:
             values["refit"] = st.toggle(label("refit"), key=bind("refit"), help=help_text("refit"))
         values["max_epochs"] = st.number_input(label("max_epochs"), 1, 10_000, key=bind("max_epochs"),
                                                help=help_text("max_epochs"))
+        if values["validation"] == "none" and values["model"] != "softmax":
+            values["min_steps"] = st.number_input(label("min_steps"), 0, 100_000, key=bind("min_steps"),
+                                                  help=help_text("min_steps"))
+            values["max_steps"] = optional_int("max_steps", "no cap", max_value=1_000_000)
 ok = commit(values)
 cfg = config()
 ds = dataset(cfg)
@@ -109,7 +128,8 @@ st.write("The ceiling the learning curves are heading for: the same model traine
          f"label ({len(ds.y_pool):,} images), the same way.")
 refs = st.session_state.setdefault("reference", {})
 ref_key = (cfg.data_key(), cfg.seed, spec, cfg.optimizer, cfg.learning_rate, cfg.train_batch_size, cfg.max_epochs,
-           cfg.validation, cfg.patience, cfg.l2, cfg.penalty_c, cfg.penalty_cv)
+           cfg.validation, cfg.patience, cfg.l2, cfg.weight_decay, cfg.min_steps, cfg.max_steps, cfg.penalty_c,
+           cfg.penalty_cv)
 if st.button("Train on every pool label", type="primary"):
     from alcore.engine.loop import Experiment
 

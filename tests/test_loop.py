@@ -90,12 +90,12 @@ def test_label_budget_takes_a_partial_last_batch(digits, cache):
 
 
 def test_fixed_validation_counts_against_the_budget(digits, cache):
-    cfg = ExperimentConfig(model="mlp", validation="fixed", validation_size=15, rounds=1, max_epochs=5)
+    cfg = ExperimentConfig(model="mlp", validation="fixed", validation_size=50, rounds=1, max_epochs=5)
     exp, rounds = run(cfg, digits, cache)
-    assert rounds[0].n_labeled == 25 and rounds[0].n_train == 10 and rounds[0].n_validation == 15
+    assert rounds[0].n_labeled == 60 and rounds[0].n_train == 10 and rounds[0].n_validation == 50
     assert not set(exp.validation_indices) & set(exp.labeled_indices)
     # softmax validates nothing: the fixed validation labels are labels like any other, and it trains on them
-    exp, rounds = run(cfg.replace(model="softmax"), digits, cache)
+    exp, rounds = run(cfg.replace(model="softmax", validation_size=15), digits, cache)
     assert rounds[0].n_labeled == 25 and rounds[0].n_train == 25 and rounds[0].n_validation == 0
 
 

@@ -72,7 +72,8 @@ def test_trying_two_settings_of_a_strategy_is_model_selection():
 def test_acquisition_rounds_are_bounded_by_rounds_budget_and_pool():
     assert acquisition_rounds(ExperimentConfig()) == 39
     assert acquisition_rounds(ExperimentConfig(rounds=None, label_budget=55)) == 5  # 45 labels: 4 full + 1 part
-    assert acquisition_rounds(ExperimentConfig(validation="fixed", rounds=None, label_budget=70)) == 4  # 30 first
+    assert acquisition_rounds(ExperimentConfig(validation="fixed", validation_size=20, rounds=None,
+                                              label_budget=70)) == 4  # 30 first
     assert acquisition_rounds(ExperimentConfig(), n_pool=60) == 5
     assert acquisition_rounds(ExperimentConfig(rounds=None, target_accuracy=0.9)) is None
 

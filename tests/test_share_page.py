@@ -92,7 +92,7 @@ def test_a_bad_or_hostile_parameter_is_named_and_the_rest_applies():
 
 
 def test_the_ranges_of_links_are_the_widgets_own():
-    at = opened({"model": "mlp", "optimizer": "sgd"}, page="model")
+    at = opened({"model": "mlp", "optimizer": "sgd", "validation": "split"}, page="model")
     for key in ("dropout", "momentum", "validation_fraction"):
         assert (at.slider(key=f"w_{key}").min, at.slider(key=f"w_{key}").max) == WIDGET_RANGES[key], key
     for key in ("learning_rate", "patience"):

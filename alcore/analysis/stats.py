@@ -396,7 +396,9 @@ class SettingEffect:
 
 # Config fields whose effect can be plotted against their value (numbers users sweep).
 SWEPT_SETTINGS = ("hybrid_fraction", "batch_size", "initial", "candidates", "mc_passes", "pool_size",
-                  "learning_rate", "dropout", "max_epochs", "filters", "margin_cluster_factor", "l2")
+                  "learning_rate", "dropout", "max_epochs", "filters", "margin_cluster_factor", "l2",
+                  "weight_decay", "min_steps", "max_steps", "kernel_size", "augment_shift", "augment_rotation",
+                  "augment_zoom")
 
 
 def swept_settings(results) -> list[str]:

@@ -34,13 +34,38 @@ def round_rng(seed: int, round_: int, purpose: int) -> np.random.Generator:
     return np.random.default_rng([seed, round_, purpose])
 
 
-def choose_random(x_pool: np.ndarray, n: int, rng: np.random.Generator, exclude: np.ndarray) -> np.ndarray:
+def choose_random(x_pool: np.ndarray, n: int, rng: np.random.Generator, exclude: np.ndarray,
+                  labels: Optional[np.ndarray] = None) -> np.ndarray:
     """Cold start: ``n`` pool images uniformly at random (labels are never looked at)."""
     free = np.flatnonzero(~exclude)
     return rng.choice(free, n, replace=False)
 
 
-def choose_kmeans(x_pool: np.ndarray, n: int, rng: np.random.Generator, exclude: np.ndarray) -> np.ndarray:
+def choose_balanced(x_pool: np.ndarray, n: int, rng: np.random.Generator, exclude: np.ndarray,
+                    labels: Optional[np.ndarray] = None) -> np.ndarray:
+    """Start: the same number of pool images from every class, at random within each
+    (``n // classes`` each; the ``n % classes`` left over go to classes drawn at random).
+
+    It looks at the labels, which a real cold start cannot; published protocols use it
+    to remove the luck of the first draw (Gal et al. 2017: 2 images of each digit)."""
+    if labels is None:
+        raise ValueError("initial_strategy 'balanced' needs the pool's labels")
+    classes = np.unique(labels)
+    k = len(classes)
+    quota = np.full(k, n // k)
+    quota[rng.choice(k, n % k, replace=False)] += 1
+    picks = []
+    for c, q in zip(classes, quota):
+        free = np.flatnonzero(~exclude & (labels == c))
+        if q > len(free):
+            raise ValueError(f"initial_strategy 'balanced' needs {q} images of class {c} but the pool has "
+                             f"{len(free)} free; choose fewer initial labels or initial_strategy 'random'")
+        picks.append(rng.choice(free, q, replace=False))
+    return np.concatenate(picks)
+
+
+def choose_kmeans(x_pool: np.ndarray, n: int, rng: np.random.Generator, exclude: np.ndarray,
+                  labels: Optional[np.ndarray] = None) -> np.ndarray:
     """Cold start: the pool images nearest the centres of n k-means clusters of the
     pool's pixels (labels are never looked at; Zhdanov 2019, Hacohen et al. 2022)."""
     from alcore.strategies.diversity import _thread_limit, cluster_picks
@@ -56,8 +81,9 @@ def choose_kmeans(x_pool: np.ndarray, n: int, rng: np.random.Generator, exclude:
 
 ORACLES = ("simulated", "person")
 
-# Cold-start choosers: (pool images, how many, rng, already-taken mask) -> pool indices.
-INITIAL_CHOOSERS: dict[str, Callable[..., np.ndarray]] = {"random": choose_random, "kmeans": choose_kmeans}
+# Cold-start choosers: (pool images, how many, rng, already-taken mask, labels) -> pool indices.
+INITIAL_CHOOSERS: dict[str, Callable[..., np.ndarray]] = {"random": choose_random, "kmeans": choose_kmeans,
+                                                          "balanced": choose_balanced}
 
 
 def _resolve(config: ExperimentConfig) -> ExperimentConfig:
@@ -75,13 +101,17 @@ class Experiment:
     a :class:`alcore.engine.training.TrainerCache` to reuse compiled models across runs.
     ``oracle``: "simulated" (the dataset's labels answer every query) or "person" (each
     batch waits for :meth:`give_labels`; the initial and fixed validation labels are the
-    dataset's own in both).
+    dataset's own in both). A config whose early stopping would watch fewer than
+    ``MIN_VALIDATION`` images is refused (:meth:`ExperimentConfig.check_early_stopping`)
+    unless ``check_validation`` is False, for going on with a run made before that check.
     """
 
     def __init__(self, config: ExperimentConfig, *, dataset: Optional[Dataset] = None, cache=None,
-                 oracle: str = "simulated"):
+                 oracle: str = "simulated", check_validation: bool = True):
         if oracle not in ORACLES:
             raise ValueError(f"oracle must be one of {', '.join(ORACLES)}; got {oracle!r}")
+        if check_validation:  # False only to go on with a run made before the check, as it started
+            config.check_early_stopping()
         self.oracle = oracle
         self.config = _resolve(config)
         self.dataset = dataset if dataset is not None else load_dataset(self.config)
@@ -109,7 +139,7 @@ class Experiment:
             self._taken[self.validation_indices] = True
         chooser = INITIAL_CHOOSERS[cfg.initial_strategy]
         initial = np.asarray(chooser(self.dataset.x_pool, cfg.initial, round_rng(cfg.seed, 0, _INITIAL),
-                                     self._taken.copy()), dtype=np.int64)
+                                     self._taken.copy(), labels=self.dataset.y_pool), dtype=np.int64)
         self.initial_indices = initial
         self._taken[initial] = True
         self._labeled: list[int] = [int(i) for i in initial]
@@ -272,12 +302,14 @@ class Experiment:
         start = self._warm if (cfg.warm_start and self._warm is not None) else trainer.initial_weights(cfg.seed)
         trainer.set_weights(start)
         trainer.reset_optimizer(cfg.learning_rate)
+        epochs, max_steps, epoch_cap = self._schedule(len(x_train), len(val_idx))
         report = trainer.fit(x_train, y_train,
                              ds.inputs_pool[val_idx] if len(val_idx) else None,
                              self.labels_of(val_idx, truth=truth) if len(val_idx) else None,
-                             max_epochs=cfg.max_epochs, patience=cfg.patience, l2=cfg.l2,
+                             max_epochs=epochs, patience=cfg.patience, l2=cfg.l2,
                              rng=round_rng(cfg.seed, r, _SHUFFLE), capacity=cap_hint,
-                             val_capacity=val_hint)
+                             val_capacity=val_hint, epoch_capacity=epoch_cap, max_steps=max_steps,
+                             weight_decay=self._weight_decay)
         if cfg.refit and len(val_idx):
             # Early stopping chose the epoch count; now use every label for training.
             trainer.set_weights(start)
@@ -286,7 +318,7 @@ class Experiment:
                         np.concatenate([y_train, self.labels_of(val_idx, truth=truth)]),
                         max_epochs=max(report.best_epoch, 1),
                         patience=1, l2=cfg.l2, rng=round_rng(cfg.seed, r, _REFIT), capacity=cap_hint,
-                        val_capacity=val_hint, epoch_capacity=cfg.max_epochs)
+                        val_capacity=val_hint, epoch_capacity=epoch_cap, weight_decay=self._weight_decay)
         if cfg.warm_start:
             self._warm = trainer.get_weights()
         return report, train_idx, val_idx
@@ -303,6 +335,27 @@ class Experiment:
             y = np.concatenate([y, np.asarray(extra[1], dtype=np.int32)])
         report = self.trainer.fit(x, y, rng=round_rng(self.config.seed, r, _SPLIT))
         return report, train_idx, np.empty(0, dtype=np.int64)
+
+    @property
+    def _weight_decay(self) -> float:
+        return self.config.weight_decay if self.config.model != "softmax" else 0.0
+
+    def _schedule(self, n_train: int, n_val: int) -> tuple[int, Optional[int], int]:
+        """(epochs, most steps, epoch capacity) of a round training on ``n_train`` labels.
+
+        With early stopping (or softmax): up to max_epochs epochs, as always. Otherwise the
+        step schedule of :func:`alcore.engine.training.schedule`; the epoch capacity is the
+        schedule's epochs on the fewest labels the run trains on, so the compiled call keeps
+        one shape all run."""
+        from alcore.engine.training import schedule
+
+        cfg = self.config
+        if n_val or cfg.model == "softmax" or cfg.validation != "none":
+            return cfg.max_epochs, None, cfg.max_epochs
+        epochs, steps = schedule(n_train, cfg.train_batch_size, cfg.max_epochs, cfg.min_steps, cfg.max_steps)
+        first, _ = schedule(min(cfg.initial, n_train), cfg.train_batch_size, cfg.max_epochs, cfg.min_steps,
+                            cfg.max_steps)
+        return epochs, steps, max(first, epochs)
 
     def _evaluate(self) -> tuple[float, float, np.ndarray]:
         """Test accuracy, mean cross-entropy (probabilities clipped at 1e-7, as in
@@ -445,7 +498,8 @@ class Experiment:
         if result.config.warm_start and result.rounds:
             raise ValueError("a warm-start run cannot be continued from its file: the weights "
                              "it would start from are not saved")
-        exp = cls(result.config, dataset=dataset, cache=cache, oracle=result.oracle)
+        exp = cls(result.config, dataset=dataset, cache=cache, oracle=result.oracle,
+                  check_validation=False)
         if [int(i) for i in exp.initial_indices] != list(result.initial_indices):
             raise ValueError("the dataset differs from the one this result was made on: "
                              "its initial labels do not match")

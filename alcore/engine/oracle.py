@@ -110,7 +110,8 @@ class OracleRun:
 
     def _pair(self, person: Experiment, cache) -> None:
         self.person = person
-        self.simulated = Experiment(person.config, dataset=person.dataset, cache=cache)
+        # the person's run was checked when it started (or is a file made before the check)
+        self.simulated = Experiment(person.config, dataset=person.dataset, cache=cache, check_validation=False)
         self._truth: dict[int, tuple[float, float]] = {}  # round -> (accuracy, loss) on true labels
 
     @classmethod

@@ -46,6 +46,25 @@ class FitReport:
     best_epoch: int  # epochs trained when validation loss was lowest (= epochs without validation)
 
 
+def schedule(n: int, train_batch_size: int, max_epochs: int, min_steps: int = 0,
+             max_steps: Optional[int] = None) -> tuple[int, int]:
+    """``(epochs, steps)`` of a round on ``n`` labels without early stopping.
+
+    An epoch is ``ceil(n / train_batch_size)`` steps. The round makes ``max_epochs`` epochs'
+    worth of steps, raised to ``min_steps`` and lowered to ``max_steps`` (the last epoch
+    may then stop part way): enough updates at 10 labels, where an epoch is one step, and
+    no explosion at thousands, where an epoch is hundreds. Deep active-learning code does
+    the same with a minimum number of iterations per round (e.g. Lüth et al. 2023) or a
+    fixed number of steps."""
+    if n < 1:
+        raise ValueError(f"cannot schedule training on {n} labels")
+    per_epoch = -(-n // train_batch_size)
+    steps = max(max_epochs * per_epoch, min_steps)
+    if max_steps is not None:
+        steps = min(steps, max_steps)
+    return -(-steps // per_epoch), steps
+
+
 def _capacity(n: int, floor: int, multiple: int) -> int:
     cap = 1 << max(int(np.ceil(np.log2(max(n, floor, 1)))), 0)
     return int(np.ceil(cap / multiple) * multiple)
@@ -88,8 +107,10 @@ class Trainer:
             # XLA fuses the many small ops of dense models, but its CPU convolutions are
             # about 17x slower than TensorFlow's own kernels (cnn, 100 MNIST labels, 20
             # epochs: 38.7 s against 2.3 s, bench_retraining.py --parts 4), so convolutional
-            # models run as plain graphs.
-            jit = spec.model != "cnn"
+            # models run as plain graphs. So do models that augment: XLA has no kernel for the
+            # image transform of Keras's RandomTranslation / RandomRotation / RandomZoom
+            # (ImageProjectiveTransformV3).
+            jit = spec.model != "cnn" and not spec.augments
         self.jit = jit
         self._train_fn = tf.function(self._train_graph, jit_compile=jit)
         signature = [tf.TensorSpec((None,) + spec.input_shape, tf.float32)]
@@ -153,7 +174,7 @@ class Trainer:
         p = tf.clip_by_value(tf.gather(probs, labels, batch_dims=1), _EPS, 1.0)
         return tf.reduce_sum(-tf.math.log(p) * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
 
-    def _train_graph(self, x, y, n, xv, yv, nv, perms, max_epochs, patience, l2):
+    def _train_graph(self, x, y, n, xv, yv, nv, perms, max_epochs, patience, l2, step_limit, weight_decay):
         B = self.batch
         steps = (n + B - 1) // B
         vmask = tf.cast(tf.range(tf.shape(yv)[0]) < nv, tf.float32)
@@ -162,13 +183,14 @@ class Trainer:
         epoch = tf.constant(0)
         best_epoch = tf.constant(0)
         train_loss = tf.constant(0.0)
+        done = tf.constant(0)  # steps made so far this round
         for b, v in zip(self._best, self._trainable):
             b.assign(v)
-        while epoch < max_epochs and wait < patience:
+        while epoch < max_epochs and wait < patience and done < step_limit:
             perm = perms[epoch]
             s = tf.constant(0)
             total = tf.constant(0.0)
-            while s < steps:
+            while s < steps and done < step_limit:
                 idx = tf.slice(perm, [s * B], [B])
                 mask = tf.cast(s * B + tf.range(B) < n, tf.float32)
                 xb = tf.gather(x, idx)
@@ -179,9 +201,15 @@ class Trainer:
                         loss += l2 * tf.add_n([tf.reduce_sum(tf.square(k)) for k in self._kernels])
                 grads = tape.gradient(loss, self._trainable)
                 self.optimizer.apply(grads, self._trainable)
+                if self._kernels:
+                    # decoupled weight decay (AdamW / SGDW): k <- k - lr * wd * k
+                    shrink = tf.cast(self.optimizer.learning_rate, tf.float32) * weight_decay
+                    for k in self._kernels:
+                        k.assign_sub(shrink * k)
                 total += loss
                 s += 1
-            train_loss = total / tf.cast(tf.maximum(steps, 1), tf.float32)
+                done += 1
+            train_loss = total / tf.cast(tf.maximum(s, 1), tf.float32)
             epoch += 1
             if nv > 0:
                 val_loss = self._masked_ce(self.model(xv, training=False), yv, vmask)
@@ -203,9 +231,11 @@ class Trainer:
     def fit(self, x: np.ndarray, y: np.ndarray, x_val: Optional[np.ndarray] = None,
             y_val: Optional[np.ndarray] = None, *, max_epochs: int, patience: int,
             l2: float = 0.0, rng: np.random.Generator, capacity: int = 0,
-            val_capacity: int = 0, epoch_capacity: int = 0) -> FitReport:
+            val_capacity: int = 0, epoch_capacity: int = 0, max_steps: Optional[int] = None,
+            weight_decay: float = 0.0) -> FitReport:
         """Train on (x, y) from the current weights; early stopping on (x_val, y_val)
-        when given (and not empty), otherwise exactly ``max_epochs`` epochs.
+        when given (and not empty), otherwise exactly ``max_epochs`` epochs; either way
+        at most ``max_steps`` gradient steps in all (the last epoch may stop part way).
 
         ``capacity`` / ``val_capacity`` / ``epoch_capacity`` are the largest sizes
         the caller expects in this run: arrays are padded (to a power of two for
@@ -227,7 +257,9 @@ class Trainer:
         epochs, best, train_loss, best_epoch = self._train_fn(
             _pad(np.asarray(x, np.float32), cap), _pad(np.asarray(y, np.int32), cap), tf.constant(n, tf.int32),
             xv, yv, tf.constant(nv, tf.int32), perms, tf.constant(max_epochs, tf.int32),
-            tf.constant(patience if has_val else max_epochs + 1, tf.int32), tf.constant(l2, tf.float32))
+            tf.constant(patience if has_val else max_epochs + 1, tf.int32), tf.constant(l2, tf.float32),
+            tf.constant(np.iinfo(np.int32).max if max_steps is None else max_steps, tf.int32),
+            tf.constant(weight_decay, tf.float32))
         return FitReport(int(epochs), float(best) if has_val else None, float(train_loss), int(best_epoch))
 
     # ------------------------------------------------------------------ prediction

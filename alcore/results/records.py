@@ -24,7 +24,7 @@ from typing import Annotated, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from alcore._version import __version__
-from alcore.config import ExperimentConfig
+from alcore.config import BEFORE_FIELD_EXISTED, ExperimentConfig
 from alcore.data.datasets import MAX_CLASS_NAME_CHARS, MAX_CLASSES
 
 SCHEMA_VERSION = 1
@@ -444,6 +444,9 @@ def load_result(source: Union[str, os.PathLike, bytes, bytearray], name: Optiona
         raise ResultFileError(f"{name}: unknown schema_version {_short.repr(version)}; this alcore "
                               f"({__version__}) reads schema_version {supported}")
     if isinstance(data.get("config"), dict):
+        # A file made before a field existed gets what it did then, not today's default.
+        for field_name, then in BEFORE_FIELD_EXISTED.items():
+            data["config"].setdefault(field_name, then)
         # The config is checked by its own rules (as when it is typed on the command line) ...
         try:
             data["config"] = ExperimentConfig.model_validate(data["config"])

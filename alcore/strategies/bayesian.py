@@ -242,6 +242,8 @@ def check_model_has_dropout(name: str, config) -> None:
     """ValueError naming the fix when ``config``'s model would give identical passes."""
     model = getattr(config, "model", None)
     dropout = getattr(config, "dropout", 0.0)
+    if model == "cnn" and getattr(config, "dense_dropout", None) is not None:
+        dropout = max(dropout, config.dense_dropout)  # either of the cnn's two dropout layers will do
     if model not in ("mlp", "cnn") or not dropout > 0:
         what = f"model {model!r}" if model not in ("mlp", "cnn") else f"model {model!r} with dropout {dropout}"
         raise ValueError(f"strategy {name!r} needs stochastic forward passes, but {what} has no "

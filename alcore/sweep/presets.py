@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
-PRESETS_DIR = Path(__file__).resolve().parents[1] / "presets"
+PRESETS_DIR = Path(__file__).resolve().parents[2] / "presets"  # alcore/sweep/presets.py -> the repository
 
 
 RACE_AXES = ("strategy", "seed")  # what a dashboard race varies itself
@@ -42,7 +42,9 @@ class Preset:
     def race_setup(self, chosen: Optional[dict] = None) -> tuple:
         """``(config, strategies, seeds)`` to race this preset's cells that have the ``chosen``
         values (default: each axis's first): the config of the first such cell, its strategies
-        in order, and how many seeds (a race runs seeds ``config.seed``, ``config.seed + 1``, ...)."""
+        in order, and how many seeds (a race runs seeds ``config.seed``, ``config.seed + 1``, ...).
+        A preset made with early stopping on fewer validation images than a run now accepts
+        (``ExperimentConfig.check_early_stopping``) races with validation 'none'."""
         chosen = {k: v[0] for k, v in self.choices().items()} | dict(chosen or {})
         unknown = sorted(set(chosen) - set(self.choices()))
         if unknown:
@@ -52,7 +54,14 @@ class Preset:
             raise ValueError(f"{self.name}: no cell has {chosen}")
         strategies = list(dict.fromkeys(c.config.strategy for c in cells))
         seeds = sorted({c.config.seed for c in cells})
-        return cells[0].config.replace(seed=seeds[0]), strategies, len(seeds)
+        config = cells[0].config.replace(seed=seeds[0])
+        try:
+            config.check_early_stopping()
+        except ValueError:
+            # made with early stopping on a handful of images, which a run now refuses: race it
+            # with today's step schedule (the defaults) instead
+            config = config.replace(validation="none")
+        return config, strategies, len(seeds)
 
 
 def list_presets(root: Optional[Union[str, Path]] = None) -> list[Preset]:

@@ -42,7 +42,7 @@ from typing import Any, Callable, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from alcore.config import ExperimentConfig
+from alcore.config import ExperimentConfig, with_none
 
 MAX_CELLS = 100_000  # a typo like seed = [0, ..., 99999] x 20 strategies is refused, not queued
 PLUGIN = "alcore-sweep"
@@ -172,7 +172,7 @@ def expand(spec: SweepSpec, *, relative_to: Optional[Path] = None, where: str = 
                 fields[k] = v
             label = ", ".join(f"{k}={_value_text(v)}" for k, v in combo)
             try:
-                cfg = ExperimentConfig(**fields)
+                cfg = ExperimentConfig(**with_none(fields))
             except ValidationError as e:
                 raise SweepSpecError(f"{where}: cell {label}: " + "; ".join(_error_lines(e))) from None
             if cfg in seen:
