@@ -369,6 +369,16 @@ class ExperimentConfig(BaseModel):
         return (self.dataset, self.data_dir, self.data_file, self.pool_size,
                 self.test_size, self.normalization, self.seed if draws else None)
 
+    def same_experiment(self, other: "ExperimentConfig") -> bool:
+        """Whether ``other`` describes the same experiment as this config, wherever the data
+        files sit. For the published datasets (``FIXED_SPLIT_DATASETS``) ``data_dir`` only says
+        where this machine keeps its copy, so a result file made on another machine, or a preset
+        shipped with the repository, still matches; for 'idx' the folder is the data itself and
+        counts."""
+        if self.dataset in FIXED_SPLIT_DATASETS and other.dataset == self.dataset:
+            return self.model_dump(exclude={"data_dir"}) == other.model_dump(exclude={"data_dir"})
+        return self == other
+
     def replace(self, **changes) -> "ExperimentConfig":
         """A validated copy with some fields changed."""
         data = self.model_dump()

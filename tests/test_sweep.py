@@ -243,3 +243,23 @@ def test_the_cell_function_runs_in_process_too():
     assert got["error"] == "" and got["result"].status == "complete" and len(got["result"].rounds) == 2
     bad = run_cell(Cell("y", cfg.replace(dataset="npz", data_file="/nonexistent/x.npz"), ()))
     assert bad["result"] is None and "x.npz" in bad["error"]
+
+
+def test_a_result_file_made_where_the_data_sat_elsewhere_still_matches_its_cell(tmp_path):
+    """A shipped preset (or a colleague's result folder) records the absolute folder MNIST was
+    read from on the machine that made it; on another machine the same cell must still read as
+    complete. For 'idx' the folder is the data itself, so there it still counts."""
+    from alcore.sweep.presets import list_presets
+
+    preset = next(p for p in list_presets() if p.key == "gal2017_mnist")
+    cell = preset.cells[0]
+    made = load_result(cell_path(preset.folder, cell))
+    elsewhere = made.model_copy(update={"config": made.config.replace(data_dir="/another/machine/datasets")})
+    save_result(elsewhere, cell_path(tmp_path, cell))
+    assert inspect_cell_file(tmp_path, cell).state == "complete"
+
+    idx = ExperimentConfig(dataset="idx", data_dir="/one/folder")
+    assert idx.same_experiment(idx.replace(data_dir="/one/folder"))
+    assert not idx.same_experiment(idx.replace(data_dir="/another/folder"))
+    assert not made.config.same_experiment(made.config.replace(dataset="fashion_mnist"))
+    assert not made.config.same_experiment(made.config.replace(data_dir="/x", seed=7))

@@ -77,9 +77,10 @@ class Race:
                 if old is None:
                     self.experiments.append(Experiment(cfg, dataset=dataset, cache=cache))
                     continue
-                if old.config != _resolve(cfg):
+                if not old.config.same_experiment(_resolve(cfg)):
                     raise ValueError(f"the saved run {run_label(old.config)} was made with other settings "
                                      f"than this race's {run_label(cfg)}")
+                old = old.model_copy(update={"config": _resolve(cfg)})  # its data may sit elsewhere here
                 self.experiments.append(Experiment.resume(old, dataset=dataset, cache=cache))
         if saved:
             raise ValueError(f"{len(saved)} saved run(s) do not belong to this race's strategies and seeds")

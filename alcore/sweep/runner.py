@@ -218,7 +218,7 @@ def inspect_cell_file(out: Union[str, os.PathLike], cell: Cell) -> CellFile:
         res = load_result(path)
     except ResultFileError as e:
         return CellFile("unreadable", problem=str(e))
-    if res.config != _resolve(cell.config):
+    if not res.config.same_experiment(_resolve(cell.config)):
         return CellFile("other_settings", problem="made with other settings")
     if res.status == "complete":
         return CellFile("complete", res)
@@ -266,6 +266,10 @@ def run_cell(cell: Cell, checkpoint: Optional[str] = None, partial=None) -> dict
 
         t0 = time.perf_counter()
         if partial is not None:
+            from alcore.engine.loop import _resolve
+
+            # its config as this machine resolves it (the data may sit elsewhere than where it was made)
+            partial = partial.model_copy(update={"config": _resolve(cell.config)})
             exp = Experiment.resume(partial, dataset=dataset, cache=caches.trainers)
         else:
             exp = Experiment(cell.config, dataset=dataset, cache=caches.trainers)
