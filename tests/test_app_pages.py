@@ -42,7 +42,7 @@ def metric(at, label):
 
 
 def shown(markdown: str) -> str:
-    """What a reader sees of text escaped by app_pages.common.plain (backslash escapes and
+    """What a reader sees of text escaped by dashboard.display.plain (backslash escapes and
     invisible word joiners)."""
     return re.sub(r"\\(.)", r"\1", markdown).replace("\u2060", "")
 
@@ -209,7 +209,7 @@ def test_results_page_galleries_metrics_and_downloads():
     assert not at.exception, at.exception
     assert [s.value for s in at.subheader] == ["Metrics", "Inside a round", "Confident auto-labelling"]
     assert len(at.dataframe) >= 1 and len(at.get("plotly_chart")) == 3  # confusion, balance, signals
-    # curves CSV + one result file per run, and each table's own CSV (app_pages.common.show_table)
+    # curves CSV + one result file per run, and each table's own CSV (dashboard.display.show_table)
     assert sorted(b.key or b.label for b in at.get("download_button")) == \
         ["Download curves (CSV)", "csv_metrics_per_run", "dl_0", "dl_1"]
     assert len(at.image) == 2  # the last round picks nothing: least and most confident only
@@ -256,7 +256,7 @@ def test_model_page_transfer_head_summary_and_reference():
 @pytest.fixture
 def fresh_run_slots():
     """The process-wide run-slot table, emptied before and after (AppTests share the process)."""
-    from app_pages.common import _run_slots
+    from dashboard.limits import _run_slots
 
     _run_slots.clear()
     yield
@@ -327,7 +327,7 @@ def test_a_race_over_the_limits_does_not_start(monkeypatch):
 
 
 def test_a_second_run_waits_while_another_session_holds_the_only_slot(monkeypatch, fresh_run_slots):
-    from app_pages.common import run_slots
+    from dashboard.limits import run_slots
 
     monkeypatch.setenv("ALCORE_MAX_CONCURRENT_RUNS", "1")
     assert run_slots().try_acquire("another visitor's session")
@@ -346,7 +346,7 @@ def test_a_second_run_waits_while_another_session_holds_the_only_slot(monkeypatc
 
 def test_stop_gives_the_slot_back_and_continue_takes_it_again(monkeypatch, fresh_run_slots):
     from alcore.engine.race import Race
-    from app_pages.common import run_slots
+    from dashboard.limits import run_slots
 
     monkeypatch.setenv("ALCORE_MAX_CONCURRENT_RUNS", "1")
     cfg = ExperimentConfig(rounds=20, max_epochs=5)
