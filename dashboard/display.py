@@ -49,12 +49,14 @@ def file_stem(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9-]+", "_", str(name)).strip("_")[:80] or "download"
 
 
-def show_figure(fig, name: str, *, where=None, key=None, **kwargs):
+def show_figure(fig, name: str, *, key: str, where=None, **kwargs):
     """A Plotly figure with one-click downloads named ``name``: PNG from the modebar's camera
     (Plotly's toImageButtonOptions, at twice the on-screen resolution) and SVG from the button
     that figure_downloads() puts beside it. Both are drawn by Plotly in the browser: no
-    kaleido or Chrome on the server. ``where``: a column or container (default: the page);
-    other arguments go to st.plotly_chart."""
+    kaleido or Chrome on the server. ``key``: the chart's own, always (without one, Streamlit
+    derives its id from the figure, and the same figure drawn twice in a script run stops the
+    page). ``where``: a column or container (default: the page); other arguments go to
+    st.plotly_chart."""
     config = {"toImageButtonOptions": {"format": "png", "filename": file_stem(name), "scale": 2},
               "displaylogo": False}
     return (where or st).plotly_chart(fig, key=key, config=config, **kwargs)

@@ -117,6 +117,40 @@ def race_app():
     return race_on(at)
 
 
+def _draw_the_board_three_times():
+    import streamlit as st
+
+    from dashboard.race_session import LiveBoard
+
+    board = LiveBoard()
+    for _ in range(3):  # a round that left the curves as they were: the same figure again
+        board.draw(st.session_state["race"], live=True)
+
+
+def test_the_live_board_draws_an_unchanged_race_again_within_one_script_run():
+    """The Run page redraws its board between rounds within one script run. A multi-seed race
+    whose round left the seed mean unchanged redraws a byte-identical figure; without a key of
+    its own each time, Streamlit stopped the page with StreamlitDuplicateElementId."""
+    from alcore.engine.race import Race
+
+    race = Race(TINY, ["margin", "random"], [0, 1])
+    for _ in range(4):
+        race.step()
+    at = AppTest.from_function(_draw_the_board_three_times, default_timeout=60)
+    at.session_state["race"] = race
+    at.run()
+    assert not at.exception, at.exception
+    assert len(at.get("plotly_chart")) == 1  # one board, drawn over
+    assert at.progress[0].value is not None
+
+
+def test_a_race_over_several_seeds_runs_to_the_end_on_the_run_page():
+    at = app(TINY, page="run", race_settings={"strategies": ["margin", "random"], "seeds": 2})
+    race_on(at.button(key="start").click().run())
+    assert any("Race finished" in s.value for s in at.success)
+    assert [len(e.rounds) for e in at.session_state["race"].experiments] == [3, 3, 3, 3]
+
+
 def test_run_page_races_to_the_end():
     at = race_app()
     assert any("Race finished" in s.value for s in at.success)
