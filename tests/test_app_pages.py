@@ -396,6 +396,20 @@ def test_stop_gives_the_slot_back_and_continue_takes_it_again(monkeypatch, fresh
 EVIL = ["<img src=x onerror=alert(1)>", "[click](http://evil)", ":material/home: **bold** $x$"]
 
 
+def test_a_refused_npz_says_why_right_under_the_upload():
+    """Issue 18: the reason showed below the whole settings column, about 1000 px under the
+    page's warning; it is now in that column, right under the uploader."""
+    at = app()
+    at.selectbox(key="w_dataset").set_value("npz").run()
+    at.file_uploader[0].set_value(("broken.npz", b"not a zip file", "application/octet-stream")).run()
+    assert not at.exception, at.exception
+    left = at.columns[0]
+    assert [e.value for e in left.error] == [e.value for e in at.error] and len(at.error) == 1
+    assert at.error[0].value.startswith("**The dataset cannot be used:**")
+    kinds = [type(x).__name__ for x in left]
+    assert kinds.index("Error") < kinds.index("NumberInput")  # above the pool size, under the file
+
+
 def test_class_names_and_file_names_from_an_upload_are_shown_as_text():
     at = app()
     at.selectbox(key="w_dataset").set_value("npz").run()
