@@ -272,7 +272,7 @@ def test_server_folders_are_offered_only_when_the_deployer_allows_them(monkeypat
     assert any("idx dataset is not available" in w.value for w in at.warning)
     assert at.session_state["config"].dataset == "digits" and metric(at, "Pool images") == "1,438"
     at = app()
-    at.session_state["config"] = ExperimentConfig(dataset="digits", data_dir=str(idx_folder))
+    at.session_state["config"] = ExperimentConfig(dataset="mnist", data_dir=str(idx_folder))  # digits would drop it
     at.switch_page("app_pages/model.py").run()
     assert any("data_dir names a folder on the server" in e.value for e in at.error)
     assert not at.metric  # nothing was loaded
