@@ -103,7 +103,11 @@ class RaceSession:
             self.state[RACE] = self._new_race(cfg, strategies, seeds)
         except ValueError as e:
             self.stop()
-            st.error(f"The race cannot start: {plain(e)}")
+            # Start replaces the race: the previous one (another setup) is not shown under this
+            # setup's header, nor kept in the address (its saved copy stays on the server)
+            self.state[RACE], self.state[RACE_ID] = None, None
+            st.query_params.pop("run", None)
+            st.error(f"The race cannot start: {plain(e)}", icon=":material/block:")
             return False
         return True
 
