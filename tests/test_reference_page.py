@@ -137,6 +137,9 @@ def test_a_loaded_setup_whose_dataset_cannot_load_leaves_run_ready_for_another_s
         raise alcore.data.datasets.DatasetUnavailableError("no network here")
 
     monkeypatch.setattr(alcore.data.datasets, "load_digits_raw", offline)
+    from dashboard.data import _dataset_cache
+
+    _dataset_cache.clear()  # the preset's pool, prepared by another test of this process
     at.switch_page("app_pages/reference.py").run()
     at.button(key="ref_run_batches").click().run(timeout=300)
     assert not at.exception, at.exception
