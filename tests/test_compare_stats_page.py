@@ -25,3 +25,12 @@ def test_compare_page_shows_statistics_across_seeds(files):
     assert len(at.get("plotly_chart")) == 2  # the curves and the pairwise heatmap
     assert len(at.dataframe) >= 3  # per group, per run, intervals (+ the pairwise numbers)
     assert any("3 paired seeds" in w.value and "cannot be told apart" in w.value for w in at.warning)
+
+
+def test_an_empty_setting_is_named_for_what_it_means_in_a_group(three_seed_results):
+    from alcore.analysis.groups import group_labels
+
+    margin = [r for r in three_seed_results if r.config.strategy == "margin"]
+    whole = margin[0].model_copy(update={"config": margin[0].config.replace(test_size=None)})
+    some = margin[1].model_copy(update={"config": margin[1].config.replace(test_size=100)})
+    assert group_labels([whole, some]) == ["margin · test_size=all", "margin · test_size=100"]

@@ -40,7 +40,7 @@ def group_labels(results: Sequence[RunResult]) -> list[str]:
     for name in ExperimentConfig.model_fields:
         if name not in _NOT_A_GROUP_SETTING:
             parts.append((differs(lambda r, n=name: getattr(r.config, n)),
-                          lambda r, n=name: f"{n}={_setting_text(getattr(r.config, n))}"))
+                          lambda r, n=name: f"{n}={_setting_text(getattr(r.config, n), n)}"))
     labels = []
     for r in results:
         extra = [get(r) for on, get in parts if on]
@@ -48,7 +48,13 @@ def group_labels(results: Sequence[RunResult]) -> list[str]:
     return labels
 
 
-def _setting_text(value) -> str:
+# What an empty (None) setting means, in a group name: "test_size=all", not "test_size=None".
+_UNSET_TEXT = {"test_size": "all", "pool_size": "all", "candidates": "all", "dense_dropout": "as dropout"}
+
+
+def _setting_text(value, name: str = "") -> str:
+    if value is None:
+        return _UNSET_TEXT.get(name, "none")
     if isinstance(value, (tuple, list)):
         return ",".join(map(str, value))
     return format(value, "g") if isinstance(value, float) else str(value)
