@@ -6,6 +6,7 @@ notebook can reuse them. No Streamlit here.
 from __future__ import annotations
 
 import html
+import re
 from typing import Optional, Sequence
 
 import numpy as np
@@ -52,12 +53,17 @@ def _rgba(hex_color: str, alpha: float) -> str:
 HOVER_CURVE = "%{x} labels: %{y:.2%}<extra>%{fullData.name}</extra>"
 
 
+def natural_order(name) -> list:
+    """Sort key that orders the numbers in a name by value: hybrid 0%, 20%, 100% (not 0%, 100%, 20%)."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(name))]
+
+
 def learning_curve_figure(frame: pd.DataFrame, *, aggregate: bool = True, band: str = "ci95",
                           target: Optional[float] = None, title: str = "Test accuracy vs labels") -> go.Figure:
     """Accuracy-versus-labels curves. With ``aggregate``, runs of one group (several
     seeds) become a mean line with a shaded band; otherwise one line per run."""
     fig = go.Figure()
-    groups = sorted(frame["group"].unique()) if len(frame) else []
+    groups = sorted(frame["group"].unique(), key=natural_order) if len(frame) else []
     colors = _colors(groups)
     if aggregate and len(frame):
         agg = aggregate_curves(frame, band)
