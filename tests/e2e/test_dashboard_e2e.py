@@ -127,3 +127,16 @@ def test_race_results_download_compare(page, app_server, playwright_api, tmp_pat
     wait_idle(page)
     expect(caption).to_have_text(f"1 run(s) loaded: {good.name}")
     expect(legend(chart)).to_have_text([f"margin (seed 0) [{good.name}]"])
+
+
+def test_every_strategy_formula_fits_its_column_at_1400_px(page, app_server, playwright_api):
+    """Issue 18: the bald and var_ratios formulas were cut off at 1400 px (the viewport here)."""
+    expect = playwright_api.expect
+    page.goto(f"{app_server}/strategy")
+    page.wait_for_selector("[data-testid='stApp']", timeout=PAGE_TIMEOUT_MS)
+    wait_idle(page)
+    formulas = page.locator(".katex-display")
+    expect(formulas.first).to_be_visible(timeout=PAGE_TIMEOUT_MS)
+    widths = formulas.evaluate_all("els => els.map(e => [e.scrollWidth, e.clientWidth])")
+    assert len(widths) >= 12
+    assert all(scroll <= client + 2 for scroll, client in widths), widths
