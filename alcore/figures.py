@@ -16,6 +16,7 @@ from plotly.subplots import make_subplots
 
 from alcore.analysis.stats import aggregate_curves
 from alcore.results.records import ImageRef, RunResult
+from alcore.strategies.base import is_baseline
 
 PALETTE = qualitative.Plotly
 RANDOM_COLOR = "#7f7f7f"
@@ -33,7 +34,7 @@ def text(value) -> str:
 def _colors(groups: Sequence[str]) -> dict[str, str]:
     colors, i = {}, 0
     for g in groups:
-        if g.split(" ")[0] == "random":
+        if is_baseline(g.split(" ")[0]):
             colors[g] = RANDOM_COLOR
         else:
             colors[g] = PALETTE[i % len(PALETTE)]

@@ -5,12 +5,13 @@ from collections import OrderedDict
 
 import streamlit as st
 
-from alcore.analysis.explain import (MEASURES, ReplayError, candidate_scores, dataset_problem, embed_pool, picks_overlap,
+from alcore.analysis.explain import (ReplayError, candidate_scores, dataset_problem, embed_pool, picks_overlap,
                             record_mismatches, recover_round_probs, replay_refusal, round_pool_map, round_sets,
                             run_keep)
 from alcore.figures import (gallery, overlap_figure, pool_map_figure, probability_bars_figure, score_rank_frame,
                             upscale)
 from alcore.results.records import ResultFileError, load_result, strategy_label
+from alcore.strategies.base import strategy_class
 from app_pages.common import (RACE, dataset, one_call_within_labels, plain, race_lock, run_slot_for_one_call,
                               show_figure, show_table, trainer_cache)
 
@@ -209,8 +210,7 @@ elif options:
             show_figure(probability_bars_figure(ex.probs, res.dataset.class_names, truth,
                                                 f"Round {r}'s model on image #{chosen}"),
                         f"probabilities_round{r}_image{chosen}", where=right, key="replay_bars")
-            own = cfg.strategy if cfg.strategy in MEASURES else (cfg.hybrid_measure if cfg.strategy == "hybrid"
-                                                                 else None)
+            own = strategy_class(cfg.strategy).uncertainty_measure(cfg)
             table = score_rank_frame(ex, batch_size=len(rnd.selected) or cfg.batch_size, strategy=own)
             num = st.column_config.NumberColumn
             show_table(table, f"scores_round{r}_image{chosen}", column_config={

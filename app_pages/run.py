@@ -6,6 +6,7 @@ import streamlit as st
 
 from alcore.figures import learning_curve_figure
 from alcore.analysis.pitfalls import not_better_than_random, setup_pitfalls, unstable_curves
+from alcore.strategies.base import is_baseline
 from app_pages.common import (AUTOSTART, CONFIG, RACE, RACE_SETTINGS, RUNNING, claim_run_slot, config, config_caption,
                               dataset, dataset_sizes, deployment_limits, plain, race_lock, race_refusal, race_settings,
                               release_run_slot, run_store, sentence, show_figure, show_pitfalls, show_table,
@@ -278,7 +279,7 @@ def against_random(race) -> None:
     if not results:
         return
     frame = metrics_frame(results, 1.0)  # AULC and drops only: the target does not matter
-    with_random = len(results) > 1 and any(r.config.strategy == "random" for r in results)
+    with_random = len(results) > 1 and any(is_baseline(r.config.strategy) for r in results)
     show_pitfalls(unstable_curves(frame) + (not_better_than_random(frame) if with_random else []))
 
 

@@ -10,6 +10,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from alcore.analysis.groups import group_labels, settings_of
+from alcore.strategies.base import is_baseline
 
 
 def _curve(n_labeled: Sequence[float], accuracy: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -117,9 +118,10 @@ def metrics_frame(results, target: float, groups: Optional[Sequence[str]] = None
     frame = pd.DataFrame(rows)
     # the baseline for a run: the random run with the same seed and the same non-strategy settings
     suffix = frame["group"].map(settings_of)
+    baseline = frame["strategy"].map(is_baseline)
     saved = []
     for i, row in frame.iterrows():
-        mask = (frame["strategy"] == "random") & (frame["seed"] == row["seed"]) & (suffix == suffix[i])
+        mask = baseline & (frame["seed"] == row["seed"]) & (suffix == suffix[i])
         base = frame.loc[mask, "labels_to_target"]
         if row["labels_to_target"] is None or base.empty or base.iloc[0] is None or pd.isna(base.iloc[0]) \
                 or pd.isna(row["labels_to_target"]):

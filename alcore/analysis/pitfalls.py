@@ -37,6 +37,7 @@ from statistics import NormalDist
 from typing import Optional, Sequence
 
 from alcore.config import ExperimentConfig
+from alcore.strategies.base import STRATEGIES, is_baseline
 
 CONFIDENCE = 0.95
 TEST_HALF_WIDTH = 0.05  # +-5 accuracy points: wider than the gains active learning usually brings
@@ -48,10 +49,10 @@ MAX_BATCH_SHARE = 0.5  # a batch of half the scored images or more: at least hal
 STOPPING = ("rounds", "label_budget", "target_accuracy", "plateau_rounds", "plateau_delta",
             "uncertainty_threshold", "changed_threshold")
 NOT_SETTINGS = ("seed", "strategy", "data_dir", "data_file", "inspect_k") + STOPPING
-# Settings that only matter to some strategies.
-STRATEGY_SETTINGS = {"hybrid_fraction": ("hybrid",), "hybrid_measure": ("hybrid",),
-                     "mc_passes": ("bald", "var_ratios", "mean_std"),
-                     "margin_cluster_factor": ("margin_cluster",)}
+# Settings that only matter to some strategies: each field to the strategies that read it
+# (from the registry: each strategy declares its config_fields).
+STRATEGY_SETTINGS = {field: tuple(n for n, c in STRATEGIES.items() if field in c.config_fields)
+                     for field in dict.fromkeys(f for c in STRATEGIES.values() for f in c.config_fields)}
 
 
 @dataclass(frozen=True)
@@ -297,16 +298,17 @@ def not_better_than_random(frame, pairs=None, *, alpha: Optional[float] = None) 
     from alcore.analysis.stats import ALPHA, pairwise_tests, seeds_needed
 
     alpha = ALPHA if alpha is None else alpha
-    if frame is None or len(frame) == 0 or not (frame["strategy"] == "random").any():
+    if frame is None or len(frame) == 0 or not frame["strategy"].map(is_baseline).any():
         return []
     if pairs is None:
         pairs, _ = pairwise_tests(frame, alpha=alpha)
     if pairs is None or len(pairs) == 0:
         return []
     m = max(1, int(pairs.attrs.get("comparisons", 1)))
-    randoms = {settings_of(g): g for g in frame.loc[frame["strategy"] == "random", "group"].unique()}
+    baseline = frame["strategy"].map(is_baseline)
+    randoms = {settings_of(g): g for g in frame.loc[baseline, "group"].unique()}
     out = []
-    for group in sorted(frame.loc[frame["strategy"] != "random", "group"].unique()):
+    for group in sorted(frame.loc[~baseline, "group"].unique()):
         base = randoms.get(settings_of(group))
         if base is None:
             continue

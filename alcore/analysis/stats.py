@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from alcore.analysis.groups import settings_of
+from alcore.strategies.base import fields_used_by, is_baseline
 
 ALPHA = 0.05
 CONFIDENCE = 0.95
@@ -164,10 +165,10 @@ def group_intervals(frame: pd.DataFrame, *, confidence: float = CONFIDENCE,  # n
 
         efficiency = eff_low = eff_high = None
         strategy = runs["strategy"].iloc[0]
-        base = frame[(frame["strategy"] == "random") & (frame["group"].map(settings_of) == settings_of(group))]
+        base = frame[frame["strategy"].map(is_baseline) & (frame["group"].map(settings_of) == settings_of(group))]
         base = _per_seed(base) if len(base) else base
         ratios, censored = [], 0
-        if strategy == "random":
+        if is_baseline(strategy):
             notes.append("random is the baseline (efficiency 1 by definition)")
         elif base.empty:
             notes.append("no random run with the same settings: no efficiency")
@@ -184,14 +185,14 @@ def group_intervals(frame: pd.DataFrame, *, confidence: float = CONFIDENCE,  # n
             elif censored:
                 notes.append(f"efficiency: {censored} paired seed(s) left out because one of the pair "
                              f"never reached the target (censored)")
-        if strategy == "random" and len(reached) >= 2:
+        if is_baseline(strategy) and len(reached) >= 2:
             ratios = [1.0] * len(reached)
         if len(ratios) >= 2:
             efficiency, eff_low, eff_high = geometric_mean_interval(ratios, resamples=resamples, seed=seed,
                                                                     confidence=confidence)
             if len(ratios) < 5:
                 notes.append(f"efficiency interval from {len(ratios)} seeds: rough")
-        elif strategy != "random" and not base.empty and any(s in base.index for s in runs.index):
+        elif not is_baseline(strategy) and not base.empty and any(s in base.index for s in runs.index):
             notes.append(f"efficiency needs at least 2 seeds where both this group and random reached "
                          f"the target; {len(ratios)} did")
         rows.append({"group": group, "seeds": n, "aulc_mean": aulc, "aulc_low": aulc_low, "aulc_high": aulc_high,
@@ -361,7 +362,7 @@ def seed_statistics(frame: pd.DataFrame, *, alpha: float = ALPHA, confidence: fl
     pairs, notes = pairwise_tests(frame, alpha=alpha)
     if frame is not None and len(frame) == 1:
         notes.insert(0, "One run only: intervals and tests need several seeds.")
-    if frame is not None and len(frame) and not (frame["strategy"] == "random").any():
+    if frame is not None and len(frame) and not frame["strategy"].map(is_baseline).any():
         notes.append("No random run: labelling efficiency against random cannot be computed.")
     return SeedStatistics(groups=groups, pairs=pairs, warnings=seed_warnings(pairs, alpha=alpha), notes=notes)
 
@@ -412,7 +413,8 @@ def swept_settings(results) -> list[str]:
         values = {getattr(r.config, name) for r in results}
         if None in values or len(values) < 3:
             continue
-        if name in ("hybrid_fraction",) and any(r.config.strategy != "hybrid" for r in results):
+        readers = fields_used_by(name)  # a strategy's own setting only means something among its runs
+        if readers and any(r.config.strategy not in readers for r in results):
             continue
         out.append(name)
     return out

@@ -24,7 +24,7 @@ from alcore.config import ExperimentConfig
 from alcore.data.datasets import Dataset, load_dataset
 from alcore.engine.inspect import confidence_extremes, pool_summary
 from alcore.results.records import RoundResult, RunResult, DatasetInfo, environment, now_iso
-from alcore.strategies.base import StrategyInput, make_strategy
+from alcore.strategies.base import Need, StrategyInput, make_strategy
 
 # purposes of the per-round random generators
 _INITIAL, _SHUFFLE, _SPLIT, _SELECT, _CANDIDATES, _VALIDATION, _REFIT = range(7)
@@ -410,11 +410,11 @@ class Experiment:
             needs = self.strategy.needs if not reason else frozenset()
             inputs = StrategyInput(
                 probs=probs,
-                embeddings=trainer.embed(ds.inputs_pool[cand]) if "embeddings" in needs else None,
+                embeddings=trainer.embed(ds.inputs_pool[cand]) if Need.EMBEDDINGS in needs else None,
                 labeled_embeddings=(trainer.embed(ds.inputs_pool[self.labeled_indices])
-                                    if "labeled_embeddings" in needs else None),
+                                    if Need.LABELED_EMBEDDINGS in needs else None),
                 mc_probs=(trainer.predict_proba_mc(ds.inputs_pool[cand], self.strategy.passes)
-                          if "mc_probs" in needs else None),
+                          if Need.MC_PASSES in needs else None),
             )
             score_seconds = time.perf_counter() - t0
 

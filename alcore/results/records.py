@@ -262,10 +262,10 @@ class RunResult(_Strict):
 
 
 def strategy_label(config: ExperimentConfig) -> str:
-    """The strategy as users name it: 'margin', 'hybrid 30%'."""
-    if config.strategy == "hybrid":
-        return f"hybrid {config.hybrid_fraction:.0%}"
-    return config.strategy
+    """The strategy as users name it: 'margin', 'hybrid 30%' (:meth:`alcore.strategies.base.Strategy.label`)."""
+    from alcore.strategies import base
+
+    return base.strategy_label(config)
 
 
 def run_label(config: ExperimentConfig) -> str:

@@ -195,7 +195,7 @@ class DeploymentLimits(BaseModel):
                      n_runs: int = 1) -> list[str]:
         """What about the runs this deployment refuses: rounds, labels, passes, runs per race.
         ``strategies`` default to the config's own; ``n_runs`` is strategies x seeds."""
-        from alcore.strategies.base import make_strategy
+        from alcore.strategies.base import Need, strategy_class
 
         strategies = list(strategies) if strategies is not None else [config.strategy]
         problems = []
@@ -218,7 +218,7 @@ class DeploymentLimits(BaseModel):
                                 f"{self.max_labels:,} labels per run: lower rounds, batch_size or "
                                 f"label_budget")
         if self.max_mc_passes is not None and config.mc_passes > self.max_mc_passes:
-            stochastic = [s for s in dict.fromkeys(strategies) if "mc_probs" in make_strategy(s).needs]
+            stochastic = [s for s in dict.fromkeys(strategies) if Need.MC_PASSES in strategy_class(s).needs]
             if stochastic:
                 problems.append(f"mc_passes {config.mc_passes} is over this server's limit of "
                                 f"{self.max_mc_passes} (used by {', '.join(stochastic)}): set it to "
