@@ -198,32 +198,17 @@ def model_selection(configs: Sequence[ExperimentConfig]) -> Optional[Pitfall]:
 
 # ------------------------------------------------------------ batch, budget, pool
 
-def acquisition_rounds(config: ExperimentConfig, n_pool: Optional[int] = None) -> Optional[int]:
-    """How many acquisition rounds the run can have at most: its ``rounds``, the batches that fit
-    in its ``label_budget`` after the first round's labels, and the batches the pool holds
-    (``n_pool`` where known). None where nothing bounds it (only a target or a signal stops it)."""
-    first = config.initial + (config.validation_size if config.validation == "fixed" else 0)
-    bounds = []
-    if config.rounds is not None:
-        bounds.append(config.rounds)
-    if config.label_budget is not None:
-        bounds.append(math.ceil(max(0, config.label_budget - first) / config.batch_size))
-    if n_pool is not None:
-        bounds.append(math.ceil(max(0, n_pool - first) / config.batch_size))
-    return min(bounds) if bounds else None
-
-
 def batch_pitfalls(config: ExperimentConfig, n_pool: Optional[int] = None) -> list[Pitfall]:
     """Where the batch is so large against the rounds, the label budget or the pool that the
     strategies have little or no room to pick differently from random (see the module notes)."""
     out = []
-    first = config.initial + (config.validation_size if config.validation == "fixed" else 0)
+    first = config.first_round_labels()
     free = None if n_pool is None else max(0, n_pool - first)
-    rounds = acquisition_rounds(config, n_pool)
+    rounds = config.acquisition_rounds(n_pool)
     b = config.batch_size
     pool_ends_it = False
     if rounds is not None and rounds < MIN_ROUNDS:
-        without_pool = acquisition_rounds(config, None)
+        without_pool = config.acquisition_rounds()
         if config.rounds is not None and config.rounds == rounds:
             why, fix = (f"rounds is {rounds}",
                         f"Set rounds to at least {MIN_ROUNDS}, with smaller batches (batch_size) for the same labels.")

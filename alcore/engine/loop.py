@@ -122,8 +122,8 @@ class Experiment:
         self._cache = cache
         self.strategy = make_strategy(self.config.strategy, self.config)
         cfg, n_pool = self.config, len(self.dataset.y_pool)
-        n_val = cfg.validation_size if cfg.validation == "fixed" else 0
-        if cfg.initial + n_val > n_pool:
+        n_val = cfg.validation_labels()
+        if cfg.first_round_labels() > n_pool:
             raise ValueError(f"initial ({cfg.initial}) plus fixed validation labels ({n_val}) exceed "
                              f"the pool of {n_pool} images")
         if cfg.rounds and cfg.batch_size > n_pool - cfg.initial - n_val:
@@ -297,7 +297,7 @@ class Experiment:
             x_train = np.concatenate([x_train, ds.inputs_pool[extra[0]]])
             y_train = np.concatenate([y_train, np.asarray(extra[1], dtype=np.int32)])
         cap_hint = cap_hint or cfg.max_labels() or 0
-        val_hint = (cfg.validation_size if cfg.validation == "fixed"
+        val_hint = (cfg.validation_labels() if cfg.validation == "fixed"
                     else int(np.ceil(cfg.validation_fraction * cap_hint)) if cfg.validation == "split" else 0)
         start = self._warm if (cfg.warm_start and self._warm is not None) else trainer.initial_weights(cfg.seed)
         trainer.set_weights(start)

@@ -8,7 +8,6 @@ weights (they all derive from the seed), so differences come from the strategies
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import Callable, Mapping, Optional, Sequence
@@ -35,14 +34,10 @@ class RaceProgress:
 
 
 def expected_rounds(config: ExperimentConfig) -> Optional[int]:
-    """Rounds (evaluations) a run will make, if its stop conditions bound it."""
-    bounds = []
-    if config.rounds is not None:
-        bounds.append(config.rounds + 1)
-    if config.label_budget is not None:
-        first = config.initial + (config.validation_size if config.validation == "fixed" else 0)
-        bounds.append(math.ceil(max(config.label_budget - first, 0) / config.batch_size) + 1)
-    return min(bounds) if bounds else None
+    """Rounds (evaluations) a run will make, if its stop conditions bound it: one on the initial
+    labels plus one per acquisition round (:meth:`ExperimentConfig.acquisition_rounds`)."""
+    rounds = config.acquisition_rounds()
+    return None if rounds is None else rounds + 1
 
 
 class Race:

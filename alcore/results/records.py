@@ -199,7 +199,7 @@ class RunResult(_Strict):
         if len(self.initial_indices) != cfg.initial:
             raise ValueError(f"initial_indices has {len(self.initial_indices)} entries but "
                              f"config.initial is {cfg.initial}")
-        n_val = cfg.validation_size if cfg.validation == "fixed" else 0
+        n_val = cfg.validation_labels()
         if len(self.validation_indices) != n_val:
             raise ValueError(f"validation_indices has {len(self.validation_indices)} entries; "
                              f"validation '{cfg.validation}' labels {n_val}")
