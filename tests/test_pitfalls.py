@@ -4,6 +4,7 @@ import pytest
 from scipy.stats import binomtest
 
 from alcore import ExperimentConfig
+from alcore.results.records import GroupKey
 from alcore.analysis.pitfalls import (MIN_ROUNDS, accuracy_interval, batch_pitfalls, half_width,
                              model_selection, not_better_than_random, setup_pitfalls, stops_on_test_data,
                              images_needed, tiny_test_set)
@@ -137,12 +138,13 @@ def test_the_defaults_on_digits_are_fine():
 
 def frame(diffs, strategy="margin", settings=""):
     """A metrics frame of a strategy and random on len(diffs) seeds; diffs: strategy AULC minus random's."""
-    suffix = f" · {settings}" if settings else ""
+    setting = (("dataset", settings),) if settings else ()
+    base, key = GroupKey("random", "random", setting), GroupKey(strategy, strategy, setting)
     rows = []
     for seed, d in enumerate(diffs):
-        rows.append({"group": "random" + suffix, "strategy": "random", "seed": seed, "aulc": 0.70 + 0.01 * seed,
-                     "labels_to_target": None})
-        rows.append({"group": strategy + suffix, "strategy": strategy, "seed": seed,
+        rows.append({"group": base.label, "key": base, "strategy": "random", "seed": seed,
+                     "aulc": 0.70 + 0.01 * seed, "labels_to_target": None})
+        rows.append({"group": key.label, "key": key, "strategy": strategy, "seed": seed,
                      "aulc": 0.70 + 0.01 * seed + d, "labels_to_target": None})
     return pd.DataFrame(rows)
 

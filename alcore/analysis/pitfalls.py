@@ -37,7 +37,7 @@ from statistics import NormalDist
 from typing import Optional, Sequence
 
 from alcore.config import ExperimentConfig
-from alcore.strategies.base import STRATEGIES, is_baseline
+from alcore.strategies.base import STRATEGIES
 
 CONFIDENCE = 0.95
 TEST_HALF_WIDTH = 0.05  # +-5 accuracy points: wider than the gains active learning usually brings
@@ -279,22 +279,22 @@ def not_better_than_random(frame, pairs=None, *, alpha: Optional[float] = None) 
     few for any test to reach ``alpha``."""
     import pandas as pd
 
-    from alcore.analysis.groups import settings_of
+    from alcore.analysis.groups import keys_by_group
     from alcore.analysis.stats import ALPHA, pairwise_tests, seeds_needed
 
     alpha = ALPHA if alpha is None else alpha
-    if frame is None or len(frame) == 0 or not frame["strategy"].map(is_baseline).any():
+    if frame is None or len(frame) == 0 or not frame["key"].map(lambda k: k.is_baseline).any():
         return []
     if pairs is None:
         pairs, _ = pairwise_tests(frame, alpha=alpha)
     if pairs is None or len(pairs) == 0:
         return []
     m = max(1, int(pairs.attrs.get("comparisons", 1)))
-    baseline = frame["strategy"].map(is_baseline)
-    randoms = {settings_of(g): g for g in frame.loc[baseline, "group"].unique()}
+    keys = keys_by_group(frame)
+    randoms = {key.settings: group for group, key in keys.items() if key.is_baseline}
     out = []
-    for group in sorted(frame.loc[~baseline, "group"].unique()):
-        base = randoms.get(settings_of(group))
+    for group in sorted(g for g, key in keys.items() if not key.is_baseline):
+        base = randoms.get(keys[group].settings)
         if base is None:
             continue
         rows = pairs[(pairs["row"] == group) & (pairs["column"] == base)]

@@ -2,11 +2,10 @@
 plain warnings where the seeds are too few to tell two strategies apart.
 
 Everything starts from :func:`alcore.analysis.metrics.metrics_frame` (one row per run with
-``group``, ``strategy``, ``seed``, ``aulc`` and ``labels_to_target``). A *group* is a
-strategy with its non-seed settings; two groups are compared only when those settings
-match (the part of the group name after " · ", as for the random baseline in
-``metrics_frame``), and their runs are paired by seed, so both runs of a pair start
-from the same initial labels.
+``group``, its ``key``, ``strategy``, ``seed``, ``aulc`` and ``labels_to_target``). A *group*
+is a strategy with its non-seed settings; two groups are compared only when those settings
+match (``key.settings``, as for the random baseline in ``metrics_frame``), and their runs are
+paired by seed, so both runs of a pair start from the same initial labels.
 
 No Streamlit here; numpy, pandas and scipy only. Bad or thin input (one run, no random
 run, no shared seeds) gives empty tables and notes that say why, never an exception.
@@ -21,8 +20,8 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from alcore.analysis.groups import settings_of
-from alcore.strategies.base import fields_used_by, is_baseline
+from alcore.analysis.groups import keys_by_group
+from alcore.strategies.base import fields_used_by
 
 ALPHA = 0.05
 CONFIDENCE = 0.95
@@ -164,11 +163,11 @@ def group_intervals(frame: pd.DataFrame, *, confidence: float = CONFIDENCE,  # n
                          f"left out of the labels mean" + (" (which is optimistic)" if len(reached) else ""))
 
         efficiency = eff_low = eff_high = None
-        strategy = runs["strategy"].iloc[0]
-        base = frame[frame["strategy"].map(is_baseline) & (frame["group"].map(settings_of) == settings_of(group))]
+        key = sub["key"].iloc[0]
+        base = frame[frame["key"].map(lambda k, mine=key.settings: k.is_baseline and k.settings == mine)]
         base = _per_seed(base) if len(base) else base
         ratios, censored = [], 0
-        if is_baseline(strategy):
+        if key.is_baseline:
             notes.append("random is the baseline (efficiency 1 by definition)")
         elif base.empty:
             notes.append("no random run with the same settings: no efficiency")
@@ -185,14 +184,14 @@ def group_intervals(frame: pd.DataFrame, *, confidence: float = CONFIDENCE,  # n
             elif censored:
                 notes.append(f"efficiency: {censored} paired seed(s) left out because one of the pair "
                              f"never reached the target (censored)")
-        if is_baseline(strategy) and len(reached) >= 2:
+        if key.is_baseline and len(reached) >= 2:
             ratios = [1.0] * len(reached)
         if len(ratios) >= 2:
             efficiency, eff_low, eff_high = geometric_mean_interval(ratios, resamples=resamples, seed=seed,
                                                                     confidence=confidence)
             if len(ratios) < 5:
                 notes.append(f"efficiency interval from {len(ratios)} seeds: rough")
-        elif not is_baseline(strategy) and not base.empty and any(s in base.index for s in runs.index):
+        elif not key.is_baseline and not base.empty and any(s in base.index for s in runs.index):
             notes.append(f"efficiency needs at least 2 seeds where both this group and random reached "
                          f"the target; {len(ratios)} did")
         rows.append({"group": group, "seeds": n, "aulc_mean": aulc, "aulc_low": aulc_low, "aulc_high": aulc_high,
@@ -276,10 +275,11 @@ def pairwise_tests(frame: pd.DataFrame, *, alpha: float = ALPHA) -> tuple[pd.Dat
     if len(groups) < 2:
         return empty, [f"Only one group ({groups[0]}): pairwise tests need two strategies."]
     per_group = {g: _per_seed(frame[frame["group"] == g]) for g in groups}
+    keys = keys_by_group(frame)
     tested = []  # (a, b, diff-array, a-values, b-values)
     for i, a in enumerate(groups):
         for b in groups[i + 1:]:
-            if settings_of(a) != settings_of(b):
+            if keys[a].settings != keys[b].settings:
                 continue
             shared = sorted(set(per_group[a].index) & set(per_group[b].index))
             if not shared:
@@ -362,7 +362,7 @@ def seed_statistics(frame: pd.DataFrame, *, alpha: float = ALPHA, confidence: fl
     pairs, notes = pairwise_tests(frame, alpha=alpha)
     if frame is not None and len(frame) == 1:
         notes.insert(0, "One run only: intervals and tests need several seeds.")
-    if frame is not None and len(frame) and not frame["strategy"].map(is_baseline).any():
+    if frame is not None and len(frame) and not frame["key"].map(lambda k: k.is_baseline).any():
         notes.append("No random run: labelling efficiency against random cannot be computed.")
     return SeedStatistics(groups=groups, pairs=pairs, warnings=seed_warnings(pairs, alpha=alpha), notes=notes)
 

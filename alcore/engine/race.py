@@ -15,7 +15,7 @@ from typing import Callable, Mapping, Optional, Sequence
 from alcore.config import ExperimentConfig
 from alcore.data.datasets import Dataset, load_dataset
 from alcore.engine.loop import Experiment, _resolve
-from alcore.results.records import RoundResult, RunResult, run_label, strategy_label
+from alcore.results.records import GroupKey, RoundResult, RunResult, run_label, strategy_label
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,8 @@ class Race:
         rows = []
         for i, e in enumerate(self.experiments):
             for r in e.rounds:
-                rows.append({"group": strategy_label(e.config), "run": run_label(e.config),
+                rows.append({"group": strategy_label(e.config), "key": GroupKey.of(e.config),
+                             "run": run_label(e.config),
                              "strategy": strategy_label(e.config), "seed": e.config.seed, "source": "",
                              "run_id": i, "round": r.round, "n_labeled": r.n_labeled,
                              "test_accuracy": r.test_accuracy})
@@ -130,7 +131,7 @@ class Race:
         """The rows as the DataFrame :func:`alcore.figures.learning_curve_figure` draws."""
         import pandas as pd
 
-        return pd.DataFrame(self.curve_rows(), columns=["group", "run", "strategy", "seed", "source", "run_id",
+        return pd.DataFrame(self.curve_rows(), columns=["group", "key", "run", "strategy", "seed", "source", "run_id",
                                                         "round", "n_labeled", "test_accuracy"])
 
     def results(self) -> list[RunResult]:

@@ -17,6 +17,7 @@ import platform
 import reprlib
 import stat
 import tempfile
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
@@ -266,6 +267,56 @@ def strategy_label(config: ExperimentConfig) -> str:
     from alcore.strategies import base
 
     return base.strategy_label(config)
+
+
+def _value_text(value) -> str:
+    if isinstance(value, (tuple, list)):
+        return ",".join(map(str, value))
+    return format(value, "g") if isinstance(value, float) else str(value)
+
+
+def setting_text(field: str, value) -> str:
+    """One setting of a group as its name shows it: the dataset and model by name, 'batch 20',
+    'pool 4000', 'a person labelled' / 'simulated', else 'activation=sigmoid'."""
+    if field in ("dataset", "model"):
+        return str(value)
+    if field == "batch_size":
+        return f"batch {value}"
+    if field == "n_pool":
+        return f"pool {value}"
+    if field == "oracle":
+        return "a person labelled" if value == "person" else "simulated"
+    return f"{field}={_value_text(value)}"
+
+
+@dataclass(frozen=True)
+class GroupKey:
+    """Which runs are alike enough to average: a strategy, and the settings that set these runs
+    apart from the other runs loaded beside them, as (field, value) pairs (``n_pool`` and
+    ``oracle`` besides the config's fields). Runs compared with each other (a strategy and its
+    random baseline) share ``settings``. :attr:`label` is the name shown, derived from the key:
+    'margin', 'hybrid 30% · mnist · activation=sigmoid'."""
+
+    strategy: str                               # the registry name: 'hybrid'
+    strategy_label: str                         # as users name it: 'hybrid 30%'
+    settings: tuple[tuple[str, object], ...] = ()
+
+    @classmethod
+    def of(cls, config: ExperimentConfig, settings: tuple[tuple[str, object], ...] = ()) -> "GroupKey":
+        return cls(config.strategy, strategy_label(config), tuple(settings))
+
+    @property
+    def is_baseline(self) -> bool:
+        from alcore.strategies.base import is_baseline
+
+        return is_baseline(self.strategy)
+
+    @property
+    def label(self) -> str:
+        return " · ".join([self.strategy_label] + [setting_text(f, v) for f, v in self.settings])
+
+    def __str__(self) -> str:
+        return self.label
 
 
 def run_label(config: ExperimentConfig) -> str:
