@@ -33,7 +33,7 @@ Needs Chromium at /usr/bin/chromium and the playwright package (no browser downl
 and the MNIST idx files under ../shared/datasets/mnist relative to the repository root.
 Run from the repository root:
 
-    .venv/bin/python bench/dashboard_memory.py [--pool-size N]
+    .venv/bin/python -m bench.dashboard_memory [--pool-size N]
 
 Numbers depend on the machine and on what else runs on it (the race is CPU-bound).
 """
@@ -49,7 +49,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 from tests.e2e.appserver import (CHROMIUM, CHROMIUM_ARGS, free_port, open_page as _open_page,  # noqa: E402
                                  server_command, start_server, stop_server, wait_healthy,
                                  wait_idle as _wait_idle)
