@@ -391,6 +391,9 @@ def _format_validation(e: ValidationError, limit: int = 5, prefix: str = "") -> 
     for err in errors[:limit]:
         loc = ".".join(str(p) for p in err["loc"])
         loc = prefix + loc if loc else prefix.rstrip(".")
+        # a key from the file may hold a newline or another control character: shown escaped,
+        # so the message stays one printable line
+        loc = "".join(c if c.isprintable() else repr(c)[1:-1] for c in loc)
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "missing":
             parts.append(f"missing field '{loc}'")
