@@ -127,7 +127,30 @@ def _reached(value) -> bool:
 
 # ------------------------------------------------------------------- per group
 
-def group_intervals(frame: pd.DataFrame, *, confidence: float = CONFIDENCE,  # noqa: C901 (above 15 before the limit was set; to split up)
+def _efficiency_ratios(runs: pd.DataFrame, base: pd.DataFrame, notes: list[str]) -> list[float]:
+    """Random's labels to the target over the group's, per seed shared with ``base`` (random's
+    runs of the same settings, one per seed) where both reached it; ``notes`` says what was
+    left out and why."""
+    if base.empty:
+        notes.append("no random run with the same settings: no efficiency")
+        return []
+    ratios, censored = [], 0
+    shared = [s for s in runs.index if s in base.index]
+    for s in shared:
+        mine, theirs = runs.at[s, "labels_to_target"], base.at[s, "labels_to_target"]
+        if _reached(mine) and _reached(theirs):
+            ratios.append(float(theirs) / float(mine))
+        else:
+            censored += 1
+    if not shared:
+        notes.append("no seed shared with a random run: no efficiency")
+    elif censored:
+        notes.append(f"efficiency: {censored} paired seed(s) left out because one of the pair "
+                     f"never reached the target (censored)")
+    return ratios
+
+
+def group_intervals(frame: pd.DataFrame, *, confidence: float = CONFIDENCE,
                     resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> pd.DataFrame:
     """One row per group, with intervals across its seeds:
 
@@ -166,26 +189,11 @@ def group_intervals(frame: pd.DataFrame, *, confidence: float = CONFIDENCE,  # n
         key = sub["key"].iloc[0]
         base = frame[frame["key"].map(lambda k, mine=key.settings: k.is_baseline and k.settings == mine)]
         base = _per_seed(base) if len(base) else base
-        ratios, censored = [], 0
         if key.is_baseline:
             notes.append("random is the baseline (efficiency 1 by definition)")
-        elif base.empty:
-            notes.append("no random run with the same settings: no efficiency")
+            ratios = [1.0] * len(reached) if len(reached) >= 2 else []
         else:
-            shared = [s for s in runs.index if s in base.index]
-            for s in shared:
-                mine, theirs = runs.at[s, "labels_to_target"], base.at[s, "labels_to_target"]
-                if _reached(mine) and _reached(theirs):
-                    ratios.append(float(theirs) / float(mine))
-                else:
-                    censored += 1
-            if not shared:
-                notes.append("no seed shared with a random run: no efficiency")
-            elif censored:
-                notes.append(f"efficiency: {censored} paired seed(s) left out because one of the pair "
-                             f"never reached the target (censored)")
-        if key.is_baseline and len(reached) >= 2:
-            ratios = [1.0] * len(reached)
+            ratios = _efficiency_ratios(runs, base, notes)
         if len(ratios) >= 2:
             efficiency, eff_low, eff_high = geometric_mean_interval(ratios, resamples=resamples, seed=seed,
                                                                     confidence=confidence)
