@@ -408,6 +408,34 @@ class ExperimentConfig(BaseModel):
         return ExperimentConfig(**data)
 
 
+class RaceConfig(BaseModel):
+    """A race: every strategy in ``strategies`` on every seed in ``seeds`` (a list, not a count),
+    everything else as in ``base``. Its runs are seed-major: run ``i`` races
+    ``strategies[i % len(strategies)]`` on ``seeds[i // len(strategies)]``, the order the race
+    steps them, the saved race numbers its files and a race of result files is rebuilt in.
+    The dashboard's race setup, a saved race's manifest and a preset's live race are one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    base: ExperimentConfig
+    strategies: list[str] = Field(min_length=1, max_length=64)
+    seeds: list[int] = Field(min_length=1, max_length=64)
+
+    @classmethod
+    def counted(cls, base: ExperimentConfig, strategies, n_seeds: int) -> "RaceConfig":
+        """``n_seeds`` seeds from ``base.seed`` on (``base.seed``, ``base.seed + 1``, ...), as the
+        dashboard and a share link give them (a count)."""
+        return cls(base=base, strategies=list(strategies), seeds=[base.seed + i for i in range(int(n_seeds))])
+
+    @property
+    def n_runs(self) -> int:
+        return len(self.strategies) * len(self.seeds)
+
+    def run_index(self, strategy: str, seed: int) -> int:
+        """The position of the run of ``strategy`` on ``seed`` (seed-major)."""
+        return self.seeds.index(seed) * len(self.strategies) + self.strategies.index(strategy)
+
+
 def _optional_number(name: str) -> bool:
     import typing
 

@@ -57,14 +57,15 @@ def load(seeded):
 
 
 def new_race():
+    from alcore.config import RaceConfig
     from alcore.engine.race import Race
 
-    seeds = [cfg.seed + i for i in range(rs["seeds"])]
+    setup = RaceConfig.counted(cfg, rs["strategies"], rs["seeds"])
     with st.spinner("Loading TensorFlow and the data..."):
-        race = Race(cfg, rs["strategies"], seeds, dataset_for=load, cache=trainer_cache())
+        race = Race.of(setup, dataset_for=load, cache=trainer_cache())
     race_id = run_store().new_id()
     try:
-        run_store().create(race_id, cfg, rs["strategies"], seeds)
+        run_store().create(race_id, setup)
     except OSError as e:  # the race still runs; only the saved copy is missing
         st.warning(f"This race cannot be saved on the server ({plain(e.strerror or e)}); download its "
                    f"results from **Results** before closing the tab.")
@@ -117,8 +118,7 @@ def reopen(race_id: str) -> bool:
         return False
     st.session_state[RACE], st.session_state[RACE_ID], st.session_state[RUNNING] = race, race_id, False
     st.session_state[CONFIG] = race.base
-    st.session_state[RACE_SETTINGS] = {"strategies": list(dict.fromkeys(e.config.strategy for e in race.experiments)),
-                                       "seeds": len({e.config.seed for e in race.experiments})}
+    st.session_state[RACE_SETTINGS] = {"strategies": race.setup.strategies, "seeds": len(race.setup.seeds)}
     for key in [k for k in st.session_state if str(k).startswith("w_")]:
         del st.session_state[key]  # the setup pages' widgets show the reopened race's settings
     return True

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Mapping, Optional, Sequence
 
-from alcore.config import ExperimentConfig
+from alcore.config import ExperimentConfig, RaceConfig
 from alcore.data.datasets import Dataset, load_dataset
 from alcore.engine.loop import Experiment, _resolve
 from alcore.results.records import GroupKey, RoundResult, RunResult, run_label, strategy_label
@@ -58,6 +58,7 @@ class Race:
             raise ValueError("each strategy may appear once in a race")
         dataset_for = dataset_for or load_dataset
         self.base = base
+        self.setup = RaceConfig(base=base, strategies=list(strategies), seeds=[int(s) for s in seeds])
         self.experiments: list[Experiment] = []
         for seed in seeds:
             seeded = base.replace(seed=int(seed))
@@ -83,6 +84,11 @@ class Race:
         self.seconds = sum(r.train_seconds + r.query_seconds + r.eval_seconds
                            for e in self.experiments for r in e.rounds)
         self.last: Optional[tuple[Experiment, RoundResult]] = None
+
+    @classmethod
+    def of(cls, setup: RaceConfig, **kwargs) -> "Race":
+        """The race ``setup`` describes (``kwargs``: as for the constructor)."""
+        return cls(setup.base, setup.strategies, setup.seeds, **kwargs)
 
     @property
     def done(self) -> bool:
