@@ -252,6 +252,20 @@ def test_model_page_transfer_head_summary_and_reference():
     assert "%" in metric(at, "Test accuracy with every pool label")
 
 
+def test_model_page_transfer_offline_says_so_without_a_traceback(monkeypatch):
+    """transfer with ImageNet weights on a machine that cannot download them: "Train on every pool
+    label" says what the dataset pages say when offline, not a red box of traceback (issue 18, 2)."""
+    monkeypatch.setenv("KERAS_HOME", "/nonexistent-keras-home")  # nothing cached: the download is tried
+    at = app(page="model")
+    at.selectbox(key="w_model").set_value("transfer").run()
+    at.number_input(key="w_backbone_size").set_value(32).run()
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    shown_errors = [shown(e.value) for e in at.error]
+    assert any("not available here" in e and "backbone_weights='random'" in e for e in shown_errors), shown_errors
+    assert not any("Traceback" in e for e in shown_errors)
+
+
 # ------------------------------------------------------------- a public deployment
 
 @pytest.fixture
@@ -273,7 +287,7 @@ def test_server_folders_are_offered_only_when_the_deployer_allows_them(monkeypat
     assert any("idx dataset is not available" in w.value for w in at.warning)
     assert at.session_state["config"].dataset == "digits" and metric(at, "Pool images") == "1,438"
     at = app()
-    at.session_state["config"] = ExperimentConfig(dataset="digits", data_dir=str(idx_folder))
+    at.session_state["config"] = ExperimentConfig(dataset="mnist", data_dir=str(idx_folder))  # digits would drop it
     at.switch_page("app_pages/model.py").run()
     assert any("data_dir names a folder on the server" in e.value for e in at.error)
     assert not at.metric  # nothing was loaded
