@@ -6,6 +6,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from alcore import ExperimentConfig
+from alcore.config import RaceConfig
 from alcore.strategies.base import STRATEGIES
 from conftest import ROOT, npz_with_classes
 
@@ -185,7 +186,7 @@ def test_a_race_saved_at_its_address_reopens_in_a_new_session(tmp_path, monkeypa
     at.session_state["race_id"] = race_id = "A" * 22
     from alcore.engine.store import RunStore
 
-    RunStore(tmp_path).create(race_id, cfg, ["margin", "random"], [2])
+    RunStore(tmp_path).create(race_id, RaceConfig(base=cfg, strategies=["margin", "random"], seeds=[2]))
     at.run()
     assert at.query_params["run"] in (race_id, [race_id])
     at.session_state["running"] = True
