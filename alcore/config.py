@@ -172,18 +172,18 @@ class ExperimentConfig(BaseModel):
     learning_rate: float = Field(0.003, gt=0.0, le=10.0, description="Learning rate.")
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="sgd: momentum.")
     max_epochs: int = Field(
-        100, ge=1, le=10_000, description="Epochs per round when validation is 'none' (for "
+        50, ge=1, le=10_000, description="Epochs per round when validation is 'none' (for "
         "mlp / cnn / transfer raised or lowered to stay within min_steps..max_steps gradient "
         "steps); the most epochs early stopping may run otherwise."
     )
     min_steps: int = Field(
-        0, ge=0, le=100_000, description="mlp / cnn / transfer with validation 'none': fewest "
+        200, ge=0, le=100_000, description="mlp / cnn / transfer with validation 'none': fewest "
         "gradient steps (mini-batches) per round. With few labels an epoch is one or two steps, "
         "so max_epochs alone would hardly train; the round runs more epochs until it has made "
         "this many steps (0: exactly max_epochs)."
     )
     max_steps: Optional[int] = Field(
-        None, ge=1, le=1_000_000, description="mlp / cnn / transfer with validation 'none': most "
+        1000, ge=1, le=1_000_000, description="mlp / cnn / transfer with validation 'none': most "
         "gradient steps per round, so a round on thousands of labels stays short (fewer epochs "
         "than max_epochs then; empty: no cap)."
     )
