@@ -18,7 +18,7 @@ test split drawn from the seed, as for every dataset without one.
 
 Images (JPEG, PNG, BMP, WebP; grayscale or colour; any size) are decoded with Pillow, turned
 upright by their EXIF orientation, scaled so their longer side is ``image_size`` pixels
-(keeping the aspect ratio) and centred on a square filled with their border colour (the mean
+(keeping the aspect ratio) and centred on a square filled with their border colour (the median
 colour of the scaled image's outermost pixels): nothing is cropped, and an object on a plain
 background keeps its background. Transparent pixels become white. The set is colour (RGB)
 when any image is colour, grayscale images converted to RGB then; else one channel.
@@ -371,7 +371,7 @@ def _fit(im, size: int):
         return np.asarray(im)
     a = np.asarray(im)
     edge = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]]).astype(np.float64)
-    border = tuple(int(round(v)) for v in edge.mean(axis=0))
+    border = tuple(int(v) for v in np.median(edge, axis=0))
     canvas = Image.new("RGB", (size, size), border)
     canvas.paste(im, ((size - nw) // 2, (size - nh) // 2))
     return np.asarray(canvas)
@@ -415,6 +415,8 @@ class _Decoder:
                 im.load()
                 im = ImageOps.exif_transpose(im)
                 rgb = _fit(Image.fromarray(_to_rgb(im), "RGB"), self.size)
+        except DatasetFileError:  # a ValueError, but about the whole set
+            raise
         except Image.DecompressionBombError as e:
             return (f"over the limit of {self.lim.max_image_pixels:,} pixels per image (MAX_IMAGE_PIXELS); "
                     f"not decoded ({str(e)[:100]})")
