@@ -314,9 +314,10 @@ class ExperimentConfig(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _drop_locations_that_do_not_apply(cls, data):
-        """``data_file`` only means something for 'npz' and ``data_dir`` for the idx datasets: a
-        file left from an earlier choice (a dashboard upload, then back to digits) must not ride
-        along into a result file, where it would name a path of the machine that made it."""
+        """``data_file`` only means something for 'npz' and 'images' (``image_size`` for 'images') and
+        ``data_dir`` for the idx datasets: a file left from an earlier choice (a dashboard upload, then
+        back to digits) must not ride along into a result file, where it would name a path of the
+        machine that made it."""
         if isinstance(data, dict):
             dataset = data.get("dataset", "digits")
             if dataset not in FILE_DATASETS and data.get("data_file") is not None:

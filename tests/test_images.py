@@ -339,7 +339,8 @@ def test_config_fields():
 
 def test_a_server_path_is_refused_where_the_deployment_says_so(tmp_path):
     cfg = ExperimentConfig(dataset="images", data_file="/srv/photos")
-    assert any("data_file is a path on the server" in p for p in DeploymentLimits().path_problems(cfg, tmp_path))
+    assert DeploymentLimits().path_problems(cfg, tmp_path) == [
+        "data_file is a path on the server, which this deployment does not allow: upload the .zip of images instead"]
     assert DeploymentLimits(allow_server_paths=True).path_problems(cfg, tmp_path) == []
     inside = cfg.replace(data_file=str(tmp_path / "ab-mine.zip"))
     assert DeploymentLimits().path_problems(inside, tmp_path) == []
