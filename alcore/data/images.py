@@ -69,6 +69,8 @@ TRAIN_FOLDERS = ("train", "training", "val", "valid", "validation")
 _JUNK_DIRS = ("__MACOSX",)
 _JUNK_FILES = (".ds_store", "thumbs.db", "desktop.ini")
 _UNLABELED = -1
+# What zipfile raises on a damaged, forged or encrypted member, and a file that vanished from a folder.
+_READ_ERRORS = (OSError, ValueError, zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError)
 
 
 @dataclass(frozen=True)
@@ -301,7 +303,11 @@ def _read_labels_csv(member: _Member, where: str) -> dict[str, str]:
     if member.size > MAX_CSV_BYTES:
         raise DatasetFileError(f"{where}: {member.name} is {member.size:,} bytes, over the limit of "
                                f"{MAX_CSV_BYTES:,} for a labels CSV (MAX_CSV_BYTES)")
-    text = member.read().decode("utf-8-sig", errors="replace")
+    try:
+        text = member.read().decode("utf-8-sig", errors="replace")
+    except _READ_ERRORS as e:
+        raise DatasetFileError(f"{where}: {_short(member.name)} cannot be read from the archive "
+                               f"({type(e).__name__}: {str(e)[:120]})") from e
     try:
         dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
     except csv.Error:
@@ -397,7 +403,7 @@ class _Decoder:
 
         try:
             data = member.read()
-        except (OSError, ValueError, zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as e:
+        except _READ_ERRORS as e:
             return f"cannot be read from the archive ({type(e).__name__}: {str(e)[:120]})"
         try:
             with Image.open(io.BytesIO(data), formats=PIL_FORMATS) as im:  # reads the header only
