@@ -139,9 +139,15 @@ if st.button("Train on every pool label", type="primary"):
     with one_call_within_labels(len(ds.y_pool), f"Training on every pool label ({len(ds.y_pool):,} labels)",
                                 "choose a pool_size of at most {cap} on the Dataset page") as ok:
         if ok:
-            with st.spinner(f"Training {cfg.model} on {len(ds.y_pool):,} labels..."):
-                r = Experiment(full, dataset=ds, cache=trainer_cache()).step()
-            refs[ref_key] = (r.test_accuracy, r.train_seconds, r.epochs)
+            from alcore.data.datasets import DatasetUnavailableError
+
+            try:
+                with st.spinner(f"Training {cfg.model} on {len(ds.y_pool):,} labels..."):
+                    r = Experiment(full, dataset=ds, cache=trainer_cache()).step()
+                refs[ref_key] = (r.test_accuracy, r.train_seconds, r.epochs)
+            except DatasetUnavailableError as e:  # the backbone's ImageNet weights, offline
+                st.error(f"**The {cfg.backbone_weights} weights are not available here.** {plain(e)}",
+                         icon=":material/cloud_off:")
 if ref_key in refs:
     acc, secs, epochs = refs[ref_key]
     st.metric("Test accuracy with every pool label", f"{acc:.2%}",

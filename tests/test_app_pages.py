@@ -251,6 +251,20 @@ def test_model_page_transfer_head_summary_and_reference():
     assert "%" in metric(at, "Test accuracy with every pool label")
 
 
+def test_model_page_transfer_offline_says_so_without_a_traceback(monkeypatch):
+    """transfer with ImageNet weights on a machine that cannot download them: "Train on every pool
+    label" says what the dataset pages say when offline, not a red box of traceback (issue 18, 2)."""
+    monkeypatch.setenv("KERAS_HOME", "/nonexistent-keras-home")  # nothing cached: the download is tried
+    at = app(page="model")
+    at.selectbox(key="w_model").set_value("transfer").run()
+    at.number_input(key="w_backbone_size").set_value(32).run()
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    shown_errors = [shown(e.value) for e in at.error]
+    assert any("not available here" in e and "backbone_weights='random'" in e for e in shown_errors), shown_errors
+    assert not any("Traceback" in e for e in shown_errors)
+
+
 # ------------------------------------------------------------- a public deployment
 
 @pytest.fixture
