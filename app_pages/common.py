@@ -186,13 +186,13 @@ def upload_dir() -> Path:
     return Path(tempfile.gettempdir()) / "alcore-uploads"
 
 
-def save_upload(data: bytes, name: str) -> str:
-    """Keep an uploaded .npz under a name derived from its content, so identical
-    uploads share one cache entry. The file is only ever read with allow_pickle=False."""
+def save_upload(data: bytes, name: str, suffix: str = ".npz") -> str:
+    """Keep an uploaded .npz (or .zip of images) under a name derived from its content, so identical
+    uploads share one cache entry. A .npz is only ever read with allow_pickle=False."""
     digest = hashlib.sha256(data).hexdigest()[:16]
     folder = upload_dir()
     folder.mkdir(exist_ok=True)
-    path = folder / f"{digest}-{Path(name).stem[:40]}.npz"
+    path = folder / f"{digest}-{Path(name).stem[:40]}{suffix}"
     if not path.exists():
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(data)

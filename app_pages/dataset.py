@@ -13,7 +13,58 @@ st.write("Active learning starts from an **unlabeled pool**: the model is traine
          "The **test set** only measures accuracy; training never sees it.")
 
 NAMES = {"digits": "scikit-learn digits (8x8, offline)", "mnist": "MNIST", "fashion_mnist": "Fashion-MNIST",
-         "cifar10": "CIFAR-10", "idx": "Folder of idx files", "npz": "Upload a .npz"}
+         "cifar10": "CIFAR-10", "idx": "Folder of idx files", "npz": "Upload a .npz",
+         "images": "Upload a .zip of images"}
+
+
+def image_upload(cfg, values: dict):
+    """The .zip uploader and the image size: (whether there is a zip to load, a placeholder under
+    the uploader for the layout and the skipped files). Fills ``values``."""
+    from alcore.data.images import ImageLimits
+
+    up = st.file_uploader("Your images: a .zip with one folder per class, or the images and a labels.csv "
+                          "(file name, label)", type=["zip"], max_upload_size=200)
+    slot = st.empty()
+    st.caption("Limits: " + ", ".join(ImageLimits().describe()) + ".")
+    values["image_size"] = st.number_input(label("image_size"), min_value=8, max_value=256, step=8,
+                                           key=bind("image_size"), help=help_text("image_size"))
+    if up is not None:
+        values["data_file"] = save_upload(up.getvalue(), up.name, ".zip")
+    elif cfg.data_file is None or not cfg.data_file.endswith(".zip"):
+        st.info("Upload a .zip of JPEG, PNG, BMP or WebP images.")
+        return False, slot
+    return True, slot
+
+
+def file_upload(choice: str, cfg, values: dict):
+    """The uploader of the datasets read from a user's file: (whether there is a file to load, the
+    placeholder for the images' report or None). Fills ``values``."""
+    if choice == "images":
+        return image_upload(cfg, values)
+    if choice == "npz":
+        up = st.file_uploader("Your .npz (x_train, y_train, optional x_test, y_test, class_names)",
+                              type=["npz"], max_upload_size=100)
+        if up is not None:
+            values["data_file"] = save_upload(up.getvalue(), up.name)
+        elif cfg.data_file is None or not cfg.data_file.endswith(".npz"):
+            st.info("Upload a .npz file to use your own images.")
+            return False, None
+    return True, None
+
+
+def show_image_report(cfg, slot) -> None:
+    """Under the uploader: the layout found and the files skipped, from the load just made."""
+    from alcore.data.images import load_report
+
+    report = load_report(cfg.data_file, cfg.image_size) if cfg.dataset == "images" and cfg.data_file else None
+    if slot is None or report is None:
+        return
+    layout, skipped = report
+    with slot.container():
+        st.caption(f"Layout: {plain(layout)}")
+        if skipped:
+            st.warning("**Files skipped** (the other images loaded):\n\n"
+                       + "\n".join(f"- {plain(s)}" for s in skipped), icon=":material/warning:")
 
 @st.cache_data(max_entries=8, show_spinner="Clustering the pool...")
 def centroids(data_key: tuple, k: int, _ds):
@@ -48,14 +99,9 @@ def page():
             values["data_dir"] = st.text_input(
                 label("data_dir"), key=bind("data_dir", lambda v: v or ""), help=help_text("data_dir"),
                 placeholder="empty: download with keras.datasets" if choice != "idx" else "/path/to/idx/folder") or None
-        if choice == "npz":
-            up = st.file_uploader("Your .npz (x_train, y_train, optional x_test, y_test, class_names)",
-                                  type=["npz"], max_upload_size=100)
-            if up is not None:
-                values["data_file"] = save_upload(up.getvalue(), up.name)
-            elif cfg.data_file is None:
-                st.info("Upload a .npz file to use your own images.")
-                return
+        loadable, slot = file_upload(choice, cfg, values)
+        if not loadable:
+            return
         values["pool_size"] = optional_int("pool_size", "whole training split", max_value=limits.max_pool_size)
         if limits.max_pool_size is not None:
             st.caption(f"This server allows pools of up to {limits.max_pool_size:,} images.")
@@ -71,6 +117,7 @@ def page():
 
     cfg = config()
     ds = dataset(cfg) if ok else None
+    show_image_report(cfg, slot)
     with right:
         if ds is None:
             st.warning("Choose another dataset, or fix the settings on the left.")

@@ -39,8 +39,10 @@ import io
 import os
 import stat
 import struct
+import threading
 import zipfile
 import zlib
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable, Optional
@@ -531,7 +533,9 @@ def load_images(path: str | os.PathLike, image_size: int = 32, *, limits: Option
                 skips.add(m.name, why)
             else:
                 kept.append((m.name, split, label))
-    return _assemble(decoder, kept, layout, has_test, where, skips, csv_member)
+    images = _assemble(decoder, kept, layout, has_test, where, skips, csv_member)
+    _remember(path, image_size, images)
+    return images
 
 
 def _assemble(decoder: _Decoder, kept: list, layout: str, has_test: bool, where: str, skips: _Skips,
@@ -569,6 +573,38 @@ def _assemble(decoder: _Decoder, kept: list, layout: str, has_test: bool, where:
                   y[is_test] if test_folder else None, names or None, f"image zip {where}")
     return ImageSet(raw, layout, words, layout != "unlabeled", colour, test_folder,
                     tuple(skips.named), skips.count)
+
+
+# What the latest loads found (layout, skipped files), for a caller that got only the prepared
+# arrays from a cache: the dashboard shows them under the upload.
+_REPORTS: "OrderedDict[tuple, tuple[str, list[str]]]" = OrderedDict()
+_REPORTS_LOCK = threading.Lock()
+_REPORTS_KEPT = 32
+
+
+def _report_key(path, image_size: int) -> Optional[tuple]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return os.path.realpath(path), int(image_size), st.st_size, st.st_mtime_ns
+
+
+def _remember(path, image_size: int, images: ImageSet) -> None:
+    key = _report_key(path, image_size)
+    if key is not None:
+        with _REPORTS_LOCK:
+            _REPORTS[key] = (images.layout_text, images.skipped_text())
+            _REPORTS.move_to_end(key)
+            while len(_REPORTS) > _REPORTS_KEPT:
+                _REPORTS.popitem(last=False)
+
+
+def load_report(path, image_size: int) -> Optional[tuple[str, list[str]]]:
+    """(layout in words, skipped files) of the latest load of this file at this size, if remembered."""
+    key = _report_key(path, image_size)
+    with _REPORTS_LOCK:
+        return _REPORTS.get(key) if key is not None else None
 
 
 def require_labels(images: ImageSet, where: str) -> RawData:
