@@ -182,14 +182,14 @@ def cmd_summarize(ns: argparse.Namespace) -> int:
     import numpy as np
 
     from alcore.analysis.metrics import accuracy_at, curve_drops, labels_to_target, normalized_aulc
+    from alcore.strategies.base import strategy_label
 
     results, failed = _load_all(ns.files)
     if not results:
         return 2
     groups: dict[str, list] = {}
     for res in results:
-        groups.setdefault(res.config.strategy if res.config.strategy != "hybrid"
-                          else f"hybrid {res.config.hybrid_fraction:g}", []).append(res)
+        groups.setdefault(strategy_label(res.config, percent=False), []).append(res)
     at = ns.at
     head = f"{'strategy':<22}{'runs':>5}{'final_acc':>11}{'aulc':>8}{'drops':>7}"
     if at is not None:

@@ -347,19 +347,41 @@ class ExperimentConfig(BaseModel):
             raise ValueError(f"max_steps ({self.max_steps}) is below min_steps ({self.min_steps}): "
                              f"a round cannot make fewer steps than its minimum")
         if self.label_budget is not None:
-            first = self.initial + (self.validation_size if self.validation == "fixed" else 0)
+            first = self.first_round_labels()
             if self.label_budget < first:
                 raise ValueError(f"label_budget {self.label_budget} is below the labels the "
                                  f"first round already uses ({first})")
         return self
 
-    # -- derived --------------------------------------------------------------------
-    def max_labels(self) -> Optional[int]:
-        """Largest labeled-set size the run can reach, validation labels included."""
-        val = self.validation_size if self.validation == "fixed" else 0
+    # -- derived: the label budget's arithmetic, defined once ---------------------------
+    def validation_labels(self) -> int:
+        """Pool images labelled once for validation before the first round (validation 'fixed')."""
+        return self.validation_size if self.validation == "fixed" else 0
+
+    def first_round_labels(self) -> int:
+        """Labels the first round already uses: the initial labels plus the fixed validation set."""
+        return self.initial + self.validation_labels()
+
+    def acquisition_rounds(self, n_pool: Optional[int] = None) -> Optional[int]:
+        """How many acquisition rounds the run can make at most: its ``rounds``, the batches that
+        fit in its ``label_budget`` after the first round's labels, and the batches the pool holds
+        (``n_pool`` where known; the last batch may be partial). None where nothing bounds it (only
+        a target or a label-free signal stops it). The run evaluates one more time than this."""
+        first = self.first_round_labels()
         bounds = []
         if self.rounds is not None:
-            bounds.append(self.initial + val + self.rounds * self.batch_size)
+            bounds.append(self.rounds)
+        if self.label_budget is not None:
+            bounds.append(math.ceil(max(0, self.label_budget - first) / self.batch_size))
+        if n_pool is not None:
+            bounds.append(math.ceil(max(0, n_pool - first) / self.batch_size))
+        return min(bounds) if bounds else None
+
+    def max_labels(self) -> Optional[int]:
+        """Largest labeled-set size the run can reach, validation labels included."""
+        bounds = []
+        if self.rounds is not None:
+            bounds.append(self.first_round_labels() + self.rounds * self.batch_size)
         if self.label_budget is not None:
             bounds.append(self.label_budget)
         return min(bounds) if bounds else None
@@ -415,6 +437,34 @@ class ExperimentConfig(BaseModel):
         data = self.model_dump()
         data.update(changes)
         return ExperimentConfig(**data)
+
+
+class RaceConfig(BaseModel):
+    """A race: every strategy in ``strategies`` on every seed in ``seeds`` (a list, not a count),
+    everything else as in ``base``. Its runs are seed-major: run ``i`` races
+    ``strategies[i % len(strategies)]`` on ``seeds[i // len(strategies)]``, the order the race
+    steps them, the saved race numbers its files and a race of result files is rebuilt in.
+    The dashboard's race setup, a saved race's manifest and a preset's live race are one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    base: ExperimentConfig
+    strategies: list[str] = Field(min_length=1, max_length=64)
+    seeds: list[int] = Field(min_length=1, max_length=64)
+
+    @classmethod
+    def counted(cls, base: ExperimentConfig, strategies, n_seeds: int) -> "RaceConfig":
+        """``n_seeds`` seeds from ``base.seed`` on (``base.seed``, ``base.seed + 1``, ...), as the
+        dashboard and a share link give them (a count)."""
+        return cls(base=base, strategies=list(strategies), seeds=[base.seed + i for i in range(int(n_seeds))])
+
+    @property
+    def n_runs(self) -> int:
+        return len(self.strategies) * len(self.seeds)
+
+    def run_index(self, strategy: str, seed: int) -> int:
+        """The position of the run of ``strategy`` on ``seed`` (seed-major)."""
+        return self.seeds.index(seed) * len(self.strategies) + self.strategies.index(strategy)
 
 
 def _optional_number(name: str) -> bool:

@@ -4,8 +4,12 @@ import streamlit as st
 
 from alcore.figures import label_distribution_figure, upscale
 from alcore.analysis.pitfalls import batch_pitfalls, tiny_test_set
-from app_pages.common import (bind, commit, config, dataset, deployment_limits, help_text, label, optional_int, plain,
-                               save_upload, show_figure, show_pitfalls)
+from dashboard.data import dataset
+from dashboard.display import plain, show_figure, show_pitfalls
+from dashboard.limits import deployment_limits
+from dashboard.state import REFERENCE_ACCURACY, config
+from dashboard.uploads import image_zip_upload, save_upload, show_image_report
+from dashboard.widgets import bind, choice, commit, help_text, label, number, optional_int
 
 st.title("Dataset")
 st.write("Active learning starts from an **unlabeled pool**: the model is trained on a few labels, "
@@ -16,32 +20,20 @@ NAMES = {"digits": "scikit-learn digits (8x8, offline)", "mnist": "MNIST", "fash
          "cifar10": "CIFAR-10", "idx": "Folder of idx files", "npz": "Upload a .npz",
          "images": "Upload a .zip of images"}
 
+@st.cache_data(max_entries=8, show_spinner="Clustering the pool...")
+def centroids(data_key: tuple, k: int, _ds):
+    from alcore.engine.inspect import pool_centroids
 
-def image_upload(cfg, values: dict):
-    """The .zip uploader and the image size: (whether there is a zip to load, a placeholder under
-    the uploader for the layout and the skipped files). Fills ``values``."""
-    from alcore.data.images import ImageLimits
-
-    up = st.file_uploader("Your images: a .zip with one folder per class, or the images and a labels.csv "
-                          "(file name, label)", type=["zip"], max_upload_size=200)
-    slot = st.empty()
-    st.caption("Limits: " + ", ".join(ImageLimits().describe()) + ".")
-    values["image_size"] = st.number_input(label("image_size"), min_value=8, max_value=256, step=8,
-                                           key=bind("image_size"), help=help_text("image_size"))
-    if up is not None:
-        values["data_file"] = save_upload(up.getvalue(), up.name, ".zip")
-    elif cfg.data_file is None or not cfg.data_file.endswith(".zip"):
-        st.info("Upload a .zip of JPEG, PNG, BMP or WebP images.")
-        return False, slot
-    return True, slot
+    c = pool_centroids(_ds.x_pool, k, seed=0, labels=_ds.y_pool)
+    return _ds.display_images(c.images), c.sizes, c.majority, c.purity
 
 
-def file_upload(choice: str, cfg, values: dict):
-    """The uploader of the datasets read from a user's file: (whether there is a file to load, the
+def file_upload(source: str, cfg, values: dict):
+    """The uploader of a dataset read from the user's file: (whether there is a file to load, the
     placeholder for the images' report or None). Fills ``values``."""
-    if choice == "images":
-        return image_upload(cfg, values)
-    if choice == "npz":
+    if source == "images":
+        return image_zip_upload(cfg, values)
+    if source == "npz":
         up = st.file_uploader("Your .npz (x_train, y_train, optional x_test, y_test, class_names)",
                               type=["npz"], max_upload_size=100)
         if up is not None:
@@ -50,28 +42,6 @@ def file_upload(choice: str, cfg, values: dict):
             st.info("Upload a .npz file to use your own images.")
             return False, None
     return True, None
-
-
-def show_image_report(cfg, slot) -> None:
-    """Under the uploader: the layout found and the files skipped, from the load just made."""
-    from alcore.data.images import load_report
-
-    report = load_report(cfg.data_file, cfg.image_size) if cfg.dataset == "images" and cfg.data_file else None
-    if slot is None or report is None:
-        return
-    layout, skipped = report
-    with slot.container():
-        st.caption(f"Layout: {plain(layout)}")
-        if skipped:
-            st.warning("**Files skipped** (the other images loaded):\n\n"
-                       + "\n".join(f"- {plain(s)}" for s in skipped), icon=":material/warning:")
-
-@st.cache_data(max_entries=8, show_spinner="Clustering the pool...")
-def centroids(data_key: tuple, k: int, _ds):
-    from alcore.engine.inspect import pool_centroids
-
-    c = pool_centroids(_ds.x_pool, k, seed=0, labels=_ds.y_pool)
-    return _ds.display_images(c.images), c.sizes, c.majority, c.purity
 
 
 def page():
@@ -87,37 +57,34 @@ def page():
                    "switched to digits.", icon=":material/block:")
     left, right = st.columns([1, 2])
     with left:
-        choice = st.selectbox(label("dataset"), offered, format_func=NAMES.get, key=bind("dataset"),
-                              help=help_text("dataset"))
-        values = {"dataset": choice}
+        source = choice("dataset", offered, format_func=NAMES.get)
+        values = {"dataset": source}
         if not limits.allow_server_paths:
             if cfg.data_dir:
                 st.warning("Data dir was cleared: this server does not read folders on its disk.",
                            icon=":material/block:")
             values["data_dir"] = None
-        elif choice in ("mnist", "fashion_mnist", "idx"):
+        elif source in ("mnist", "fashion_mnist", "idx"):
             values["data_dir"] = st.text_input(
                 label("data_dir"), key=bind("data_dir", lambda v: v or ""), help=help_text("data_dir"),
-                placeholder="empty: download with keras.datasets" if choice != "idx" else "/path/to/idx/folder") or None
-        loadable, slot = file_upload(choice, cfg, values)
+                placeholder="empty: download with keras.datasets" if source != "idx" else "/path/to/idx/folder") or None
+        loadable, report_slot = file_upload(source, cfg, values)
         if not loadable:
             return
+        why_not = st.container()  # why the data cannot be used: right under where it was chosen (issue 18)
         values["pool_size"] = optional_int("pool_size", "whole training split", max_value=limits.max_pool_size)
         if limits.max_pool_size is not None:
             st.caption(f"This server allows pools of up to {limits.max_pool_size:,} images.")
         values["test_size"] = optional_int("test_size", "whole test split")
-        values["normalization"] = st.selectbox(label("normalization"), ["unit", "standardize", "none"],
-                                               key=bind("normalization"), help=help_text("normalization"))
-        values["initial"] = st.number_input(label("initial") + " labels", min_value=1, step=1, key=bind("initial"),
-                                            help=help_text("initial"))
-        values["initial_strategy"] = st.selectbox(label("initial_strategy"), ["random", "kmeans", "balanced"],
-                                                  key=bind("initial_strategy"), help=help_text("initial_strategy"))
-        values["seed"] = st.number_input(label("seed"), min_value=0, step=1, key=bind("seed"), help=help_text("seed"))
+        values["normalization"] = choice("normalization")
+        values["initial"] = number("initial", label("initial") + " labels", step=1)
+        values["initial_strategy"] = choice("initial_strategy")
+        values["seed"] = number("seed", step=1)
         ok = commit(values)
 
     cfg = config()
-    ds = dataset(cfg) if ok else None
-    show_image_report(cfg, slot)
+    ds = dataset(cfg, where=why_not) if ok else None
+    show_image_report(cfg, report_slot)
     with right:
         if ds is None:
             st.warning("Choose another dataset, or fix the settings on the left.")
@@ -129,7 +96,7 @@ def page():
         d.metric("Image size", "x".join(str(s) for s in ds.image_shape))
         st.caption(f"Source: {plain(ds.source)}")
         # the Model page's reference accuracy, where trained, is what the runs head for
-        tiny = tiny_test_set(len(ds.y_test), st.session_state.get("reference_accuracy"), test_size=cfg.test_size)
+        tiny = tiny_test_set(len(ds.y_test), st.session_state.get(REFERENCE_ACCURACY), test_size=cfg.test_size)
         show_pitfalls(([tiny] if tiny else []) + batch_pitfalls(cfg, len(ds.y_pool)))
         show_figure(label_distribution_figure(ds.y_pool, ds.class_names), "label_distribution", key="label_dist")
 
