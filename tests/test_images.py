@@ -197,6 +197,8 @@ def test_a_folder_of_images_and_its_symlinks(tmp_path):
     s = load_images(tmp_path / "set", 8)
     assert s.raw.class_names == ("ant", "bee") and len(s.raw.y_train) == 6
     assert sorted(s.skipped) == ["ant/link.png: a symbolic link, not read", "bee/loop: a symbolic link, not read"]
+    ds = load_dataset(ExperimentConfig(dataset="images", data_file=str(tmp_path / "set"), image_size=8, test_size=2))
+    assert ds.name == "images:image folder set" and len(ds.y_pool) == 4 and ds.image_shape == (8, 8, 3)
 
 
 # ----------------------------------------------------------------------------- hostile

@@ -482,7 +482,7 @@ def _assign(members: list[_Member], labels_csv: Optional[dict[str, str]], skips:
                 skips.add(m.name, "no label in the labels CSV")
                 continue
             out.append((m, split, label))
-        return out, "csv", has_test
+        return out, "csv"
     if any(len(rel) > 1 for _, _, rel in placed):
         out = []
         for m, split, rel in placed:
@@ -490,8 +490,8 @@ def _assign(members: list[_Member], labels_csv: Optional[dict[str, str]], skips:
                 skips.add(m.name, "not in a class folder")
                 continue
             out.append((m, split, rel[0]))
-        return out, "folders", has_test
-    return [(m, split, None) for m, split, _ in placed], "unlabeled", has_test
+        return out, "folders"
+    return [(m, split, None) for m, split, _ in placed], "unlabeled"
 
 
 def _checked_class_names(names, where: str) -> tuple[str, ...]:
@@ -524,7 +524,7 @@ def load_images(path: str | os.PathLike, image_size: int = 32, *, limits: Option
                 images.append(m)
             else:
                 skips.add(m.name, f"not an image file (JPEG, PNG, BMP or WebP: {', '.join(IMAGE_EXTENSIONS)})")
-        assigned, layout, has_test = _assign(images, labels_csv, skips)
+        assigned, layout = _assign(images, labels_csv, skips)
         decoder = _Decoder(len(assigned), image_size, lim, where)
         kept = []
         for m, split, label in assigned:
@@ -533,12 +533,13 @@ def load_images(path: str | os.PathLike, image_size: int = 32, *, limits: Option
                 skips.add(m.name, why)
             else:
                 kept.append((m.name, split, label))
-    images = _assemble(decoder, kept, layout, has_test, where, skips, csv_member)
+    source = f"image {'folder' if os.path.isdir(path) else 'zip'} {where}"
+    images = _assemble(decoder, kept, layout, source, where, skips, csv_member)
     _remember(path, image_size, images)
     return images
 
 
-def _assemble(decoder: _Decoder, kept: list, layout: str, has_test: bool, where: str, skips: _Skips,
+def _assemble(decoder: _Decoder, kept: list, layout: str, source: str, where: str, skips: _Skips,
               csv_member: Optional[_Member]) -> ImageSet:
     if not kept:
         shown = "; ".join(skips.named[:5])
@@ -570,7 +571,7 @@ def _assemble(decoder: _Decoder, kept: list, layout: str, has_test: bool, where:
     if test_folder:
         words += ", test split from the 'test' folder"
     raw = RawData(np.ascontiguousarray(x[~is_test]), y[~is_test], x[is_test] if test_folder else None,
-                  y[is_test] if test_folder else None, names or None, f"image zip {where}")
+                  y[is_test] if test_folder else None, names or None, source)
     return ImageSet(raw, layout, words, layout != "unlabeled", colour, test_folder,
                     tuple(skips.named), skips.count)
 
