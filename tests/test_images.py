@@ -367,3 +367,19 @@ def test_prepare_accepts_what_load_images_returns(tmp_path):
     s = load_images(class_zip(tmp_path, per_class=5), 10)
     ds = prepare(s.raw, ExperimentConfig(dataset="images", data_file="x.zip", image_size=10, test_size=5))
     assert ds.x_pool.max() <= 1.0 and ds.n_classes == 5 and len(ds.y_test) == 5
+
+
+def test_windows_names_drive_letters_and_encrypted_members(tmp_path):
+    path = tmp_path / "win.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("a\\1.png", encode(blob(10)))
+        z.writestr("b\\2.png", encode(blob(200)))
+        z.writestr("C:\\evil.png", encode(blob(0)))
+        z.writestr("b/locked.png", encode(blob(0)))
+    data = bytearray(path.read_bytes())  # zipfile writes no encrypted member: set the flag by hand
+    at = data.rfind(b"PK\x01\x02")  # the last central-directory entry: b/locked.png
+    data[at + 8] |= 0x1
+    path.write_bytes(bytes(data))
+    s = load_images(path, 8)
+    assert s.raw.class_names == ("a", "b") and len(s.raw.y_train) == 2
+    assert sorted(s.skipped) == ["C:\\evil.png: an absolute path, not read", "b/locked.png: encrypted, not read"]
