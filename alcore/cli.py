@@ -139,6 +139,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
     print(f"{ds.name}: pool {len(ds.y_pool)}, test {len(ds.y_test)}, {ds.n_classes} classes, "
           f"images {'x'.join(map(str, ds.image_shape))}; model {cfg.model}, strategy {cfg.strategy}, "
           f"seed {cfg.seed}", flush=True)
+    _print_image_report(cfg)
     out = Path(ns.out) if ns.out else None
     try:
         for r in exp:
@@ -162,6 +163,21 @@ def cmd_run(ns: argparse.Namespace) -> int:
         Path(ns.csv).write_text(curves_csv([res]))
         print(f"wrote {ns.csv}")
     return 0 if exp.done else 130
+
+
+def _print_image_report(cfg: ExperimentConfig) -> None:
+    """For your own images: the layout the loader found, and the files it skipped (on stderr)."""
+    if cfg.dataset != "images":
+        return
+    from alcore.data.images import load_report
+
+    report = load_report(cfg.data_file, cfg.image_size)
+    if report is None:
+        return
+    layout, skipped = report
+    print(f"layout: {layout}", flush=True)
+    if skipped:
+        print("skipped (the other images loaded):\n" + "\n".join(f"  {s}" for s in skipped), file=sys.stderr)
 
 
 def _load_all(paths: list[str]):

@@ -14,7 +14,7 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "idx", "npz")
+DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "idx", "npz", "images")
 MODELS = ("softmax", "mlp", "cnn", "transfer")
 NORMALIZATIONS = ("unit", "standardize", "none")
 VALIDATIONS = ("split", "fixed", "none")
@@ -40,6 +40,9 @@ BEFORE_FIELD_EXISTED = {
 # Datasets that ship their own test split (prepare() draws nothing from the seed for
 # them unless pool_size or test_size asks for a subset).
 FIXED_SPLIT_DATASETS = ("mnist", "fashion_mnist", "cifar10")
+# The datasets read from a user's file (data_file); image_size applies to 'images' alone.
+FILE_DATASETS = ("npz", "images")
+IMAGE_SIZE_DEFAULT = 32
 # The datasets read from a folder (data_dir) when given one.
 DATA_DIR_DATASETS = ("mnist", "fashion_mnist", "idx")
 
@@ -49,9 +52,10 @@ class ExperimentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=(), allow_inf_nan=False)
 
     # -- data -----------------------------------------------------------------------
-    dataset: Literal["digits", "mnist", "fashion_mnist", "cifar10", "idx", "npz"] = Field(
+    dataset: Literal["digits", "mnist", "fashion_mnist", "cifar10", "idx", "npz", "images"] = Field(
         "digits", description="Dataset: bundled scikit-learn digits, a Keras dataset, "
-        "a folder of MNIST-format idx files ('idx'), or your own .npz file ('npz')."
+        "a folder of MNIST-format idx files ('idx'), your own .npz file ('npz'), or your own "
+        "images ('images': a .zip of JPEG / PNG / BMP / WebP files)."
     )
     data_dir: Optional[str] = Field(
         None, description="Folder of idx files for 'idx', or where to find 'mnist' / "
@@ -60,7 +64,12 @@ class ExperimentConfig(BaseModel):
     )
     data_file: Optional[str] = Field(
         None, description="Path of the .npz file for dataset 'npz' (x_train, y_train, "
-        "optional x_test, y_test, class_names)."
+        "optional x_test, y_test, class_names), or of the .zip of images (or a folder of "
+        "them) for dataset 'images'."
+    )
+    image_size: int = Field(
+        IMAGE_SIZE_DEFAULT, ge=8, le=256, description="images: each image is scaled so its longer "
+        "side is this many pixels (aspect ratio kept) and centred on a square of its border colour."
     )
     pool_size: Optional[int] = Field(
         None, ge=1, description="Random subsample of the training split used as the "
@@ -305,13 +314,16 @@ class ExperimentConfig(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _drop_locations_that_do_not_apply(cls, data):
-        """``data_file`` only means something for 'npz' and ``data_dir`` for the idx datasets: a
-        file left from an earlier choice (a dashboard upload, then back to digits) must not ride
-        along into a result file, where it would name a path of the machine that made it."""
+        """``data_file`` only means something for 'npz' and 'images' (``image_size`` for 'images') and
+        ``data_dir`` for the idx datasets: a file left from an earlier choice (a dashboard upload, then
+        back to digits) must not ride along into a result file, where it would name a path of the
+        machine that made it."""
         if isinstance(data, dict):
             dataset = data.get("dataset", "digits")
-            if dataset != "npz" and data.get("data_file") is not None:
+            if dataset not in FILE_DATASETS and data.get("data_file") is not None:
                 data = {**data, "data_file": None}
+            if dataset != "images" and data.get("image_size", IMAGE_SIZE_DEFAULT) != IMAGE_SIZE_DEFAULT:
+                data = {**data, "image_size": IMAGE_SIZE_DEFAULT}
             if dataset not in DATA_DIR_DATASETS and data.get("data_dir") is not None:
                 data = {**data, "data_dir": None}
         return data
@@ -326,6 +338,8 @@ class ExperimentConfig(BaseModel):
                                  "a folder of MNIST-format idx files")
         if self.dataset == "npz" and not self.data_file:
             raise ValueError("dataset 'npz' needs data_file: the path of a .npz file")
+        if self.dataset == "images" and not self.data_file:
+            raise ValueError("dataset 'images' needs data_file: the path of a .zip of images (or a folder of them)")
         if self.rounds is None and self.label_budget is None and self.target_accuracy is None:
             raise ValueError("set at least one of rounds, label_budget or target_accuracy, "
                              "or the run would never stop")
@@ -405,7 +419,8 @@ class ExperimentConfig(BaseModel):
         draws = (self.pool_size is not None or self.test_size is not None
                  or self.dataset not in FIXED_SPLIT_DATASETS)
         return (self.dataset, self.data_dir, self.data_file, self.pool_size,
-                self.test_size, self.normalization, self.seed if draws else None)
+                self.test_size, self.normalization, self.seed if draws else None) + (
+                    (self.image_size,) if self.dataset == "images" else ())
 
     def same_experiment(self, other: "ExperimentConfig") -> bool:
         """Whether ``other`` describes the same experiment as this config, wherever the data

@@ -167,7 +167,8 @@ class DeploymentLimits(BaseModel):
                             "not allow: leave it empty")
         if config.data_file and not _inside(config.data_file, upload_dir):
             problems.append("data_file is a path on the server, which this deployment does not "
-                            "allow: upload the .npz file instead")
+                            + ("allow: upload the .zip of images instead" if config.dataset == "images"
+                               else "allow: upload the .npz file instead"))
         return problems
 
     def pool_problems(self, config: ExperimentConfig, pool_images: Optional[int] = None) -> list[str]:

@@ -31,7 +31,7 @@ from alcore.config import ExperimentConfig
 # seeds. Their defaults are the dashboard's: margin against random, one seed.
 RACE_DEFAULTS = {"strategies": ("margin", "random"), "seeds": 1}
 PATHS = ("data_dir", "data_file")  # paths on the server: never in a link
-FILE_DATASETS = ("idx", "npz")  # datasets that need one of those paths
+FILE_DATASETS = ("idx", "npz", "images")  # datasets that need one of those paths
 # ExperimentConfig.strategy is one run's strategy; a race names its runs' strategies with
 # ``strategies``, so a link has that one name for the concept.
 SINGLE_STRATEGY = "strategy"
@@ -104,7 +104,8 @@ def left_out(config: ExperimentConfig) -> list[str]:
     out = []
     if config.dataset in FILE_DATASETS:
         out.append(f"the dataset ({config.dataset}: "
-                   + ("an uploaded .npz file" if config.dataset == "npz" else "a folder on the server") + ")")
+                   + {"npz": "an uploaded .npz file", "images": "an uploaded .zip of images"}.get(
+                       config.dataset, "a folder on the server") + ")")
     elif config.data_dir:
         out.append("the data folder on the server (data_dir)")
     return out
