@@ -139,6 +139,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
     print(f"{ds.name}: pool {len(ds.y_pool)}, test {len(ds.y_test)}, {ds.n_classes} classes, "
           f"images {'x'.join(map(str, ds.image_shape))}; model {cfg.model}, strategy {cfg.strategy}, "
           f"seed {cfg.seed}", flush=True)
+    _print_image_report(cfg)
     out = Path(ns.out) if ns.out else None
     try:
         for r in exp:
@@ -164,6 +165,21 @@ def cmd_run(ns: argparse.Namespace) -> int:
     return 0 if exp.done else 130
 
 
+def _print_image_report(cfg: ExperimentConfig) -> None:
+    """For your own images: the layout the loader found, and the files it skipped (on stderr)."""
+    if cfg.dataset != "images":
+        return
+    from alcore.data.images import load_report
+
+    report = load_report(cfg.data_file, cfg.image_size)
+    if report is None:
+        return
+    layout, skipped = report
+    print(f"layout: {layout}", flush=True)
+    if skipped:
+        print("skipped (the other images loaded):\n" + "\n".join(f"  {s}" for s in skipped), file=sys.stderr)
+
+
 def _load_all(paths: list[str]):
     from alcore.results.records import ResultFileError, load_result
 
@@ -182,14 +198,14 @@ def cmd_summarize(ns: argparse.Namespace) -> int:
     import numpy as np
 
     from alcore.analysis.metrics import accuracy_at, curve_drops, labels_to_target, normalized_aulc
+    from alcore.strategies.base import strategy_label
 
     results, failed = _load_all(ns.files)
     if not results:
         return 2
     groups: dict[str, list] = {}
     for res in results:
-        groups.setdefault(res.config.strategy if res.config.strategy != "hybrid"
-                          else f"hybrid {res.config.hybrid_fraction:g}", []).append(res)
+        groups.setdefault(strategy_label(res.config, percent=False), []).append(res)
     at = ns.at
     head = f"{'strategy':<22}{'runs':>5}{'final_acc':>11}{'aulc':>8}{'drops':>7}"
     if at is not None:

@@ -14,7 +14,7 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "idx", "npz")
+DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "idx", "npz", "images")
 MODELS = ("softmax", "mlp", "cnn", "transfer")
 NORMALIZATIONS = ("unit", "standardize", "none")
 VALIDATIONS = ("split", "fixed", "none")
@@ -40,6 +40,9 @@ BEFORE_FIELD_EXISTED = {
 # Datasets that ship their own test split (prepare() draws nothing from the seed for
 # them unless pool_size or test_size asks for a subset).
 FIXED_SPLIT_DATASETS = ("mnist", "fashion_mnist", "cifar10")
+# The datasets read from a user's file (data_file); image_size applies to 'images' alone.
+FILE_DATASETS = ("npz", "images")
+IMAGE_SIZE_DEFAULT = 32
 # The datasets read from a folder (data_dir) when given one.
 DATA_DIR_DATASETS = ("mnist", "fashion_mnist", "idx")
 
@@ -49,9 +52,10 @@ class ExperimentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=(), allow_inf_nan=False)
 
     # -- data -----------------------------------------------------------------------
-    dataset: Literal["digits", "mnist", "fashion_mnist", "cifar10", "idx", "npz"] = Field(
+    dataset: Literal["digits", "mnist", "fashion_mnist", "cifar10", "idx", "npz", "images"] = Field(
         "digits", description="Dataset: bundled scikit-learn digits, a Keras dataset, "
-        "a folder of MNIST-format idx files ('idx'), or your own .npz file ('npz')."
+        "a folder of MNIST-format idx files ('idx'), your own .npz file ('npz'), or your own "
+        "images ('images': a .zip of JPEG / PNG / BMP / WebP files)."
     )
     data_dir: Optional[str] = Field(
         None, description="Folder of idx files for 'idx', or where to find 'mnist' / "
@@ -60,7 +64,12 @@ class ExperimentConfig(BaseModel):
     )
     data_file: Optional[str] = Field(
         None, description="Path of the .npz file for dataset 'npz' (x_train, y_train, "
-        "optional x_test, y_test, class_names)."
+        "optional x_test, y_test, class_names), or of the .zip of images (or a folder of "
+        "them) for dataset 'images'."
+    )
+    image_size: int = Field(
+        IMAGE_SIZE_DEFAULT, ge=8, le=256, description="images: each image is scaled so its longer "
+        "side is this many pixels (aspect ratio kept) and centred on a square of its border colour."
     )
     pool_size: Optional[int] = Field(
         None, ge=1, description="Random subsample of the training split used as the "
@@ -172,18 +181,18 @@ class ExperimentConfig(BaseModel):
     learning_rate: float = Field(0.003, gt=0.0, le=10.0, description="Learning rate.")
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="sgd: momentum.")
     max_epochs: int = Field(
-        100, ge=1, le=10_000, description="Epochs per round when validation is 'none' (for "
+        50, ge=1, le=10_000, description="Epochs per round when validation is 'none' (for "
         "mlp / cnn / transfer raised or lowered to stay within min_steps..max_steps gradient "
         "steps); the most epochs early stopping may run otherwise."
     )
     min_steps: int = Field(
-        0, ge=0, le=100_000, description="mlp / cnn / transfer with validation 'none': fewest "
+        200, ge=0, le=100_000, description="mlp / cnn / transfer with validation 'none': fewest "
         "gradient steps (mini-batches) per round. With few labels an epoch is one or two steps, "
         "so max_epochs alone would hardly train; the round runs more epochs until it has made "
         "this many steps (0: exactly max_epochs)."
     )
     max_steps: Optional[int] = Field(
-        None, ge=1, le=1_000_000, description="mlp / cnn / transfer with validation 'none': most "
+        1000, ge=1, le=1_000_000, description="mlp / cnn / transfer with validation 'none': most "
         "gradient steps per round, so a round on thousands of labels stays short (fewer epochs "
         "than max_epochs then; empty: no cap)."
     )
@@ -305,13 +314,16 @@ class ExperimentConfig(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _drop_locations_that_do_not_apply(cls, data):
-        """``data_file`` only means something for 'npz' and ``data_dir`` for the idx datasets: a
-        file left from an earlier choice (a dashboard upload, then back to digits) must not ride
-        along into a result file, where it would name a path of the machine that made it."""
+        """``data_file`` only means something for 'npz' and 'images' (``image_size`` for 'images') and
+        ``data_dir`` for the idx datasets: a file left from an earlier choice (a dashboard upload, then
+        back to digits) must not ride along into a result file, where it would name a path of the
+        machine that made it."""
         if isinstance(data, dict):
             dataset = data.get("dataset", "digits")
-            if dataset != "npz" and data.get("data_file") is not None:
+            if dataset not in FILE_DATASETS and data.get("data_file") is not None:
                 data = {**data, "data_file": None}
+            if dataset != "images" and data.get("image_size", IMAGE_SIZE_DEFAULT) != IMAGE_SIZE_DEFAULT:
+                data = {**data, "image_size": IMAGE_SIZE_DEFAULT}
             if dataset not in DATA_DIR_DATASETS and data.get("data_dir") is not None:
                 data = {**data, "data_dir": None}
         return data
@@ -326,6 +338,8 @@ class ExperimentConfig(BaseModel):
                                  "a folder of MNIST-format idx files")
         if self.dataset == "npz" and not self.data_file:
             raise ValueError("dataset 'npz' needs data_file: the path of a .npz file")
+        if self.dataset == "images" and not self.data_file:
+            raise ValueError("dataset 'images' needs data_file: the path of a .zip of images (or a folder of them)")
         if self.rounds is None and self.label_budget is None and self.target_accuracy is None:
             raise ValueError("set at least one of rounds, label_budget or target_accuracy, "
                              "or the run would never stop")
@@ -333,19 +347,41 @@ class ExperimentConfig(BaseModel):
             raise ValueError(f"max_steps ({self.max_steps}) is below min_steps ({self.min_steps}): "
                              f"a round cannot make fewer steps than its minimum")
         if self.label_budget is not None:
-            first = self.initial + (self.validation_size if self.validation == "fixed" else 0)
+            first = self.first_round_labels()
             if self.label_budget < first:
                 raise ValueError(f"label_budget {self.label_budget} is below the labels the "
                                  f"first round already uses ({first})")
         return self
 
-    # -- derived --------------------------------------------------------------------
-    def max_labels(self) -> Optional[int]:
-        """Largest labeled-set size the run can reach, validation labels included."""
-        val = self.validation_size if self.validation == "fixed" else 0
+    # -- derived: the label budget's arithmetic, defined once ---------------------------
+    def validation_labels(self) -> int:
+        """Pool images labelled once for validation before the first round (validation 'fixed')."""
+        return self.validation_size if self.validation == "fixed" else 0
+
+    def first_round_labels(self) -> int:
+        """Labels the first round already uses: the initial labels plus the fixed validation set."""
+        return self.initial + self.validation_labels()
+
+    def acquisition_rounds(self, n_pool: Optional[int] = None) -> Optional[int]:
+        """How many acquisition rounds the run can make at most: its ``rounds``, the batches that
+        fit in its ``label_budget`` after the first round's labels, and the batches the pool holds
+        (``n_pool`` where known; the last batch may be partial). None where nothing bounds it (only
+        a target or a label-free signal stops it). The run evaluates one more time than this."""
+        first = self.first_round_labels()
         bounds = []
         if self.rounds is not None:
-            bounds.append(self.initial + val + self.rounds * self.batch_size)
+            bounds.append(self.rounds)
+        if self.label_budget is not None:
+            bounds.append(math.ceil(max(0, self.label_budget - first) / self.batch_size))
+        if n_pool is not None:
+            bounds.append(math.ceil(max(0, n_pool - first) / self.batch_size))
+        return min(bounds) if bounds else None
+
+    def max_labels(self) -> Optional[int]:
+        """Largest labeled-set size the run can reach, validation labels included."""
+        bounds = []
+        if self.rounds is not None:
+            bounds.append(self.first_round_labels() + self.rounds * self.batch_size)
         if self.label_budget is not None:
             bounds.append(self.label_budget)
         return min(bounds) if bounds else None
@@ -383,7 +419,8 @@ class ExperimentConfig(BaseModel):
         draws = (self.pool_size is not None or self.test_size is not None
                  or self.dataset not in FIXED_SPLIT_DATASETS)
         return (self.dataset, self.data_dir, self.data_file, self.pool_size,
-                self.test_size, self.normalization, self.seed if draws else None)
+                self.test_size, self.normalization, self.seed if draws else None) + (
+                    (self.image_size,) if self.dataset == "images" else ())
 
     def same_experiment(self, other: "ExperimentConfig") -> bool:
         """Whether ``other`` describes the same experiment as this config, wherever the data
@@ -400,6 +437,34 @@ class ExperimentConfig(BaseModel):
         data = self.model_dump()
         data.update(changes)
         return ExperimentConfig(**data)
+
+
+class RaceConfig(BaseModel):
+    """A race: every strategy in ``strategies`` on every seed in ``seeds`` (a list, not a count),
+    everything else as in ``base``. Its runs are seed-major: run ``i`` races
+    ``strategies[i % len(strategies)]`` on ``seeds[i // len(strategies)]``, the order the race
+    steps them, the saved race numbers its files and a race of result files is rebuilt in.
+    The dashboard's race setup, a saved race's manifest and a preset's live race are one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    base: ExperimentConfig
+    strategies: list[str] = Field(min_length=1, max_length=64)
+    seeds: list[int] = Field(min_length=1, max_length=64)
+
+    @classmethod
+    def counted(cls, base: ExperimentConfig, strategies, n_seeds: int) -> "RaceConfig":
+        """``n_seeds`` seeds from ``base.seed`` on (``base.seed``, ``base.seed + 1``, ...), as the
+        dashboard and a share link give them (a count)."""
+        return cls(base=base, strategies=list(strategies), seeds=[base.seed + i for i in range(int(n_seeds))])
+
+    @property
+    def n_runs(self) -> int:
+        return len(self.strategies) * len(self.seeds)
+
+    def run_index(self, strategy: str, seed: int) -> int:
+        """The position of the run of ``strategy`` on ``seed`` (seed-major)."""
+        return self.seeds.index(seed) * len(self.strategies) + self.strategies.index(strategy)
 
 
 def _optional_number(name: str) -> bool:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import html
 import re
-from typing import Optional, Sequence
+from typing import Collection, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -31,10 +31,11 @@ def text(value) -> str:
 
 # ------------------------------------------------------------------------- curves
 
-def _colors(groups: Sequence[str]) -> dict[str, str]:
+def _colors(groups: Sequence[str], baselines: Collection[str] = ()) -> dict[str, str]:
+    """A colour per group, in order; the ``baselines`` (random's groups) grey."""
     colors, i = {}, 0
     for g in groups:
-        if g.split(" ")[0] == "random":
+        if g in baselines:
             colors[g] = RANDOM_COLOR
         else:
             colors[g] = PALETTE[i % len(PALETTE)]
@@ -64,7 +65,8 @@ def learning_curve_figure(frame: pd.DataFrame, *, aggregate: bool = True, band: 
     seeds) become a mean line with a shaded band; otherwise one line per run."""
     fig = go.Figure()
     groups = sorted(frame["group"].unique(), key=natural_order) if len(frame) else []
-    colors = _colors(groups)
+    baselines = {g for g, key in zip(frame["group"], frame["key"]) if key.is_baseline} if "key" in frame else ()
+    colors = _colors(groups, baselines)
     if aggregate and len(frame):
         agg = aggregate_curves(frame, band)
         for g in groups:
@@ -136,10 +138,12 @@ def confusion_figure(confusion: Sequence[Sequence[int]], class_names: Sequence[s
 
 
 def class_balance_figure(counts: dict[str, np.ndarray], class_names: Sequence[str],
-                         title: str = "Class balance of the acquired labels") -> go.Figure:
-    """Grouped bars: labels acquired per class, one bar group per run."""
+                         title: str = "Class balance of the acquired labels",
+                         baselines: Collection[str] = ()) -> go.Figure:
+    """Grouped bars: labels acquired per class, one bar group per run (``baselines``: the runs
+    of the random baseline, drawn grey)."""
     groups = list(counts)
-    colors = _colors(groups)
+    colors = _colors(groups, baselines)
     fig = go.Figure()
     names = [text(c) for c in class_names]
     for g in groups:

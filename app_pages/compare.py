@@ -79,7 +79,7 @@ st.subheader("Per group (mean over seeds)")
 show_table(group_metrics(metrics), "compare_metrics_per_group", column_config=fmt)
 with st.expander("Per run"):
     metrics.insert(1, "file", sources)
-    show_table(metrics.drop(columns=["strategy"]), "compare_metrics_per_run", column_config=fmt)
+    show_table(metrics.drop(columns=["key", "strategy"]), "compare_metrics_per_run", column_config=fmt)
 st.download_button("Download these curves (CSV)", curves_csv(results), "compare_curves.csv", "text/csv",
                    on_click="ignore")
 

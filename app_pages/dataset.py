@@ -8,7 +8,7 @@ from dashboard.data import dataset
 from dashboard.display import plain, show_figure, show_pitfalls
 from dashboard.limits import deployment_limits
 from dashboard.state import REFERENCE_ACCURACY, config
-from dashboard.uploads import save_upload
+from dashboard.uploads import image_zip_upload, save_upload, show_image_report
 from dashboard.widgets import bind, choice, commit, help_text, label, number, optional_int
 
 st.title("Dataset")
@@ -17,7 +17,8 @@ st.write("Active learning starts from an **unlabeled pool**: the model is traine
          "The **test set** only measures accuracy; training never sees it.")
 
 NAMES = {"digits": "scikit-learn digits (8x8, offline)", "mnist": "MNIST", "fashion_mnist": "Fashion-MNIST",
-         "cifar10": "CIFAR-10", "idx": "Folder of idx files", "npz": "Upload a .npz"}
+         "cifar10": "CIFAR-10", "idx": "Folder of idx files", "npz": "Upload a .npz",
+         "images": "Upload a .zip of images"}
 
 @st.cache_data(max_entries=8, show_spinner="Clustering the pool...")
 def centroids(data_key: tuple, k: int, _ds):
@@ -25,6 +26,22 @@ def centroids(data_key: tuple, k: int, _ds):
 
     c = pool_centroids(_ds.x_pool, k, seed=0, labels=_ds.y_pool)
     return _ds.display_images(c.images), c.sizes, c.majority, c.purity
+
+
+def file_upload(source: str, cfg, values: dict):
+    """The uploader of a dataset read from the user's file: (whether there is a file to load, the
+    placeholder for the images' report or None). Fills ``values``."""
+    if source == "images":
+        return image_zip_upload(cfg, values)
+    if source == "npz":
+        up = st.file_uploader("Your .npz (x_train, y_train, optional x_test, y_test, class_names)",
+                              type=["npz"], max_upload_size=100)
+        if up is not None:
+            values["data_file"] = save_upload(up.getvalue(), up.name)
+        elif cfg.data_file is None or not cfg.data_file.endswith(".npz"):
+            st.info("Upload a .npz file to use your own images.")
+            return False, None
+    return True, None
 
 
 def page():
@@ -51,14 +68,9 @@ def page():
             values["data_dir"] = st.text_input(
                 label("data_dir"), key=bind("data_dir", lambda v: v or ""), help=help_text("data_dir"),
                 placeholder="empty: download with keras.datasets" if source != "idx" else "/path/to/idx/folder") or None
-        if source == "npz":
-            up = st.file_uploader("Your .npz (x_train, y_train, optional x_test, y_test, class_names)",
-                                  type=["npz"], max_upload_size=100)
-            if up is not None:
-                values["data_file"] = save_upload(up.getvalue(), up.name)
-            elif cfg.data_file is None:
-                st.info("Upload a .npz file to use your own images.")
-                return
+        loadable, report_slot = file_upload(source, cfg, values)
+        if not loadable:
+            return
         why_not = st.container()  # why the data cannot be used: right under where it was chosen (issue 18)
         values["pool_size"] = optional_int("pool_size", "whole training split", max_value=limits.max_pool_size)
         if limits.max_pool_size is not None:
@@ -72,6 +84,7 @@ def page():
 
     cfg = config()
     ds = dataset(cfg, where=why_not) if ok else None
+    show_image_report(cfg, report_slot)
     with right:
         if ds is None:
             st.warning("Choose another dataset, or fix the settings on the left.")

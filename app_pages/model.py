@@ -116,7 +116,7 @@ ref_key = (cfg.data_key(), cfg.seed, spec, cfg.optimizer, cfg.learning_rate, cfg
 if st.button("Train on every pool label", type="primary"):
     from alcore.engine.loop import Experiment
 
-    n_val = cfg.validation_size if cfg.validation == "fixed" else 0
+    n_val = cfg.validation_labels()
     full = cfg.replace(initial=len(ds.y_pool) - n_val, rounds=0, label_budget=None, target_accuracy=None,
                        strategy="random", candidates=None)
     with one_call_within_labels(len(ds.y_pool), f"Training on every pool label ({len(ds.y_pool):,} labels)",

@@ -68,9 +68,10 @@ for preset in presets:
                       for name, values in preset.choices().items()}
             if st.button("Load this setup and run it live", key=f"ref_run_{preset.key}", icon=":material/play_arrow:",
                          disabled=running, help="Stop the race on the Run page first" if running else None):
-                cfg, strategies, seeds = preset.race_setup(chosen)
+                setup = preset.race_setup(chosen)
+                cfg = setup.base
                 if cfg.data_dir and (not limits.allow_server_paths or not Path(cfg.data_dir).is_dir()):
                     cfg = cfg.replace(data_dir=None)  # this server's own copy ($ALCORE_DATA_DIR) or a download
-                use_setup(cfg, strategies, seeds)  # the setup pages' widgets show the loaded settings
+                use_setup(cfg, setup.strategies, len(setup.seeds))  # the setup pages' widgets show the loaded settings
                 st.session_state[AUTOSTART] = True
                 st.switch_page("app_pages/run.py")

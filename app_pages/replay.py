@@ -1,11 +1,12 @@
 """Replay page: scrub through the rounds of a run; why each image was picked."""
 import streamlit as st
 
-from alcore.analysis.explain import (MEASURES, candidate_scores, dataset_problem, picks_overlap, record_mismatches,
+from alcore.analysis.explain import (candidate_scores, dataset_problem, picks_overlap, record_mismatches,
                                      replay_refusal, round_pool_map, round_sets)
 from alcore.figures import (gallery, overlap_figure, pool_map_figure, probability_bars_figure, score_rank_frame,
                             upscale)
 from alcore.results.records import strategy_label
+from alcore.strategies.base import strategy_class
 from dashboard import replay_session as replay
 from dashboard.data import dataset
 from dashboard.display import plain, show_figure, show_table
@@ -127,8 +128,7 @@ elif options:
             show_figure(probability_bars_figure(ex.probs, res.dataset.class_names, truth,
                                                 f"Round {r}'s model on image #{chosen}"),
                         f"probabilities_round{r}_image{chosen}", where=right, key="replay_bars")
-            own = cfg.strategy if cfg.strategy in MEASURES else (cfg.hybrid_measure if cfg.strategy == "hybrid"
-                                                                 else None)
+            own = strategy_class(cfg.strategy).uncertainty_measure(cfg)
             table = score_rank_frame(ex, batch_size=len(rnd.selected) or cfg.batch_size, strategy=own)
             num = st.column_config.NumberColumn
             show_table(table, f"scores_round{r}_image{chosen}", column_config={

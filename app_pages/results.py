@@ -5,6 +5,7 @@ import streamlit as st
 from alcore.figures import autolabel_figure, class_balance_figure, confusion_figure, gallery, stopping_signals_figure, upscale
 from alcore.analysis.metrics import group_metrics, metrics_frame
 from alcore.results.records import ImageRef, curves_csv, to_json
+from alcore.strategies.base import is_baseline
 from dashboard.display import metric_columns, plain, show_figure, show_table
 from dashboard.limits import one_call_within_labels
 from dashboard.state import RACE, race_lock
@@ -25,7 +26,7 @@ default_target = float(np.round(max(r.rounds[-1].test_accuracy for r in results)
 target = st.slider("Target accuracy (for 'labels to target')", 0.05, 1.0, min(max(default_target, 0.05), 1.0), 0.01)
 frame = metrics_frame(results, target)
 fmt = metric_columns()
-show_table(frame.drop(columns=["group", "strategy"]), "metrics_per_run", column_config=fmt)
+show_table(frame.drop(columns=["group", "key", "strategy"]), "metrics_per_run", column_config=fmt)
 if len(results) > len(set(frame["group"])):
     st.caption("Mean over seeds")
     show_table(group_metrics(frame).drop(columns=["final_accuracy_std"]), "metrics_mean_over_seeds", column_config=fmt)
@@ -90,7 +91,8 @@ for e, rr in zip(runs, results):
     taken = np.concatenate([np.asarray(rr.initial_indices), np.asarray(rr.validation_indices, dtype=int)]
                            + [np.asarray(x.selected, dtype=int) for x in rr.rounds[:upto]])
     counts[rr.label] = np.bincount(e.dataset.y_pool[taken.astype(int)], minlength=len(names))
-show_figure(class_balance_figure(counts, names, f"Labels per class after round {r_idx}"),
+baselines = {rr.label for rr in results if is_baseline(rr.config.strategy)}
+show_figure(class_balance_figure(counts, names, f"Labels per class after round {r_idx}", baselines),
             f"labels_per_class_round{r_idx}", where=f2, key="balance")
 
 with st.expander("Stopping signals: could this run have known when to stop?"):

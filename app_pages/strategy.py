@@ -2,7 +2,7 @@
 import streamlit as st
 
 from alcore.analysis.pitfalls import batch_pitfalls, stops_on_test_data
-from alcore.strategies.base import DESCRIPTIONS, FORMULAS, STRATEGIES
+from alcore.strategies.base import STRATEGIES, Need
 from dashboard.data import dataset_sizes
 from dashboard.display import show_pitfalls
 from dashboard.limits import deployment_limits
@@ -34,17 +34,19 @@ with left:
         "target_accuracy": optional_float("target_accuracy", "no target", max_value=1.0, format="%.3f"),
         "candidates": optional_int("candidates", "score the whole unlabeled pool"),
     }
-    if "hybrid" in chosen:
+    reads = {f for name in chosen for f in STRATEGIES[name].config_fields}  # the settings the chosen ones read
+    if "hybrid_fraction" in reads:
         values["hybrid_fraction"] = slider("hybrid_fraction", step=0.05)
         values["hybrid_measure"] = choice("hybrid_measure", ["margin", "least_confidence", "ratio", "entropy"])
-    if "margin_cluster" in chosen:
+    if "margin_cluster_factor" in reads:
         values["margin_cluster_factor"] = number("margin_cluster_factor")
-    if set(chosen) & {"bald", "var_ratios", "mean_std"}:
+    if "mc_passes" in reads:
         top = min(200, limits.max_mc_passes or 200)
         key = bind("mc_passes")
         st.session_state[key] = min(st.session_state[key], top)  # a cap lowered mid-session
         values["mc_passes"] = number("mc_passes", max_value=top)
-        if config().model == "softmax" or config().dropout == 0:
+        if any(Need.MC_PASSES in STRATEGIES[name].needs for name in chosen) and (
+                config().model == "softmax" or config().dropout == 0):
             st.warning("Bayesian strategies need a model with dropout: choose mlp or cnn with "
                        "dropout > 0 on the Model page.")
     with st.expander("Stop early: plateau and label-free signals"):
@@ -66,10 +68,10 @@ with right:
     st.subheader("How they choose")
     st.caption("p(c|x) is the model's probability of class c for image x; ŷ1 and ŷ2 are its two most "
                "likely classes. Each strategy labels the images with the highest score s(x).")
-    for name in STRATEGIES:
+    for name, strategy in STRATEGIES.items():
         with st.container(border=True):
             st.markdown(f"**{name}**" + (" :material/check_circle: racing" if name in chosen else ""))
-            st.write(DESCRIPTIONS[name])
+            st.write(strategy.description)
             # a formula's parts (", \quad" between them) one under the other: bald and var_ratios on one
             # line were wider than this column at 1400 px and cut off
-            st.latex(r"\begin{gathered}" + FORMULAS[name].replace(r",\quad", r",\\") + r"\end{gathered}")
+            st.latex(r"\begin{gathered}" + strategy.formula.replace(r",\quad", r",\\") + r"\end{gathered}")

@@ -19,7 +19,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def one(clear: bool) -> float:
-    sys.path.insert(0, str(ROOT))
     from alcore import ExperimentConfig
     from alcore._tf import keras
     from alcore.data.datasets import load_dataset

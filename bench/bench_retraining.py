@@ -33,7 +33,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 t_import = time.perf_counter()
 from alcore._tf import keras, tf  # noqa: E402,F401

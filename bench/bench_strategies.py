@@ -21,11 +21,9 @@ import os
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alcore.strategies import diversity as D  # noqa: E402
 from alcore.strategies.base import StrategyInput  # noqa: E402

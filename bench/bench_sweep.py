@@ -20,9 +20,7 @@ import os
 import statistics
 import sys
 import tempfile
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alcore import ExperimentConfig  # noqa: E402
 from alcore.sweep.runner import SweepSpec, expand, run_sweep  # noqa: E402

@@ -33,7 +33,7 @@ Needs Chromium at /usr/bin/chromium and the playwright package (no browser downl
 and the MNIST idx files under ../shared/datasets/mnist relative to the repository root.
 Run from the repository root:
 
-    .venv/bin/python bench/dashboard_memory.py [--pool-size N]
+    .venv/bin/python -m bench.dashboard_memory [--pool-size N]
 
 Numbers depend on the machine and on what else runs on it (the race is CPU-bound).
 """
@@ -49,7 +49,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 from tests.e2e.appserver import (CHROMIUM, CHROMIUM_ARGS, free_port, open_page as _open_page,  # noqa: E402
                                  server_command, start_server, stop_server, wait_healthy,
                                  wait_idle as _wait_idle)
@@ -179,7 +178,68 @@ def read_grid(page) -> list[list[str]]:
 
 # ----------------------------------------------------------------------------- main
 
-def main() -> int:  # noqa: C901 (above 15 before the limit was set; to split up)
+def _print_timings(t: dict[str, float], info: dict[str, object]) -> None:
+    if "health" in t:
+        print(f"startup, /_stcore/health 'ok':        {t['health']:6.1f} s")
+    if "first_widget" in t:
+        print(f"startup, first widget usable:         {t['first_widget']:6.1f} s  (the Dataset selectbox)")
+    if "interactive" in t:
+        print(f"startup, Dataset page fully drawn:    {t['interactive']:6.1f} s  "
+              f"(Pool images = {info.get('startup_pool')})")
+    if "mnist_chosen" in t:
+        print(f"MNIST chosen, Data dir empty:         {t['mnist_chosen']:6.1f} s  "
+              "(keras.datasets download attempt, fails offline)")
+    if "mnist" in t:
+        print(f"MNIST chosen + loaded (Dataset page): {t['mnist']:6.1f} s  (both steps, from choosing MNIST)")
+    if "race" in t:
+        print(f"race wall time (Start -> finished):   {t['race']:6.1f} s  ({info.get('progress')})")
+    if "results" in t:
+        print(f"Results page render:                  {t['results']:6.1f} s")
+
+
+def _print_memory(rss_at: list[tuple[str, int, int]], status: dict, sampler) -> None:
+    print("RSS of the server process at each milestone:")
+    for name, kb, kid_kb in rss_at:
+        print(f"  {name:<45} {mb(kb):>9}" + (f"  (+ children {mb(kid_kb)})" if kid_kb else ""))
+    hwm = status.get("VmHWM", 0)
+    smax, smax_all = sampler.max_rss() if sampler else (0, 0)
+    print(f"  {'final VmRSS':<45} {mb(status.get('VmRSS', 0)):>9}")
+    print()
+    print(f"PEAK RSS of the server (VmHWM):  {mb(hwm)}  ({hwm:,} kB)")
+    print(f"max sampled VmRSS (every {SAMPLE_S} s): {mb(smax)}"
+          + (f"; with children {mb(smax_all)}" if smax_all != smax else ""))
+
+
+def _print_table(info: dict[str, object], raced: bool) -> None:
+    table = info.get("table")
+    if isinstance(table, list) and table:
+        print("final test accuracy (Run page table):")
+        head = table[0]
+        for row in table:
+            if row is not head and "test accuracy" in head and len(row) == len(head):
+                row = list(row)
+                i = head.index("test accuracy")
+                try:
+                    row[i] = f"{float(row[i]):.2%}"
+                except ValueError:
+                    pass
+            print("  " + " | ".join(row))
+    elif raced:
+        print(f"final test accuracy (Run page table): {table or 'table empty'}")
+
+
+def _print_failure(failed: Exception, info: dict[str, object], log_path: Path) -> None:
+    print()
+    print(f"FAILED: {type(failed).__name__}: {failed}")
+    if info.get("screenshot"):
+        print(f"screenshot: {info['screenshot']}")
+    tail = log_path.read_text(errors="replace")[-3000:] if log_path.exists() else ""
+    if tail:
+        print("--- server log (tail) ---")
+        print(tail)
+
+
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pool-size", type=int, default=0,
                     help="'Pool size (0 = whole training split)' on the Dataset page (default 0)")
@@ -316,61 +376,16 @@ def main() -> int:  # noqa: C901 (above 15 before the limit was set; to split up
     print(f"machine:        {os.cpu_count()} CPUs; load average at the end {os.getloadavg()[0]:.1f}")
     print(f"server log:     {log_path}")
     print()
-    if "health" in t:
-        print(f"startup, /_stcore/health 'ok':        {t['health']:6.1f} s")
-    if "first_widget" in t:
-        print(f"startup, first widget usable:         {t['first_widget']:6.1f} s  (the Dataset selectbox)")
-    if "interactive" in t:
-        print(f"startup, Dataset page fully drawn:    {t['interactive']:6.1f} s  "
-              f"(Pool images = {info.get('startup_pool')})")
-    if "mnist_chosen" in t:
-        print(f"MNIST chosen, Data dir empty:         {t['mnist_chosen']:6.1f} s  "
-              "(keras.datasets download attempt, fails offline)")
-    if "mnist" in t:
-        print(f"MNIST chosen + loaded (Dataset page): {t['mnist']:6.1f} s  (both steps, from choosing MNIST)")
-    if "race" in t:
-        print(f"race wall time (Start -> finished):   {t['race']:6.1f} s  ({info.get('progress')})")
-    if "results" in t:
-        print(f"Results page render:                  {t['results']:6.1f} s")
+    _print_timings(t, info)
     print()
-    print("RSS of the server process at each milestone:")
-    for name, kb, kid_kb in rss_at:
-        print(f"  {name:<45} {mb(kb):>9}" + (f"  (+ children {mb(kid_kb)})" if kid_kb else ""))
-    hwm = status.get("VmHWM", 0)
-    smax, smax_all = sampler.max_rss() if sampler else (0, 0)
-    print(f"  {'final VmRSS':<45} {mb(status.get('VmRSS', 0)):>9}")
-    print()
-    print(f"PEAK RSS of the server (VmHWM):  {mb(hwm)}  ({hwm:,} kB)")
-    print(f"max sampled VmRSS (every {SAMPLE_S} s): {mb(smax)}"
-          + (f"; with children {mb(smax_all)}" if smax_all != smax else ""))
+    _print_memory(rss_at, status, sampler)
     if info.get("setup"):
         print(f"race setup (Run page): {info['setup']}")
-    table = info.get("table")
-    if isinstance(table, list) and table:
-        print("final test accuracy (Run page table):")
-        head = table[0]
-        for row in table:
-            if row is not head and "test accuracy" in head and len(row) == len(head):
-                row = list(row)
-                i = head.index("test accuracy")
-                try:
-                    row[i] = f"{float(row[i]):.2%}"
-                except ValueError:
-                    pass
-            print("  " + " | ".join(row))
-    elif "race" in t:
-        print(f"final test accuracy (Run page table): {table or 'table empty'}")
+    _print_table(info, "race" in t)
     if info.get("results_metric"):
         print(f"Results page, first run, last round: Test accuracy {info['results_metric']}")
     if failed is not None:
-        print()
-        print(f"FAILED: {type(failed).__name__}: {failed}")
-        if info.get("screenshot"):
-            print(f"screenshot: {info['screenshot']}")
-        tail = log_path.read_text(errors="replace")[-3000:] if log_path.exists() else ""
-        if tail:
-            print("--- server log (tail) ---")
-            print(tail)
+        _print_failure(failed, info, log_path)
         return 1
     return 0
 

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alcore.analysis.metrics import labels_to_target  # noqa: E402
 from alcore.results.records import load_result  # noqa: E402

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alcore import ExperimentConfig, Experiment  # noqa: E402
 from alcore.cli import parse_assignments  # noqa: E402

@@ -5,7 +5,7 @@ races (3 rounds, margin vs random, seed i), Start on the Run page, wait for "Rac
 and an idle page, then click Results in the sidebar and wait up to 20 s for its title and
 address. A click that is not obeyed is counted (and clicked again, so the loop goes on).
 
-    .venv/bin/python bench/lost_clicks.py [--races 8]
+    .venv/bin/python -m bench.lost_clicks [--races 8]
 
 Before the Run page computed a race in one script run (it reran itself every 0.3 s), 1 click
 in 8 races was lost (commit a48e6c6), 0 in 8 after; how often depends on timing (see
@@ -20,12 +20,10 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 from tests.e2e.appserver import (CHROMIUM, CHROMIUM_ARGS, free_port, open_page, start_server,  # noqa: E402
                                  stop_server, wait_healthy, wait_idle)
 
-sys.path.insert(0, str(ROOT / "bench"))
-from soak import set_number  # noqa: E402
+from bench.soak import set_number  # noqa: E402
 
 
 def main() -> int:

@@ -17,7 +17,7 @@ headless Chromium, like one visitor who keeps experimenting:
 The verdict compares the last run's peak with the 2nd's (the 1st also pays for importing
 TensorFlow and compiling the models): the target is within 10%.
 
-    .venv/bin/python bench/soak.py [--runs 20] [--rounds 10] [--pool-size 0]
+    .venv/bin/python -m bench.soak [--runs 20] [--rounds 10] [--pool-size 0]
 """
 from __future__ import annotations
 
@@ -30,12 +30,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 from tests.e2e.appserver import (CHROMIUM, CHROMIUM_ARGS, free_port, open_page, server_command,  # noqa: E402
                                  start_server, stop_server, wait_healthy, wait_idle)
 
-sys.path.insert(0, str(ROOT / "bench"))
-from dashboard_memory import proc_status  # noqa: E402  (the /proc/<pid>/status reader)
+from bench.dashboard_memory import proc_status  # noqa: E402  (the /proc/<pid>/status reader)
 
 DATA_DIR = (ROOT.parent / "shared" / "datasets").resolve()
 PAGE_MS = 180_000

@@ -26,15 +26,11 @@ Runs whose complete result file with the same settings exists are skipped (resum
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-
-if not os.environ.get("PYTHONPATH"):  # else: the alcore that PYTHONPATH names (e.g. an old copy)
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alcore import ExperimentConfig, Experiment  # noqa: E402
 from alcore.config import with_none  # noqa: E402

@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alcore import ExperimentConfig, Experiment  # noqa: E402
 from alcore.data.datasets import (DIGIT_CLASSES, FASHION_CLASSES, RawData, load_idx_folder,  # noqa: E402

@@ -54,7 +54,7 @@ def start(oc: ExperimentConfig) -> bool:
         run.start()
         return run
 
-    first = oc.initial + (oc.validation_size if oc.validation == "fixed" else 0)
+    first = oc.first_round_labels()
     return _open(oc, first, f"Training on {first:,} initial labels", "Training round 0 on the initial labels "
                  "(the first time also loads TensorFlow and compiles the model)...", make)
 

@@ -23,6 +23,7 @@ import streamlit as st
 from alcore import ExperimentConfig
 from alcore.analysis.pitfalls import not_better_than_random, unstable_curves
 from alcore.figures import learning_curve_figure
+from alcore.strategies.base import is_baseline
 from dashboard.display import plain, sentence, show_figure, show_pitfalls, show_table
 from dashboard.limits import claim_run_slot, deployment_limits, race_refusal, release_run_slot
 from dashboard.state import RACE, REFERENCE_ACCURACY, RUNNING, race_lock, trainer_cache, use_setup
@@ -112,14 +113,15 @@ class RaceSession:
         return True
 
     def _new_race(self, cfg: ExperimentConfig, strategies: list[str], n_seeds: int):
+        from alcore.config import RaceConfig
         from alcore.engine.race import Race
 
-        seeds = [cfg.seed + i for i in range(n_seeds)]
+        setup = RaceConfig.counted(cfg, strategies, n_seeds)
         with st.spinner("Loading TensorFlow and the data..."):
-            race = Race(cfg, strategies, seeds, dataset_for=_load, cache=trainer_cache())
+            race = Race.of(setup, dataset_for=_load, cache=trainer_cache())
         race_id = run_store().new_id()
         try:
-            run_store().create(race_id, cfg, strategies, seeds)
+            run_store().create(race_id, setup)
         except OSError as e:  # the race still runs; only the saved copy is missing
             st.warning(f"This race cannot be saved on the server ({plain(e.strerror or e)}); download its "
                        f"results from **Results** before closing the tab.")
@@ -144,8 +146,7 @@ class RaceSession:
             st.error(f"The saved race cannot be reopened: {plain(e)}", icon=":material/history:")
             return False
         self.state[RACE], self.state[RACE_ID], self.state[RUNNING] = race, race_id, False
-        use_setup(race.base, list(dict.fromkeys(e.config.strategy for e in race.experiments)),
-                  len({e.config.seed for e in race.experiments}))  # the setup pages show the reopened race
+        use_setup(race.base, race.setup.strategies, len(race.setup.seeds))  # the setup pages show the reopened race
         return True
 
     def open_results(self, results) -> bool:
@@ -312,5 +313,5 @@ def race_warnings(race) -> None:
     if not results:
         return
     frame = metrics_frame(results, 1.0)  # AULC and drops only: the target does not matter
-    with_random = len(results) > 1 and any(r.config.strategy == "random" for r in results)
+    with_random = len(results) > 1 and any(is_baseline(r.config.strategy) for r in results)
     show_pitfalls(unstable_curves(frame) + (not_better_than_random(frame) if with_random else []))

@@ -1,4 +1,5 @@
-"""Uploads: a dataset's .npz kept on disk, and result files loaded or refused.
+"""Uploads: a dataset's .npz or .zip of images kept on disk (the zip's uploader, with what its
+loader found and skipped), and result files loaded or refused.
 
 Every page that takes result files (Run, Be the oracle, Replay, Compare) draws its uploader
 with result_uploads(): each file is loaded with alcore.results.records.load_result (which
@@ -25,18 +26,53 @@ def upload_dir() -> Path:
     return Path(tempfile.gettempdir()) / "alcore-uploads"
 
 
-def save_upload(data: bytes, name: str) -> str:
-    """Keep an uploaded .npz under a name derived from its content, so identical
-    uploads share one cache entry. The file is only ever read with allow_pickle=False."""
+def save_upload(data: bytes, name: str, suffix: str = ".npz") -> str:
+    """Keep an uploaded .npz (or .zip of images) under a name derived from its content, so identical
+    uploads share one cache entry. A .npz is only ever read with allow_pickle=False."""
     digest = hashlib.sha256(data).hexdigest()[:16]
     folder = upload_dir()
     folder.mkdir(exist_ok=True)
-    path = folder / f"{digest}-{Path(name).stem[:40]}.npz"
+    path = folder / f"{digest}-{Path(name).stem[:40]}{suffix}"
     if not path.exists():
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(data)
         os.replace(tmp, path)
     return str(path)
+
+
+def image_zip_upload(cfg, values: dict):
+    """The .zip-of-images uploader and the image size: (whether there is a zip to load, a
+    placeholder right under the uploader for :func:`show_image_report`). Fills ``values``."""
+    from alcore.data.images import ImageLimits
+    from dashboard.widgets import number
+
+    up = st.file_uploader("Your images: a .zip with one folder per class, or the images and a labels.csv "
+                          "(file name, label)", type=["zip"], max_upload_size=200)
+    slot = st.empty()
+    st.caption("Limits: " + ", ".join(ImageLimits().describe()) + ".")
+    values["image_size"] = number("image_size", step=8)
+    if up is not None:
+        values["data_file"] = save_upload(up.getvalue(), up.name, ".zip")
+    elif cfg.data_file is None or not cfg.data_file.endswith(".zip"):
+        st.info("Upload a .zip of JPEG, PNG, BMP or WebP images.")
+        return False, slot
+    return True, slot
+
+
+def show_image_report(cfg, slot) -> None:
+    """In ``slot``: the layout the images loader found and the files it skipped, from the load
+    just made (remembered by alcore.data.images, so the zip is not decoded a second time)."""
+    from alcore.data.images import load_report
+
+    report = load_report(cfg.data_file, cfg.image_size) if cfg.dataset == "images" and cfg.data_file else None
+    if slot is None or report is None:
+        return
+    layout, skipped = report
+    with slot.container():
+        st.caption(f"Layout: {plain(layout)}")
+        if skipped:
+            st.warning("**Files skipped** (the other images loaded):\n\n"
+                       + "\n".join(f"- {plain(s)}" for s in skipped), icon=":material/warning:")
 
 
 def refuse(reason, where=None) -> None:

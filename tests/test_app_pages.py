@@ -6,6 +6,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from alcore import ExperimentConfig
+from alcore.config import RaceConfig
 from alcore.strategies.base import STRATEGIES
 from conftest import ROOT, npz_with_classes
 
@@ -205,7 +206,7 @@ def test_a_race_saved_at_its_address_reopens_in_a_new_session(tmp_path, monkeypa
     at.session_state["race_id"] = race_id = "A" * 22
     from alcore.engine.store import RunStore
 
-    RunStore(tmp_path).create(race_id, cfg, ["margin", "random"], [2])
+    RunStore(tmp_path).create(race_id, RaceConfig(base=cfg, strategies=["margin", "random"], seeds=[2]))
     at.run()
     assert at.query_params["run"] in (race_id, [race_id])
     at.session_state["running"] = True
@@ -521,3 +522,39 @@ def test_finished_races_are_freed_when_the_next_one_starts():
         assert not at.exception, at.exception
     gc.collect()
     assert [r() is not None for r in races] == [False, False, True]
+
+
+def test_a_zip_of_images_uploads_with_its_layout_and_skipped_files_under_the_uploader():
+    import io
+    import zipfile
+
+    from test_images import COLOURS, blob, encode  # the loader's tests' image makers
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for c, col in COLOURS.items():
+            for i in range(6):
+                z.writestr(f"pets/{c}/{i}.png", encode(blob(col, seed=i)))
+        z.writestr("pets/ant/[evil](http://x).png", b"not an image")
+        z.writestr("pets/../up.png", b"x")
+    at = app()
+    assert "Upload a .zip of images" in at.selectbox(key="w_dataset").options
+    at.selectbox(key="w_dataset").set_value("images").run()
+    assert any("Upload a .zip" in i.value for i in at.info)
+    at.file_uploader[0].set_value(("my pets.zip", buf.getvalue(), "application/zip")).run()
+    assert not at.exception, at.exception
+    assert metric(at, "Pool images") == "24" and metric(at, "Classes") == "5" and metric(at, "Image size") == "32x32x3"
+    assert any(c.value.startswith("Layout: one folder per class") for c in at.caption)
+    warning = next(w.value for w in at.warning if "Files skipped" in w.value)
+    assert "pets/../up.png: a path with '..'" in shown(warning) and "(http:" in shown(warning)
+    assert not re.search(r"(?<!\\)[\[\]]", warning)  # the file name cannot form a link
+    at.number_input(key="w_image_size").set_value(16).run()
+    assert not at.exception and metric(at, "Image size") == "16x16x3"
+    flat = io.BytesIO()
+    with zipfile.ZipFile(flat, "w") as z:
+        for i in range(4):
+            z.writestr(f"{i}.png", encode(blob(30 * i, seed=i)))
+    at.file_uploader[0].set_value(("flat.zip", flat.getvalue(), "application/zip")).run()
+    assert not at.exception, at.exception
+    assert any("have no labels" in shown(e.value) for e in at.error)
+    assert any(c.value.startswith("Layout: images without labels") for c in at.caption)

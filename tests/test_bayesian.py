@@ -7,9 +7,10 @@ import pytest
 
 from alcore import Experiment, ExperimentConfig
 from alcore.strategies import bayesian as B
-from alcore.strategies.base import STRATEGIES, StrategyInput, UncertaintyStrategy, entropy_scores
+from alcore.strategies.base import STRATEGIES, Need, StrategyInput, UncertaintyStrategy, entropy_scores
 
 SCORES = {"bald": B.bald_scores, "var_ratios": B.var_ratios_scores, "mean_std": B.mean_std_scores}
+BAYESIAN = [name for name, cls in STRATEGIES.items() if cls.family == "bayesian"]
 
 
 def dirichlet_passes(rng, T, n, C, alpha=0.5):
@@ -104,8 +105,8 @@ def test_bald_and_entropy_of_the_mean_rank_conflict_and_flatness_oppositely():
 def test_select_returns_the_top_scores_and_every_score():
     rng = np.random.default_rng(3)
     mc = dirichlet_passes(rng, 6, 200, 4)
-    for name, factory in B.FACTORIES.items():
-        strategy = factory()
+    for name in BAYESIAN:
+        strategy = STRATEGIES[name].from_config()
         strategy.passes = 6
         sel = strategy.select(StrategyInput(mc_probs=mc), 15, np.random.default_rng(0))
         np.testing.assert_allclose(sel.scores, SCORES[name](mc))
@@ -116,14 +117,16 @@ def test_select_returns_the_top_scores_and_every_score():
         assert list(sel.indices) == list(again.indices)
 
 
-def test_factories_read_mc_passes_and_describe_every_strategy():
-    assert set(B.FACTORIES) == set(B.DESCRIPTIONS) == set(B.FORMULAS) == {"bald", "var_ratios", "mean_std"}
-    for name, factory in B.FACTORIES.items():
-        s = factory()
-        assert s.name == name and s.needs == frozenset({"mc_probs"}) and s.passes == 10
+def test_classes_read_mc_passes_and_describe_every_strategy():
+    assert BAYESIAN == ["bald", "var_ratios", "mean_std"]
+    for name in BAYESIAN:
+        cls = STRATEGIES[name]
+        s = cls.from_config()
+        assert s.name == name and s.needs == frozenset({Need.MC_PASSES}) and s.passes == 10
+        assert cls.config_fields == ("mc_passes",)
         cfg = ExperimentConfig(model="cnn", dropout=0.3, mc_passes=7)
-        assert factory(cfg).passes == 7
-        assert B.DESCRIPTIONS[name].endswith(".") and B.FORMULAS[name].startswith("s(x) =")
+        assert cls.from_config(cfg).passes == 7
+        assert cls.description.endswith(".") and cls.formula.startswith("s(x) =")
 
 
 # ---------------------------------------------------------------------- bad input
@@ -158,11 +161,6 @@ def test_batch_and_pass_count_mistakes_are_refused():
 
 # ------------------------------------------------------ real MC dropout through the loop
 
-def _register(monkeypatch):
-    for name, factory in B.FACTORIES.items():
-        monkeypatch.setitem(STRATEGIES, name, factory)
-
-
 def _bayesian_config(name, **changes):
     base = dict(strategy=name, model="cnn", filters=4, dropout=0.5, mc_passes=4, rounds=2, max_epochs=5)
     base.update(changes)
@@ -170,7 +168,6 @@ def _bayesian_config(name, **changes):
 
 
 def test_bald_runs_through_the_loop_with_real_dropout_passes(digits, cache, monkeypatch):
-    _register(monkeypatch)
     seen = []
 
     class RecordingBald(B.BaldStrategy):
@@ -178,7 +175,7 @@ def test_bald_runs_through_the_loop_with_real_dropout_passes(digits, cache, monk
             seen.append(np.array(inputs.mc_probs))
             return super().select(inputs, batch_size, rng)
 
-    monkeypatch.setitem(STRATEGIES, "bald", lambda cfg=None: RecordingBald(cfg.mc_passes))
+    monkeypatch.setitem(STRATEGIES, "bald", RecordingBald)
 
     def run():
         exp = Experiment(_bayesian_config("bald"), dataset=digits, cache=cache)
@@ -206,7 +203,6 @@ def test_bald_runs_through_the_loop_with_real_dropout_passes(digits, cache, monk
 
 @pytest.mark.parametrize("name", ["var_ratios", "mean_std"])
 def test_other_bayesian_strategies_run_and_repeat(name, digits, cache, monkeypatch):
-    _register(monkeypatch)
     cfg = _bayesian_config(name)
     runs = [list(Experiment(cfg, dataset=digits, cache=cache)) for _ in range(2)]
     picks = [r.selected for r in runs[0]]
@@ -217,7 +213,6 @@ def test_other_bayesian_strategies_run_and_repeat(name, digits, cache, monkeypat
 @pytest.mark.parametrize("changes", [dict(model="softmax"), dict(model="mlp", dropout=0.0),
                                      dict(dropout=0.0)])
 def test_a_model_without_dropout_is_refused_with_the_fix(changes, digits, cache, monkeypatch):
-    _register(monkeypatch)
-    for name in B.FACTORIES:
+    for name in BAYESIAN:
         with pytest.raises(ValueError, match="choose mlp or cnn with dropout > 0"):
             Experiment(_bayesian_config(name, **changes), dataset=digits, cache=cache)

@@ -213,8 +213,9 @@ def test_a_preset_made_with_a_small_split_races_live_with_the_step_schedule():
 
     preset = next(p for p in list_presets() if p.key == "hybrid_fraction_fashion")
     assert all(c.config.validation == "split" for c in preset.cells)
-    cfg, strategies, seeds = preset.race_setup()
-    assert cfg.validation == "none" and cfg.model == "cnn" and seeds == 5
+    setup = preset.race_setup()
+    cfg = setup.base
+    assert cfg.validation == "none" and cfg.model == "cnn" and len(setup.seeds) == 5
     cfg.check_early_stopping()  # what a live race's Experiment checks
 
 

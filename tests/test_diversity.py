@@ -7,7 +7,9 @@ import pytest
 
 from alcore import Experiment, ExperimentConfig
 from alcore.strategies import diversity as D
-from alcore.strategies.base import STRATEGIES, StrategyInput, margin_scores
+from alcore.strategies.base import STRATEGIES, Need, StrategyInput, margin_scores
+
+NAMES = sorted(name for name, cls in STRATEGIES.items() if cls.family == "diversity")
 
 
 # ------------------------------------------------------------------------ helpers
@@ -231,15 +233,15 @@ def test_margin_cluster_only_picks_among_the_top_factor_times_batch():
     assert len(set(sel.indices.tolist())) == 4
 
 
-def test_factories_read_the_config_and_registry_is_complete():
-    assert D.FACTORIES["margin_cluster"]().factor == 10
-    assert D.FACTORIES["margin_cluster"](ExperimentConfig(margin_cluster_factor=3)).factor == 3
-    assert set(D.FACTORIES) == set(D.DESCRIPTIONS) == set(D.FORMULAS) == {
-        "kmeans", "coreset", "badge", "margin_cluster"}
-    for name, factory in D.FACTORIES.items():
-        s = factory(None)
-        assert s.name == name and "embeddings" in s.needs
-        assert D.DESCRIPTIONS[name].endswith(".") and "\n" not in D.DESCRIPTIONS[name]
+def test_classes_read_the_config_and_registry_is_complete():
+    assert D.MarginClusterStrategy.from_config().factor == 10
+    assert D.MarginClusterStrategy.from_config(ExperimentConfig(margin_cluster_factor=3)).factor == 3
+    assert D.MarginClusterStrategy.config_fields == ("margin_cluster_factor",)
+    assert NAMES == sorted(["kmeans", "coreset", "badge", "margin_cluster"])
+    for name in NAMES:
+        s = STRATEGIES[name].from_config(None)
+        assert s.name == name and Need.EMBEDDINGS in s.needs
+        assert s.description.endswith(".") and "\n" not in s.description
     with pytest.raises(ValueError, match="margin_cluster_factor"):
         D.MarginClusterStrategy(0)
 
@@ -254,7 +256,6 @@ def _inputs(n=20, d=4, **changes):
     return StrategyInput(**base)
 
 
-NAMES = sorted(D.FACTORIES)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -266,13 +267,13 @@ NAMES = sorted(D.FACTORIES)
 ], ids=["rows", "nan", "1d", "missing"])
 def test_bad_embeddings_raise_clear_errors(name, inputs, message):
     with pytest.raises(ValueError, match=message):
-        D.FACTORIES[name]().select(inputs, 3, np.random.default_rng(0))
+        STRATEGIES[name].from_config().select(inputs, 3, np.random.default_rng(0))
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_batch_larger_than_candidates_raises(name):
     with pytest.raises(ValueError, match="batch_size 21 is larger than the 20"):
-        D.FACTORIES[name]().select(_inputs(), 21, np.random.default_rng(0))
+        STRATEGIES[name].from_config().select(_inputs(), 21, np.random.default_rng(0))
 
 
 def test_bad_labeled_embeddings_raise_clear_errors():
@@ -292,19 +293,13 @@ def test_bad_labeled_embeddings_raise_clear_errors():
 def test_runs_through_the_real_loop_on_digits(name, model, dim, digits, cache, monkeypatch):
     seen = []
 
-    def factory(cfg=None):
-        strategy = D.FACTORIES[name](cfg)
-        real = strategy.select
-
-        def select(inputs, batch_size, rng):  # records what the loop passed, then the real pick
+    class Recording(STRATEGIES[name]):
+        def select(self, inputs, batch_size, rng):  # records what the loop passed, then the real pick
             seen.append((inputs.embeddings.shape, None if inputs.labeled_embeddings is None
                          else inputs.labeled_embeddings.shape))
-            return real(inputs, batch_size, rng)
+            return super().select(inputs, batch_size, rng)
 
-        strategy.select = select
-        return strategy
-
-    monkeypatch.setitem(STRATEGIES, name, factory)
+    monkeypatch.setitem(STRATEGIES, name, Recording)
     cfg = ExperimentConfig(strategy=name, rounds=2, max_epochs=5, model=model, hidden_units=(32,))
     exp = Experiment(cfg, dataset=digits, cache=cache)
     rounds = list(exp)

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from alcore import ExperimentConfig
+from alcore.config import RaceConfig
 from alcore.cli import main as cli_main
 from alcore.data.datasets import load_dataset
 from alcore.engine.loop import Experiment
@@ -36,7 +37,7 @@ def test_saved_race_reopens_and_continues_to_the_same_picks(tmp_path, digits, ca
 
     store = RunStore(tmp_path)
     race_id = store.new_id()
-    store.create(race_id, CFG, strategies, seeds)
+    store.create(race_id, RaceConfig(base=CFG, strategies=strategies, seeds=seeds))
     race = Race(CFG, strategies, seeds, dataset_for=lambda c: digits, cache=cache)
     for _ in range(3):  # the tab closes here: runs 0-2 have a round each, run 3 none
         race.step()
@@ -83,7 +84,7 @@ def test_downloaded_result_files_become_a_race_that_continues(tmp_path, digits, 
 def test_a_saved_run_from_other_settings_is_refused(tmp_path, digits, cache):
     store = RunStore(tmp_path)
     race_id = store.new_id()
-    store.create(race_id, CFG, ["margin"], [3])
+    store.create(race_id, RaceConfig(base=CFG, strategies=["margin"], seeds=[3]))
     other = Experiment(CFG.replace(strategy="entropy"), dataset=digits, cache=cache)
     other.step()
     store.save_run(race_id, 0, other.result())
@@ -107,7 +108,7 @@ def test_unknown_and_broken_saved_races_are_explained(tmp_path):
     race_id = store.new_id()
     with pytest.raises(SavedRaceError, match="no race is saved"):
         store.open(race_id)
-    store.create(race_id, CFG, ["margin"], [0])
+    store.create(race_id, RaceConfig(base=CFG, strategies=["margin"], seeds=[0]))
     (tmp_path / race_id / "run00.json").write_text('{"schema_version": 1, "created": ')
     with pytest.raises(SavedRaceError, match="run00.json"):
         store.open(race_id)

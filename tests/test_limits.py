@@ -5,7 +5,7 @@ import pytest
 
 from alcore import ExperimentConfig
 from alcore.data.datasets import load_dataset
-from alcore.serve.limits import (DeploymentLimits, DeploymentLimitsError, RunSlots, acquisition_rounds,
+from alcore.serve.limits import (DeploymentLimits, DeploymentLimitsError, RunSlots,
                            whole_pool_size)
 
 
@@ -108,11 +108,11 @@ def test_rounds_and_labels_caps_follow_the_config_stopping_rules():
                     "the run can reach 400 labels, over this server's limit of 300 labels per run: lower "
                     "rounds, batch_size or label_budget"]
     budget = ExperimentConfig(rounds=None, label_budget=200, batch_size=10)  # (200 - 10) / 10 = 19 rounds
-    assert acquisition_rounds(budget) == 19 and limits.run_problems(budget) == []
+    assert budget.acquisition_rounds() == 19 and limits.run_problems(budget) == []
     fixed = ExperimentConfig(rounds=None, label_budget=250, validation="fixed", validation_size=20)
-    assert acquisition_rounds(fixed) == 22  # ceil((250 - 10 - 20) / 10)
+    assert fixed.acquisition_rounds() == 22  # ceil((250 - 10 - 20) / 10)
     endless = ExperimentConfig(rounds=None, target_accuracy=0.9)
-    assert acquisition_rounds(endless) is None
+    assert endless.acquisition_rounds() is None
     assert [p.split(";")[0] for p in limits.run_problems(endless)] == [
         "the run has neither rounds nor label_budget, so nothing bounds it",
         "the run has neither rounds nor label_budget, so nothing bounds its labels"]

@@ -4,7 +4,7 @@ import pytest
 
 from alcore import Experiment, ExperimentConfig
 from alcore.results.records import load_result, save_result
-from alcore.strategies.base import STRATEGIES, Selection, Strategy
+from alcore.strategies.base import STRATEGIES, Need, Selection, Strategy
 from conftest import shared_mnist
 
 
@@ -146,14 +146,14 @@ def test_strategies_can_ask_for_embeddings(digits, cache, monkeypatch):
     class FarthestFromLabeled(Strategy):
         """Picks the candidates farthest (in embedding space) from the labeled set's mean."""
         name = "farthest"
-        needs = frozenset({"embeddings", "labeled_embeddings"})
+        needs = frozenset({Need.EMBEDDINGS, Need.LABELED_EMBEDDINGS})
 
         def select(self, inputs, batch_size, rng):
             seen["shapes"] = (inputs.embeddings.shape, inputs.labeled_embeddings.shape, inputs.probs)
             d = np.linalg.norm(inputs.embeddings - inputs.labeled_embeddings.mean(0), axis=1)
             return Selection(np.argsort(-d)[:batch_size], d)
 
-    monkeypatch.setitem(STRATEGIES, "farthest", lambda cfg=None: FarthestFromLabeled())
+    monkeypatch.setitem(STRATEGIES, "farthest", FarthestFromLabeled)
     exp, rounds = run(ExperimentConfig(strategy="farthest", rounds=1, max_epochs=3), digits, cache)
     emb, lab, probs = seen["shapes"]
     assert emb == (len(digits.y_pool) - 10, 64) and lab == (10, 64) and probs is not None

@@ -4,7 +4,8 @@ import pytest
 from scipy.stats import binomtest
 
 from alcore import ExperimentConfig
-from alcore.analysis.pitfalls import (MIN_ROUNDS, accuracy_interval, acquisition_rounds, batch_pitfalls, half_width,
+from alcore.results.records import GroupKey
+from alcore.analysis.pitfalls import (MIN_ROUNDS, accuracy_interval, batch_pitfalls, half_width,
                              model_selection, not_better_than_random, setup_pitfalls, stops_on_test_data,
                              images_needed, tiny_test_set)
 
@@ -70,12 +71,12 @@ def test_trying_two_settings_of_a_strategy_is_model_selection():
 # ------------------------------------------------------------ batch, budget and pool
 
 def test_acquisition_rounds_are_bounded_by_rounds_budget_and_pool():
-    assert acquisition_rounds(ExperimentConfig()) == 39
-    assert acquisition_rounds(ExperimentConfig(rounds=None, label_budget=55)) == 5  # 45 labels: 4 full + 1 part
-    assert acquisition_rounds(ExperimentConfig(validation="fixed", validation_size=20, rounds=None,
-                                              label_budget=70)) == 4  # 30 first
-    assert acquisition_rounds(ExperimentConfig(), n_pool=60) == 5
-    assert acquisition_rounds(ExperimentConfig(rounds=None, target_accuracy=0.9)) is None
+    assert ExperimentConfig().acquisition_rounds() == 39
+    assert ExperimentConfig(rounds=None, label_budget=55).acquisition_rounds() == 5  # 45 labels: 4 full + 1 part
+    assert ExperimentConfig(validation="fixed", validation_size=20, rounds=None,
+                            label_budget=70).acquisition_rounds() == 4  # 30 first
+    assert ExperimentConfig().acquisition_rounds(n_pool=60) == 5
+    assert ExperimentConfig(rounds=None, target_accuracy=0.9).acquisition_rounds() is None
 
 
 @pytest.mark.parametrize("cfg, n_pool, few", [
@@ -137,12 +138,13 @@ def test_the_defaults_on_digits_are_fine():
 
 def frame(diffs, strategy="margin", settings=""):
     """A metrics frame of a strategy and random on len(diffs) seeds; diffs: strategy AULC minus random's."""
-    suffix = f" · {settings}" if settings else ""
+    setting = (("dataset", settings),) if settings else ()
+    base, key = GroupKey("random", "random", setting), GroupKey(strategy, strategy, setting)
     rows = []
     for seed, d in enumerate(diffs):
-        rows.append({"group": "random" + suffix, "strategy": "random", "seed": seed, "aulc": 0.70 + 0.01 * seed,
-                     "labels_to_target": None})
-        rows.append({"group": strategy + suffix, "strategy": strategy, "seed": seed,
+        rows.append({"group": base.label, "key": base, "strategy": "random", "seed": seed,
+                     "aulc": 0.70 + 0.01 * seed, "labels_to_target": None})
+        rows.append({"group": key.label, "key": key, "strategy": strategy, "seed": seed,
                      "aulc": 0.70 + 0.01 * seed + d, "labels_to_target": None})
     return pd.DataFrame(rows)
 

@@ -52,9 +52,9 @@ def test_a_presets_race_setup_takes_strategies_and_seeds_from_its_axes(preset_di
     preset = list_presets()[0]
     assert len(preset.cells) == 8 and len(preset.files) == 2
     assert preset.choices() == {"batch_size": [10, 20]}
-    cfg, strategies, seeds = preset.race_setup()
-    assert (cfg.batch_size, cfg.seed, strategies, seeds) == (10, 0, ["random", "margin"], 2)
-    cfg, _, _ = preset.race_setup({"batch_size": 20})
+    setup = preset.race_setup()
+    assert (setup.base.batch_size, setup.base.seed, setup.strategies, setup.seeds) == (10, 0, ["random", "margin"], [0, 1])
+    cfg = preset.race_setup({"batch_size": 20}).base
     assert cfg.batch_size == 20 and cfg.pool_size == 300 and cfg.rounds == 2
     with pytest.raises(ValueError, match="no axis colour"):
         preset.race_setup({"colour": "red"})

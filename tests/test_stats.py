@@ -9,6 +9,7 @@ from scipy import stats
 
 from alcore.figures import pairwise_figure
 from alcore.analysis.metrics import metrics_frame
+from alcore.results.records import GroupKey
 from alcore.analysis.stats import (GROUP_COLUMNS, PAIR_COLUMNS, geometric_mean_interval, group_intervals, holm,
                           min_wilcoxon_p, seed_statistics, seeds_needed)
 
@@ -20,7 +21,8 @@ def frame(groups: dict, labels: dict = None, settings: str = "") -> pd.DataFrame
     for strategy, values in groups.items():
         for seed, aulc in enumerate(values):
             ltt = (labels or {}).get(strategy, [None] * len(values))[seed]
-            rows.append({"group": strategy + (f" · {settings}" if settings else ""), "strategy": strategy,
+            key = GroupKey(strategy, strategy, (("dataset", settings),) if settings else ())
+            rows.append({"group": key.label, "key": key, "strategy": strategy,
                          "seed": seed, "aulc": aulc, "labels_to_target": ltt})
     return pd.DataFrame(rows)
 

@@ -90,6 +90,6 @@ def test_unknown_strategy_lists_the_choices():
 
 def test_every_strategy_has_an_explanation_and_a_docstring():
     for name in S.STRATEGIES:
-        assert S.DESCRIPTIONS[name]
+        assert S.STRATEGIES[name].description and S.STRATEGIES[name].formula
         strategy = make_strategy(name)
         assert type(strategy).__doc__

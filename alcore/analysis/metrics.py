@@ -9,7 +9,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from alcore.analysis.groups import group_labels, settings_of
+from alcore.analysis.groups import group_keys, group_labels
+from alcore.results.records import GroupKey
 
 
 def _curve(n_labeled: Sequence[float], accuracy: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -96,30 +97,32 @@ def summarize(result, target: Optional[float] = None) -> dict:
     return out
 
 
-def metrics_frame(results, target: float, groups: Optional[Sequence[str]] = None):
-    """One row per run: final accuracy, AULC, labels to ``target`` and labels saved
-    against random (random's labels to the target minus this run's, with random run
-    on the same seed and group settings; None where either never reached it)."""
+def metrics_frame(results, target: float, keys: Optional[Sequence[GroupKey]] = None):
+    """One row per run: its group's name and key (:func:`alcore.analysis.groups.group_keys`),
+    final accuracy, AULC, labels to ``target`` and labels saved against random (random's labels
+    to the target minus this run's, with random run on the same seed and group settings; None
+    where either never reached it)."""
     import pandas as pd
 
     from alcore.results.records import run_label, strategy_label
 
-    groups = list(groups) if groups is not None else group_labels(results)
+    keys = list(keys) if keys is not None else group_keys(results)
     rows = []
-    for res, group in zip(results, groups):
+    for res, key in zip(results, keys):
         n, a = res.curve()
         rows.append({
-            "group": group, "run": run_label(res.config), "strategy": strategy_label(res.config),
+            "group": key.label, "key": key, "run": run_label(res.config), "strategy": strategy_label(res.config),
             "seed": res.config.seed, "final_labels": n[-1], "final_accuracy": final_accuracy(n, a),
             "aulc": normalized_aulc(n, a), "labels_to_target": labels_to_target(n, a, target),
             "drops": curve_drops(n, a),
         })
     frame = pd.DataFrame(rows)
     # the baseline for a run: the random run with the same seed and the same non-strategy settings
-    suffix = frame["group"].map(settings_of)
+    suffix = frame["key"].map(lambda k: k.settings)
+    baseline = frame["key"].map(lambda k: k.is_baseline)
     saved = []
     for i, row in frame.iterrows():
-        mask = (frame["strategy"] == "random") & (frame["seed"] == row["seed"]) & (suffix == suffix[i])
+        mask = baseline & (frame["seed"] == row["seed"]) & (suffix == suffix[i])
         base = frame.loc[mask, "labels_to_target"]
         if row["labels_to_target"] is None or base.empty or base.iloc[0] is None or pd.isna(base.iloc[0]) \
                 or pd.isna(row["labels_to_target"]):

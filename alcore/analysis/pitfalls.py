@@ -37,6 +37,7 @@ from statistics import NormalDist
 from typing import Optional, Sequence
 
 from alcore.config import ExperimentConfig
+from alcore.strategies.base import STRATEGIES
 
 CONFIDENCE = 0.95
 TEST_HALF_WIDTH = 0.05  # +-5 accuracy points: wider than the gains active learning usually brings
@@ -48,10 +49,10 @@ MAX_BATCH_SHARE = 0.5  # a batch of half the scored images or more: at least hal
 STOPPING = ("rounds", "label_budget", "target_accuracy", "plateau_rounds", "plateau_delta",
             "uncertainty_threshold", "changed_threshold")
 NOT_SETTINGS = ("seed", "strategy", "data_dir", "data_file", "inspect_k") + STOPPING
-# Settings that only matter to some strategies.
-STRATEGY_SETTINGS = {"hybrid_fraction": ("hybrid",), "hybrid_measure": ("hybrid",),
-                     "mc_passes": ("bald", "var_ratios", "mean_std"),
-                     "margin_cluster_factor": ("margin_cluster",)}
+# Settings that only matter to some strategies: each field to the strategies that read it
+# (from the registry: each strategy declares its config_fields).
+STRATEGY_SETTINGS = {field: tuple(n for n, c in STRATEGIES.items() if field in c.config_fields)
+                     for field in dict.fromkeys(f for c in STRATEGIES.values() for f in c.config_fields)}
 
 
 @dataclass(frozen=True)
@@ -197,32 +198,17 @@ def model_selection(configs: Sequence[ExperimentConfig]) -> Optional[Pitfall]:
 
 # ------------------------------------------------------------ batch, budget, pool
 
-def acquisition_rounds(config: ExperimentConfig, n_pool: Optional[int] = None) -> Optional[int]:
-    """How many acquisition rounds the run can have at most: its ``rounds``, the batches that fit
-    in its ``label_budget`` after the first round's labels, and the batches the pool holds
-    (``n_pool`` where known). None where nothing bounds it (only a target or a signal stops it)."""
-    first = config.initial + (config.validation_size if config.validation == "fixed" else 0)
-    bounds = []
-    if config.rounds is not None:
-        bounds.append(config.rounds)
-    if config.label_budget is not None:
-        bounds.append(math.ceil(max(0, config.label_budget - first) / config.batch_size))
-    if n_pool is not None:
-        bounds.append(math.ceil(max(0, n_pool - first) / config.batch_size))
-    return min(bounds) if bounds else None
-
-
 def batch_pitfalls(config: ExperimentConfig, n_pool: Optional[int] = None) -> list[Pitfall]:
     """Where the batch is so large against the rounds, the label budget or the pool that the
     strategies have little or no room to pick differently from random (see the module notes)."""
     out = []
-    first = config.initial + (config.validation_size if config.validation == "fixed" else 0)
+    first = config.first_round_labels()
     free = None if n_pool is None else max(0, n_pool - first)
-    rounds = acquisition_rounds(config, n_pool)
+    rounds = config.acquisition_rounds(n_pool)
     b = config.batch_size
     pool_ends_it = False
     if rounds is not None and rounds < MIN_ROUNDS:
-        without_pool = acquisition_rounds(config, None)
+        without_pool = config.acquisition_rounds()
         if config.rounds is not None and config.rounds == rounds:
             why, fix = (f"rounds is {rounds}",
                         f"Set rounds to at least {MIN_ROUNDS}, with smaller batches (batch_size) for the same labels.")
@@ -293,21 +279,22 @@ def not_better_than_random(frame, pairs=None, *, alpha: Optional[float] = None) 
     few for any test to reach ``alpha``."""
     import pandas as pd
 
-    from alcore.analysis.groups import settings_of
+    from alcore.analysis.groups import keys_by_group
     from alcore.analysis.stats import ALPHA, pairwise_tests, seeds_needed
 
     alpha = ALPHA if alpha is None else alpha
-    if frame is None or len(frame) == 0 or not (frame["strategy"] == "random").any():
+    if frame is None or len(frame) == 0 or not frame["key"].map(lambda k: k.is_baseline).any():
         return []
     if pairs is None:
         pairs, _ = pairwise_tests(frame, alpha=alpha)
     if pairs is None or len(pairs) == 0:
         return []
     m = max(1, int(pairs.attrs.get("comparisons", 1)))
-    randoms = {settings_of(g): g for g in frame.loc[frame["strategy"] == "random", "group"].unique()}
+    keys = keys_by_group(frame)
+    randoms = {key.settings: group for group, key in keys.items() if key.is_baseline}
     out = []
-    for group in sorted(frame.loc[frame["strategy"] != "random", "group"].unique()):
-        base = randoms.get(settings_of(group))
+    for group in sorted(g for g, key in keys.items() if not key.is_baseline):
+        base = randoms.get(keys[group].settings)
         if base is None:
             continue
         rows = pairs[(pairs["row"] == group) & (pairs["column"] == base)]

@@ -2,11 +2,10 @@
 plain warnings where the seeds are too few to tell two strategies apart.
 
 Everything starts from :func:`alcore.analysis.metrics.metrics_frame` (one row per run with
-``group``, ``strategy``, ``seed``, ``aulc`` and ``labels_to_target``). A *group* is a
-strategy with its non-seed settings; two groups are compared only when those settings
-match (the part of the group name after " · ", as for the random baseline in
-``metrics_frame``), and their runs are paired by seed, so both runs of a pair start
-from the same initial labels.
+``group``, its ``key``, ``strategy``, ``seed``, ``aulc`` and ``labels_to_target``). A *group*
+is a strategy with its non-seed settings; two groups are compared only when those settings
+match (``key.settings``, as for the random baseline in ``metrics_frame``), and their runs are
+paired by seed, so both runs of a pair start from the same initial labels.
 
 No Streamlit here; numpy, pandas and scipy only. Bad or thin input (one run, no random
 run, no shared seeds) gives empty tables and notes that say why, never an exception.
@@ -21,7 +20,8 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from alcore.analysis.groups import settings_of
+from alcore.analysis.groups import keys_by_group
+from alcore.strategies.base import fields_used_by
 
 ALPHA = 0.05
 CONFIDENCE = 0.95
@@ -127,7 +127,30 @@ def _reached(value) -> bool:
 
 # ------------------------------------------------------------------- per group
 
-def group_intervals(frame: pd.DataFrame, *, confidence: float = CONFIDENCE,  # noqa: C901 (above 15 before the limit was set; to split up)
+def _efficiency_ratios(runs: pd.DataFrame, base: pd.DataFrame, notes: list[str]) -> list[float]:
+    """Random's labels to the target over the group's, per seed shared with ``base`` (random's
+    runs of the same settings, one per seed) where both reached it; ``notes`` says what was
+    left out and why."""
+    if base.empty:
+        notes.append("no random run with the same settings: no efficiency")
+        return []
+    ratios, censored = [], 0
+    shared = [s for s in runs.index if s in base.index]
+    for s in shared:
+        mine, theirs = runs.at[s, "labels_to_target"], base.at[s, "labels_to_target"]
+        if _reached(mine) and _reached(theirs):
+            ratios.append(float(theirs) / float(mine))
+        else:
+            censored += 1
+    if not shared:
+        notes.append("no seed shared with a random run: no efficiency")
+    elif censored:
+        notes.append(f"efficiency: {censored} paired seed(s) left out because one of the pair "
+                     f"never reached the target (censored)")
+    return ratios
+
+
+def group_intervals(frame: pd.DataFrame, *, confidence: float = CONFIDENCE,
                     resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> pd.DataFrame:
     """One row per group, with intervals across its seeds:
 
@@ -163,35 +186,20 @@ def group_intervals(frame: pd.DataFrame, *, confidence: float = CONFIDENCE,  # n
                          f"left out of the labels mean" + (" (which is optimistic)" if len(reached) else ""))
 
         efficiency = eff_low = eff_high = None
-        strategy = runs["strategy"].iloc[0]
-        base = frame[(frame["strategy"] == "random") & (frame["group"].map(settings_of) == settings_of(group))]
+        key = sub["key"].iloc[0]
+        base = frame[frame["key"].map(lambda k, mine=key.settings: k.is_baseline and k.settings == mine)]
         base = _per_seed(base) if len(base) else base
-        ratios, censored = [], 0
-        if strategy == "random":
+        if key.is_baseline:
             notes.append("random is the baseline (efficiency 1 by definition)")
-        elif base.empty:
-            notes.append("no random run with the same settings: no efficiency")
+            ratios = [1.0] * len(reached) if len(reached) >= 2 else []
         else:
-            shared = [s for s in runs.index if s in base.index]
-            for s in shared:
-                mine, theirs = runs.at[s, "labels_to_target"], base.at[s, "labels_to_target"]
-                if _reached(mine) and _reached(theirs):
-                    ratios.append(float(theirs) / float(mine))
-                else:
-                    censored += 1
-            if not shared:
-                notes.append("no seed shared with a random run: no efficiency")
-            elif censored:
-                notes.append(f"efficiency: {censored} paired seed(s) left out because one of the pair "
-                             f"never reached the target (censored)")
-        if strategy == "random" and len(reached) >= 2:
-            ratios = [1.0] * len(reached)
+            ratios = _efficiency_ratios(runs, base, notes)
         if len(ratios) >= 2:
             efficiency, eff_low, eff_high = geometric_mean_interval(ratios, resamples=resamples, seed=seed,
                                                                     confidence=confidence)
             if len(ratios) < 5:
                 notes.append(f"efficiency interval from {len(ratios)} seeds: rough")
-        elif strategy != "random" and not base.empty and any(s in base.index for s in runs.index):
+        elif not key.is_baseline and not base.empty and any(s in base.index for s in runs.index):
             notes.append(f"efficiency needs at least 2 seeds where both this group and random reached "
                          f"the target; {len(ratios)} did")
         rows.append({"group": group, "seeds": n, "aulc_mean": aulc, "aulc_low": aulc_low, "aulc_high": aulc_high,
@@ -275,10 +283,11 @@ def pairwise_tests(frame: pd.DataFrame, *, alpha: float = ALPHA) -> tuple[pd.Dat
     if len(groups) < 2:
         return empty, [f"Only one group ({groups[0]}): pairwise tests need two strategies."]
     per_group = {g: _per_seed(frame[frame["group"] == g]) for g in groups}
+    keys = keys_by_group(frame)
     tested = []  # (a, b, diff-array, a-values, b-values)
     for i, a in enumerate(groups):
         for b in groups[i + 1:]:
-            if settings_of(a) != settings_of(b):
+            if keys[a].settings != keys[b].settings:
                 continue
             shared = sorted(set(per_group[a].index) & set(per_group[b].index))
             if not shared:
@@ -361,7 +370,7 @@ def seed_statistics(frame: pd.DataFrame, *, alpha: float = ALPHA, confidence: fl
     pairs, notes = pairwise_tests(frame, alpha=alpha)
     if frame is not None and len(frame) == 1:
         notes.insert(0, "One run only: intervals and tests need several seeds.")
-    if frame is not None and len(frame) and not (frame["strategy"] == "random").any():
+    if frame is not None and len(frame) and not frame["key"].map(lambda k: k.is_baseline).any():
         notes.append("No random run: labelling efficiency against random cannot be computed.")
     return SeedStatistics(groups=groups, pairs=pairs, warnings=seed_warnings(pairs, alpha=alpha), notes=notes)
 
@@ -412,7 +421,8 @@ def swept_settings(results) -> list[str]:
         values = {getattr(r.config, name) for r in results}
         if None in values or len(values) < 3:
             continue
-        if name in ("hybrid_fraction",) and any(r.config.strategy != "hybrid" for r in results):
+        readers = fields_used_by(name)  # a strategy's own setting only means something among its runs
+        if readers and any(r.config.strategy not in readers for r in results):
             continue
         out.append(name)
     return out

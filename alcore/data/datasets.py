@@ -553,6 +553,10 @@ def load_raw(config: ExperimentConfig) -> RawData:
         return load_idx_folder(data_dir)
     if config.dataset == "npz":
         return load_npz(config.data_file)
+    if config.dataset == "images":
+        from alcore.data.images import load_images, require_labels
+
+        return require_labels(load_images(config.data_file, config.image_size), os.path.basename(config.data_file))
     raise ValueError(f"unknown dataset {config.dataset!r}")
 
 
@@ -629,7 +633,7 @@ def prepare(raw: RawData, config: ExperimentConfig) -> Dataset:
     else:
         offset, scale = 0.0, pixel_max
     return Dataset(
-        name=config.dataset if config.dataset not in ("idx", "npz") else f"{config.dataset}:{raw.source}",
+        name=config.dataset if config.dataset not in ("idx", "npz", "images") else f"{config.dataset}:{raw.source}",
         x_pool=_readonly(xp), y_pool=_readonly(y_pool.astype(np.int32)),
         x_test=_readonly(xt), y_test=_readonly(y_test.astype(np.int32)),
         class_names=class_names, source=raw.source,
@@ -649,7 +653,7 @@ def load_dataset(config: ExperimentConfig) -> Dataset:
     except DatasetFileError:
         raise
     except ValueError as e:
-        if config.dataset in ("npz", "idx"):
+        if config.dataset in ("npz", "idx", "images"):
             raise DatasetFileError(f"{raw.source}: {e}") from e
         raise
 

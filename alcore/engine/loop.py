@@ -24,7 +24,7 @@ from alcore.config import DATA_DIR_DATASETS, ExperimentConfig
 from alcore.data.datasets import Dataset, load_dataset
 from alcore.engine.inspect import confidence_extremes, pool_summary
 from alcore.results.records import RoundResult, RunResult, DatasetInfo, environment, now_iso
-from alcore.strategies.base import StrategyInput, make_strategy
+from alcore.strategies.base import Need, StrategyInput, make_strategy
 
 # purposes of the per-round random generators
 _INITIAL, _SHUFFLE, _SPLIT, _SELECT, _CANDIDATES, _VALIDATION, _REFIT = range(7)
@@ -122,8 +122,8 @@ class Experiment:
         self._cache = cache
         self.strategy = make_strategy(self.config.strategy, self.config)
         cfg, n_pool = self.config, len(self.dataset.y_pool)
-        n_val = cfg.validation_size if cfg.validation == "fixed" else 0
-        if cfg.initial + n_val > n_pool:
+        n_val = cfg.validation_labels()
+        if cfg.first_round_labels() > n_pool:
             raise ValueError(f"initial ({cfg.initial}) plus fixed validation labels ({n_val}) exceed "
                              f"the pool of {n_pool} images")
         if cfg.rounds and cfg.batch_size > n_pool - cfg.initial - n_val:
@@ -297,7 +297,7 @@ class Experiment:
             x_train = np.concatenate([x_train, ds.inputs_pool[extra[0]]])
             y_train = np.concatenate([y_train, np.asarray(extra[1], dtype=np.int32)])
         cap_hint = cap_hint or cfg.max_labels() or 0
-        val_hint = (cfg.validation_size if cfg.validation == "fixed"
+        val_hint = (cfg.validation_labels() if cfg.validation == "fixed"
                     else int(np.ceil(cfg.validation_fraction * cap_hint)) if cfg.validation == "split" else 0)
         start = self._warm if (cfg.warm_start and self._warm is not None) else trainer.initial_weights(cfg.seed)
         trainer.set_weights(start)
@@ -410,11 +410,11 @@ class Experiment:
             needs = self.strategy.needs if not reason else frozenset()
             inputs = StrategyInput(
                 probs=probs,
-                embeddings=trainer.embed(ds.inputs_pool[cand]) if "embeddings" in needs else None,
+                embeddings=trainer.embed(ds.inputs_pool[cand]) if Need.EMBEDDINGS in needs else None,
                 labeled_embeddings=(trainer.embed(ds.inputs_pool[self.labeled_indices])
-                                    if "labeled_embeddings" in needs else None),
+                                    if Need.LABELED_EMBEDDINGS in needs else None),
                 mc_probs=(trainer.predict_proba_mc(ds.inputs_pool[cand], self.strategy.passes)
-                          if "mc_probs" in needs else None),
+                          if Need.MC_PASSES in needs else None),
             )
             score_seconds = time.perf_counter() - t0
 

@@ -8,15 +8,14 @@ weights (they all derive from the seed), so differences come from the strategies
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import Callable, Mapping, Optional, Sequence
 
-from alcore.config import ExperimentConfig
+from alcore.config import ExperimentConfig, RaceConfig
 from alcore.data.datasets import Dataset, load_dataset
 from alcore.engine.loop import Experiment, _resolve
-from alcore.results.records import RoundResult, RunResult, run_label, strategy_label
+from alcore.results.records import GroupKey, RoundResult, RunResult, run_label, strategy_label
 
 
 @dataclass(frozen=True)
@@ -35,14 +34,10 @@ class RaceProgress:
 
 
 def expected_rounds(config: ExperimentConfig) -> Optional[int]:
-    """Rounds (evaluations) a run will make, if its stop conditions bound it."""
-    bounds = []
-    if config.rounds is not None:
-        bounds.append(config.rounds + 1)
-    if config.label_budget is not None:
-        first = config.initial + (config.validation_size if config.validation == "fixed" else 0)
-        bounds.append(math.ceil(max(config.label_budget - first, 0) / config.batch_size) + 1)
-    return min(bounds) if bounds else None
+    """Rounds (evaluations) a run will make, if its stop conditions bound it: one on the initial
+    labels plus one per acquisition round (:meth:`ExperimentConfig.acquisition_rounds`)."""
+    rounds = config.acquisition_rounds()
+    return None if rounds is None else rounds + 1
 
 
 class Race:
@@ -63,6 +58,7 @@ class Race:
             raise ValueError("each strategy may appear once in a race")
         dataset_for = dataset_for or load_dataset
         self.base = base
+        self.setup = RaceConfig(base=base, strategies=list(strategies), seeds=[int(s) for s in seeds])
         self.experiments: list[Experiment] = []
         for seed in seeds:
             seeded = base.replace(seed=int(seed))
@@ -88,6 +84,11 @@ class Race:
         self.seconds = sum(r.train_seconds + r.query_seconds + r.eval_seconds
                            for e in self.experiments for r in e.rounds)
         self.last: Optional[tuple[Experiment, RoundResult]] = None
+
+    @classmethod
+    def of(cls, setup: RaceConfig, **kwargs) -> "Race":
+        """The race ``setup`` describes (``kwargs``: as for the constructor)."""
+        return cls(setup.base, setup.strategies, setup.seeds, **kwargs)
 
     @property
     def done(self) -> bool:
@@ -125,7 +126,8 @@ class Race:
         rows = []
         for i, e in enumerate(self.experiments):
             for r in e.rounds:
-                rows.append({"group": strategy_label(e.config), "run": run_label(e.config),
+                rows.append({"group": strategy_label(e.config), "key": GroupKey.of(e.config),
+                             "run": run_label(e.config),
                              "strategy": strategy_label(e.config), "seed": e.config.seed, "source": "",
                              "run_id": i, "round": r.round, "n_labeled": r.n_labeled,
                              "test_accuracy": r.test_accuracy})
@@ -135,7 +137,7 @@ class Race:
         """The rows as the DataFrame :func:`alcore.figures.learning_curve_figure` draws."""
         import pandas as pd
 
-        return pd.DataFrame(self.curve_rows(), columns=["group", "run", "strategy", "seed", "source", "run_id",
+        return pd.DataFrame(self.curve_rows(), columns=["group", "key", "run", "strategy", "seed", "source", "run_id",
                                                         "round", "n_labeled", "test_accuracy"])
 
     def results(self) -> list[RunResult]:

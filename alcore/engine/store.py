@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
-from alcore.config import ExperimentConfig
+from alcore.config import RaceConfig
 from alcore.results.records import ResultFileError, RunResult, atomic_write, load_result, save_result
 
 RACE_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
@@ -37,14 +37,10 @@ class SavedRaceError(ValueError):
     """A saved race that cannot be opened; the message says why in plain words."""
 
 
-class RaceManifest(BaseModel):
-    """What a race was started with (written once, when it starts)."""
+class RaceManifest(RaceConfig):
+    """What a race was started with (written once, when it starts): its :class:`RaceConfig`
+    and when."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    base: ExperimentConfig
-    strategies: list[str] = Field(min_length=1, max_length=64)
-    seeds: list[int] = Field(min_length=1, max_length=64)
     created: float = Field(default_factory=time.time)
 
 
@@ -80,11 +76,11 @@ class RunStore:
             return False
 
     # ---------------------------------------------------------------- writing
-    def create(self, race_id: str, base: ExperimentConfig, strategies: Sequence[str], seeds: Sequence[int]) -> Path:
+    def create(self, race_id: str, setup: RaceConfig) -> Path:
         """Record a new race's settings (and prune old races)."""
         folder = self.folder(race_id)
         folder.mkdir(parents=True, exist_ok=True)
-        manifest = RaceManifest(base=base, strategies=list(strategies), seeds=[int(s) for s in seeds])
+        manifest = RaceManifest(**dict(setup))
         atomic_write(folder / MANIFEST, manifest.model_dump_json(indent=1).encode())
         self.prune(keep=race_id)
         return folder
@@ -102,6 +98,7 @@ class RunStore:
         strategies = list(dict.fromkeys(r.config.strategy for r in results))
         seeds = sorted({r.config.seed for r in results})
         base = results[0].config.replace(seed=seeds[0], strategy=strategies[0])
+        setup = RaceConfig(base=base, strategies=strategies, seeds=seeds)
         runs: dict[int, RunResult] = {}
         for r in results:
             if r.oracle != "simulated":
@@ -111,12 +108,12 @@ class RunStore:
                 raise SavedRaceError(f"{r.label} was made with other settings than {results[0].label}: "
                                      f"only runs of one race (same settings, other strategies or seeds) "
                                      f"can be continued together")
-            i = seeds.index(r.config.seed) * len(strategies) + strategies.index(r.config.strategy)
+            i = setup.run_index(r.config.strategy, r.config.seed)
             if i in runs:
                 raise SavedRaceError(f"two files hold the run {r.label}")
             runs[i] = r
         race_id = self.new_id()
-        self.create(race_id, base, strategies, seeds)
+        self.create(race_id, setup)
         for i, r in runs.items():
             self.save_run(race_id, i, r)
         return race_id
@@ -148,10 +145,9 @@ class RunStore:
 
         m = self.manifest(race_id)
         saved = self.results(race_id)
-        n_runs = len(m.strategies) * len(m.seeds)
-        if any(i >= n_runs for i in saved):
+        if any(i >= m.n_runs for i in saved):
             raise SavedRaceError("the saved race holds more runs than its settings describe")
-        return Race(m.base, m.strategies, m.seeds, dataset_for=dataset_for, cache=cache, saved=saved)
+        return Race.of(m, dataset_for=dataset_for, cache=cache, saved=saved)
 
     # -------------------------------------------------------------- clean up
     def prune(self, now: Optional[float] = None, keep: Optional[str] = None) -> list[str]:

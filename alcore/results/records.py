@@ -17,6 +17,7 @@ import platform
 import reprlib
 import stat
 import tempfile
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
@@ -113,7 +114,7 @@ class RoundResult(_Strict):
                                          description="seconds the person took for each given label")
 
     @model_validator(mode="after")
-    def _consistent(self):  # noqa: C901 (above 15 before the limit was set; to split up)
+    def _consistent(self):
         r = self.round
         if self.given_labels and len(self.given_labels) != len(self.selected):
             raise ValueError(f"round {r}: {len(self.selected)} selected indices but "
@@ -187,7 +188,7 @@ class RunResult(_Strict):
     rounds: list[RoundResult]
 
     @model_validator(mode="after")
-    def _consistent(self):  # noqa: C901 (above 15 before the limit was set; to split up)
+    def _consistent(self):
         """What Experiment.resume and the dashboard rely on; a forged or edited file
         breaking any of it is refused rather than drawn wrong or crashing a page."""
         ds, cfg = self.dataset, self.config
@@ -199,7 +200,7 @@ class RunResult(_Strict):
         if len(self.initial_indices) != cfg.initial:
             raise ValueError(f"initial_indices has {len(self.initial_indices)} entries but "
                              f"config.initial is {cfg.initial}")
-        n_val = cfg.validation_size if cfg.validation == "fixed" else 0
+        n_val = cfg.validation_labels()
         if len(self.validation_indices) != n_val:
             raise ValueError(f"validation_indices has {len(self.validation_indices)} entries; "
                              f"validation '{cfg.validation}' labels {n_val}")
@@ -208,46 +209,56 @@ class RunResult(_Strict):
         _check_picks(self.initial_indices, ds.n_pool, taken, "initial_indices")
         labeled = len(taken)
         for i, r in enumerate(self.rounds):
-            where = f"rounds[{i}]"
             if r.round != i:
-                raise ValueError(f"{where} says round {r.round}; rounds must be numbered 0, 1, 2, ...")
+                raise ValueError(f"rounds[{i}] says round {r.round}; rounds must be numbered 0, 1, 2, ...")
             if r.n_labeled != labeled:
                 raise ValueError(f"round {i}: n_labeled is {r.n_labeled} but the labels picked so far "
                                  f"(initial, validation and earlier rounds) are {labeled}")
-            if len(r.confusion) != ds.n_classes:
-                raise ValueError(f"round {i}: confusion matrix is {len(r.confusion)}x{len(r.confusion)} "
-                                 f"for {ds.n_classes} classes")
-            total = sum(map(sum, r.confusion))
-            if total != ds.n_test:
-                raise ValueError(f"round {i}: confusion matrix counts {total} test images; "
-                                 f"dataset.n_test is {ds.n_test}")
-            right = sum(r.confusion[c][c] for c in range(ds.n_classes))
-            if abs(right / total - r.test_accuracy) > 1e-6:
-                raise ValueError(f"round {i}: test_accuracy {r.test_accuracy:.6g} does not match its "
-                                 f"confusion matrix ({right} of {total} right)")
+            self._check_test_counts(i, r)
             if len(r.selected) > cfg.batch_size:
                 raise ValueError(f"round {i}: picks {len(r.selected)} images; batch_size is {cfg.batch_size}")
             _check_picks(r.selected, ds.n_pool, taken, f"round {i}: selected")
             labeled = len(taken)
-            if any(c >= ds.n_classes for c in r.selected_predicted):
-                raise ValueError(f"round {i}: selected_predicted holds a class outside 0..{ds.n_classes - 1}")
-            if any(c >= ds.n_classes for c in r.given_labels):
-                raise ValueError(f"round {i}: given_labels holds a class outside 0..{ds.n_classes - 1}")
-            if self.oracle == "simulated" and (r.given_labels or r.label_seconds):
-                raise ValueError(f"round {i}: given_labels and label_seconds belong to a run whose oracle "
-                                 f"is a person (oracle 'person'), not the simulated one")
-            if self.oracle == "person" and r.selected and not r.given_labels and i < len(self.rounds) - 1:
-                raise ValueError(f"round {i}: the person's labels for its {len(r.selected)} picks are missing, "
-                                 f"but later rounds trained on them")
-            for ref in r.most_confident + r.least_confident:
-                if ref.index >= ds.n_pool:
-                    raise ValueError(f"round {i}: gallery image {ref.index} is outside the pool of {ds.n_pool}")
-                if ref.predicted >= ds.n_classes or ref.label >= ds.n_classes:
-                    raise ValueError(f"round {i}: gallery image {ref.index} has a class outside "
-                                     f"0..{ds.n_classes - 1}")
-            if r.pool is not None and r.pool.n_scored > ds.n_pool:
-                raise ValueError(f"round {i}: pool.n_scored {r.pool.n_scored} is more than the pool of {ds.n_pool}")
+            self._check_classes_and_oracle(i, r)
         return self
+
+    def _check_test_counts(self, i: int, r: RoundResult) -> None:
+        """Round ``i``'s confusion matrix fits the classes and the test set, and gives its accuracy."""
+        ds = self.dataset
+        if len(r.confusion) != ds.n_classes:
+            raise ValueError(f"round {i}: confusion matrix is {len(r.confusion)}x{len(r.confusion)} "
+                             f"for {ds.n_classes} classes")
+        total = sum(map(sum, r.confusion))
+        if total != ds.n_test:
+            raise ValueError(f"round {i}: confusion matrix counts {total} test images; "
+                             f"dataset.n_test is {ds.n_test}")
+        right = sum(r.confusion[c][c] for c in range(ds.n_classes))
+        if abs(right / total - r.test_accuracy) > 1e-6:
+            raise ValueError(f"round {i}: test_accuracy {r.test_accuracy:.6g} does not match its "
+                             f"confusion matrix ({right} of {total} right)")
+
+    def _check_classes_and_oracle(self, i: int, r: RoundResult) -> None:
+        """Round ``i``'s classes lie among the dataset's, its images in the pool, and its labels
+        fit who the oracle was."""
+        ds = self.dataset
+        if any(c >= ds.n_classes for c in r.selected_predicted):
+            raise ValueError(f"round {i}: selected_predicted holds a class outside 0..{ds.n_classes - 1}")
+        if any(c >= ds.n_classes for c in r.given_labels):
+            raise ValueError(f"round {i}: given_labels holds a class outside 0..{ds.n_classes - 1}")
+        if self.oracle == "simulated" and (r.given_labels or r.label_seconds):
+            raise ValueError(f"round {i}: given_labels and label_seconds belong to a run whose oracle "
+                             f"is a person (oracle 'person'), not the simulated one")
+        if self.oracle == "person" and r.selected and not r.given_labels and i < len(self.rounds) - 1:
+            raise ValueError(f"round {i}: the person's labels for its {len(r.selected)} picks are missing, "
+                             f"but later rounds trained on them")
+        for ref in r.most_confident + r.least_confident:
+            if ref.index >= ds.n_pool:
+                raise ValueError(f"round {i}: gallery image {ref.index} is outside the pool of {ds.n_pool}")
+            if ref.predicted >= ds.n_classes or ref.label >= ds.n_classes:
+                raise ValueError(f"round {i}: gallery image {ref.index} has a class outside "
+                                 f"0..{ds.n_classes - 1}")
+        if r.pool is not None and r.pool.n_scored > ds.n_pool:
+            raise ValueError(f"round {i}: pool.n_scored {r.pool.n_scored} is more than the pool of {ds.n_pool}")
 
     # convenient views
     @property
@@ -262,10 +273,65 @@ class RunResult(_Strict):
 
 
 def strategy_label(config: ExperimentConfig) -> str:
-    """The strategy as users name it: 'margin', 'hybrid 30%'."""
-    if config.strategy == "hybrid":
-        return f"hybrid {config.hybrid_fraction:.0%}"
-    return config.strategy
+    """The strategy as users name it: 'margin', 'hybrid 30%' (:meth:`alcore.strategies.base.Strategy.label`)."""
+    from alcore.strategies import base
+
+    return base.strategy_label(config)
+
+
+def _value_text(value) -> str:
+    if isinstance(value, (tuple, list)):
+        return ",".join(map(str, value))
+    return format(value, "g") if isinstance(value, float) else str(value)
+
+
+def setting_text(field: str, value) -> str:
+    """One setting of a group as its name shows it: the dataset and model by name, 'batch 20',
+    'pool 4000', 'a person labelled' / 'simulated', else 'activation=sigmoid'."""
+    if field in ("dataset", "model"):
+        return str(value)
+    if field == "batch_size":
+        return f"batch {value}"
+    if field == "n_pool":
+        return f"pool {value}"
+    if field == "oracle":
+        return "a person labelled" if value == "person" else "simulated"
+    if value is None:  # what the empty setting means: "test_size=all", not "test_size=None"
+        return f"{field}={_UNSET_TEXT.get(field, 'none')}"
+    return f"{field}={_value_text(value)}"
+
+
+_UNSET_TEXT = {"test_size": "all", "pool_size": "all", "candidates": "all", "dense_dropout": "as dropout"}
+
+
+@dataclass(frozen=True)
+class GroupKey:
+    """Which runs are alike enough to average: a strategy, and the settings that set these runs
+    apart from the other runs loaded beside them, as (field, value) pairs (``n_pool`` and
+    ``oracle`` besides the config's fields). Runs compared with each other (a strategy and its
+    random baseline) share ``settings``. :attr:`label` is the name shown, derived from the key:
+    'margin', 'hybrid 30% · mnist · activation=sigmoid'."""
+
+    strategy: str                               # the registry name: 'hybrid'
+    strategy_label: str                         # as users name it: 'hybrid 30%'
+    settings: tuple[tuple[str, object], ...] = ()
+
+    @classmethod
+    def of(cls, config: ExperimentConfig, settings: tuple[tuple[str, object], ...] = ()) -> "GroupKey":
+        return cls(config.strategy, strategy_label(config), tuple(settings))
+
+    @property
+    def is_baseline(self) -> bool:
+        from alcore.strategies.base import is_baseline
+
+        return is_baseline(self.strategy)
+
+    @property
+    def label(self) -> str:
+        return " · ".join([self.strategy_label] + [setting_text(f, v) for f, v in self.settings])
+
+    def __str__(self) -> str:
+        return self.label
 
 
 def run_label(config: ExperimentConfig) -> str:
@@ -340,6 +406,9 @@ def _format_validation(e: ValidationError, limit: int = 5, prefix: str = "") -> 
     for err in errors[:limit]:
         loc = ".".join(str(p) for p in err["loc"])
         loc = prefix + loc if loc else prefix.rstrip(".")
+        # a key from the file may hold a newline or another control character: shown escaped,
+        # so the message stays one printable line
+        loc = "".join(c if c.isprintable() else repr(c)[1:-1] for c in loc)
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "missing":
             parts.append(f"missing field '{loc}'")
@@ -395,22 +464,9 @@ def _read_bounded(path: Union[str, os.PathLike], name: str) -> bytes:
         raise ResultFileError(f"{name}: cannot be read ({e.strerror or e})") from e
 
 
-def load_result(source: Union[str, os.PathLike, bytes, bytearray], name: Optional[str] = None) -> RunResult:  # noqa: C901 (above 15 before the limit was set; to split up)
-    """Read and validate a result file from a path or from bytes (an upload).
-
-    Size is checked before anything is parsed; then the JSON itself (UTF-8, no
-    NaN/Infinity, no numbers beyond int64 / float64, no repeated keys, bounded
-    nesting), the schema version, every field's type and range, and the run's
-    own consistency (rounds numbered 0..n-1, n_labeled matching the picks,
-    confusion matrices matching the classes and test set, picks inside the pool
-    and never labeled twice). Raises :class:`ResultFileError` naming the file and
-    the problem; nothing else escapes for any input."""
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        raw = bytes(source)
-        name = name or "uploaded file"
-    else:
-        name = name or os.path.basename(str(source))
-        raw = _read_bounded(source, name)
+def _parse_json(raw: bytes, name: str):
+    """The JSON value of a result file's bytes, after its size, encoding, constants, numbers,
+    repeated keys, nesting and escapes are checked (ResultFileError naming the file otherwise)."""
     if len(raw) > MAX_FILE_BYTES:
         raise ResultFileError(f"{name}: {len(raw)} bytes is over the {MAX_FILE_BYTES}-byte limit for result files")
     if not raw.strip():
@@ -434,6 +490,26 @@ def load_result(source: Union[str, os.PathLike, bytes, bytearray], name: Optiona
                                   f"\\u{ord(e.object[e.start]):04x} escape)") from e
         except RecursionError as e:
             raise ResultFileError(f"{name}: JSON nested too deeply") from e
+    return data
+
+
+def load_result(source: Union[str, os.PathLike, bytes, bytearray], name: Optional[str] = None) -> RunResult:
+    """Read and validate a result file from a path or from bytes (an upload).
+
+    Size is checked before anything is parsed; then the JSON itself (UTF-8, no
+    NaN/Infinity, no numbers beyond int64 / float64, no repeated keys, bounded
+    nesting), the schema version, every field's type and range, and the run's
+    own consistency (rounds numbered 0..n-1, n_labeled matching the picks,
+    confusion matrices matching the classes and test set, picks inside the pool
+    and never labeled twice). Raises :class:`ResultFileError` naming the file and
+    the problem; nothing else escapes for any input."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        raw = bytes(source)
+        name = name or "uploaded file"
+    else:
+        name = name or os.path.basename(str(source))
+        raw = _read_bounded(source, name)
+    data = _parse_json(raw, name)
     if not isinstance(data, dict):
         raise ResultFileError(f"{name}: expected a JSON object at the top level, got {type(data).__name__}")
     if "schema_version" not in data:

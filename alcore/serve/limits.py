@@ -16,7 +16,6 @@ No Streamlit here: the dashboard passes ``os.environ`` and ``st.secrets`` in.
 """
 from __future__ import annotations
 
-import math
 import threading
 import time
 from pathlib import Path
@@ -168,7 +167,8 @@ class DeploymentLimits(BaseModel):
                             "not allow: leave it empty")
         if config.data_file and not _inside(config.data_file, upload_dir):
             problems.append("data_file is a path on the server, which this deployment does not "
-                            "allow: upload the .npz file instead")
+                            + ("allow: upload the .zip of images instead" if config.dataset == "images"
+                               else "allow: upload the .npz file instead"))
         return problems
 
     def pool_problems(self, config: ExperimentConfig, pool_images: Optional[int] = None) -> list[str]:
@@ -195,12 +195,12 @@ class DeploymentLimits(BaseModel):
                      n_runs: int = 1) -> list[str]:
         """What about the runs this deployment refuses: rounds, labels, passes, runs per race.
         ``strategies`` default to the config's own; ``n_runs`` is strategies x seeds."""
-        from alcore.strategies.base import make_strategy
+        from alcore.strategies.base import Need, strategy_class
 
         strategies = list(strategies) if strategies is not None else [config.strategy]
         problems = []
         if self.max_rounds is not None:
-            rounds = acquisition_rounds(config)
+            rounds = config.acquisition_rounds()
             if rounds is None:
                 problems.append(f"the run has neither rounds nor label_budget, so nothing bounds it; "
                                 f"this server allows at most {self.max_rounds:,} rounds per run: set rounds")
@@ -218,7 +218,7 @@ class DeploymentLimits(BaseModel):
                                 f"{self.max_labels:,} labels per run: lower rounds, batch_size or "
                                 f"label_budget")
         if self.max_mc_passes is not None and config.mc_passes > self.max_mc_passes:
-            stochastic = [s for s in dict.fromkeys(strategies) if "mc_probs" in make_strategy(s).needs]
+            stochastic = [s for s in dict.fromkeys(strategies) if Need.MC_PASSES in strategy_class(s).needs]
             if stochastic:
                 problems.append(f"mc_passes {config.mc_passes} is over this server's limit of "
                                 f"{self.max_mc_passes} (used by {', '.join(stochastic)}): set it to "
@@ -233,18 +233,6 @@ class DeploymentLimits(BaseModel):
         """Every problem of :meth:`data_problems` and :meth:`run_problems`; empty when allowed."""
         return (self.data_problems(config, pool_images=pool_images, upload_dir=upload_dir)
                 + self.run_problems(config, strategies, n_runs))
-
-
-def acquisition_rounds(config: ExperimentConfig) -> Optional[int]:
-    """Acquisition rounds a run can make: ``rounds``, or as many batches as
-    ``label_budget`` leaves after the first round's labels; None when unbounded."""
-    bounds = []
-    if config.rounds is not None:
-        bounds.append(config.rounds)
-    if config.label_budget is not None:
-        first = config.initial + (config.validation_size if config.validation == "fixed" else 0)
-        bounds.append(math.ceil(max(config.label_budget - first, 0) / config.batch_size))
-    return min(bounds) if bounds else None
 
 
 def whole_pool_size(n_train: int, has_test_split: bool, test_size: Optional[int]) -> int:

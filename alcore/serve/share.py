@@ -31,7 +31,7 @@ from alcore.config import ExperimentConfig
 # seeds. Their defaults are the dashboard's: margin against random, one seed.
 RACE_DEFAULTS = {"strategies": ("margin", "random"), "seeds": 1}
 PATHS = ("data_dir", "data_file")  # paths on the server: never in a link
-FILE_DATASETS = ("idx", "npz")  # datasets that need one of those paths
+FILE_DATASETS = ("idx", "npz", "images")  # datasets that need one of those paths
 # ExperimentConfig.strategy is one run's strategy; a race names its runs' strategies with
 # ``strategies``, so a link has that one name for the concept.
 SINGLE_STRATEGY = "strategy"
@@ -104,7 +104,8 @@ def left_out(config: ExperimentConfig) -> list[str]:
     out = []
     if config.dataset in FILE_DATASETS:
         out.append(f"the dataset ({config.dataset}: "
-                   + ("an uploaded .npz file" if config.dataset == "npz" else "a folder on the server") + ")")
+                   + {"npz": "an uploaded .npz file", "images": "an uploaded .zip of images"}.get(
+                       config.dataset, "a folder on the server") + ")")
     elif config.data_dir:
         out.append("the data folder on the server (data_dir)")
     return out
@@ -146,7 +147,142 @@ def _floaty(name: str) -> bool:
     return ann is float or float in get_args(ann)
 
 
-def decode(params: Params, base: Optional[ExperimentConfig] = None, *,  # noqa: C901 (above 15 before the limit was set; to split up)
+_REFUSED = object()  # a parameter's value was refused (and the refusal recorded)
+
+
+class _Decoder:
+    """The state of one :func:`decode`: the setup so far, and the pages' narrower ranges."""
+
+    def __init__(self, base: ExperimentConfig, ranges: Mapping[str, tuple]):
+        self.base, self.ranges = base, dict(ranges)
+        self.out = LinkSetup(config=base)
+        self.pending: dict[str, object] = {}  # config fields still to apply
+        self.raw: dict[str, str] = {}  # each parameter as given, for the messages
+
+    def refuse(self, name: str, why: str, value: Optional[str] = None) -> None:
+        head = f"{_shown(name)}={_shown(value)}" if value is not None else _shown(name)
+        self.out.problems.append(f"The link's {head} was not applied: {why}.")
+        self.out.refused.append(name)
+
+    def in_range(self, name: str, value) -> Optional[str]:
+        if name not in self.ranges or value is None:
+            return None
+        low, high = self.ranges[name]
+        if (low is not None and value < low) or (high is not None and value > high):
+            return f"the dashboard takes {low:g} to {high:g} here"
+        return None
+
+    def refused_name(self, name: str, values: list[str], joined: str) -> bool:
+        """Refuse a parameter this dashboard never takes from a link (a path, an unknown name,
+        a file dataset, an over-long value); whether it was."""
+        why = None
+        if name in PATHS:
+            self.refuse(name, "a link never carries a path on the server; choose the data on the Dataset page")
+            return True
+        if name == SINGLE_STRATEGY:
+            why = ("a link names the race's strategies with strategies= (repeated for each), "
+                   "e.g. strategies=margin&strategies=random")
+        elif name not in OWNED:
+            why = "this dashboard has no setting of that name"
+        elif name == "dataset" and joined in FILE_DATASETS:
+            why = ("that dataset needs a file or folder, which a link never carries; choose the data "
+                   "on the Dataset page")
+        elif any(len(v) > MAX_VALUE_CHARS for v in values):
+            why = f"longer than {MAX_VALUE_CHARS} characters"
+        if why:
+            self.refuse(name, why, joined)
+        return why is not None
+
+    def value(self, name: str, values: list[str], joined: str):
+        """The parameter's value: a list for list fields, None for 'none' in an optional field,
+        else the text (pydantic converts it); :data:`_REFUSED` where it was refused."""
+        if name in LIST_FIELDS:
+            items = [p.strip() for v in values for p in v.split(",") if p.strip()]
+            if not items:
+                self.refuse(name, "it is empty", joined)
+                return _REFUSED
+            return items
+        if len(values) != 1:
+            self.refuse(name, f"it is given {len(values)} times; a link gives it once", joined)
+            return _REFUSED
+        text = values[0].strip()
+        if name in ExperimentConfig.model_fields and _optional(name) and text.lower() in ("none", ""):
+            return None
+        if text == "":
+            self.refuse(name, "it is empty")
+            return _REFUSED
+        if name in ExperimentConfig.model_fields and _floaty(name):
+            try:
+                if not math.isfinite(float(text)):
+                    self.refuse(name, "it must be a finite number", text)
+                    return _REFUSED
+            except ValueError:
+                pass  # pydantic says what is wrong with it
+        return text
+
+    def strategies(self, value: list[str], joined: str) -> None:
+        from alcore.strategies.base import STRATEGIES
+
+        name = "strategies"
+        known = list(dict.fromkeys(s for s in value if s in STRATEGIES))
+        unknown = [s for s in value if s not in STRATEGIES]
+        if unknown:
+            why = (f"{', '.join(_shown(s) for s in unknown[:5])} "
+                   f"{'is not a strategy' if len(unknown) == 1 else 'are not strategies'} "
+                   f"(choose from {', '.join(STRATEGIES)})")
+            if known:  # the known ones still race
+                self.out.problems.append(f"The link's {name}={_shown(joined)} was applied in part: {why}; "
+                                         f"racing {', '.join(known)}.")
+            else:
+                self.refuse(name, why, joined)
+        if known:
+            self.out.strategies = known
+            self.out.applied.append(name)
+
+    def seeds(self, value, joined: str) -> None:
+        name = "seeds"
+        try:
+            seeds = int(value)
+        except (TypeError, ValueError):
+            self.refuse(name, "it must be a whole number", joined)
+            return
+        why = self.in_range(name, seeds) or ("it must be at least 1" if seeds < 1 else None)
+        if why:
+            self.refuse(name, why, joined)
+            return
+        self.out.seeds = seeds
+        self.out.applied.append(name)
+
+    def apply_pending(self) -> ExperimentConfig:
+        """Fields that are only valid together (rounds=none needs label_budget or a target) apply
+        once their partners have: keep passing over the rest until nothing more applies."""
+        applied: dict[str, object] = {}
+        config = self.base
+        last_error: dict[str, str] = {}
+        progress = True
+        while self.pending and progress:
+            progress = False
+            for name in list(self.pending):
+                try:
+                    trial = self.base.replace(**applied, **{name: self.pending[name]})
+                except ValidationError as e:
+                    last_error[name] = _reason(e)
+                    continue
+                why = self.in_range(name, getattr(trial, name))
+                if why:
+                    self.refuse(name, why, self.raw[name])
+                    del self.pending[name]
+                    continue
+                applied[name] = self.pending.pop(name)
+                config = trial
+                self.out.applied.append(name)
+                progress = True
+        for name in self.pending:
+            self.refuse(name, last_error.get(name, "it cannot be combined with the other settings"), self.raw[name])
+        return config
+
+
+def decode(params: Params, base: Optional[ExperimentConfig] = None, *,
            ranges: Optional[Mapping[str, tuple]] = None) -> LinkSetup:
     """Read a link's query parameters (``{name: value or [values]}``, as
     ``st.query_params.get_all`` gives them) onto ``base`` (default: the defaults).
@@ -158,130 +294,23 @@ def decode(params: Params, base: Optional[ExperimentConfig] = None, *,  # noqa: 
     order. ``ranges``: ``{name: (low, high)}`` narrower limits of the page that shows a setting
     (the dashboard's widgets), checked too. Unknown names, paths, repeated single values and
     values over MAX_VALUE_CHARS are refused; the parameters in OTHER_PARAMS are left alone."""
-    base = base or ExperimentConfig()
-    ranges = dict(ranges or {})
-    out = LinkSetup(config=base)
-
-    def refuse(name: str, why: str, value: Optional[str] = None) -> None:
-        head = f"{_shown(name)}={_shown(value)}" if value is not None else _shown(name)
-        out.problems.append(f"The link's {head} was not applied: {why}.")
-        out.refused.append(name)
-
-    def in_range(name: str, value) -> Optional[str]:
-        if name not in ranges or value is None:
-            return None
-        low, high = ranges[name]
-        if (low is not None and value < low) or (high is not None and value > high):
-            return f"the dashboard takes {low:g} to {high:g} here"
-        return None
-
-    pending: dict[str, object] = {}
-    raw: dict[str, str] = {}
+    d = _Decoder(base or ExperimentConfig(), ranges or {})
     for name, given in params.items():
         values = [given] if isinstance(given, str) else [str(v) for v in given]
         if name in OTHER_PARAMS or name.lower() in ("embed", "embed_options"):
             continue
         joined = ",".join(values)
-        if name in PATHS:
-            refuse(name, "a link never carries a path on the server; choose the data on the Dataset page")
+        if d.refused_name(name, values, joined):
             continue
-        if name == SINGLE_STRATEGY:
-            refuse(name, "a link names the race's strategies with strategies= (repeated for each), "
-                         "e.g. strategies=margin&strategies=random", joined)
+        value = d.value(name, values, joined)
+        if value is _REFUSED:
             continue
-        if name not in OWNED:
-            refuse(name, "this dashboard has no setting of that name", joined)
-            continue
-        if name == "dataset" and joined in FILE_DATASETS:
-            refuse(name, "that dataset needs a file or folder, which a link never carries; choose the data "
-                         "on the Dataset page", joined)
-            continue
-        if any(len(v) > MAX_VALUE_CHARS for v in values):
-            refuse(name, f"longer than {MAX_VALUE_CHARS} characters", joined)
-            continue
-        if name in LIST_FIELDS:
-            items = [p.strip() for v in values for p in v.split(",") if p.strip()]
-            if not items:
-                refuse(name, "it is empty", joined)
-                continue
-            value: object = items
-        else:
-            if len(values) != 1:
-                refuse(name, f"it is given {len(values)} times; a link gives it once", joined)
-                continue
-            text = values[0].strip()
-            if name in ExperimentConfig.model_fields and _optional(name) and text.lower() in ("none", ""):
-                value = None
-            elif text == "":
-                refuse(name, "it is empty")
-                continue
-            else:
-                value = text
-            if name in ExperimentConfig.model_fields and _floaty(name) and isinstance(value, str):
-                try:
-                    if not math.isfinite(float(value)):
-                        refuse(name, "it must be a finite number", text)
-                        continue
-                except ValueError:
-                    pass  # pydantic says what is wrong with it
-        raw[name] = joined
+        d.raw[name] = joined
         if name == "strategies":
-            from alcore.strategies.base import STRATEGIES
-
-            known = list(dict.fromkeys(s for s in value if s in STRATEGIES))
-            unknown = [s for s in value if s not in STRATEGIES]
-            if unknown:
-                why = (f"{', '.join(_shown(s) for s in unknown[:5])} "
-                       f"{'is not a strategy' if len(unknown) == 1 else 'are not strategies'} "
-                       f"(choose from {', '.join(STRATEGIES)})")
-                if known:  # the known ones still race
-                    out.problems.append(f"The link's {name}={_shown(joined)} was applied in part: {why}; "
-                                        f"racing {', '.join(known)}.")
-                else:
-                    refuse(name, why, joined)
-            if known:
-                out.strategies = known
-                out.applied.append(name)
-            continue
-        if name == "seeds":
-            try:
-                seeds = int(value)
-            except (TypeError, ValueError):
-                refuse(name, "it must be a whole number", joined)
-                continue
-            why = in_range(name, seeds) or ("it must be at least 1" if seeds < 1 else None)
-            if why:
-                refuse(name, why, joined)
-                continue
-            out.seeds = seeds
-            out.applied.append(name)
-            continue
-        pending[name] = value
-
-    # Fields that are only valid together (rounds=none needs label_budget or a target) apply
-    # once their partners have: keep passing over the rest until nothing more applies.
-    applied: dict[str, object] = {}
-    config = base
-    last_error: dict[str, str] = {}
-    progress = True
-    while pending and progress:
-        progress = False
-        for name in list(pending):
-            try:
-                trial = base.replace(**applied, **{name: pending[name]})
-            except ValidationError as e:
-                last_error[name] = _reason(e)
-                continue
-            why = in_range(name, getattr(trial, name))
-            if why:
-                refuse(name, why, raw[name])
-                del pending[name]
-                continue
-            applied[name] = pending.pop(name)
-            config = trial
-            out.applied.append(name)
-            progress = True
-    for name in pending:
-        refuse(name, last_error.get(name, "it cannot be combined with the other settings"), raw[name])
-    out.config = config
-    return out
+            d.strategies(value, joined)
+        elif name == "seeds":
+            d.seeds(value, joined)
+        else:
+            d.pending[name] = value
+    d.out.config = d.apply_pending()
+    return d.out

@@ -1,14 +1,13 @@
 """Query strategies, one module per family, all in one registry.
 
 - :mod:`.base`: the three layers (score, top-k, :class:`~.base.Strategy`), random,
-  the uncertainty measures and hybrid;
+  the uncertainty measures and hybrid, and the registry;
 - :mod:`.diversity`: k-means, core-set, BADGE, margin-cluster and friends;
 - :mod:`.bayesian`: MC-dropout strategies (BALD, variation ratios, mean std).
 
-Importing this package registers every family in :data:`.base.STRATEGIES`, which
-the CLI, config validation and the Strategy page read.
+Each strategy is one class that describes itself (name, family, description, formula,
+needs, config fields, ``from_config``) and registers itself in :data:`.base.STRATEGIES`
+when its module is imported; importing this package imports every family, in the order
+the CLI and the Strategy page list them.
 """
-from alcore.strategies import base, bayesian, diversity
-
-for _family in (diversity, bayesian):
-    base.register(_family)
+from alcore.strategies import base, diversity, bayesian  # noqa: F401  (order: the registry's order)

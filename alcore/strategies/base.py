@@ -5,16 +5,18 @@ means more informative), a deterministic *top-k* with seeded tie-breaking, and a
 :class:`Strategy` object that says which model outputs it needs and returns a
 :class:`Selection` (the chosen candidate positions and every candidate's score).
 
-A strategy states what it needs in ``needs``:
+A strategy states what it needs in ``needs``, a set of :class:`Need`:
 
-- ``"probs"``: class probabilities of the candidates, shape (n, classes);
-- ``"embeddings"``: the model's penultimate-layer features, shape (n, d), and
-  ``"labeled_embeddings"`` for the labeled set (diversity strategies);
-- ``"mc_probs"``: ``passes`` stochastic forward passes with dropout active,
+- ``Need.PROBS``: class probabilities of the candidates, shape (n, classes);
+- ``Need.EMBEDDINGS``: the model's penultimate-layer features, shape (n, d), and
+  ``Need.LABELED_EMBEDDINGS`` for the labeled set (diversity strategies);
+- ``Need.MC_PASSES``: ``passes`` stochastic forward passes with dropout active,
   shape (passes, n, classes) (Bayesian strategies).
 
-The loop computes exactly what is asked for, so new strategies plug in by
-registering a factory in :data:`STRATEGIES`.
+The loop computes exactly what is asked for. A strategy is one class that describes
+itself (name, family, description, formula, needs, the config fields it reads,
+``from_config``); the :func:`register` decorator puts it in :data:`STRATEGIES`, the one
+registry the CLI, config validation, the Strategy page and the pitfall checks read.
 
 References
 ----------
@@ -24,7 +26,8 @@ Wisconsin-Madison, Computer Sciences Technical Report 1648.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from enum import Enum
+from typing import Callable, ClassVar, Optional
 
 import numpy as np
 
@@ -160,23 +163,117 @@ def top_k(scores: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
 
 # -------------------------------------------------------------------- strategies
 
-class Strategy:
-    """Base class: ``needs`` names the model outputs used; ``select`` picks a batch."""
+class Need(Enum):
+    """A model output a strategy reads; the loop computes only what a strategy needs
+    (a strategy that needs nothing, like random, gets an empty set)."""
 
-    name: str = ""
-    needs: frozenset = frozenset({"probs"})
-    passes: int = 0  # stochastic forward passes wanted (with "mc_probs")
+    PROBS = "probs"                            # class probabilities of the candidates (n, classes)
+    EMBEDDINGS = "embeddings"                  # penultimate-layer features of the candidates (n, d)
+    LABELED_EMBEDDINGS = "labeled_embeddings"  # the same features of the labeled images (m, d)
+    MC_PASSES = "mc_probs"                     # stochastic forward passes with dropout (passes, n, classes)
+
+
+class Strategy:
+    """One query strategy, self-describing. A subclass sets, as class attributes:
+
+    - ``name``: the registry key (``ExperimentConfig.strategy``, the CLI's ``--strategy``);
+    - ``family``: "baseline", "uncertainty", "hybrid", "diversity" or "bayesian";
+    - ``description``: one plain sentence; ``formula``: its score in LaTeX;
+    - ``needs``: the :class:`Need` model outputs it reads;
+    - ``config_fields``: the :class:`~alcore.config.ExperimentConfig` fields it reads;
+    - ``is_baseline``: True for the one strategy the others are measured against (random);
+
+    and builds itself with :meth:`from_config`. ``select`` picks a batch.
+    """
+
+    name: ClassVar[str] = ""
+    family: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    formula: ClassVar[str] = ""
+    needs: ClassVar[frozenset] = frozenset({Need.PROBS})
+    config_fields: ClassVar[tuple[str, ...]] = ()
+    is_baseline: ClassVar[bool] = False
+    passes: int = 0  # stochastic forward passes wanted (with Need.MC_PASSES)
+
+    @classmethod
+    def from_config(cls, config=None) -> "Strategy":
+        """The strategy configured from ``config``'s :attr:`config_fields` (defaults without one)."""
+        return cls()
+
+    @classmethod
+    def label(cls, config, *, percent: bool = True) -> str:
+        """The strategy as users name it: 'margin'; strategies whose settings tell runs apart add
+        them ('hybrid 30%', or 'hybrid 0.3' without ``percent``)."""
+        return cls.name
+
+    @classmethod
+    def uncertainty_measure(cls, config) -> Optional[str]:
+        """The uncertainty measure (a key of :data:`UNCERTAINTY_SCORES`) it ranks by, if any."""
+        return None
 
     def select(self, inputs: StrategyInput, batch_size: int, rng: np.random.Generator) -> Selection:
         raise NotImplementedError
 
 
+# The registry: every strategy class by name, in the order the CLI and the Strategy page list
+# them. Filled by :func:`register` as the family modules are imported (alcore.strategies does).
+STRATEGIES: dict[str, type[Strategy]] = {}
+
+_FAMILIES = ("baseline", "uncertainty", "hybrid", "diversity", "bayesian")
+
+
+def register(cls: type[Strategy]) -> type[Strategy]:
+    """Class decorator: add a strategy class to :data:`STRATEGIES` under its ``name``."""
+    if not cls.name or not cls.description or not cls.formula:
+        raise ValueError(f"{cls.__name__} needs a name, a description and a formula to be registered")
+    if cls.family not in _FAMILIES:
+        raise ValueError(f"{cls.__name__}: family must be one of {', '.join(_FAMILIES)}, got {cls.family!r}")
+    if cls.name in STRATEGIES and STRATEGIES[cls.name] is not cls:
+        raise ValueError(f"strategy {cls.name!r} is registered twice")
+    STRATEGIES[cls.name] = cls
+    return cls
+
+
+def strategy_class(name: str) -> type[Strategy]:
+    """The class registered under ``name``; ValueError listing the choices otherwise."""
+    if name not in STRATEGIES:
+        raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
+    return STRATEGIES[name]
+
+
+def make_strategy(name: str, config=None) -> Strategy:
+    """The strategy registered under ``name``, configured from ``config``."""
+    return strategy_class(name).from_config(config)
+
+
+def is_baseline(name: str) -> bool:
+    """Whether ``name`` is the baseline the other strategies are measured against (random)."""
+    cls = STRATEGIES.get(name)
+    return bool(cls is not None and cls.is_baseline)
+
+
+def strategy_label(config, *, percent: bool = True) -> str:
+    """``config``'s strategy as users name it ('margin', 'hybrid 30%'); see :meth:`Strategy.label`."""
+    cls = STRATEGIES.get(config.strategy)
+    return cls.label(config, percent=percent) if cls is not None else str(config.strategy)
+
+
+def fields_used_by(field: str) -> tuple[str, ...]:
+    """The strategies that read config ``field`` (empty when every strategy ignores it)."""
+    return tuple(name for name, cls in STRATEGIES.items() if field in cls.config_fields)
+
+
+@register
 class RandomStrategy(Strategy):
     """Random sampling: every candidate gets a uniform random score; the batch is
     the top ``batch_size`` of them (a uniform sample without replacement)."""
 
     name = "random"
+    family = "baseline"
+    description = "Label images picked uniformly at random: the baseline every strategy must beat."
+    formula = r"s(x) \sim \mathcal{U}(0, 1)"
     needs = frozenset()
+    is_baseline = True
 
     def select(self, inputs, batch_size, rng):
         n = inputs.n_candidates
@@ -186,20 +283,69 @@ class RandomStrategy(Strategy):
 
 
 class UncertaintyStrategy(Strategy):
-    """Top-k by one uncertainty score (least_confidence, margin, ratio, entropy)."""
+    """Top-k by one uncertainty score (least_confidence, margin, ratio, entropy).
 
-    def __init__(self, measure: str):
+    Each measure is a registered subclass (:class:`MarginStrategy`, ...); ``UncertaintyStrategy(measure)``
+    builds the same strategy from the measure's name."""
+
+    family = "uncertainty"
+    measure: ClassVar[str] = ""
+
+    def __init__(self, measure: Optional[str] = None):
+        measure = measure if measure is not None else self.measure
         if measure not in UNCERTAINTY_SCORES:
             raise ValueError(f"unknown uncertainty measure {measure!r}; choose one of "
                              f"{', '.join(UNCERTAINTY_SCORES)}")
         self.name = measure
         self.measure = measure
 
+    @classmethod
+    def uncertainty_measure(cls, config) -> Optional[str]:
+        return cls.measure
+
     def select(self, inputs, batch_size, rng):
         scores = UNCERTAINTY_SCORES[self.measure](inputs.probs)
         return Selection(top_k(scores, batch_size, rng), scores)
 
 
+@register
+class LeastConfidenceStrategy(UncertaintyStrategy):
+    """Least confidence: top-k by 1 - max_c p(c|x) (:func:`least_confidence_scores`)."""
+
+    name = measure = "least_confidence"
+    description = "Label the images whose most likely class has the lowest probability: score = 1 - max_c p(c|x)."
+    formula = r"s(x) = 1 - \max_c p(c \mid x)"
+
+
+@register
+class MarginStrategy(UncertaintyStrategy):
+    """Margin: top-k by 1 - (p1 - p2) (:func:`margin_scores`)."""
+
+    name = measure = "margin"
+    description = "Label the images where the two most likely classes are closest: score = 1 - (p1 - p2)."
+    formula = r"s(x) = 1 - \big(p(\hat y_1 \mid x) - p(\hat y_2 \mid x)\big)"
+
+
+@register
+class RatioStrategy(UncertaintyStrategy):
+    """Ratio of confidence: top-k by p2 / p1 (:func:`ratio_scores`)."""
+
+    name = measure = "ratio"
+    description = "Like margin, but relative: score = p2 / p1, the runner-up's probability over the winner's."
+    formula = r"s(x) = p(\hat y_2 \mid x) \,/\, p(\hat y_1 \mid x)"
+
+
+@register
+class EntropyStrategy(UncertaintyStrategy):
+    """Entropy: top-k by -sum_c p log p (:func:`entropy_scores`)."""
+
+    name = measure = "entropy"
+    description = ("Label the images whose whole predicted distribution is most spread out: "
+                   "score = -sum_c p(c|x) log p(c|x).")
+    formula = r"s(x) = -\sum_c p(c \mid x) \log p(c \mid x)"
+
+
+@register
 class HybridStrategy(Strategy):
     r"""A share of each batch by uncertainty, the rest at random.
 
@@ -212,6 +358,12 @@ class HybridStrategy(Strategy):
     """
 
     name = "hybrid"
+    family = "hybrid"
+    description = ("Take a set share of each batch by an uncertainty measure and fill the rest at random, "
+                   "trading informativeness against redundancy.")
+    formula = (r"\text{batch} = \text{top}_{\lfloor f b \rceil}\, s_{\text{measure}}(x) \;\cup\; "
+               r"\text{random}_{b - \lfloor f b \rceil}")
+    config_fields = ("hybrid_fraction", "hybrid_measure")
 
     def __init__(self, fraction: float, measure: str = "margin"):
         if not 0.0 <= fraction <= 1.0:
@@ -220,6 +372,20 @@ class HybridStrategy(Strategy):
             raise ValueError(f"unknown hybrid_measure {measure!r}; choose one of {', '.join(UNCERTAINTY_SCORES)}")
         self.fraction = fraction
         self.measure = measure
+
+    @classmethod
+    def from_config(cls, config=None) -> "HybridStrategy":
+        if config is None:
+            return cls(0.5, "margin")
+        return cls(config.hybrid_fraction, config.hybrid_measure)
+
+    @classmethod
+    def label(cls, config, *, percent: bool = True) -> str:
+        return f"hybrid {config.hybrid_fraction:.0%}" if percent else f"hybrid {config.hybrid_fraction:g}"
+
+    @classmethod
+    def uncertainty_measure(cls, config) -> Optional[str]:
+        return config.hybrid_measure
 
     def select(self, inputs, batch_size, rng):
         scores = UNCERTAINTY_SCORES[self.measure](inputs.probs)
@@ -230,53 +396,3 @@ class HybridStrategy(Strategy):
         rest = np.setdiff1d(np.arange(n), uncertain, assume_unique=True)
         randoms = rng.permutation(rest)[: batch_size - k_unc]
         return Selection(np.concatenate([uncertain, randoms]).astype(np.int64), scores)
-
-
-STRATEGIES: dict[str, Callable[..., Strategy]] = {
-    "random": lambda cfg=None: RandomStrategy(),
-    "least_confidence": lambda cfg=None: UncertaintyStrategy("least_confidence"),
-    "margin": lambda cfg=None: UncertaintyStrategy("margin"),
-    "ratio": lambda cfg=None: UncertaintyStrategy("ratio"),
-    "entropy": lambda cfg=None: UncertaintyStrategy("entropy"),
-    "hybrid": lambda cfg=None: HybridStrategy(
-        cfg.hybrid_fraction if cfg is not None else 0.5,
-        cfg.hybrid_measure if cfg is not None else "margin"),
-}
-
-DESCRIPTIONS: dict[str, str] = {
-    "random": "Label images picked uniformly at random: the baseline every strategy must beat.",
-    "least_confidence": "Label the images whose most likely class has the lowest probability: "
-                        "score = 1 - max_c p(c|x).",
-    "margin": "Label the images where the two most likely classes are closest: "
-              "score = 1 - (p1 - p2).",
-    "ratio": "Like margin, but relative: score = p2 / p1, the runner-up's probability over the winner's.",
-    "entropy": "Label the images whose whole predicted distribution is most spread out: "
-               "score = -sum_c p(c|x) log p(c|x).",
-    "hybrid": "Take a set share of each batch by an uncertainty measure and fill the rest at random, "
-              "trading informativeness against redundancy.",
-}
-
-
-FORMULAS: dict[str, str] = {
-    "random": r"s(x) \sim \mathcal{U}(0, 1)",
-    "least_confidence": r"s(x) = 1 - \max_c p(c \mid x)",
-    "margin": r"s(x) = 1 - \big(p(\hat y_1 \mid x) - p(\hat y_2 \mid x)\big)",
-    "ratio": r"s(x) = p(\hat y_2 \mid x) \,/\, p(\hat y_1 \mid x)",
-    "entropy": r"s(x) = -\sum_c p(c \mid x) \log p(c \mid x)",
-    "hybrid": r"\text{batch} = \text{top}_{\lfloor f b \rceil}\, s_{\text{measure}}(x) \;\cup\; \text{random}_{b - \lfloor f b \rceil}",
-}
-
-
-def make_strategy(name: str, config=None) -> Strategy:
-    """The strategy registered under ``name``, configured from ``config``."""
-    if name not in STRATEGIES:
-        raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
-    return STRATEGIES[name](config)
-
-
-def register(module) -> None:
-    """Add a strategy family module's FACTORIES, DESCRIPTIONS and FORMULAS to the registry
-    (done for the built-in families when the ``alcore`` package is imported)."""
-    STRATEGIES.update(module.FACTORIES)
-    DESCRIPTIONS.update(module.DESCRIPTIONS)
-    FORMULAS.update(module.FORMULAS)

@@ -10,7 +10,7 @@ passes all agree on a flat prediction (the image is ambiguous).
 
 Each strategy is a pure score function on ``mc_probs`` of shape (T, n, C) --
 ``T`` passes, ``n`` candidates, ``C`` classes -- plus a :class:`Strategy` that asks
-the loop for ``"mc_probs"`` with ``passes = T`` and picks the top ``batch_size``
+the loop for ``Need.MC_PASSES`` with ``passes = T`` and picks the top ``batch_size``
 scores with :func:`alcore.strategies.base.top_k` (seeded tie-breaking).
 
 The model needs dropout: ``mlp`` or ``cnn`` with ``dropout > 0``. Without it every
@@ -30,7 +30,7 @@ from typing import Callable
 
 import numpy as np
 
-from alcore.strategies.base import Selection, Strategy, StrategyInput, top_k
+from alcore.strategies.base import Need, Selection, Strategy, StrategyInput, register, top_k
 
 DEFAULT_PASSES = 10
 
@@ -192,7 +192,9 @@ class BayesianStrategy(Strategy):
     Subclasses set ``name`` and ``score`` (a function of ``mc_probs``).
     """
 
-    needs = frozenset({"mc_probs"})
+    family = "bayesian"
+    needs = frozenset({Need.MC_PASSES})
+    config_fields = ("mc_passes",)
     score: Callable[[np.ndarray], np.ndarray]
 
     def __init__(self, passes: int = DEFAULT_PASSES):
@@ -200,6 +202,15 @@ class BayesianStrategy(Strategy):
             raise ValueError(f"{self.name}: passes must be a whole number >= 2 (stochastic forward "
                              f"passes with dropout active), got {passes!r}")
         self.passes = int(passes)
+
+    @classmethod
+    def from_config(cls, config=None) -> "BayesianStrategy":
+        """``config.mc_passes`` passes (10 without a config). With a config, a model without
+        dropout is refused here, before any training, with a message that names the fix."""
+        if config is None:
+            return cls(DEFAULT_PASSES)
+        check_model_has_dropout(cls.name, config)
+        return cls(getattr(config, "mc_passes", DEFAULT_PASSES))
 
     def select(self, inputs: StrategyInput, batch_size: int, rng: np.random.Generator) -> Selection:
         p = check_mc_probs(inputs.mc_probs)
@@ -210,32 +221,41 @@ class BayesianStrategy(Strategy):
         return Selection(top_k(scores, batch_size, rng), scores)
 
 
+@register
 class BaldStrategy(BayesianStrategy):
     """BALD (Houlsby et al. 2011): entropy of the mean prediction minus mean entropy."""
 
     name = "bald"
+    description = ("Run the network several times with dropout switched on and label the images where "
+                   "these runs are each sure of themselves but disagree with one another.")
+    formula = (r"s(x) = \mathbb{H}\Big[\tfrac{1}{T}\sum_t p_t(\cdot \mid x)\Big]"
+               r" - \tfrac{1}{T}\sum_t \mathbb{H}\big[p_t(\cdot \mid x)\big],"
+               r"\quad \mathbb{H}[p] = -\sum_c p_c \log p_c")
     score = staticmethod(bald_scores)
 
 
+@register
 class VarRatiosStrategy(BayesianStrategy):
     """Variation ratios (Freeman 1965): 1 - (votes of the modal class) / passes."""
 
     name = "var_ratios"
+    description = ("Run the network several times with dropout switched on, let each run vote for "
+                   "a class, and label the images where the fewest runs vote for the winning class.")
+    formula = (r"s(x) = 1 - \frac{f_m(x)}{T},\quad f_m(x) = \max_c \big|\{t : "
+               r"\arg\max_{c'} p_t(c' \mid x) = c\}\big|")
     score = staticmethod(var_ratios_scores)
 
 
+@register
 class MeanStdStrategy(BayesianStrategy):
     """Mean STD (Kampffmeyer et al. 2016): per-class std over passes, averaged."""
 
     name = "mean_std"
+    description = ("Run the network several times with dropout switched on and label the images whose "
+                   "class probabilities jump around the most from run to run.")
+    formula = (r"s(x) = \frac{1}{C}\sum_c \sqrt{\frac{1}{T}\sum_t \big(p_t(c \mid x)"
+               r" - \bar p(c \mid x)\big)^2}")
     score = staticmethod(mean_std_scores)
-
-
-_CLASSES: dict[str, type[BayesianStrategy]] = {
-    "bald": BaldStrategy,
-    "var_ratios": VarRatiosStrategy,
-    "mean_std": MeanStdStrategy,
-}
 
 
 def check_model_has_dropout(name: str, config) -> None:
@@ -248,43 +268,3 @@ def check_model_has_dropout(name: str, config) -> None:
         what = f"model {model!r}" if model not in ("mlp", "cnn") else f"model {model!r} with dropout {dropout}"
         raise ValueError(f"strategy {name!r} needs stochastic forward passes, but {what} has no "
                          f"dropout, so every pass would agree: choose mlp or cnn with dropout > 0")
-
-
-def make_bayesian(name: str, config=None) -> BayesianStrategy:
-    """The strategy ``name`` with ``config.mc_passes`` passes (10 without a config).
-
-    With a config, a model without dropout is refused here, before any training,
-    with a message that names the fix.
-    """
-    if name not in _CLASSES:
-        raise ValueError(f"unknown Bayesian strategy {name!r}; choose one of {', '.join(_CLASSES)}")
-    if config is None:
-        return _CLASSES[name](DEFAULT_PASSES)
-    check_model_has_dropout(name, config)
-    return _CLASSES[name](getattr(config, "mc_passes", DEFAULT_PASSES))
-
-
-FACTORIES: dict[str, Callable[..., Strategy]] = {
-    "bald": lambda cfg=None: make_bayesian("bald", cfg),
-    "var_ratios": lambda cfg=None: make_bayesian("var_ratios", cfg),
-    "mean_std": lambda cfg=None: make_bayesian("mean_std", cfg),
-}
-
-DESCRIPTIONS: dict[str, str] = {
-    "bald": "Run the network several times with dropout switched on and label the images where "
-            "these runs are each sure of themselves but disagree with one another.",
-    "var_ratios": "Run the network several times with dropout switched on, let each run vote for "
-                  "a class, and label the images where the fewest runs vote for the winning class.",
-    "mean_std": "Run the network several times with dropout switched on and label the images whose "
-                "class probabilities jump around the most from run to run.",
-}
-
-FORMULAS: dict[str, str] = {
-    "bald": r"s(x) = \mathbb{H}\Big[\tfrac{1}{T}\sum_t p_t(\cdot \mid x)\Big]"
-            r" - \tfrac{1}{T}\sum_t \mathbb{H}\big[p_t(\cdot \mid x)\big],"
-            r"\quad \mathbb{H}[p] = -\sum_c p_c \log p_c",
-    "var_ratios": r"s(x) = 1 - \frac{f_m(x)}{T},\quad f_m(x) = \max_c \big|\{t : "
-                  r"\arg\max_{c'} p_t(c' \mid x) = c\}\big|",
-    "mean_std": r"s(x) = \frac{1}{C}\sum_c \sqrt{\frac{1}{T}\sum_t \big(p_t(c \mid x)"
-                r" - \bar p(c \mid x)\big)^2}",
-}

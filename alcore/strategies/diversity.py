@@ -14,7 +14,8 @@ features ``h(x)`` (``"embeddings"``) and spread the batch out:
 
 Each strategy is a :class:`~alcore.strategies.base.Strategy` over pure functions on
 arrays. Randomness comes only from the ``rng`` passed to ``select``, so the same
-seed gives the same picks. Register them with ``STRATEGIES.update(FACTORIES)``.
+seed gives the same picks. Each class registers itself in
+:data:`alcore.strategies.base.STRATEGIES`.
 
 Distances are squared Euclidean, computed as
 :math:`\\lVert a - b \\rVert^2 = \\lVert a \\rVert^2 + \\lVert b \\rVert^2 - 2\\, a \\cdot b`
@@ -37,11 +38,12 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 
-from alcore.strategies.base import Selection, Strategy, StrategyInput, check_batch, check_probs, margin_scores, top_k
+from alcore.strategies.base import (Need, Selection, Strategy, StrategyInput, check_batch, check_probs, margin_scores,
+                                   register, top_k)
 
 # Largest temporary distance block, in elements (2**22 float64 = 32 MiB).
 CHUNK_ELEMENTS = 2 ** 22
@@ -226,6 +228,7 @@ def cluster_picks(x: np.ndarray, k: int, rng: np.random.Generator,
     return picks, np.sqrt(nearest_sq)
 
 
+@register
 class KMeansStrategy(Strategy):
     r"""k-means sampling: cluster the candidates' features into ``batch_size``
     clusters and pick the candidate nearest each centroid.
@@ -245,7 +248,13 @@ class KMeansStrategy(Strategy):
     """
 
     name = "kmeans"
-    needs = frozenset({"embeddings"})
+    family = "diversity"
+    description = ("Group the unlabeled images into as many clusters of similar features as the batch size "
+                   "and label the image closest to each cluster's centre, so the batch covers the pool.")
+    # Two equations each, stacked so they fit a narrow column (KaTeX `gathered`).
+    formula = (r"\begin{gathered}\mu_1..\mu_b = \text{k-means}_b\big(h(\text{pool})\big) \\ "
+               r"x_j^\ast = \arg\min_{x} \lVert h(x) - \mu_j \rVert\end{gathered}")
+    needs = frozenset({Need.EMBEDDINGS})
 
     def __init__(self, minibatch_threshold: int = MINIBATCH_THRESHOLD):
         self.minibatch_threshold = minibatch_threshold
@@ -353,6 +362,7 @@ def kcenter_greedy(x: np.ndarray, labeled: np.ndarray, k: int, priority: Optiona
     return picks, initial
 
 
+@register
 class CoresetStrategy(Strategy):
     r"""Core-set: greedy k-center on the features, with the labeled images as the
     first centres (Sener & Savarese 2018).
@@ -368,7 +378,12 @@ class CoresetStrategy(Strategy):
     """
 
     name = "coreset"
-    needs = frozenset({"embeddings", "labeled_embeddings"})
+    family = "diversity"
+    description = ("Again and again label the image farthest from everything already labeled or picked "
+                   "(greedy k-center), so no region of the feature space is left without a nearby label.")
+    formula = (r"\begin{gathered}x_t = \arg\max_{x \in U} \min_{c} \lVert h(x) - h(c) \rVert \\ "
+               r"c \in L \cup \{x_1, \dots, x_{t-1}\}\end{gathered}")
+    needs = frozenset({Need.EMBEDDINGS, Need.LABELED_EMBEDDINGS})
 
     def select(self, inputs, batch_size, rng):
         with _thread_limit():
@@ -472,6 +487,7 @@ def badge_seeding(q: np.ndarray, h: np.ndarray, k: int, rng: np.random.Generator
     return picks
 
 
+@register
 class BadgeStrategy(Strategy):
     r"""BADGE: Batch Active learning by Diverse Gradient Embeddings (Ash et al. 2020).
 
@@ -483,7 +499,12 @@ class BadgeStrategy(Strategy):
     """
 
     name = "badge"
-    needs = frozenset({"probs", "embeddings"})
+    family = "diversity"
+    description = ("Describe each image by the last-layer gradient its predicted label would cause, then pick "
+                   "large and mutually different gradients (k-means++): uncertain and diverse at once.")
+    formula = (r"\begin{gathered}g_x = \big(p(\cdot \mid x) - e_{\hat y}\big) \otimes h(x) \\ "
+               r"P(x_t = x) \propto \min_{s < t} \lVert g_x - g_{x_s} \rVert^2\end{gathered}")
+    needs = frozenset({Need.PROBS, Need.EMBEDDINGS})
 
     def select(self, inputs, batch_size, rng):
         with _thread_limit():
@@ -497,6 +518,7 @@ class BadgeStrategy(Strategy):
 
 # ----------------------------------------------------------------- margin cluster
 
+@register
 class MarginClusterStrategy(Strategy):
     r"""Margin, then clusters: the ``factor * batch_size`` candidates with the
     highest margin score (all of them if fewer), k-means on their features into
@@ -518,13 +540,24 @@ class MarginClusterStrategy(Strategy):
     """
 
     name = "margin_cluster"
-    needs = frozenset({"probs", "embeddings"})
+    family = "diversity"
+    description = ("Take the most uncertain images by margin (factor x batch size of them), cluster "
+                   "them and label the one closest to each cluster's centre: uncertain and diverse.")
+    formula = (r"\begin{gathered}U = \text{top}_{f b}\, s_{\text{margin}}(x),\ "
+               r"\mu = \text{k-means}_b\big(h(U)\big) \\ "
+               r"x_j^\ast = \arg\min_{x \in U} \lVert h(x) - \mu_j \rVert\end{gathered}")
+    needs = frozenset({Need.PROBS, Need.EMBEDDINGS})
+    config_fields = ("margin_cluster_factor",)
 
     def __init__(self, factor: int = 10, minibatch_threshold: int = MINIBATCH_THRESHOLD):
         if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or factor < 1:
             raise ValueError(f"margin_cluster_factor must be a whole number >= 1, got {factor!r}")
         self.factor = int(factor)
         self.minibatch_threshold = minibatch_threshold
+
+    @classmethod
+    def from_config(cls, config=None) -> "MarginClusterStrategy":
+        return cls(config.margin_cluster_factor if config is not None else 10)
 
     def select(self, inputs, batch_size, rng):
         with _thread_limit():
@@ -540,38 +573,3 @@ class MarginClusterStrategy(Strategy):
             local, _ = cluster_picks(x[pool], batch_size, rng, self.minibatch_threshold)
             picks = pool[np.sort(local)]  # pool is in descending-margin order
             return Selection(picks, scores)
-
-
-# ---------------------------------------------------------------------- registry
-
-FACTORIES: dict[str, Callable[..., Strategy]] = {
-    "kmeans": lambda cfg=None: KMeansStrategy(),
-    "coreset": lambda cfg=None: CoresetStrategy(),
-    "badge": lambda cfg=None: BadgeStrategy(),
-    "margin_cluster": lambda cfg=None: MarginClusterStrategy(
-        cfg.margin_cluster_factor if cfg is not None else 10),
-}
-
-DESCRIPTIONS: dict[str, str] = {
-    "kmeans": "Group the unlabeled images into as many clusters of similar features as the batch size "
-              "and label the image closest to each cluster's centre, so the batch covers the pool.",
-    "coreset": "Again and again label the image farthest from everything already labeled or picked "
-               "(greedy k-center), so no region of the feature space is left without a nearby label.",
-    "badge": "Describe each image by the last-layer gradient its predicted label would cause, then pick "
-             "large and mutually different gradients (k-means++): uncertain and diverse at once.",
-    "margin_cluster": "Take the most uncertain images by margin (factor x batch size of them), cluster "
-                      "them and label the one closest to each cluster's centre: uncertain and diverse.",
-}
-
-FORMULAS: dict[str, str] = {
-    # Two equations each, stacked so they fit a narrow column (KaTeX `gathered`).
-    "kmeans": r"\begin{gathered}\mu_1..\mu_b = \text{k-means}_b\big(h(\text{pool})\big) \\ "
-              r"x_j^\ast = \arg\min_{x} \lVert h(x) - \mu_j \rVert\end{gathered}",
-    "coreset": r"\begin{gathered}x_t = \arg\max_{x \in U} \min_{c} \lVert h(x) - h(c) \rVert \\ "
-               r"c \in L \cup \{x_1, \dots, x_{t-1}\}\end{gathered}",
-    "badge": r"\begin{gathered}g_x = \big(p(\cdot \mid x) - e_{\hat y}\big) \otimes h(x) \\ "
-             r"P(x_t = x) \propto \min_{s < t} \lVert g_x - g_{x_s} \rVert^2\end{gathered}",
-    "margin_cluster": r"\begin{gathered}U = \text{top}_{f b}\, s_{\text{margin}}(x),\ "
-                      r"\mu = \text{k-means}_b\big(h(U)\big) \\ "
-                      r"x_j^\ast = \arg\min_{x \in U} \lVert h(x) - \mu_j \rVert\end{gathered}",
-}

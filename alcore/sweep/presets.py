@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
+from alcore.config import RaceConfig
+
 PRESETS_DIR = Path(__file__).resolve().parents[2] / "presets"  # alcore/sweep/presets.py -> the repository
 
 
@@ -39,10 +41,9 @@ class Preset:
                     out[name].append(value)
         return out
 
-    def race_setup(self, chosen: Optional[dict] = None) -> tuple:
-        """``(config, strategies, seeds)`` to race this preset's cells that have the ``chosen``
-        values (default: each axis's first): the config of the first such cell, its strategies
-        in order, and how many seeds (a race runs seeds ``config.seed``, ``config.seed + 1``, ...).
+    def race_setup(self, chosen: Optional[dict] = None) -> RaceConfig:
+        """The race of this preset's cells that have the ``chosen`` values (default: each axis's
+        first): the config of the first such cell, its strategies in order, and its seeds.
         A preset made with early stopping on fewer validation images than a run now accepts
         (``ExperimentConfig.check_early_stopping``) races with validation 'none'."""
         chosen = {k: v[0] for k, v in self.choices().items()} | dict(chosen or {})
@@ -61,7 +62,7 @@ class Preset:
             # made with early stopping on a handful of images, which a run now refuses: race it
             # with today's step schedule (the defaults) instead
             config = config.replace(validation="none")
-        return config, strategies, len(seeds)
+        return RaceConfig(base=config, strategies=strategies, seeds=seeds)
 
 
 def list_presets(root: Optional[Union[str, Path]] = None) -> list[Preset]:

@@ -332,7 +332,7 @@ def local_cluster(workers: int, *, threads: Optional[int] = None, quiet: bool = 
                              "OMP_NUM_THREADS": str(threads)})
 
 
-def run_sweep(cells: list[Cell], out: Union[str, os.PathLike], *, workers: Optional[int] = None,  # noqa: C901 (above 15 before the limit was set; to split up)
+def run_sweep(cells: list[Cell], out: Union[str, os.PathLike], *, workers: Optional[int] = None,
               scheduler: Optional[str] = None, threads: Optional[int] = None, checkpoint: Optional[bool] = None,
               progress: Optional[Callable[[CellOutcome, "SweepReport"], None]] = None,
               on_start: Optional[Callable[[int, list[CellOutcome]], None]] = None) -> SweepReport:
@@ -348,7 +348,6 @@ def run_sweep(cells: list[Cell], out: Union[str, os.PathLike], *, workers: Optio
     from distributed import Client, as_completed
 
     from alcore.sweep.worker import WorkerCaches
-    from alcore.results.records import save_result
 
     if (workers is None) == (scheduler is None):
         raise ValueError("give either workers (local processes) or scheduler (a Dask cluster's address)")
@@ -391,21 +390,7 @@ def run_sweep(cells: list[Cell], out: Union[str, os.PathLike], *, workers: Optio
         try:
             for fut in as_completed(list(futures)):
                 cell, resumed = futures[fut]
-                if fut.status == "error":  # the worker died (e.g. out of memory) rather than the cell failing
-                    exc = fut.exception()
-                    outcome = CellOutcome(cell, "failed", error=f"{type(exc).__name__}: {exc}")
-                else:
-                    got = fut.result()
-                    outcome = CellOutcome(cell, "failed" if got["result"] is None else "done",
-                                          error=got["error"], seconds=got["seconds"], resumed_from=resumed,
-                                          pid=got["pid"])
-                    if got["result"] is not None:
-                        save_result(got["result"], cell_path(out, cell))
-                        error_path(out, cell).unlink(missing_ok=True)
-                    else:
-                        _write_error(out, cell, got["error"], got["traceback"])
-                if outcome.status == "failed" and fut.status == "error":
-                    _write_error(out, cell, outcome.error, "")
+                outcome = _finish_cell(fut, cell, resumed, out)
                 report.outcomes.append(outcome)
                 if progress is not None:
                     progress(outcome, report)
@@ -417,6 +402,26 @@ def run_sweep(cells: list[Cell], out: Union[str, os.PathLike], *, workers: Optio
         if cluster is not None:
             cluster.close()
     return report
+
+
+def _finish_cell(fut, cell: Cell, resumed: int, out: Path) -> CellOutcome:
+    """What became of a finished future's cell: its result file written, or its error."""
+    from alcore.results.records import save_result
+
+    if fut.status == "error":  # the worker died (e.g. out of memory) rather than the cell failing
+        exc = fut.exception()
+        outcome = CellOutcome(cell, "failed", error=f"{type(exc).__name__}: {exc}")
+        _write_error(out, cell, outcome.error, "")
+        return outcome
+    got = fut.result()
+    outcome = CellOutcome(cell, "failed" if got["result"] is None else "done",
+                          error=got["error"], seconds=got["seconds"], resumed_from=resumed, pid=got["pid"])
+    if got["result"] is not None:
+        save_result(got["result"], cell_path(out, cell))
+        error_path(out, cell).unlink(missing_ok=True)
+    else:
+        _write_error(out, cell, got["error"], got["traceback"])
+    return outcome
 
 
 def _write_error(out: Path, cell: Cell, error: str, tb: str) -> None:

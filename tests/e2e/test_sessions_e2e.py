@@ -44,10 +44,13 @@ def setup(page, expect, base: str, *, seed: int, rounds: int, model: str | None 
         page.get_by_role("combobox", name="Model").click()
         page.get_by_role("option", name=model, exact=True).click()
         wait_idle(page)
-    if max_epochs:
+    if max_epochs:  # exactly this many epochs a round: no minimum of steps, so the race stays quick
         set_number(page, expect, "Max epochs", max_epochs)
+        set_number(page, expect, "Min steps", 0)
     open_page(page, expect, "Strategy")
     set_number(page, expect, "Rounds (0 = no round limit)", rounds)
+    # the setup is in the address once the session has it: a Start before that raced the default rounds
+    expect(page).to_have_url(re.compile(rf"[?&]rounds={rounds}(&|$)"), timeout=PAGE_TIMEOUT_MS)
 
 
 def rounds_done(page) -> int:
