@@ -119,7 +119,7 @@ def batch_area(run: OracleRun) -> None:
             for c, name in enumerate(shown):
                 # no label: the button shows its shortcut, which is the class ("0 0 1 1" with both)
                 st.button("", key=f"oracle_key_{r}_{c}", on_click=oracle.give_next, args=(batch, c), type="tertiary",
-                          shortcut=str(c), disabled=target is None, help=f"Label the marked image {name}")
+                          shortcut=str(c), disabled=target is None)
     for pos, idx in enumerate(batch):
         given = answers.labels[pos]
         with st.container(border=True, horizontal=True, vertical_alignment="center", gap="medium",
