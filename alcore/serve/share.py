@@ -26,6 +26,7 @@ from urllib.parse import urlencode, urlsplit
 from pydantic import ValidationError
 
 from alcore.config import ExperimentConfig
+from alcore.serve.limits import DeploymentLimits
 
 # The race's own settings (app_pages.common.race_settings): which strategies run, on how many
 # seeds. Their defaults are the dashboard's: margin against random, one seed.
@@ -147,7 +148,7 @@ def _floaty(name: str) -> bool:
 
 
 def decode(params: Params, base: Optional[ExperimentConfig] = None, *,  # noqa: C901 (above 15 before the limit was set; to split up)
-           ranges: Optional[Mapping[str, tuple]] = None) -> LinkSetup:
+           ranges: Optional[Mapping[str, tuple]] = None, limits: Optional[DeploymentLimits] = None) -> LinkSetup:
     """Read a link's query parameters (``{name: value or [values]}``, as
     ``st.query_params.get_all`` gives them) onto ``base`` (default: the defaults).
 
@@ -157,7 +158,10 @@ def decode(params: Params, base: Optional[ExperimentConfig] = None, *,  # noqa: 
     Settings that only make sense together (``rounds=none&label_budget=200``) apply in any
     order. ``ranges``: ``{name: (low, high)}`` narrower limits of the page that shows a setting
     (the dashboard's widgets), checked too. Unknown names, paths, repeated single values and
-    values over MAX_VALUE_CHARS are refused; the parameters in OTHER_PARAMS are left alone."""
+    values over MAX_VALUE_CHARS are refused; the parameters in OTHER_PARAMS are left alone.
+    ``limits``: this server's caps; a setting that takes the race over one (a model too large,
+    too many gradient steps, runs, rounds...) is refused with the cap's own sentence, before
+    anything is built: see :meth:`DeploymentLimits.run_problems`."""
     base = base or ExperimentConfig()
     ranges = dict(ranges or {})
     out = LinkSetup(config=base)
@@ -258,6 +262,21 @@ def decode(params: Params, base: Optional[ExperimentConfig] = None, *,  # noqa: 
             continue
         pending[name] = value
 
+    strategies = out.strategies or list(RACE_DEFAULTS["strategies"])
+    if limits is not None:
+        _within_runs(out, limits, refuse)
+
+    def over_limits(trial: ExperimentConfig, current: ExperimentConfig) -> Optional[str]:
+        """The caps ``trial`` goes over that ``current`` does not (None when within them)."""
+        if limits is None:
+            return None
+        n_runs = len(out.strategies or strategies) * (out.seeds or RACE_DEFAULTS["seeds"])
+        before = limits.run_problems(current, out.strategies or strategies, n_runs)
+        after = limits.run_problems(trial, out.strategies or strategies, n_runs)
+        if len(after) <= len(before):
+            return None
+        return "; ".join([p for p in after if p not in before][:2] or after[-1:])
+
     # Fields that are only valid together (rounds=none needs label_budget or a target) apply
     # once their partners have: keep passing over the rest until nothing more applies.
     applied: dict[str, object] = {}
@@ -277,6 +296,10 @@ def decode(params: Params, base: Optional[ExperimentConfig] = None, *,  # noqa: 
                 refuse(name, why, raw[name])
                 del pending[name]
                 continue
+            over = over_limits(trial, config)
+            if over:  # another setting of the link may yet bring it within the caps
+                last_error[name] = over
+                continue
             applied[name] = pending.pop(name)
             config = trial
             out.applied.append(name)
@@ -285,3 +308,24 @@ def decode(params: Params, base: Optional[ExperimentConfig] = None, *,  # noqa: 
         refuse(name, last_error.get(name, "it cannot be combined with the other settings"), raw[name])
     out.config = config
     return out
+
+
+def _within_runs(out: LinkSetup, limits: DeploymentLimits, refuse) -> None:
+    """Refuse the link's seeds (or, without them, its strategies) when strategies x seeds
+    is over the server's runs per race."""
+    cap = limits.max_runs_per_race
+    strategies = out.strategies or list(RACE_DEFAULTS["strategies"])
+    seeds = out.seeds or RACE_DEFAULTS["seeds"]
+    if cap is None or len(strategies) * seeds <= cap:
+        return
+    why = (f"{len(strategies)} strategies x {seeds} seed(s) make {len(strategies) * seeds} runs; this server "
+           f"allows at most {cap} runs per race")
+    if out.seeds is not None:
+        refuse("seeds", why, str(out.seeds))
+        out.applied.remove("seeds")
+        out.seeds = None
+    if out.strategies is not None and len(out.strategies) * RACE_DEFAULTS["seeds"] > cap:
+        refuse("strategies", why.replace(f"x {seeds} seed(s)", f"x {RACE_DEFAULTS['seeds']} seed(s)"),
+               ",".join(out.strategies))
+        out.applied.remove("strategies")
+        out.strategies = None
