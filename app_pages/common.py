@@ -144,7 +144,7 @@ def _prepared(cfg: ExperimentConfig, limits: DeploymentLimits) -> tuple[Dataset 
         whole = None
         if limits.max_pool_size is not None and cfg.pool_size is None:
             whole = _whole_pool_size((cfg.dataset, cfg.data_dir, cfg.data_file, cfg.test_size), cfg)
-        problems = limits.pool_problems(cfg, whole)
+        problems = limits.pool_problems(cfg, whole) + limits.dataset_problems(cfg)
     if problems:
         return None, problems
     return _dataset_cache(limits.dataset_cache_mb).get(cfg), []
@@ -391,7 +391,7 @@ def open_link(page) -> None:
     applied and refused is said at the top of that page until another page is opened."""
     if not st.session_state.get(LINK_OPENED):
         params = _address()
-        setup = decode(params, config(), ranges=WIDGET_RANGES)
+        setup = decode(params, config(), ranges=WIDGET_RANGES, limits=deployment_limits())
         if setup.applied:
             st.session_state[CONFIG] = setup.config
             rs = race_settings()

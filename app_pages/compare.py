@@ -8,7 +8,7 @@ from alcore.analysis.pitfalls import model_selection, not_better_than_random, ti
 from alcore.sweep.presets import list_presets, load_preset
 from alcore.results.records import ResultFileError, curves_csv, load_result
 from alcore.analysis.stats import seed_statistics, setting_effect, swept_settings
-from app_pages.common import RACE, metric_columns, plain, show_figure, show_pitfalls, show_table
+from app_pages.common import RACE, deployment_limits, metric_columns, plain, show_figure, show_pitfalls, show_table
 
 
 @st.cache_resource(show_spinner="Loading the preset's result files...")
@@ -43,7 +43,11 @@ if chosen is not None:
         loaded = []
     results.extend(loaded)
     sources.extend([f"preset: {preset.name}"] * len(loaded))
-for up in uploads or []:
+too_big = deployment_limits().upload_problems([(up.name, up.size) for up in uploads or []])
+for up, refusal in zip(uploads or [], too_big):
+    if refusal:  # before parsing: parsing costs many times the file's size
+        st.error(f"Refused {plain(refusal)}.", icon=":material/block:")
+        continue
     digest = hash(up.getvalue())
     if digest in seen:
         st.warning(f"{plain(up.name)} is the same file as {plain(seen[digest])}: loaded once.")

@@ -4,7 +4,7 @@ import streamlit as st
 
 from alcore.figures import label_distribution_figure, upscale
 from alcore.analysis.pitfalls import batch_pitfalls, tiny_test_set
-from app_pages.common import (bind, commit, config, dataset, deployment_limits, help_text, label, optional_int, plain,
+from app_pages.common import (bind, commit, config, dataset, deployment_limits, help_text, label, optional_int, plain, sentence,
                                save_upload, show_figure, show_pitfalls)
 
 st.title("Dataset")
@@ -75,6 +75,8 @@ def page():
         if ds is None:
             st.warning("Choose another dataset, or fix the settings on the left.")
             return
+        for note in ds.notes:
+            st.warning(sentence(plain(note)), icon=":material/info:")
         a, b, c, d = st.columns(4)
         a.metric("Pool images", f"{len(ds.y_pool):,}")
         b.metric("Test images", f"{len(ds.y_test):,}")

@@ -2,8 +2,8 @@
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import (bind, commit, config, dataset, help_text, label, one_call_within_labels,
-                               optional_float, optional_int, plain, show_table, trainer_cache)
+from app_pages.common import (bind, commit, config, dataset, deployment_limits, help_text, label, one_call_within_labels,
+                               optional_float, optional_int, plain, show_problems, show_table, trainer_cache)
 
 st.title("Model")
 st.write("Each round the model is trained again on the labels so far: `softmax` is fitted to its optimum "
@@ -113,6 +113,9 @@ from alcore.engine.transfer import FEATURE_DIMS  # noqa: E402
 spec = ModelSpec.from_config(cfg, (FEATURE_DIMS["mobilenet_v2"],) if cfg.model == "transfer" else ds.image_shape,
                              ds.n_classes)
 st.subheader("Layers")
+if too_big := deployment_limits().model_problems(cfg, ds.image_shape, ds.n_classes):
+    show_problems(too_big)  # counted, not built: building it is what would take the memory
+    st.stop()
 try:
     with st.spinner("Building the model (TensorFlow loads on first use)..."):
         rows, n_params = layer_table(tuple(vars(spec).items()), spec)

@@ -11,8 +11,8 @@ from alcore.analysis.explain import (MEASURES, ReplayError, candidate_scores, da
 from alcore.figures import (gallery, overlap_figure, pool_map_figure, probability_bars_figure, score_rank_frame,
                             upscale)
 from alcore.results.records import ResultFileError, load_result, strategy_label
-from app_pages.common import (RACE, dataset, one_call_within_labels, plain, race_lock, run_slot_for_one_call,
-                              show_figure, show_table, trainer_cache)
+from app_pages.common import (RACE, dataset, deployment_limits, one_call_within_labels, plain, race_lock,
+                              run_slot_for_one_call, show_figure, show_problems, show_table, trainer_cache)
 
 # session_state keys of this page (per browser session; nothing here is shared between sessions)
 PROBS, MAPS, CLICKED = "replay_probs", "replay_maps", "replay_clicked"
@@ -43,7 +43,11 @@ if source == "race":
 else:
     uploads = st.file_uploader("Result files (JSON) of one race: several strategies on a seed can be compared",
                                type=["json"], accept_multiple_files=True, max_upload_size=64, key="replay_files")
-    for up in uploads or []:
+    too_big = deployment_limits().upload_problems([(up.name, up.size) for up in uploads or []])
+    for up, refusal in zip(uploads or [], too_big):
+        if refusal:  # before parsing: parsing costs many times the file's size
+            st.error(f"Refused {plain(refusal)}.", icon=":material/block:")
+            continue
         try:
             res = load_result(up.getvalue(), name=up.name)
         except ResultFileError as e:
@@ -108,6 +112,9 @@ def round_probs(result, round_, data, key):
         store.move_to_end(key)
         return store[key]
     labels = result.rounds[round_].n_labeled
+    if too_big := deployment_limits().model_problems(result.config, data.image_shape, data.n_classes):
+        show_problems(too_big)  # a file can name any model: counted before one is built
+        return None
     with one_call_within_labels(labels, f"Retraining round {round_}'s model on {labels:,} labels",
                                 "replay an earlier round") as ok:
         if not ok:
