@@ -11,10 +11,20 @@ from alcore.serve.limits import (DeploymentLimits, DeploymentLimitsError, RunSlo
 
 # ------------------------------------------------------------------------- reading
 
-def test_nothing_set_means_no_caps_and_no_server_paths():
+def test_nothing_set_means_safe_defaults_and_no_server_paths():
     limits = DeploymentLimits.from_sources({}, None)
     assert limits == DeploymentLimits()
-    assert limits.allow_server_paths is False and not limits.active
+    assert limits.allow_server_paths is False and limits.active
+    assert limits.max_concurrent_runs == 2 and limits.max_parameters == 5_000_000
+    assert len(limits.check(ExperimentConfig(pool_size=60_000, rounds=5000, mc_passes=200), ["bald"], 500)) >= 4
+    assert limits.check(ExperimentConfig(), ["margin", "random"], 2) == []  # the dashboard's own defaults
+
+
+def test_none_lifts_every_cap():
+    env = {DeploymentLimits.env_name(f): "none" for f in DeploymentLimits.model_fields
+           if f not in ("allow_server_paths", "dataset_cache_mb")}
+    limits = DeploymentLimits.from_sources(env)
+    assert limits == DeploymentLimits.unlimited() and not limits.active
     assert limits.check(ExperimentConfig(pool_size=60_000, rounds=5000, mc_passes=200), ["bald"], 500) == []
 
 
@@ -25,8 +35,8 @@ def test_environment_variables_set_every_limit():
     limits = DeploymentLimits.from_sources(env)
     assert limits == DeploymentLimits(allow_server_paths=True, max_pool_size=20_000, max_rounds=50, max_labels=1000,
                                       max_mc_passes=20, max_runs_per_race=8, max_concurrent_runs=2)
-    assert limits.describe() == ["20,000 pool images", "50 rounds per run", "1,000 labels per run", "20 mc_passes",
-                                 "8 runs per race", "2 runs at once on the server"]
+    assert limits.describe()[:6] == ["20,000 pool images", "50 rounds per run", "1,000 labels per run",
+                                     "20 mc_passes", "8 runs per race", "2 runs at once on the server"]
 
 
 def test_secrets_table_and_the_environment_winning_over_it():
@@ -35,7 +45,7 @@ def test_secrets_table_and_the_environment_winning_over_it():
     assert DeploymentLimits.from_sources({}, secrets) == DeploymentLimits(
         allow_server_paths=True, max_pool_size=5000, max_concurrent_runs=3)
     env = {"ALCORE_MAX_POOL_SIZE": "none", "ALCORE_ALLOW_SERVER_PATHS": "0"}
-    assert DeploymentLimits.from_sources(env, secrets) == DeploymentLimits(max_concurrent_runs=3)
+    assert DeploymentLimits.from_sources(env, secrets) == DeploymentLimits(max_pool_size=None, max_concurrent_runs=3)
 
 
 @pytest.mark.parametrize("env, secrets, words", [
@@ -63,7 +73,7 @@ def test_a_bad_setting_is_refused_by_name(env, secrets, words):
 def test_server_paths_are_refused_unless_allowed(tmp_path):
     idx = ExperimentConfig(dataset="idx", data_dir=str(tmp_path))
     mnist_dir = ExperimentConfig(dataset="mnist", data_dir=str(tmp_path))
-    off, on = DeploymentLimits(), DeploymentLimits(allow_server_paths=True)
+    off, on = DeploymentLimits.unlimited(), DeploymentLimits.unlimited(allow_server_paths=True)
     assert any("dataset 'idx' reads a folder on the server" in p for p in off.data_problems(idx))
     assert off.data_problems(mnist_dir) == ["data_dir names a folder on the server, which this deployment "
                                             "does not allow: leave it empty"]
@@ -77,13 +87,13 @@ def test_a_data_file_must_be_an_upload_unless_server_paths_are_allowed(tmp_path)
     inside = ExperimentConfig(dataset="npz", data_file=str(uploads / "abc-x.npz"))
     outside = ExperimentConfig(dataset="npz", data_file="/etc/passwd")
     sneaky = ExperimentConfig(dataset="npz", data_file=str(uploads / ".." / "secret.npz"))
-    off = DeploymentLimits()
+    off = DeploymentLimits.unlimited()
     assert off.data_problems(inside, upload_dir=uploads) == []
     for cfg in (outside, sneaky):
         assert off.data_problems(cfg, upload_dir=uploads) == [
             "data_file is a path on the server, which this deployment does not allow: upload the .npz file instead"]
     assert off.data_problems(inside) != []  # no upload folder given: no path is trusted
-    assert DeploymentLimits(allow_server_paths=True).data_problems(outside) == []
+    assert DeploymentLimits.unlimited(allow_server_paths=True).data_problems(outside) == []
 
 
 def test_pool_size_cap_covers_an_empty_pool_size():
@@ -96,7 +106,9 @@ def test_pool_size_cap_covers_an_empty_pool_size():
     assert limits.data_problems(whole, pool_images=60_000) == [
         "the whole training split of mnist is 60,000 images, over this server's limit of 1,000 pool images: "
         "set pool_size to 1,000 or fewer"]
-    assert "pool_size is empty" in limits.data_problems(whole)[0]  # size unknown: refused, not guessed
+    assert "the whole training split of mnist is 60,000 images" in limits.data_problems(whole)[0]  # known size
+    unknown = ExperimentConfig(dataset="npz", data_file="missing.npz")
+    assert "pool_size is empty" in limits.pool_problems(unknown)[0]  # size unknown: refused, not guessed
 
 
 def test_rounds_and_labels_caps_follow_the_config_stopping_rules():

@@ -328,6 +328,8 @@ class DeploymentLimits(BaseModel):
         cap = self.max_pool_size
         if cap is None:
             return []
+        if config.pool_size is None and pool_images is None and config.dataset in resources.KNOWN_SHAPES:
+            pool_images = resources.KNOWN_SHAPES[config.dataset].pool_images(config)
         if config.pool_size is not None:
             if config.pool_size > cap:
                 return [f"pool_size {config.pool_size:,} is over this server's limit of "
