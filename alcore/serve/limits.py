@@ -247,6 +247,8 @@ class DeploymentLimits(BaseModel):
             return [f"the .npz file's arrays unpack to {shape.file_bytes:,} bytes ({_mb(shape.file_bytes)}); "
                     f"this server allows at most {self.max_file_mb:,} MB: upload a smaller file"]
         problems = []
+        if not shape.usable:
+            return problems
         if self.max_classes is not None and shape.n_classes is not None and shape.n_classes > self.max_classes:
             problems.append(f"the dataset has {shape.n_classes:,} classes; this server allows at most "
                             f"{self.max_classes:,}")
@@ -391,7 +393,8 @@ class DeploymentLimits(BaseModel):
             return self.training_problems(config, strategies)
         seeds = -(-n_runs // max(len(set(strategies)), 1))
         problems = self.dataset_problems(config, shape, seeds)
-        if shape.file_bytes is not None and self.max_file_mb is not None and shape.file_bytes > self.max_file_mb * MB:
+        if not shape.usable or (shape.file_bytes is not None and self.max_file_mb is not None
+                                and shape.file_bytes > self.max_file_mb * MB):
             return problems  # nothing more is read of such a file
         return (problems + self.model_problems(config, shape.image_shape, shape.n_classes)
                 + self.training_problems(config, strategies, shape.pool_images(config))

@@ -60,6 +60,7 @@ class DataShape:
     n_train: int
     n_test: Optional[int]
     file_bytes: Optional[int] = None
+    usable: bool = True  # False: images of no shape the loader takes (only file_bytes counts)
 
     @property
     def pixels(self) -> int:
@@ -126,9 +127,9 @@ def _read_npz_shape(path: str) -> Optional[DataShape]:
     except (OSError, ValueError):
         return None
     shape = headers["x_train"][0]
+    if len(shape) not in (3, 4) or shape[0] < 1:  # the loader says what is wrong; its size still counts
+        return DataShape((), None, shape[0] if shape else 0, None, file_bytes=npz_file_bytes(headers), usable=False)
     image = tuple(shape[1:]) + ((1,) if len(shape) == 3 else ())
-    if len(shape) not in (3, 4) or shape[0] < 1:
-        return None
     test = headers.get("x_test")
     labels = sum(math.prod(headers[k][0]) * headers[k][1].itemsize for k in ("y_train", "y_test") if k in headers)
     classes = None
