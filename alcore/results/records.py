@@ -459,7 +459,7 @@ def _format_validation(e: ValidationError, limit: int = 5, prefix: str = "") -> 
     errors = e.errors(include_url=False, include_input=False)
     parts = []
     for err in errors[:limit]:
-        loc = ".".join(str(p) for p in err["loc"])
+        loc = "".join(c if c.isprintable() else "?" for c in ".".join(str(p) for p in err["loc"]))  # a key may hold a newline
         loc = prefix + loc if loc else prefix.rstrip(".")
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "missing":
