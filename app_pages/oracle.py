@@ -62,6 +62,8 @@ def start(oc) -> bool:
 def resume(upload) -> bool:
     """Continue a person's run from its downloaded result file."""
     try:
+        if too_big := deployment_limits().upload_problems([(upload.name, upload.size)])[0]:
+            raise ResultFileError(too_big)  # before parsing: parsing costs many times the file's size
         result = load_result(upload.getvalue(), name=upload.name)
         if result.oracle != "person":
             raise ResultFileError(f"{upload.name}: {result.label} was labelled by the simulated oracle, "

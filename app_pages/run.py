@@ -154,6 +154,9 @@ def continue_from_files():
         if not ups or not st.button("Open these runs", key="open_files",
                                     disabled=st.session_state.get(RUNNING, False)):
             return
+        if too_big := [r for r in deployment_limits().upload_problems([(u.name, u.size) for u in ups]) if r]:
+            st.error(f"Refused: {plain(too_big[0])}.", icon=":material/block:")  # before parsing any
+            return
         try:
             results = [load_result(u.getvalue(), name=u.name) for u in ups]
             race_id = run_store().import_results(results)
