@@ -598,3 +598,33 @@ def test_a_class_only_in_the_test_split_is_named(tmp_path):
     ds = load_dataset(ExperimentConfig(dataset="npz", data_file=str(path)))
     assert ds.notes == ("2 classes 'yak', 'emu' have 8 test image(s) but no image in the pool: no model trained "
                         "on this pool can predict them, so those test images always count as errors",)
+
+
+# ------------------------------------------------------------------------ the pages
+
+def _page(page, config=None):
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import ROOT
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    if config is not None:
+        at.session_state["config"] = config
+    at.run()
+    at.switch_page(f"app_pages/{page}.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_the_model_page_counts_an_oversized_model_instead_of_building_it():
+    at = _page("model", ExperimentConfig(model="mlp", hidden_units=(16384, 16384)))
+    assert any("269,680,650 parameters; this server allows at most 5,000,000" in e.value for e in at.error)
+    assert not [m for m in at.metric if m.label == "Parameters"]
+
+
+def test_compare_refuses_an_oversized_upload_by_its_size():
+    at = _page("compare")
+    at.file_uploader[0].set_value([("big.json", b" " * (17 * 2**20), "application/json")]).run()
+    assert not at.exception, at.exception
+    assert any("big.json is 17 MB; this server reads result files of at most 16 MB" in e.value.replace("\\", "")
+               for e in at.error)
