@@ -202,7 +202,8 @@ def model_cost(config: ExperimentConfig, image_shape: Sequence[int], n_classes: 
         h2, w2 = h1 - k + 1, w1 - k + 1
         pooled = (h2 // 2) * (w2 // 2) * f
         conv = (k * k * c * f + f) + (k * k * f * f + f)
-        dense, tail = _dense_stack(pooled, (128,), n_classes, (config.dense_dropout or config.dropout) > 0)
+        dense_dropout = config.dropout if config.dense_dropout is None else config.dense_dropout
+        dense, tail = _dense_stack(pooled, (128,), n_classes, dense_dropout > 0)
         params = conv + dense
         sizes = [d, h1 * w1 * f, h2 * w2 * f, pooled] + ([pooled] if config.dropout > 0 else []) + tail[1:]
     sizes = extra + sizes
