@@ -1,13 +1,17 @@
 """Router of the active-learning dashboard: `streamlit run app.py`."""
 import streamlit as st
 
-st.set_page_config(page_title="Active learning explorer", page_icon=":material/target:", layout="wide")
+# An emoji tab icon: the browser draws it from a data URL, where a :material/...: one is fetched
+# from fonts.gstatic.com on every visit (a request an offline or private deployment must not make).
+st.set_page_config(page_title="Active learning explorer", page_icon="🎯", layout="wide")
 
-from app_pages.common import deployment_limits, figure_downloads, open_link, sidebar_summary  # noqa: E402
-from app_pages.streamlit_fixes import fixed_mmap_threshold, install_after_run_cleanup  # noqa: E402
+from dashboard.display import figure_downloads  # noqa: E402
+from dashboard.limits import deployment_limits  # noqa: E402
+from dashboard.links import open_link, sidebar_summary  # noqa: E402
+from dashboard.streamlit_fixes import fixed_mmap_threshold, install_after_run_cleanup  # noqa: E402
 
 # Streamlit's own cleanup would clear Keras' and TensorFlow's state after every script run of
-# every session; large arrays get their own mmap (app_pages/streamlit_fixes.py, bench/soak.py).
+# every session; large arrays get their own mmap (dashboard/streamlit_fixes.py, bench/soak.py).
 install_after_run_cleanup()
 fixed_mmap_threshold()
 

@@ -40,6 +40,8 @@ BEFORE_FIELD_EXISTED = {
 # Datasets that ship their own test split (prepare() draws nothing from the seed for
 # them unless pool_size or test_size asks for a subset).
 FIXED_SPLIT_DATASETS = ("mnist", "fashion_mnist", "cifar10")
+# The datasets read from a folder (data_dir) when given one.
+DATA_DIR_DATASETS = ("mnist", "fashion_mnist", "idx")
 
 class ExperimentConfig(BaseModel):
     """Everything that decides a run. Same config (seed included) -> same picks."""
@@ -299,6 +301,20 @@ class ExperimentConfig(BaseModel):
         if not math.isfinite(v):
             raise ValueError("must be a finite number")
         return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_locations_that_do_not_apply(cls, data):
+        """``data_file`` only means something for 'npz' and ``data_dir`` for the idx datasets: a
+        file left from an earlier choice (a dashboard upload, then back to digits) must not ride
+        along into a result file, where it would name a path of the machine that made it."""
+        if isinstance(data, dict):
+            dataset = data.get("dataset", "digits")
+            if dataset != "npz" and data.get("data_file") is not None:
+                data = {**data, "data_file": None}
+            if dataset not in DATA_DIR_DATASETS and data.get("data_dir") is not None:
+                data = {**data, "data_dir": None}
+        return data
 
     @model_validator(mode="after")
     def _check_combination(self):

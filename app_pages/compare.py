@@ -6,9 +6,11 @@ from alcore.figures import SETTING_TITLES, learning_curve_figure, pairwise_figur
 from alcore.analysis.metrics import group_metrics, metrics_frame
 from alcore.analysis.pitfalls import model_selection, not_better_than_random, tiny_test_set, unstable_curves
 from alcore.sweep.presets import list_presets, load_preset
-from alcore.results.records import ResultFileError, curves_csv, load_result
+from alcore.results.records import ResultFileError, curves_csv
 from alcore.analysis.stats import seed_statistics, setting_effect, swept_settings
-from app_pages.common import RACE, deployment_limits, metric_columns, plain, show_figure, show_pitfalls, show_table
+from dashboard.display import metric_columns, plain, show_figure, show_pitfalls, show_table
+from dashboard.state import RACE
+from dashboard.uploads import result_uploads
 
 
 @st.cache_resource(show_spinner="Loading the preset's result files...")
@@ -24,13 +26,12 @@ st.write("Upload result files from the dashboard or the CLI (`python -m alcore r
          "from this machine or any other. Runs of the same strategy and settings on different seeds "
          "are averaged, with a shaded band.")
 
-uploads = st.file_uploader("Result files (JSON)", type=["json"], accept_multiple_files=True,
-                           max_upload_size=64, key="compare_files")
+uploads = result_uploads("Result files (JSON)", key="compare_files")
 presets = {p.key: p for p in list_presets()}
 chosen = st.selectbox("Or load a preset: results shipped with the dashboard", [None, *presets],
                       format_func={None: "none", **{k: p.name for k, p in presets.items()}}.__getitem__,
                       key="compare_preset")  # no page globals (app_pages/results.py)
-results, sources, seen = [], [], {}
+results, sources = [], []
 if chosen is not None:
     preset = presets[chosen]
     if preset.description:
@@ -43,24 +44,11 @@ if chosen is not None:
         loaded = []
     results.extend(loaded)
     sources.extend([f"preset: {preset.name}"] * len(loaded))
-too_big = deployment_limits().upload_problems([(up.name, up.size) for up in uploads or []])
-for up, refusal in zip(uploads or [], too_big):
-    if refusal:  # before parsing: parsing costs many times the file's size
-        st.error(f"Refused {plain(refusal)}.", icon=":material/block:")
-        continue
-    digest = hash(up.getvalue())
-    if digest in seen:
-        st.warning(f"{plain(up.name)} is the same file as {plain(seen[digest])}: loaded once.")
-        continue
-    seen[digest] = up.name
-    try:
-        results.append(load_result(up.getvalue(), name=up.name))
-        sources.append(up.name)
-    except ResultFileError as e:
-        st.error(f"Refused {plain(e)}", icon=":material/block:")
+results.extend(uploads.runs)
+sources.extend(uploads.names)
 race = st.session_state.get(RACE)
 if race is not None and any(e.rounds for e in race.experiments):
-    if st.toggle("Include this session's race", value=not uploads and chosen is None):
+    if st.toggle("Include this session's race", value=not uploads.uploaded and chosen is None):
         for r in race.results():
             results.append(r)
             sources.append("this session")

@@ -4,8 +4,12 @@ import streamlit as st
 
 from alcore.figures import label_distribution_figure, upscale
 from alcore.analysis.pitfalls import batch_pitfalls, tiny_test_set
-from app_pages.common import (bind, commit, config, dataset, deployment_limits, help_text, label, optional_int, plain, sentence,
-                               save_upload, show_figure, show_pitfalls)
+from dashboard.data import dataset
+from dashboard.display import plain, sentence, show_figure, show_pitfalls
+from dashboard.limits import deployment_limits
+from dashboard.state import REFERENCE_ACCURACY, config
+from dashboard.uploads import save_upload
+from dashboard.widgets import bind, choice, commit, help_text, label, number, optional_int
 
 st.title("Dataset")
 st.write("Active learning starts from an **unlabeled pool**: the model is trained on a few labels, "
@@ -36,19 +40,18 @@ def page():
                    "switched to digits.", icon=":material/block:")
     left, right = st.columns([1, 2])
     with left:
-        choice = st.selectbox(label("dataset"), offered, format_func=NAMES.get, key=bind("dataset"),
-                              help=help_text("dataset"))
-        values = {"dataset": choice}
+        source = choice("dataset", offered, format_func=NAMES.get)
+        values = {"dataset": source}
         if not limits.allow_server_paths:
             if cfg.data_dir:
                 st.warning("Data dir was cleared: this server does not read folders on its disk.",
                            icon=":material/block:")
             values["data_dir"] = None
-        elif choice in ("mnist", "fashion_mnist", "idx"):
+        elif source in ("mnist", "fashion_mnist", "idx"):
             values["data_dir"] = st.text_input(
                 label("data_dir"), key=bind("data_dir", lambda v: v or ""), help=help_text("data_dir"),
-                placeholder="empty: download with keras.datasets" if choice != "idx" else "/path/to/idx/folder") or None
-        if choice == "npz":
+                placeholder="empty: download with keras.datasets" if source != "idx" else "/path/to/idx/folder") or None
+        if source == "npz":
             up = st.file_uploader("Your .npz (x_train, y_train, optional x_test, y_test, class_names)",
                                   type=["npz"], max_upload_size=100)
             if up is not None:
@@ -56,21 +59,19 @@ def page():
             elif cfg.data_file is None:
                 st.info("Upload a .npz file to use your own images.")
                 return
+        why_not = st.container()  # why the data cannot be used: right under where it was chosen (issue 18)
         values["pool_size"] = optional_int("pool_size", "whole training split", max_value=limits.max_pool_size)
         if limits.max_pool_size is not None:
             st.caption(f"This server allows pools of up to {limits.max_pool_size:,} images.")
         values["test_size"] = optional_int("test_size", "whole test split")
-        values["normalization"] = st.selectbox(label("normalization"), ["unit", "standardize", "none"],
-                                               key=bind("normalization"), help=help_text("normalization"))
-        values["initial"] = st.number_input(label("initial") + " labels", min_value=1, step=1, key=bind("initial"),
-                                            help=help_text("initial"))
-        values["initial_strategy"] = st.selectbox(label("initial_strategy"), ["random", "kmeans", "balanced"],
-                                                  key=bind("initial_strategy"), help=help_text("initial_strategy"))
-        values["seed"] = st.number_input(label("seed"), min_value=0, step=1, key=bind("seed"), help=help_text("seed"))
+        values["normalization"] = choice("normalization")
+        values["initial"] = number("initial", label("initial") + " labels", step=1)
+        values["initial_strategy"] = choice("initial_strategy")
+        values["seed"] = number("seed", step=1)
         ok = commit(values)
 
     cfg = config()
-    ds = dataset(cfg) if ok else None
+    ds = dataset(cfg, where=why_not) if ok else None
     with right:
         if ds is None:
             st.warning("Choose another dataset, or fix the settings on the left.")
@@ -84,7 +85,7 @@ def page():
         d.metric("Image size", "x".join(str(s) for s in ds.image_shape))
         st.caption(f"Source: {plain(ds.source)}")
         # the Model page's reference accuracy, where trained, is what the runs head for
-        tiny = tiny_test_set(len(ds.y_test), st.session_state.get("reference_accuracy"), test_size=cfg.test_size)
+        tiny = tiny_test_set(len(ds.y_test), st.session_state.get(REFERENCE_ACCURACY), test_size=cfg.test_size)
         show_pitfalls(([tiny] if tiny else []) + batch_pitfalls(cfg, len(ds.y_pool)))
         show_figure(label_distribution_figure(ds.y_pool, ds.class_names), "label_distribution", key="label_dist")
 

@@ -1,18 +1,17 @@
 """Be the oracle: the model asks you about its batch, retrains on your labels, and shows
 what your mistakes cost beside the simulated oracle of the same seed (alcore.engine.oracle)."""
-import time
-
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from alcore.figures import oracle_curve_figure, upscale
-from alcore.engine.oracle import BatchAnswers, OracleRun, confusions, cost_summary
-from alcore.results.records import ResultFileError, load_result, strategy_label, to_json
-from app_pages.common import (config, config_caption, dataset, deployment_limits, one_call_within_labels, plain,
-                              race_lock, race_settings, show_figure, show_problems, show_table, trainer_cache)
+from alcore.engine.oracle import OracleRun, confusions, cost_summary
+from alcore.results.records import strategy_label, to_json
+from dashboard import oracle_session as oracle
+from dashboard.display import config_caption, plain, show_figure, show_table
+from dashboard.state import config, race_lock, race_settings
+from dashboard.uploads import result_uploads
 
-RUN, ANSWERS, SUBMIT = "oracle_run", "oracle_answers", "oracle_submit"
 IMAGE_PX = 144  # an 8x8 digit drawn 18x, a 28x28 MNIST digit about 5x
 
 st.title("Be the oracle")
@@ -21,101 +20,8 @@ st.markdown("The model asks **you** for the labels of the images it is least sur
             "dataset's own labels) runs the same seed beside you, so you see what your mistakes cost.")
 cfg, rs = config(), race_settings()
 
-
-def open_run(cfg, labels: int, what: str, spinner: str, make) -> bool:
-    """Make ``make(dataset)``, an OracleRun of ``cfg`` that trains on ``labels`` labels, this
-    session's run: within the server's limits and holding a run slot while it computes. False
-    (after saying why) where it may not or cannot."""
-    problems = deployment_limits().run_problems(cfg, [cfg.strategy], 2)  # the person's run and the simulated one
-    if problems:
-        show_problems(problems)
-        return False
-    ds = dataset(cfg)
-    if ds is None:
-        return False
-    with one_call_within_labels(labels, what, "start a run with fewer labels") as ok:
-        if not ok:
-            return False
-        try:
-            with race_lock(), st.spinner(spinner):
-                run = make(ds)
-        except ValueError as e:
-            st.error(f"Refused: {plain(e)}", icon=":material/block:")
-            return False
-    st.session_state[RUN] = run
-    st.session_state.pop(ANSWERS, None)
-    return True
-
-
-def start(oc) -> bool:
-    """A new person's run of ``oc`` with its simulated twin, round 0 of both trained."""
-    def make(ds):
-        run = OracleRun(oc, dataset=ds, cache=trainer_cache())
-        run.start()
-        return run
-
-    first = oc.initial + (oc.validation_size if oc.validation == "fixed" else 0)
-    return open_run(oc, first, f"Training on {first:,} initial labels", "Training round 0 on the initial labels "
-                    "(the first time also loads TensorFlow and compiles the model)...", make)
-
-
-def resume(upload) -> bool:
-    """Continue a person's run from its downloaded result file."""
-    try:
-        if too_big := deployment_limits().upload_problems([(upload.name, upload.size)])[0]:
-            raise ResultFileError(too_big)  # before parsing: parsing costs many times the file's size
-        result = load_result(upload.getvalue(), name=upload.name)
-        if result.oracle != "person":
-            raise ResultFileError(f"{upload.name}: {result.label} was labelled by the simulated oracle, "
-                                  f"not a person; open it on Results or Compare")
-    except ResultFileError as e:
-        st.error(f"Refused: {plain(e)}", icon=":material/block:")
-        return False
-    labels = result.rounds[-1].n_labeled
-    return open_run(result.config, labels, f"Training on the file's {labels:,} labels",
-                    "Replaying the file's rounds and the simulated oracle's...",
-                    lambda ds: OracleRun.resume(result, dataset=ds, cache=trainer_cache()))
-
-
-def answers_for(run: OracleRun) -> BatchAnswers:
-    """This batch's answers; a new batch starts its clock now, as it is drawn."""
-    answers = st.session_state.get(ANSWERS)
-    if answers is None or answers.indices != run.batch.tolist():
-        answers = st.session_state[ANSWERS] = BatchAnswers(run.batch, shown_at=time.monotonic())
-    return answers
-
-
-def give(batch: tuple, position: int, label: int) -> None:
-    """A label button's callback: the click time is taken here, at the start of the script run it causes."""
-    answers = st.session_state.get(ANSWERS)
-    if answers is not None and tuple(answers.indices) == batch:  # a click on a batch already submitted is dropped
-        answers.answer(position, label, time.monotonic())
-
-
-def give_next(batch: tuple, label: int) -> None:
-    """A keyboard shortcut's callback: label the first image still without one."""
-    answers = st.session_state.get(ANSWERS)
-    if answers is not None and tuple(answers.indices) == batch and answers.next_open is not None:
-        answers.answer(answers.next_open, label, time.monotonic())
-
-
-def request_submit() -> None:
-    st.session_state[SUBMIT] = True
-
-
-def submit(run: OracleRun) -> None:
-    answers = st.session_state.get(ANSWERS)
-    if answers is None or answers.indices != run.batch.tolist() or not answers.complete:
-        return  # a second click on Submit while the first retrained: that batch is done
-    labels = run.person.n_labeled
-    with one_call_within_labels(labels, f"Training on {labels:,} labels", "start over with a smaller setup") as ok:
-        if ok:
-            with race_lock(), st.spinner("Retraining on your labels (and the simulated oracle's run)..."):
-                run.submit(answers)
-
-
 # ------------------------------------------------------------------------ setup
-run: OracleRun | None = st.session_state.get(RUN)
+run: OracleRun | None = oracle.current()
 setup = st.container(border=True)
 with setup:
     s1, s2 = st.columns([2, 3], vertical_alignment="bottom")
@@ -131,12 +37,12 @@ with setup:
                         "secondary", key="oracle_start", help="Train round 0 on the initial labels; the model then "
                         "asks about its first batch.")
     with b2.expander("Continue labelling from a result file", icon=":material/upload_file:"):
-        up = st.file_uploader("Your run's result file (JSON), downloaded from this page", type=["json"],
-                              max_upload_size=64, key="oracle_file")
-        reopen = st.button("Continue this run", key="oracle_reopen", disabled=up is None)
-if (pressed and start(oc)) or (reopen and up is not None and resume(up)):
+        mine = result_uploads("Your run's result file (JSON), downloaded from this page", key="oracle_file",
+                              multiple=False, check=oracle.labelled_by_a_person)
+        reopen = st.button("Continue this run", key="oracle_reopen", disabled=not mine.uploaded)
+if (pressed and oracle.start(oc)) or (reopen and mine.runs and oracle.resume(mine.runs[0])):
     st.rerun()  # once, so the setup's button says "Start over"
-run = st.session_state.get(RUN)
+run = oracle.current()
 if run is None:
     st.info("Press **Start labelling**. The initial labels are given (as in every run); from then on "
             "you are the oracle.", icon=":material/touch_app:")
@@ -144,8 +50,7 @@ if run is None:
 
 with race_lock():  # a retrain still finishing from this session's previous script run
     pass
-if st.session_state.pop(SUBMIT, False):
-    submit(run)
+oracle.submit_if_requested(run)
 
 ds = run.dataset
 names = ds.class_names
@@ -190,9 +95,9 @@ with numbers:
 def batch_area(run: OracleRun) -> None:
     """The images and their label buttons. A fragment: a label click reruns only this part (a
     fraction of a second), not the curves, tables and result file above; Submit reruns the page."""
-    if st.session_state.get(SUBMIT):
+    if oracle.submit_requested():
         st.rerun(scope="app")
-    answers = answers_for(run)
+    answers = oracle.answers_for(run)
     batch, r = tuple(answers.indices), len(run.person.rounds) - 1
     st.subheader(f"Batch {r + 1}: label these {len(batch)} images")
     hint = ("Keyboard: **0-9** label the image marked :material/arrow_right_alt: (the first without a label), "
@@ -210,7 +115,7 @@ def batch_area(run: OracleRun) -> None:
         with st.container(horizontal=True, gap="small", vertical_alignment="center", key="oracle_keys"):
             st.markdown("Keys:")
             for c, name in enumerate(shown):
-                st.button(name, key=f"oracle_key_{r}_{c}", on_click=give_next, args=(batch, c), type="tertiary",
+                st.button(name, key=f"oracle_key_{r}_{c}", on_click=oracle.give_next, args=(batch, c), type="tertiary",
                           shortcut=str(c), disabled=target is None)
     for pos, idx in enumerate(batch):
         given = answers.labels[pos]
@@ -223,9 +128,9 @@ def batch_area(run: OracleRun) -> None:
                 st.markdown(f"{mark}Image {pos + 1} of {len(batch)} · pool #{idx}{said}")
                 with st.container(horizontal=True, gap="small"):
                     for c, name in enumerate(shown):
-                        st.button(name, key=f"oracle_label_{r}_{pos}_{c}", on_click=give, args=(batch, pos, c),
+                        st.button(name, key=f"oracle_label_{r}_{pos}_{c}", on_click=oracle.give, args=(batch, pos, c),
                                   type="primary" if given == c else "secondary")
-    st.button("Submit labels and retrain", type="primary", key="oracle_submit_button", on_click=request_submit,
+    st.button("Submit labels and retrain", type="primary", key="oracle_submit_button", on_click=oracle.request_submit,
               disabled=not answers.complete, shortcut="Enter" if answers.complete else None,
               icon=":material/model_training:")
     st.caption(f"{answers.n_answered} of {len(batch)} labelled.")

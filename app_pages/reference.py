@@ -8,8 +8,9 @@ from alcore.figures import confusion_figure
 from alcore.analysis.metrics import group_confusions, group_metrics, metrics_frame
 from alcore.sweep.presets import list_presets, load_preset
 from alcore.results.records import ResultFileError
-from app_pages.common import (AUTOSTART, CONFIG, RACE_SETTINGS, RUNNING, deployment_limits, plain, show_figure,
-                              show_table)
+from dashboard.display import plain, show_figure, show_table
+from dashboard.limits import deployment_limits
+from dashboard.state import AUTOSTART, RUNNING, use_setup
 
 st.title("Reference experiments")
 st.write("Experiments from the notebooks and studies this dashboard grew from, replayed with the same "
@@ -70,9 +71,6 @@ for preset in presets:
                 cfg, strategies, seeds = preset.race_setup(chosen)
                 if cfg.data_dir and (not limits.allow_server_paths or not Path(cfg.data_dir).is_dir()):
                     cfg = cfg.replace(data_dir=None)  # this server's own copy ($ALCORE_DATA_DIR) or a download
-                st.session_state[CONFIG] = cfg
-                st.session_state[RACE_SETTINGS] = {"strategies": strategies, "seeds": seeds}
-                for key in [k for k in st.session_state if str(k).startswith("w_")]:
-                    del st.session_state[key]  # the setup pages' widgets show the loaded settings
+                use_setup(cfg, strategies, seeds)  # the setup pages' widgets show the loaded settings
                 st.session_state[AUTOSTART] = True
                 st.switch_page("app_pages/run.py")

@@ -1,23 +1,17 @@
 """Replay page: scrub through the rounds of a run; why each image was picked."""
-import hashlib
-import json
-from collections import OrderedDict
-
 import streamlit as st
 
-from alcore.analysis.explain import (MEASURES, ReplayError, candidate_scores, dataset_problem, embed_pool, picks_overlap,
-                            record_mismatches, recover_round_probs, replay_refusal, round_pool_map, round_sets,
-                            run_keep)
+from alcore.analysis.explain import (MEASURES, candidate_scores, dataset_problem, picks_overlap, record_mismatches,
+                                     replay_refusal, round_pool_map, round_sets)
 from alcore.figures import (gallery, overlap_figure, pool_map_figure, probability_bars_figure, score_rank_frame,
                             upscale)
-from alcore.results.records import ResultFileError, load_result, strategy_label
-from app_pages.common import (RACE, dataset, deployment_limits, one_call_within_labels, plain, race_lock,
-                              run_slot_for_one_call, show_figure, show_problems, show_table, trainer_cache)
-
-# session_state keys of this page (per browser session; nothing here is shared between sessions)
-PROBS, MAPS, CLICKED = "replay_probs", "replay_maps", "replay_clicked"
-RUN, ROUND, MAP = "replay_run", "replay_round", "replay_map"
-KEEP_ROUNDS, KEEP_MAPS = 12, 4  # recomputed rounds and pool maps kept for scrubbing back
+from alcore.results.records import strategy_label
+from dashboard import replay_session as replay
+from dashboard.data import dataset
+from dashboard.display import plain, show_figure, show_table
+from dashboard.replay_session import MAP, ROUND, RUN
+from dashboard.state import RACE, race_lock
+from dashboard.uploads import result_uploads
 
 st.title("Replay")
 st.write("Scrub through the rounds of a run: the batch it picked, the images it was most and least sure "
@@ -41,21 +35,11 @@ if source == "race":
     datasets = [e.dataset for e in runs]
     names = [r.label for r in results]
 else:
-    uploads = st.file_uploader("Result files (JSON) of one race: several strategies on a seed can be compared",
-                               type=["json"], accept_multiple_files=True, max_upload_size=64, key="replay_files")
-    too_big = deployment_limits().upload_problems([(up.name, up.size) for up in uploads or []])
-    for up, refusal in zip(uploads or [], too_big):
-        if refusal:  # before parsing: parsing costs many times the file's size
-            st.error(f"Refused {plain(refusal)}.", icon=":material/block:")
-            continue
-        try:
-            res = load_result(up.getvalue(), name=up.name)
-        except ResultFileError as e:
-            st.error(f"Refused {plain(e)}", icon=":material/block:")
-            continue
-        results.append(res)
-        names.append(f"{res.label} [{up.name}]")
-        datasets.append(None)  # loaded below, for the run shown only
+    uploads = result_uploads("Result files (JSON) of one race: several strategies on a seed can be compared",
+                             key="replay_files")
+    results = uploads.runs
+    names = [f"{x.label} [{name}]" for x, name in zip(uploads.runs, uploads.names)]
+    datasets = [None] * len(results)  # loaded below, for the run shown only
 if not results:
     st.info("No runs to replay yet: upload result files (from **Results**, **Compare** or the CLI), "
             "or race strategies on the **Run** page.")
@@ -92,66 +76,6 @@ if ds is None:
         ds = None
 
 
-def run_key(result, upto: int) -> str:
-    """What decides round ``upto``'s model: the settings and every label known at that round."""
-    known = [result.initial_indices, result.validation_indices,
-             [(x.selected, getattr(x, "given_labels", [])) for x in result.rounds[:upto]]]
-    text = result.config.model_dump_json() + json.dumps(known) + json.dumps(result.dataset.class_names)
-    return hashlib.sha256(text.encode()).hexdigest()[:24]
-
-
-def remembered(store_key: str) -> OrderedDict:
-    return st.session_state.setdefault(store_key, OrderedDict())
-
-
-def round_probs(result, round_, data, key):
-    """Round ``round_``'s candidate probabilities: from this session's store, or retrained
-    (within this server's limits) and stored, so scrubbing back is instant."""
-    store = remembered(PROBS)
-    if key in store:
-        store.move_to_end(key)
-        return store[key]
-    labels = result.rounds[round_].n_labeled
-    if too_big := deployment_limits().model_problems(result.config, data.image_shape, data.n_classes):
-        show_problems(too_big)  # a file can name any model: counted before one is built
-        return None
-    with one_call_within_labels(labels, f"Retraining round {round_}'s model on {labels:,} labels",
-                                "replay an earlier round") as ok:
-        if not ok:
-            return None
-        try:
-            with st.spinner(f"Retraining round {round_}'s {result.config.model} model on {labels:,} labels..."), \
-                    race_lock():
-                found = recover_round_probs(result, round_, dataset=data, cache=trainer_cache())
-        except ReplayError as e:
-            st.error(f"**Round {round_} cannot be rebuilt:** {plain(e)}", icon=":material/block:")
-            return None
-    store[key] = found
-    while len(store) > KEEP_ROUNDS:
-        store.popitem(last=False)
-    return found
-
-
-def image_key(run_i, round_) -> str:
-    return f"replay_image_{run_i}_{round_}"
-
-
-def clicked_on_map():
-    """A point clicked on the pool map becomes the image explained (this run and round)."""
-    state = st.session_state.get(MAP)
-    points = (state or {}).get("selection", {}).get("points", [])
-    if not points:
-        return
-    data = points[0].get("customdata")
-    if isinstance(data, (list, tuple)):
-        data = data[0] if data else None
-    if data is None:
-        return
-    idx = int(data)
-    st.session_state[CLICKED] = (st.session_state.get(RUN, 0), st.session_state.get(ROUND, 0), idx)
-    st.session_state[image_key(st.session_state.get(RUN, 0), st.session_state.get(ROUND, 0))] = idx
-
-
 # ------------------------------------------------------------------ what the round shows
 names_shown = [plain(n) for n in res.dataset.class_names]  # captions render markdown; names come from files
 if ds is not None:
@@ -175,19 +99,8 @@ if ds is not None:
 
 # ---------------------------------------------------------------------- why this image?
 st.subheader("Why this image?")
-options, roles = [], {}
-for i, s in zip(rnd.selected, rnd.selected_scores):
-    options.append(i)
-    roles[i] = f"picked, score {s:.3f}"
-for refs, role in ((rnd.least_confident, "least confident"), (rnd.most_confident, "most confident")):
-    for ref in refs:
-        if ref.index not in roles:
-            options.append(ref.index)
-            roles[ref.index] = f"{role}, {ref.confidence:.0%} sure"
-clicked = st.session_state.get(CLICKED)
-if clicked and clicked[:2] == (which, r) and clicked[2] not in roles:
-    options.insert(0, clicked[2])
-    roles[clicked[2]] = "clicked on the map"
+roles = replay.explainable(rnd, replay.clicked(which, r))
+options = list(roles)
 chosen = None
 refusal = replay_refusal(res)
 if refusal:
@@ -195,12 +108,12 @@ if refusal:
 elif ds is None:
     st.info("The run's dataset is needed to retrain its rounds; it is not available here.", icon=":material/info:")
 elif options:
-    key = image_key(which, r)
+    key = replay.image_key(which, r)
     if st.session_state.get(key) not in options:
         st.session_state.pop(key, None)
     chosen = st.selectbox("Image (or click a point on the map below)", options, key=key,
                           format_func={i: f"#{i} ({roles[i]})" for i in options}.__getitem__)  # no page globals
-    found = round_probs(res, r, ds, (run_key(res, r), r))
+    found = replay.round_probs(res, r, ds)
     if found is not None:
         scored = candidate_scores(found.probs, found.candidates)
         if mismatch := record_mismatches(found, rnd):
@@ -245,34 +158,14 @@ if ds is not None:
                       format_func={"pca": "PCA (instant)", "tsne": "t-SNE (seconds; a subsample)"}.get,
                       help="PCA projects the pixels onto their two main directions of variation; t-SNE keeps "
                            "neighbours together and separates classes better, on at most 2,000 images.")
-    same_pool = [x for x in results if x.config.data_key() == cfg.data_key() and x.dataset.n_pool == res.dataset.n_pool]
-    keep = run_keep(same_pool)  # every image any of these runs labeled is always on the map
-    map_key = (cfg.data_key(), method, hashlib.sha256(keep.tobytes()).hexdigest()[:16])
-    maps = remembered(MAPS)
-    embedding = maps.get(map_key)
-    if embedding is None:
-        try:
-            if method == "tsne":
-                with run_slot_for_one_call() as ok:
-                    if ok:
-                        with st.spinner(f"t-SNE of {min(2000, len(ds.y_pool)):,} pool images..."):
-                            embedding = embed_pool(ds.x_pool, keep, method="tsne", random_state=0)
-            else:
-                with st.spinner("Projecting the pool..."):
-                    embedding = embed_pool(ds.x_pool, keep, method="pca", random_state=0)
-        except ValueError as e:
-            st.warning(plain(e), icon=":material/warning:")
-        if embedding is not None:
-            maps[map_key] = embedding
-            while len(maps) > KEEP_MAPS:
-                maps.popitem(last=False)
+    embedding = replay.pool_map(results, res, ds, method)
     if embedding is not None:
         frame = round_pool_map(res, r, embedding, ds.y_pool)
         shown = f"{len(embedding.index):,} of {embedding.n_pool:,} pool images" if embedding.subsampled else \
             f"all {embedding.n_pool:,} pool images"
         show_figure(pool_map_figure(frame, res.dataset.class_names, f"Round {r}: {shown}", highlight=chosen,
                                     method=method),
-                    f"pool_map_{method}_round{r}", key=MAP, on_select=clicked_on_map, selection_mode="points")
+                    f"pool_map_{method}_round{r}", key=MAP, on_select=replay.clicked_on_map, selection_mode="points")
         st.caption("Colour is the true class. Stars are the batch picked this round, outlined dots the images "
                    "labeled before it; click a point to explain it above. Picks of an uncertainty strategy tend "
                    "to sit where two class clouds meet.")

@@ -5,7 +5,9 @@ import streamlit as st
 from alcore.figures import autolabel_figure, class_balance_figure, confusion_figure, gallery, stopping_signals_figure, upscale
 from alcore.analysis.metrics import group_metrics, metrics_frame
 from alcore.results.records import ImageRef, curves_csv, to_json
-from app_pages.common import RACE, metric_columns, one_call_within_labels, plain, race_lock, show_figure, show_table
+from dashboard.display import metric_columns, plain, show_figure, show_table
+from dashboard.limits import one_call_within_labels
+from dashboard.state import RACE, race_lock
 
 st.title("Results")
 race = st.session_state.get(RACE)

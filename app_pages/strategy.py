@@ -3,8 +3,11 @@ import streamlit as st
 
 from alcore.analysis.pitfalls import batch_pitfalls, stops_on_test_data
 from alcore.strategies.base import DESCRIPTIONS, FORMULAS, STRATEGIES
-from app_pages.common import (bind, commit, config, dataset_sizes, deployment_limits, help_text, label, optional_float,
-                               optional_int, race_settings, show_pitfalls)
+from dashboard.data import dataset_sizes
+from dashboard.display import show_pitfalls
+from dashboard.limits import deployment_limits
+from dashboard.state import config, race_settings
+from dashboard.widgets import WIDGET_RANGES, bind, choice, commit, number, optional_float, optional_int, slider
 
 st.title("Strategy")
 st.write("Pick the strategies to **race** on the same seeds: every strategy starts from the same "
@@ -17,7 +20,7 @@ left, right = st.columns([1, 1])
 with left:
     chosen = st.multiselect("Strategies to race", list(STRATEGIES), default=rs["strategies"],
                             help="Each strategy runs once per seed.")
-    seeds = st.number_input("Seeds per strategy", 1, 20, value=rs["seeds"],
+    seeds = st.number_input("Seeds per strategy", *WIDGET_RANGES["seeds"], value=rs["seeds"],
                             help="Repeat the race with different initial labels and weights; "
                                  "the Run and Compare pages show the mean and a 95% band.")
     if chosen:
@@ -25,35 +28,28 @@ with left:
     else:
         st.warning("Choose at least one strategy.")
     values = {
-        "batch_size": st.number_input(label("batch_size"), 1, 100_000, key=bind("batch_size"),
-                                      help=help_text("batch_size")),
+        "batch_size": number("batch_size"),
         "rounds": optional_int("rounds", "no round limit", max_value=limits.max_rounds),
         "label_budget": optional_int("label_budget", "no budget", max_value=limits.max_labels),
         "target_accuracy": optional_float("target_accuracy", "no target", max_value=1.0, format="%.3f"),
         "candidates": optional_int("candidates", "score the whole unlabeled pool"),
     }
     if "hybrid" in chosen:
-        values["hybrid_fraction"] = st.slider(label("hybrid_fraction"), 0.0, 1.0, step=0.05,
-                                              key=bind("hybrid_fraction"), help=help_text("hybrid_fraction"))
-        values["hybrid_measure"] = st.selectbox(label("hybrid_measure"),
-                                                ["margin", "least_confidence", "ratio", "entropy"],
-                                                key=bind("hybrid_measure"), help=help_text("hybrid_measure"))
+        values["hybrid_fraction"] = slider("hybrid_fraction", step=0.05)
+        values["hybrid_measure"] = choice("hybrid_measure", ["margin", "least_confidence", "ratio", "entropy"])
     if "margin_cluster" in chosen:
-        values["margin_cluster_factor"] = st.number_input(label("margin_cluster_factor"), 1, 1000,
-                                                          key=bind("margin_cluster_factor"),
-                                                          help=help_text("margin_cluster_factor"))
+        values["margin_cluster_factor"] = number("margin_cluster_factor")
     if set(chosen) & {"bald", "var_ratios", "mean_std"}:
         top = min(200, limits.max_mc_passes or 200)
         key = bind("mc_passes")
         st.session_state[key] = min(st.session_state[key], top)  # a cap lowered mid-session
-        values["mc_passes"] = st.number_input(label("mc_passes"), 2, top, key=key, help=help_text("mc_passes"))
+        values["mc_passes"] = number("mc_passes", max_value=top)
         if config().model == "softmax" or config().dropout == 0:
             st.warning("Bayesian strategies need a model with dropout: choose mlp or cnn with "
                        "dropout > 0 on the Model page.")
     with st.expander("Stop early: plateau and label-free signals"):
         values["plateau_rounds"] = optional_int("plateau_rounds", "off")
-        values["plateau_delta"] = st.number_input(label("plateau_delta"), 0.0, 1.0, format="%.4f",
-                                                  key=bind("plateau_delta"), help=help_text("plateau_delta"))
+        values["plateau_delta"] = number("plateau_delta", format="%.4f")
         values["uncertainty_threshold"] = optional_float("uncertainty_threshold", "off", max_value=0.99,
                                                          format="%.3f")
         values["changed_threshold"] = optional_float("changed_threshold", "off", max_value=0.99, format="%.4f")

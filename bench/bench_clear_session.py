@@ -3,7 +3,7 @@
 Two threads race the cnn on scikit-learn digits (margin, 30 rounds, three seeds each), as
 two dashboard sessions would, while a third thread calls keras.backend.clear_session()
 every 0.2 s, as Streamlit 1.67 does after each script run of any session (the Run page
-reruns often). Then the same without the clearing thread. See app_pages/streamlit_fixes.py.
+reruns often). Then the same without the clearing thread. See dashboard/streamlit_fixes.py.
 
     .venv/bin/python bench/bench_clear_session.py
 """

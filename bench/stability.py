@@ -8,7 +8,12 @@ not the data's.
 Protocol: MNIST from ../shared/datasets/mnist (the whole training split as the pool, the
 full 10 000-image test set), the *default* settings of whichever alcore is imported, 10
 random initial labels, batches of 10 up to --labels, 2 000 random candidates scored per
-round, strategies random and margin, seeds 0-2, models cnn and mlp.
+round, strategies random and margin, seeds 0-2, models cnn and mlp. ``--dataset fashion_mnist``
+for Fashion-MNIST; ``--set field=value`` (repeatable) to measure settings other than the defaults
+with the same alcore:
+
+    python bench/stability.py --dataset fashion_mnist --models mlp --seeds 5 \
+        --set max_epochs=100 --set min_steps=0 --set max_steps=none --out /tmp/stability/0.2.0
 
     python bench/stability.py --out bench/results/stability/after
     # the code before the change, from a copy of its commit:
@@ -32,6 +37,7 @@ if not os.environ.get("PYTHONPATH"):  # else: the alcore that PYTHONPATH names (
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alcore import ExperimentConfig, Experiment  # noqa: E402
+from alcore.config import with_none  # noqa: E402
 from alcore.data.datasets import load_dataset  # noqa: E402
 from alcore.engine.training import TrainerCache  # noqa: E402
 from alcore.results.records import ResultFileError, load_result, save_result  # noqa: E402
@@ -70,6 +76,17 @@ def report(folders: list[str]) -> None:
                   f"({sum(counts) / len(counts):.2f} per run over {len(counts)} runs)")
 
 
+def _field_value(item: str) -> tuple[str, object]:
+    """'min_steps=200' -> ('min_steps', 200): numbers as numbers, the rest as text."""
+    field, _, text = item.partition("=")
+    for kind in (int, float):
+        try:
+            return field.strip(), kind(text)
+        except ValueError:
+            pass
+    return field.strip(), text.strip()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", help="folder for the result files")
@@ -77,20 +94,26 @@ def main() -> int:
     ap.add_argument("--strategies", default="random,margin")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--labels", type=int, default=200)
+    ap.add_argument("--dataset", choices=("mnist", "fashion_mnist"), default="mnist")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="a config field other than its default (e.g. --set min_steps=200), to compare "
+                         "settings with one alcore")
     ap.add_argument("--report", nargs="+", metavar="FOLDER", help="only print the drops of these folders' runs")
     ns = ap.parse_args()
     if ns.report:
         report(ns.report)
         return 0
-    if not (SHARED / "mnist").is_dir():
-        print(f"skipped: {SHARED / 'mnist'} is not here")
+    folder = {"mnist": "mnist", "fashion_mnist": "fashion-mnist"}[ns.dataset]
+    if not (SHARED / folder).is_dir():
+        print(f"skipped: {SHARED / folder} is not here")
         return 0
     import alcore
 
     print(f"alcore from {Path(alcore.__file__).parent}", flush=True)
     out = Path(ns.out)
-    base = ExperimentConfig(dataset="mnist", data_dir=str(SHARED), initial=10, batch_size=10,
-                            rounds=(ns.labels - 10) // 10, candidates=2000)
+    changes = with_none(dict(_field_value(item) for item in ns.set))
+    base = ExperimentConfig(dataset=ns.dataset, data_dir=str(SHARED), initial=10, batch_size=10,
+                            rounds=(ns.labels - 10) // 10, candidates=2000, **changes)
     ds = load_dataset(base)
     cache = TrainerCache()
     for model in ns.models.split(","):

@@ -41,6 +41,7 @@ GROUPS = {
     "defaults": {
         "old: early stopping 20% split, refit (for reference)": dict(
             validation="split", refit=True, min_steps=0, max_steps=None),
+        "100 ep, no min steps (0.2.0's schedule)": dict(max_epochs=100, min_steps=0, max_steps=None),
         "50 ep, no min steps": dict(max_epochs=50, min_steps=0, max_steps=None),
         "50 ep, steps 200..1000": dict(max_epochs=50, min_steps=200, max_steps=1000),
         "50 ep, steps 500..2000": dict(max_epochs=50, min_steps=500, max_steps=2000),
@@ -119,7 +120,7 @@ def main() -> int:
     ap.add_argument("--variant", choices=("none", "inverted", "rotated"), default="none")
     ap.add_argument("--sizes", default="10,30,100,300,1000")
     ap.add_argument("--seeds", default="100,101")
-    ap.add_argument("--only", action="append", default=[], help="run the settings whose name contains this")
+    ap.add_argument("--only", action="append", default=[], help="run the settings whose name contains this (ending in $: whose name is this)")
     ap.add_argument("--al", metavar="STRATEGIES", help="instead: whole active-learning runs of these strategies "
                     "(comma-separated) with each setting, batches of 10 up to the largest size, 2 000 "
                     "candidates, printing the labels each needs to reach 90%% / 95%% development accuracy")
@@ -138,7 +139,7 @@ def main() -> int:
     cache = TrainerCache(max_entries=4)
     splits = {seed: dev_split(raw, seed, ns.variant) for seed in seeds}
     for name, changes in GROUPS[ns.group].items():
-        if ns.only and not any(o in name for o in ns.only):
+        if ns.only and not any(name == o[:-1] if o.endswith("$") else o in name for o in ns.only):
             continue
         if ns.al:
             active_learning(name, {**extra, **changes}, ns, splits, seeds, sizes, cache)

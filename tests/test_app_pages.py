@@ -42,7 +42,7 @@ def metric(at, label):
 
 
 def shown(markdown: str) -> str:
-    """What a reader sees of text escaped by app_pages.common.plain (backslash escapes and
+    """What a reader sees of text escaped by dashboard.display.plain (backslash escapes and
     invisible word joiners)."""
     return re.sub(r"\\(.)", r"\1", markdown).replace("\u2060", "")
 
@@ -115,6 +115,40 @@ def race_app():
     at.button(key="start").click().run()
     assert not at.exception, at.exception
     return race_on(at)
+
+
+def _draw_the_board_three_times():
+    import streamlit as st
+
+    from dashboard.race_session import LiveBoard
+
+    board = LiveBoard()
+    for _ in range(3):  # a round that left the curves as they were: the same figure again
+        board.draw(st.session_state["race"], live=True)
+
+
+def test_the_live_board_draws_an_unchanged_race_again_within_one_script_run():
+    """The Run page redraws its board between rounds within one script run. A multi-seed race
+    whose round left the seed mean unchanged redraws a byte-identical figure; without a key of
+    its own each time, Streamlit stopped the page with StreamlitDuplicateElementId."""
+    from alcore.engine.race import Race
+
+    race = Race(TINY, ["margin", "random"], [0, 1])
+    for _ in range(4):
+        race.step()
+    at = AppTest.from_function(_draw_the_board_three_times, default_timeout=60)
+    at.session_state["race"] = race
+    at.run()
+    assert not at.exception, at.exception
+    assert len(at.get("plotly_chart")) == 1  # one board, drawn over
+    assert at.progress[0].value is not None
+
+
+def test_a_race_over_several_seeds_runs_to_the_end_on_the_run_page():
+    at = app(TINY, page="run", race_settings={"strategies": ["margin", "random"], "seeds": 2})
+    race_on(at.button(key="start").click().run())
+    assert any("Race finished" in s.value for s in at.success)
+    assert [len(e.rounds) for e in at.session_state["race"].experiments] == [3, 3, 3, 3]
 
 
 def test_run_page_races_to_the_end():
@@ -209,7 +243,7 @@ def test_results_page_galleries_metrics_and_downloads():
     assert not at.exception, at.exception
     assert [s.value for s in at.subheader] == ["Metrics", "Inside a round", "Confident auto-labelling"]
     assert len(at.dataframe) >= 1 and len(at.get("plotly_chart")) == 3  # confusion, balance, signals
-    # curves CSV + one result file per run, and each table's own CSV (app_pages.common.show_table)
+    # curves CSV + one result file per run, and each table's own CSV (dashboard.display.show_table)
     assert sorted(b.key or b.label for b in at.get("download_button")) == \
         ["Download curves (CSV)", "csv_metrics_per_run", "dl_0", "dl_1"]
     assert len(at.image) == 2  # the last round picks nothing: least and most confident only
@@ -251,12 +285,26 @@ def test_model_page_transfer_head_summary_and_reference():
     assert "%" in metric(at, "Test accuracy with every pool label")
 
 
+def test_model_page_transfer_offline_says_so_without_a_traceback(monkeypatch):
+    """transfer with ImageNet weights on a machine that cannot download them: "Train on every pool
+    label" says what the dataset pages say when offline, not a red box of traceback (issue 18, 2)."""
+    monkeypatch.setenv("KERAS_HOME", "/nonexistent-keras-home")  # nothing cached: the download is tried
+    at = app(page="model")
+    at.selectbox(key="w_model").set_value("transfer").run()
+    at.number_input(key="w_backbone_size").set_value(32).run()
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    shown_errors = [shown(e.value) for e in at.error]
+    assert any("not available here" in e and "backbone_weights='random'" in e for e in shown_errors), shown_errors
+    assert not any("Traceback" in e for e in shown_errors)
+
+
 # ------------------------------------------------------------- a public deployment
 
 @pytest.fixture
 def fresh_run_slots():
     """The process-wide run-slot table, emptied before and after (AppTests share the process)."""
-    from app_pages.common import _run_slots
+    from dashboard.limits import _run_slots
 
     _run_slots.clear()
     yield
@@ -272,7 +320,7 @@ def test_server_folders_are_offered_only_when_the_deployer_allows_them(monkeypat
     assert any("idx dataset is not available" in w.value for w in at.warning)
     assert at.session_state["config"].dataset == "digits" and metric(at, "Pool images") == "1,438"
     at = app()
-    at.session_state["config"] = ExperimentConfig(dataset="digits", data_dir=str(idx_folder))
+    at.session_state["config"] = ExperimentConfig(dataset="mnist", data_dir=str(idx_folder))  # digits would drop it
     at.switch_page("app_pages/model.py").run()
     assert any("data_dir names a folder on the server" in e.value for e in at.error)
     assert not at.metric  # nothing was loaded
@@ -327,7 +375,7 @@ def test_a_race_over_the_limits_does_not_start(monkeypatch):
 
 
 def test_a_second_run_waits_while_another_session_holds_the_only_slot(monkeypatch, fresh_run_slots):
-    from app_pages.common import run_slots
+    from dashboard.limits import run_slots
 
     monkeypatch.setenv("ALCORE_MAX_CONCURRENT_RUNS", "1")
     assert run_slots().try_acquire("another visitor's session")
@@ -346,7 +394,7 @@ def test_a_second_run_waits_while_another_session_holds_the_only_slot(monkeypatc
 
 def test_stop_gives_the_slot_back_and_continue_takes_it_again(monkeypatch, fresh_run_slots):
     from alcore.engine.race import Race
-    from app_pages.common import run_slots
+    from dashboard.limits import run_slots
 
     monkeypatch.setenv("ALCORE_MAX_CONCURRENT_RUNS", "1")
     cfg = ExperimentConfig(rounds=20, max_epochs=5)
@@ -360,6 +408,20 @@ def test_stop_gives_the_slot_back_and_continue_takes_it_again(monkeypatch, fresh
 
 
 EVIL = ["<img src=x onerror=alert(1)>", "[click](http://evil)", ":material/home: **bold** $x$"]
+
+
+def test_a_refused_npz_says_why_right_under_the_upload():
+    """Issue 18: the reason showed below the whole settings column, about 1000 px under the
+    page's warning; it is now in that column, right under the uploader."""
+    at = app()
+    at.selectbox(key="w_dataset").set_value("npz").run()
+    at.file_uploader[0].set_value(("broken.npz", b"not a zip file", "application/octet-stream")).run()
+    assert not at.exception, at.exception
+    left = at.columns[0]
+    assert [e.value for e in left.error] == [e.value for e in at.error] and len(at.error) == 1
+    assert at.error[0].value.startswith("**The dataset cannot be used:**")
+    kinds = [type(x).__name__ for x in left]
+    assert kinds.index("Error") < kinds.index("NumberInput")  # above the pool size, under the file
 
 
 def test_class_names_and_file_names_from_an_upload_are_shown_as_text():

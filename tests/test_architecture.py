@@ -33,7 +33,8 @@ def _tool(name):
 
 def test_layers_of_alcore_hold():
     """pyproject.toml's import-linter contracts: config -> data / strategies -> engine ->
-    results -> analysis -> figures -> sweep / serve -> cli, no arrow back up, no streamlit."""
+    results -> analysis -> figures -> sweep / serve -> cli, no arrow back up, no streamlit,
+    no dashboard; and the dashboard's helpers never import a page."""
     out = subprocess.run([_tool("lint-imports")], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
 

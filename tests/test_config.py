@@ -54,3 +54,15 @@ def test_max_labels_counts_fixed_validation_and_budget():
     assert cfg.max_labels() == 10 + 20 + 20
     assert cfg.replace(label_budget=40).max_labels() == 40
     assert ExperimentConfig(rounds=None, target_accuracy=0.9).max_labels() is None
+
+
+def test_a_data_location_that_does_not_apply_to_the_dataset_is_not_kept():
+    """Upload an .npz on Dataset, switch back to digits, run: the result file must not carry the
+    upload's server path (issue 18, item 3). data_dir likewise only for the idx datasets."""
+    cfg = ExperimentConfig(dataset="digits", data_file="/tmp/alcore-uploads/ab12-mine.npz", data_dir="/srv/data")
+    assert cfg.data_file is None and cfg.data_dir is None
+    assert ExperimentConfig(dataset="npz", data_file="/x/mine.npz").replace(dataset="digits").data_file is None
+    assert ExperimentConfig(dataset="npz", data_file="/x/mine.npz", data_dir="/srv").data_file == "/x/mine.npz"
+    assert ExperimentConfig(dataset="npz", data_file="/x/mine.npz", data_dir="/srv").data_dir is None
+    assert ExperimentConfig(dataset="mnist", data_dir="/srv/data", data_file="/x.npz").data_dir == "/srv/data"
+    assert ExperimentConfig(dataset="mnist", data_dir="/srv/data", data_file="/x.npz").data_file is None

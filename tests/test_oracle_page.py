@@ -115,7 +115,7 @@ def test_keyboard_shortcuts_label_the_first_open_image_when_the_classes_are_digi
 
 
 def test_any_dataset_with_class_names_shows_them_as_text_without_digit_keys():
-    from app_pages.common import save_upload
+    from dashboard.uploads import save_upload
 
     path = save_upload(npz_with_classes(EVIL, n=90), "evil.npz")
     cfg = ExperimentConfig(dataset="npz", data_file=path, initial=6, batch_size=3, rounds=1, max_epochs=5)
@@ -132,7 +132,7 @@ def test_any_dataset_with_class_names_shows_them_as_text_without_digit_keys():
 
 
 def test_the_servers_limits_and_run_slots_hold_for_a_person_too(monkeypatch, fresh_run_slots):
-    from app_pages.common import run_slots
+    from dashboard.limits import run_slots
 
     monkeypatch.setenv("ALCORE_MAX_LABELS", "20")
     at = started()  # 10 + 2 x 10 = 30 labels

@@ -36,7 +36,7 @@ def image_box(at):
 
 
 def shown(markdown: str) -> str:
-    """What a reader sees of text escaped by app_pages.common.plain."""
+    """What a reader sees of text escaped by dashboard.display.plain."""
     return re.sub(r"\\(.)", r"\1", markdown).replace("\u2060", "")
 
 
@@ -230,7 +230,7 @@ def test_what_cannot_be_replayed_says_why(finished_race, digits, cache, monkeypa
 @pytest.fixture
 def fresh_run_slots():
     """The process-wide run-slot table, emptied before and after (AppTests share the process)."""
-    from app_pages.common import _run_slots
+    from dashboard.limits import _run_slots
 
     _run_slots.clear()
     yield
@@ -238,7 +238,7 @@ def fresh_run_slots():
 
 
 def test_a_tsne_map_waits_for_a_run_slot_and_keeps_every_pick(finished_race, monkeypatch, fresh_run_slots):
-    from app_pages.common import run_slots
+    from dashboard.limits import run_slots
 
     monkeypatch.setenv("ALCORE_MAX_CONCURRENT_RUNS", "1")
     at = app(race=finished_race)

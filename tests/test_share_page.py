@@ -6,7 +6,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from alcore import ExperimentConfig
-from app_pages.common import WIDGET_RANGES
+from dashboard.widgets import WIDGET_RANGES
 from conftest import ROOT
 
 APP = str(ROOT / "app.py")
@@ -33,7 +33,7 @@ def address(at) -> dict:
 
 
 def shown(markdown: str) -> str:
-    """What a reader sees of text escaped by app_pages.common.plain."""
+    """What a reader sees of text escaped by dashboard.display.plain."""
     return re.sub(r"\\(.)", r"\1", markdown).replace("\u2060", "")
 
 
@@ -81,7 +81,7 @@ def test_a_bad_or_hostile_parameter_is_named_and_the_rest_applies():
     assert any("data_dir was not applied: a link never carries a path" in w for w in said)
     assert any("seeds=999 was not applied: the dashboard takes 1 to 20" in w for w in said)
     assert any("model=[click](http://evil) was not applied" in w for w in said)
-    # markdown and HTML in a parameter read as text (app_pages.common.plain escapes them)
+    # markdown and HTML in a parameter read as text (dashboard.display.plain escapes them)
     assert any("\\<img src\\=x" in w.value for w in at.warning)
     assert all("](http" not in w.value and "<img" not in w.value.replace("\\<img", "") for w in at.warning)
     cfg = at.session_state["config"]

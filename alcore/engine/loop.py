@@ -20,7 +20,7 @@ from typing import Callable, Iterator, Optional
 
 import numpy as np
 
-from alcore.config import ExperimentConfig
+from alcore.config import DATA_DIR_DATASETS, ExperimentConfig
 from alcore.data.datasets import Dataset, load_dataset
 from alcore.engine.inspect import confidence_extremes, pool_summary
 from alcore.results.records import RoundResult, RunResult, DatasetInfo, confusion_of, environment, now_iso
@@ -89,7 +89,7 @@ INITIAL_CHOOSERS: dict[str, Callable[..., np.ndarray]] = {"random": choose_rando
 def _resolve(config: ExperimentConfig) -> ExperimentConfig:
     """Record $ALCORE_DATA_DIR in the config, so a result file says where data came from."""
     env_dir = os.environ.get("ALCORE_DATA_DIR")
-    if config.data_dir is None and env_dir and config.dataset in ("mnist", "fashion_mnist", "idx"):
+    if config.data_dir is None and env_dir and config.dataset in DATA_DIR_DATASETS:
         return config.replace(data_dir=env_dir)
     return config
 

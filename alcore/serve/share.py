@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from alcore.config import ExperimentConfig
 from alcore.serve.limits import DeploymentLimits
 
-# The race's own settings (app_pages.common.race_settings): which strategies run, on how many
+# The race's own settings (dashboard.state.race_settings): which strategies run, on how many
 # seeds. Their defaults are the dashboard's: margin against random, one seed.
 RACE_DEFAULTS = {"strategies": ("margin", "random"), "seeds": 1}
 PATHS = ("data_dir", "data_file")  # paths on the server: never in a link

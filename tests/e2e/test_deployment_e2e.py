@@ -10,7 +10,7 @@ import os
 import pytest
 from conftest import npz_with_classes
 
-from .appserver import wait_idle
+from .appserver import open_page, wait_idle
 
 pytestmark = pytest.mark.e2e
 
@@ -80,3 +80,24 @@ def test_the_server_runs_with_two_malloc_arenas(page, app_server, playwright_api
     log = app_server.log_path.read_text(errors="replace")
     assert log.count("alcore: malloc arenas: ") == 1, log[-2000:]
     assert "alcore: malloc arenas: arena limit 2" in log, log[-2000:]
+
+
+def test_no_page_asks_another_host_for_anything(page, app_server, playwright_api):
+    """An offline or privacy-minded deployment: visiting every page sends no request to any host
+    but the app's own (a Material icon as the page or tab icon made the browser fetch an SVG from
+    fonts.gstatic.com on every visit; issue 18, item 10)."""
+    from urllib.parse import urlparse
+
+    expect = playwright_api.expect
+    own = urlparse(app_server).netloc
+    elsewhere: list[str] = []
+    page.on("request", lambda r: elsewhere.append(r.url)
+            if urlparse(r.url).scheme in ("http", "https", "ws", "wss") and urlparse(r.url).netloc != own else None)
+    page.goto(app_server)
+    expect(page.get_by_role("heading", name="Dataset", exact=True).first).to_be_visible(timeout=PAGE_TIMEOUT_MS)
+    wait_idle(page)
+    for title in ("Model", "Strategy", "Run", "Be the oracle", "Results", "Replay", "Compare",
+                  "Reference experiments", "Dataset"):
+        open_page(page, expect, title, check_url=False)
+    page.wait_for_timeout(1000)  # a favicon is fetched after the page settles
+    assert not elsewhere, f"requests to other hosts: {sorted(set(elsewhere))}"

@@ -139,7 +139,7 @@ def test_stop_page_switch_and_closed_tab_lose_no_round(browser, app_server, play
 
         # 3. Close the tab mid-race; the page's address reopens the race in a new session.
         address = page.url
-        # the saved race's id, beside the setup's parameters (app_pages.common.sync_link)
+        # the saved race's id, beside the setup's parameters (dashboard.state.sync_link)
         assert re.search(r"/run\?(.*&)?run=[A-Za-z0-9_-]{16,}(&|$)", address), address
         closed_at = rounds_done(page)
         assert closed_at < TOTAL, "the race ended before the tab was closed"

@@ -1,0 +1,158 @@
+"""How the pages show things: text from files as text, figures and tables with one-click
+downloads, alcore's problems and pitfalls as alerts, a setup in one line."""
+from __future__ import annotations
+
+import re
+
+import streamlit as st
+
+from alcore import ExperimentConfig
+
+# Markdown punctuation, escaped with a backslash so it shows as itself.
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$&=])")
+_WORD_JOINER = "\u2060"  # invisible; breaks what escapes cannot (see plain)
+
+
+def plain(text) -> str:
+    """``text`` as it reads, for elements that render markdown (st.markdown, captions,
+    alerts, image captions): no links, images, emphasis, maths or HTML from a file's
+    class names, a file name or an error message that echoes them.
+
+    Backslash escapes stop markdown syntax; Streamlit's :emoji: and :material/icon:
+    shortcodes and bare http:// / www. / e-mail autolinks are found after escapes are
+    undone, so an invisible word joiner after ':', '@' and 'www' breaks them instead."""
+    text = _MARKDOWN.sub(r"\\\1", str(text))
+    text = re.sub(r"([:@])", r"\1" + _WORD_JOINER, text)
+    return re.sub(r"(?i)(www)(\\\.)", r"\1" + _WORD_JOINER + r"\2", text)
+
+
+def sentence(problem: str) -> str:
+    """An alcore limits problem as a sentence (a leading field name such as pool_size keeps
+    its spelling)."""
+    first = problem.split(" ", 1)[0]
+    return (problem if "_" in first else problem[:1].upper() + problem[1:]) + "."
+
+
+def show_problems(problems: list[str], icon=":material/block:", where=None) -> None:
+    for p in problems:
+        (where or st).error(sentence(p), icon=icon)
+
+
+def config_caption(cfg: ExperimentConfig) -> str:
+    budget = f"{cfg.rounds} rounds" if cfg.rounds is not None else f"budget {cfg.label_budget}"
+    return (f"**{cfg.dataset}** · model **{cfg.model}** · {cfg.initial} initial labels · "
+            f"batches of {cfg.batch_size} · {budget} · seed {cfg.seed}")
+
+
+def file_stem(name: str) -> str:
+    """A name as a download's file name: letters, digits, '-' and '_' only."""
+    return re.sub(r"[^A-Za-z0-9-]+", "_", str(name)).strip("_")[:80] or "download"
+
+
+def show_figure(fig, name: str, *, key: str, where=None, **kwargs):
+    """A Plotly figure with one-click downloads named ``name``: PNG from the modebar's camera
+    (Plotly's toImageButtonOptions, at twice the on-screen resolution) and SVG from the button
+    that figure_downloads() puts beside it. Both are drawn by Plotly in the browser: no
+    kaleido or Chrome on the server. ``key``: the chart's own, always (without one, Streamlit
+    derives its id from the figure, and the same figure drawn twice in a script run stops the
+    page). ``where``: a column or container (default: the page); other arguments go to
+    st.plotly_chart."""
+    config = {"toImageButtonOptions": {"format": "png", "filename": file_stem(name), "scale": 2},
+              "displaylogo": False}
+    return (where or st).plotly_chart(fig, key=key, config=config, **kwargs)
+
+
+def show_table(frame, name: str, *, where=None, download: bool = True, **kwargs):
+    """st.dataframe with a one-click CSV download of ``frame`` under it (``name``.csv; the
+    values as computed, unrounded, with the frame's own column names). ``download=False`` where
+    the table is redrawn within one script run (a download button there would repeat its key);
+    the table's own toolbar still exports what it shows. Other arguments go to st.dataframe."""
+    where = where or st
+    kwargs.setdefault("hide_index", True)
+    out = where.dataframe(frame, **kwargs)
+    if download:
+        stem = file_stem(name)
+        where.download_button("CSV", frame.to_csv(index=not kwargs["hide_index"]), f"{stem}.csv", "text/csv",
+                              key=f"csv_{stem}", on_click="ignore", icon=":material/download:", type="tertiary",
+                              help=f"Download this table as {stem}.csv")
+    return out
+
+
+# Plotly's modebar has one image button (the camera, PNG here); config cannot add a second,
+# since a custom button needs a JavaScript click function. This adds an SVG button beside the
+# camera when the pointer first enters a figure: it asks the camera for one SVG download by
+# switching Plotly's toImageButtonOptions.format for that click (read synchronously by the
+# camera). Installed once per browser tab; where it fails, the camera still gives PNG. (No '<'
+# before a letter or '/' in the script: Streamlit's HTML sanitizer drops a script that has one.)
+_SVG_BUTTON = """<script>
+(() => {
+  if (window.__alcoreSvgDownloads) return;
+  window.__alcoreSvgDownloads = true;
+  const PNG = '.modebar-btn[data-title="Download plot as a PNG"]';
+  const add = (plot) => {
+    const camera = plot.querySelector(PNG);
+    if (!camera || camera.parentNode.querySelector('[data-alcore-svg]')) return;
+    const button = document.createElement(camera.tagName);  // a button element in plotly.js 3
+    button.className = 'modebar-btn';
+    if (camera.tagName === 'BUTTON') button.setAttribute('type', 'button');
+    button.setAttribute('rel', 'tooltip');
+    button.setAttribute('data-gravity', camera.getAttribute('data-gravity') || 'n');
+    button.setAttribute('data-title', 'Download plot as an SVG');
+    button.setAttribute('data-alcore-svg', '1');
+    button.setAttribute('aria-label', 'Download plot as an SVG');
+    const NS = 'http://www.w3.org/2000/svg';
+    const icon = document.createElementNS(NS, 'svg');
+    const label = document.createElementNS(NS, 'text');
+    Object.entries({viewBox: '0 0 30 16', height: '1em', width: '1.9em'}).forEach(([k, v]) => icon.setAttribute(k, v));
+    Object.entries({x: '1', y: '12.5', 'font-size': '11', 'font-family': 'sans-serif', 'font-weight': '700',
+      fill: getComputedStyle(camera.querySelector('path') || camera).fill || 'currentColor'})
+      .forEach(([k, v]) => label.setAttribute(k, v));
+    label.textContent = 'SVG';
+    icon.appendChild(label);
+    button.appendChild(icon);
+    button.addEventListener('click', (event) => {
+      event.preventDefault();
+      event.stopPropagation();
+      const context = plot._context;
+      const cam = plot.querySelector(PNG);
+      if (!context || !cam) return;
+      const keep = context.toImageButtonOptions || {};
+      context.toImageButtonOptions = Object.assign({}, keep, {format: 'svg'});
+      try { cam.dispatchEvent(new MouseEvent('click', {bubbles: true})); }
+      finally { context.toImageButtonOptions = keep; }
+    });
+    camera.parentNode.insertBefore(button, camera.nextSibling);
+  };
+  document.addEventListener('mouseover', (event) => {
+    const plot = event.target.closest && event.target.closest('.js-plotly-plot');
+    if (plot) add(plot);
+  }, true);
+})();
+</script>"""
+
+
+def figure_downloads() -> None:
+    """Put the SVG button beside every figure's PNG camera (see show_figure())."""
+    st.sidebar.html(_SVG_BUTTON, unsafe_allow_javascript=True)
+
+
+def metric_columns() -> dict:
+    """How the metrics tables (alcore.analysis.metrics.metrics_frame / group_metrics) show
+    their columns, on every page that draws them."""
+    from alcore.analysis.metrics import DROP_AFTER_LABELS, DROP_POINTS
+
+    number = st.column_config.NumberColumn
+    return {"final_labels": number("labels used", format="%d"),
+            "final_accuracy": number("final accuracy", format="percent"),
+            "aulc": number("AULC", format="%.4f", help="mean accuracy over the label budget"),
+            "labels_to_target": number("labels to target", format="%d"),
+            "labels_saved_vs_random": number("labels saved vs random", format="%d"),
+            "drops": number("curve drops", format="%d", help=(
+                f"rounds after the first {DROP_AFTER_LABELS} labels whose test accuracy fell more than "
+                f"{DROP_POINTS * 100:g} points below the previous round's: 0 for a stable learner"))}
+
+
+def show_pitfalls(pitfalls, where=None) -> None:
+    """alcore.analysis.pitfalls warnings as the page shows them: what is wrong, then the fix."""
+    for p in pitfalls:
+        (where or st).warning(f"{plain(p.message)} **Fix:** {plain(p.fix)}", icon=":material/warning:")

@@ -1,0 +1,65 @@
+"""Setups shared as links: a session opened with a setup in its address starts from it, and
+the sidebar shows the setup with the link that reopens it (alcore.serve.share encodes and
+decodes; dashboard.state.sync_link keeps the address in line)."""
+from __future__ import annotations
+
+import streamlit as st
+
+from alcore.serve.share import OWNED, decode, left_out, share_url
+from dashboard.display import config_caption, plain
+from dashboard.limits import deployment_limits
+from dashboard.state import address, config, race_settings, setup_params, sync_link, use_setup
+from dashboard.widgets import WIDGET_RANGES
+
+LINK_OPENED, LINK_NOTES = "link_opened", "link_notes"
+MAX_LINK_PROBLEMS = 12  # a link with hundreds of junk parameters gets a count, not a wall of warnings
+
+
+def open_link(page) -> None:
+    """On a session's first script run, the setup in the address it was opened with becomes its
+    setup (validated; what cannot apply is refused by name and the rest applies). What was
+    applied and refused is said at the top of that page until another page is opened."""
+    if not st.session_state.get(LINK_OPENED):
+        setup = decode(address(), config(), ranges=WIDGET_RANGES, limits=deployment_limits())
+        if setup.applied:
+            use_setup(setup.config, setup.strategies, setup.seeds)  # the setup pages' widgets show it
+        for name in setup.refused:
+            if name not in OWNED and name in st.query_params:
+                del st.query_params[name]  # once: the address (and a link copied from it) drops it
+        if setup.applied or setup.problems:
+            st.session_state[LINK_NOTES] = (page.title, setup.applied, setup.problems)
+        st.session_state[LINK_OPENED] = True  # last: a run cut short by a click applies the link again
+    notes = st.session_state.get(LINK_NOTES)
+    if not notes:
+        return
+    title, applied, problems = notes
+    if title != page.title:
+        del st.session_state[LINK_NOTES]
+        return
+    if applied:
+        st.info("Setup opened from the link: " + ", ".join(plain(a) for a in applied) + ".", icon=":material/link:")
+    for problem in problems[:MAX_LINK_PROBLEMS]:
+        st.warning(plain(problem), icon=":material/link_off:")
+    if len(problems) > MAX_LINK_PROBLEMS:
+        more = len(problems) - MAX_LINK_PROBLEMS
+        st.warning(f"{more} more parameter{'s' if more > 1 else ''} of the link {'were' if more > 1 else 'was'} "
+                   f"not applied.", icon=":material/link_off:")
+
+
+def sidebar_summary(slot) -> None:
+    """The setup in the sidebar, with the link that reopens it; the address is brought in line
+    with it first (the frame calls this before and after the page)."""
+    sync_link()
+    cfg, rs = config(), race_settings()
+    with slot.container():
+        st.caption("Current setup")
+        st.markdown(config_caption(cfg))
+        st.markdown("Racing: " + ", ".join(f"`{s}`" for s in rs["strategies"]) + f" · {rs['seeds']} seed(s)")
+        st.caption("Link to this setup (the copy button is at the box's right; the address bar holds the same):")
+        st.code(share_url(st.context.url, setup_params()), language=None, wrap_lines=True)
+        if missing := left_out(cfg):
+            st.caption(f"The link leaves out {' and '.join(missing)}: whoever opens it chooses the data on the "
+                       f"Dataset page; every other setting applies.")
+        limits = deployment_limits()
+        if limits.active:
+            st.caption("Limits on this server: " + " · ".join(limits.describe()))

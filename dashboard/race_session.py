@@ -1,0 +1,307 @@
+"""RaceSession: this browser session's race on the Run page: start, stop, continue, save on
+the server round by round, and reopen (from the page address or from result files).
+
+Everything it keeps is in st.session_state (the race, whether it runs, its saved id), so a
+RaceSession made afresh in every script run or button callback sees the same race, and no
+other browser session sees it.
+
+One script run computes the whole race, redrawing the board after at most STEP_SECONDS of
+rounds. A click (Stop, another page) ends that script run at its next Streamlit call, which
+comes after the rounds in progress are computed and saved: no round is lost and none is
+half-saved. The race is not driven by st.rerun() after every few rounds: Streamlit 1.67 runs a
+rerun that is already queued when a click arrives on a second thread beside the click's, and
+that rerun can put the Run page back over the page the visitor clicked
+(tests/e2e/test_sessions_e2e.py clicks Results as a race ends).
+"""
+from __future__ import annotations
+
+import time
+from contextlib import nullcontext
+
+import streamlit as st
+
+from alcore import ExperimentConfig
+from alcore.analysis.pitfalls import not_better_than_random, unstable_curves
+from alcore.figures import learning_curve_figure
+from dashboard.display import plain, sentence, show_figure, show_pitfalls, show_table
+from dashboard.limits import claim_run_slot, deployment_limits, race_refusal, release_run_slot
+from dashboard.state import RACE, REFERENCE_ACCURACY, RUNNING, race_lock, trainer_cache, use_setup
+from dashboard.uploads import refuse
+
+RACE_ID = "race_id"  # the saved race's id; also the page address's ?run= parameter
+SAVED = "race_saved_rounds"  # rounds on disk per run of the saved race
+REFUSED = "race_refused"  # why Start / Continue did nothing, or why the race stopped
+START_REQUESTED = "start_requested"
+STEP_SECONDS = 0.3  # redraw at least this often while rounds are fast
+
+
+def run_store():
+    """Where races are saved round by round ($ALCORE_RUNS_DIR, else the temp dir); each
+    race is under its own unguessable id."""
+    from alcore.engine.store import RunStore
+
+    return RunStore()
+
+
+def _load(seeded: ExperimentConfig):
+    from dashboard.data import dataset
+
+    ds = dataset(seeded)
+    if ds is None:
+        raise ValueError(f"dataset {seeded.dataset} is not available")
+    return ds
+
+
+class RaceSession:
+    """This session's race, read from and written to st.session_state."""
+
+    def __init__(self):
+        self.state = st.session_state
+
+    @property
+    def race(self):
+        return self.state.get(RACE)
+
+    @property
+    def running(self) -> bool:
+        return self.state.get(RUNNING, False)
+
+    # ------------------------------------------------------------ button callbacks (no st.* output)
+
+    def request_start(self, cfg: ExperimentConfig, strategies: list[str], seeds: int) -> None:
+        """Start pressed: the race is made by the script run the click causes (start_if_requested)."""
+        refused = race_refusal(cfg, strategies, len(strategies) * seeds)
+        if refused:
+            self.state[REFUSED] = refused
+            return
+        self.state[START_REQUESTED] = True
+        self.state[RUNNING] = True
+
+    def request_continue(self) -> None:
+        race = self.race
+        refused = race_refusal(race.base, [e.config.strategy for e in race.experiments], len(race.experiments))
+        if refused:
+            self.state[REFUSED] = refused
+            return
+        self.state[RUNNING] = True
+
+    def stop(self) -> None:
+        self.state[RUNNING] = False
+        release_run_slot()
+
+    def refusals(self) -> list[str]:
+        """Why Start / Continue did nothing, or why the race stopped (said once)."""
+        return self.state.pop(REFUSED, [])
+
+    # ------------------------------------------------------------ making and reopening races
+
+    def start_if_requested(self, cfg: ExperimentConfig, strategies: list[str], seeds: int) -> bool:
+        """Make the race Start asked for; False (after saying why) where it cannot start."""
+        if not self.state.pop(START_REQUESTED, False):
+            return True
+        try:
+            self.state[RACE] = self._new_race(cfg, strategies, seeds)
+        except ValueError as e:
+            self.stop()
+            st.error(f"The race cannot start: {plain(e)}")
+            return False
+        return True
+
+    def _new_race(self, cfg: ExperimentConfig, strategies: list[str], n_seeds: int):
+        from alcore.engine.race import Race
+
+        seeds = [cfg.seed + i for i in range(n_seeds)]
+        with st.spinner("Loading TensorFlow and the data..."):
+            race = Race(cfg, strategies, seeds, dataset_for=_load, cache=trainer_cache())
+        race_id = run_store().new_id()
+        try:
+            run_store().create(race_id, cfg, strategies, seeds)
+        except OSError as e:  # the race still runs; only the saved copy is missing
+            st.warning(f"This race cannot be saved on the server ({plain(e.strerror or e)}); download its "
+                       f"results from **Results** before closing the tab.")
+            race_id = None
+        self.state[RACE_ID] = race_id
+        if race_id:
+            st.query_params["run"] = race_id
+        return race
+
+    def reopen(self, race_id: str) -> bool:
+        """Make the saved race ``race_id`` this session's race (stopped, ready to continue)."""
+        from alcore.engine.store import SavedRaceError
+
+        try:
+            m = run_store().manifest(race_id)
+            problems = deployment_limits().run_problems(m.base, m.strategies, len(m.strategies) * len(m.seeds))
+            if problems:
+                raise SavedRaceError(" ".join(sentence(p) for p in problems))
+            with st.spinner("Reopening the saved race (loading TensorFlow and the data)..."):
+                race = run_store().open(race_id, dataset_for=_load, cache=trainer_cache())
+        except (SavedRaceError, ValueError) as e:
+            st.error(f"The saved race cannot be reopened: {plain(e)}", icon=":material/history:")
+            return False
+        self.state[RACE], self.state[RACE_ID], self.state[RUNNING] = race, race_id, False
+        use_setup(race.base, list(dict.fromkeys(e.config.strategy for e in race.experiments)),
+                  len({e.config.seed for e in race.experiments}))  # the setup pages show the reopened race
+        return True
+
+    def open_results(self, results) -> bool:
+        """Save the runs of result files as a race on the server and reopen it here, to continue."""
+        from alcore.engine.store import SavedRaceError
+
+        try:
+            race_id = run_store().import_results(results)
+        except SavedRaceError as e:
+            refuse(e)
+            return False
+        except OSError as e:
+            st.error(f"The runs cannot be saved on the server ({plain(e.strerror or e)}).")
+            return False
+        return self.reopen(race_id)
+
+    def follow_address(self) -> None:
+        """Keep ?run=<id> in the address while a saved race is shown; reopen one from a link."""
+        link_id = st.query_params.get("run")
+        if self.race is None and link_id and self.reopen(link_id):
+            st.info(f"Reopened the race saved at this address: {self.race.progress().rounds_done} finished "
+                    f"rounds. Press **Continue** to go on, or look at it on **Results**.",
+                    icon=":material/history:")
+        race_id = self.state.get(RACE_ID)
+        if self.race is not None and st.query_params.get("run") != race_id:
+            if race_id:
+                st.query_params["run"] = race_id
+            else:  # this race is not saved: the address must not reopen another one
+                st.query_params.pop("run", None)
+
+    # ------------------------------------------------------------ the race as it runs
+
+    def show(self) -> None:
+        """The race as it stands; while it runs, its rounds, computed here with the board
+        redrawn between them (see the module's docstring)."""
+        race = self.race
+        if self.state.get(RACE_ID):
+            st.caption(":material/bookmark: Every finished round is saved on this server: this page's address "
+                       "(it ends in `?run=...`) reopens the race, even after the tab is closed.")
+        lock = race_lock()
+        with lock:
+            pass  # a round still being finished by this session's previous script run (Stop, a page switch)
+        board = LiveBoard()
+        if not self.running:
+            board.draw(race)
+            race_warnings(race)
+            return
+        problem = self._run(race, board, lock)
+        if problem:
+            self.state.setdefault(REFUSED, []).append(problem)
+        self.stop()  # frees the run slot
+        st.rerun()  # once, to draw the buttons of a stopped race
+
+    def _run(self, race, board: "LiveBoard", lock) -> str | None:
+        """Step the race to its end (or to a click); why it stopped early, or None."""
+        race_id = self.state.get(RACE_ID)
+        saved = self._saved_rounds(race_id)
+        notes = st.container()
+        first = not any(e.rounds for e in race.experiments)
+        problem = unsaved = None
+        while True:
+            board.draw(race, live=True)  # Streamlit calls: a click made while the rounds were computed ends the run here
+            if unsaved:  # the race goes on in this tab only, and says so now and when it ends
+                self.state[RACE_ID] = None
+                st.query_params.pop("run", None)  # the address would reopen the race without its later rounds
+                self.state.setdefault(REFUSED, []).append(unsaved)
+                notes.warning(unsaved, icon=":material/save:")
+                unsaved = None
+            if race.done or problem:
+                return problem
+            if busy := claim_run_slot():  # renewed every step; taken by another session if it lapsed
+                return busy
+            try:
+                with st.spinner("Compiling the model (first round only)...") if first else nullcontext():
+                    with lock:
+                        t0 = time.perf_counter()
+                        while not race.done and time.perf_counter() - t0 < STEP_SECONDS:
+                            race.step()
+                            if race_id and (unsaved := store_rounds(race, race_id, saved)):
+                                race_id = None
+            except Exception as e:  # keep every finished round, say what went wrong
+                problem = f"The round failed and the race stopped (finished rounds are kept): {plain(e)}"
+            first = False
+
+    def _saved_rounds(self, race_id: str | None) -> dict:
+        """Rounds on disk per run of the saved race ``race_id`` (this session's record)."""
+        saved = self.state.setdefault(SAVED, {})
+        if saved.get("race") != race_id:
+            saved.clear()
+            saved["race"] = race_id
+        return saved
+
+
+def store_rounds(race, race_id: str, saved: dict) -> str | None:
+    """Rewrite (atomically) the result file of every run with rounds not yet on disk; why
+    saving failed, or None. No Streamlit calls (st.session_state included): every one is a
+    point where a click ends the script run, and none may fall between a round and its file."""
+    for i, exp in enumerate(race.experiments):
+        n = len(exp.rounds)
+        if n == saved.get(i, 0):
+            continue
+        try:
+            run_store().save_run(race_id, i, exp.result())
+        except OSError as e:
+            return (f"Saving the race on the server failed ({plain(e.strerror or e)}); it goes on in this tab "
+                    f"only. Download its results from **Results** before closing the tab.")
+        saved[i] = n
+    return None
+
+
+class LiveBoard:
+    """Progress, curves and last accuracies of a race, in one place on the page, drawn again
+    as rounds finish within one script run.
+
+    Every drawing of the figure has its own key (live_curves_<n>, n counting this script run's
+    drawings): a key may appear once per script run, and without one Streamlit derives the
+    element's id from its content, which repeats when a round leaves the curves as they were
+    (a multi-seed race whose seed mean did not move) and stops the page with
+    StreamlitDuplicateElementId."""
+
+    def __init__(self):
+        self.slot = st.empty()
+        self.drawn = 0
+
+    def draw(self, race, live: bool = False) -> None:
+        """The board as the race stands (``live``: drawn again within this script run, so the
+        table has no download button, whose key would repeat)."""
+        with self.slot.container():
+            _board(race, f"live_curves_{self.drawn}", live)
+        self.drawn += 1
+
+
+def _board(race, key: str, live: bool) -> None:
+    p = race.progress()
+    text = f"Round {p.rounds_done}" + (f" of {p.rounds_total}" if p.rounds_total else "") + \
+           f" · {p.max_labels} labels · {p.seconds:.1f} s"
+    if p.seconds_left is not None and not race.done:
+        text += f" · about {p.seconds_left:.0f} s left"
+    st.progress(p.fraction, text=text)
+    frame = race.curve_frame()
+    show_figure(learning_curve_figure(frame, aggregate=len(race.experiments) > len(set(frame["group"])),
+                                      target=st.session_state.get(REFERENCE_ACCURACY),
+                                      title="Test accuracy vs labels (live)"), "learning_curves", key=key)
+    last = frame.sort_values("round").groupby("run").tail(1)[["run", "n_labeled", "test_accuracy"]]
+    show_table(last.rename(columns={"n_labeled": "labels", "test_accuracy": "test accuracy"}), "last_accuracies",
+               download=not live, column_config={"test accuracy": st.column_config.NumberColumn(format="percent")})
+    if race.done:
+        st.success("Race finished. Open **Results** for the picked images, confusion matrices and metrics.")
+
+
+def race_warnings(race) -> None:
+    """Once the race is finished: runs whose curves dropped (unstable learner), and each strategy
+    that is not significantly better than random across the seeds run (alcore.analysis.pitfalls),
+    with the seeds a verdict would take. (A stopped race's runs may end at different label
+    counts, and their AULCs would not compare.)"""
+    from alcore.analysis.metrics import metrics_frame
+
+    results = race.results() if race.done else []
+    if not results:
+        return
+    frame = metrics_frame(results, 1.0)  # AULC and drops only: the target does not matter
+    with_random = len(results) > 1 and any(r.config.strategy == "random" for r in results)
+    show_pitfalls(unstable_curves(frame) + (not_better_than_random(frame) if with_random else []))

@@ -1,0 +1,134 @@
+"""What the Replay page computes and keeps for this session: a round's model retrained
+(alcore.analysis.explain), 2-D maps of the pool, the image explained. Each is kept in
+st.session_state, a few at a time, so scrubbing back is instant; nothing is shared between
+sessions."""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import OrderedDict
+
+import streamlit as st
+
+from alcore.analysis.explain import ReplayError, embed_pool, recover_round_probs, run_keep
+from dashboard.display import plain, show_problems
+from dashboard.limits import deployment_limits, one_call_within_labels, run_slot_for_one_call
+from dashboard.state import race_lock, trainer_cache
+
+# session_state keys of the page (per browser session)
+PROBS, MAPS, CLICKED = "replay_probs", "replay_maps", "replay_clicked"
+RUN, ROUND, MAP = "replay_run", "replay_round", "replay_map"
+KEEP_ROUNDS, KEEP_MAPS = 12, 4  # recomputed rounds and pool maps kept for scrubbing back
+
+
+def run_key(result, upto: int) -> str:
+    """What decides round ``upto``'s model: the settings and every label known at that round."""
+    known = [result.initial_indices, result.validation_indices,
+             [(x.selected, getattr(x, "given_labels", [])) for x in result.rounds[:upto]]]
+    text = result.config.model_dump_json() + json.dumps(known) + json.dumps(result.dataset.class_names)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _remembered(store_key: str) -> OrderedDict:
+    return st.session_state.setdefault(store_key, OrderedDict())
+
+
+def _keep(store: OrderedDict, key, value, most: int) -> None:
+    store[key] = value
+    while len(store) > most:
+        store.popitem(last=False)
+
+
+def round_probs(result, round_: int, data):
+    """Round ``round_``'s candidate probabilities: from this session's store, or retrained
+    (within this server's limits) and stored. None after saying why it cannot be had."""
+    store, key = _remembered(PROBS), (run_key(result, round_), round_)
+    if key in store:
+        store.move_to_end(key)
+        return store[key]
+    labels = result.rounds[round_].n_labeled
+    if too_big := deployment_limits().model_problems(result.config, data.image_shape, data.n_classes):
+        show_problems(too_big)  # a file can name any model: counted before one is built
+        return None
+    with one_call_within_labels(labels, f"Retraining round {round_}'s model on {labels:,} labels",
+                                "replay an earlier round") as ok:
+        if not ok:
+            return None
+        try:
+            with st.spinner(f"Retraining round {round_}'s {result.config.model} model on {labels:,} labels..."), \
+                    race_lock():
+                found = recover_round_probs(result, round_, dataset=data, cache=trainer_cache())
+        except ReplayError as e:
+            st.error(f"**Round {round_} cannot be rebuilt:** {plain(e)}", icon=":material/block:")
+            return None
+    _keep(store, key, found, KEEP_ROUNDS)
+    return found
+
+
+def pool_map(results, result, data, method: str):
+    """A 2-D map of ``result``'s pool (``method``: "pca" or "tsne"; t-SNE within a run slot) that
+    holds every image any run of ``results`` on the same pool labeled; None after saying why."""
+    cfg = result.config
+    same_pool = [x for x in results if x.config.data_key() == cfg.data_key() and x.dataset.n_pool == result.dataset.n_pool]
+    keep = run_keep(same_pool)  # every image any of these runs labeled is always on the map
+    maps, key = _remembered(MAPS), (cfg.data_key(), method, hashlib.sha256(keep.tobytes()).hexdigest()[:16])
+    embedding = maps.get(key)
+    if embedding is not None:
+        return embedding
+    try:
+        if method == "tsne":
+            with run_slot_for_one_call() as ok:
+                if ok:
+                    with st.spinner(f"t-SNE of {min(2000, len(data.y_pool)):,} pool images..."):
+                        embedding = embed_pool(data.x_pool, keep, method="tsne", random_state=0)
+        else:
+            with st.spinner("Projecting the pool..."):
+                embedding = embed_pool(data.x_pool, keep, method="pca", random_state=0)
+    except ValueError as e:
+        st.warning(plain(e), icon=":material/warning:")
+    if embedding is not None:
+        _keep(maps, key, embedding, KEEP_MAPS)
+    return embedding
+
+
+def image_key(run_i, round_) -> str:
+    """The key of the "Why this image?" selectbox of a run and round."""
+    return f"replay_image_{run_i}_{round_}"
+
+
+def clicked_on_map():
+    """A point clicked on the pool map becomes the image explained (this run and round)."""
+    state = st.session_state.get(MAP)
+    points = (state or {}).get("selection", {}).get("points", [])
+    if not points:
+        return
+    data = points[0].get("customdata")
+    if isinstance(data, (list, tuple)):
+        data = data[0] if data else None
+    if data is None:
+        return
+    idx = int(data)
+    st.session_state[CLICKED] = (st.session_state.get(RUN, 0), st.session_state.get(ROUND, 0), idx)
+    st.session_state[image_key(st.session_state.get(RUN, 0), st.session_state.get(ROUND, 0))] = idx
+
+
+def clicked(run_i, round_) -> int | None:
+    """The pool image last clicked on the map of this run and round, if any."""
+    got = st.session_state.get(CLICKED)
+    return got[2] if got and got[:2] == (run_i, round_) else None
+
+
+def explainable(rnd, clicked_index: int | None) -> dict[int, str]:
+    """The images "Why this image?" offers for round ``rnd``, in order, each with its role: the
+    one clicked on the map (where it is none of the others), the picks, the least and the most
+    confident."""
+    roles = {}
+    if clicked_index is not None and clicked_index not in set(rnd.selected) | \
+            {x.index for x in rnd.least_confident + rnd.most_confident}:
+        roles[clicked_index] = "clicked on the map"
+    for i, s in zip(rnd.selected, rnd.selected_scores):
+        roles[i] = f"picked, score {s:.3f}"
+    for refs, role in ((rnd.least_confident, "least confident"), (rnd.most_confident, "most confident")):
+        for ref in refs:
+            roles.setdefault(ref.index, f"{role}, {ref.confidence:.0%} sure")
+    return roles

@@ -1,0 +1,96 @@
+"""This browser session's setup and objects, kept in st.session_state (never in module
+globals, which every session of the server would share).
+
+One ExperimentConfig lives in st.session_state["config"] and the race's own settings
+(strategies, seeds) beside it; the page address mirrors both (alcore.serve.share), so a
+copied address reopens the setup.
+"""
+from __future__ import annotations
+
+import threading
+import uuid
+
+import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+from alcore import ExperimentConfig
+from alcore.serve.share import OWNED, RACE_DEFAULTS, encode
+
+CONFIG, RACE_SETTINGS, RACE, CACHE, RUNNING = "config", "race_settings", "race", "trainer_cache", "running"
+RACE_LOCK = "race_lock"
+AUTOSTART = "autostart"  # set by Reference experiments: the Run page starts the race set up
+REFERENCE_ACCURACY = "reference_accuracy"  # the Model page's accuracy on every pool label
+WIDGET_PREFIX = "w_"  # a setup widget's key: "w_<field>" (dashboard.widgets.bind)
+
+
+def config() -> ExperimentConfig:
+    if CONFIG not in st.session_state:
+        st.session_state[CONFIG] = ExperimentConfig()
+    return st.session_state[CONFIG]
+
+
+def race_settings() -> dict:
+    return st.session_state.setdefault(RACE_SETTINGS, {"strategies": list(RACE_DEFAULTS["strategies"]),
+                                                       "seeds": RACE_DEFAULTS["seeds"]})
+
+
+def use_setup(cfg: ExperimentConfig, strategies: list[str] | None = None, seeds: int | None = None) -> None:
+    """Make ``cfg`` (and, where given, the strategies and seeds raced) this session's setup, as
+    a link, a reopened race or a reference experiment does; the setup pages' widgets then show it."""
+    st.session_state[CONFIG] = cfg
+    rs = race_settings()
+    if strategies:
+        rs["strategies"] = list(strategies)
+    if seeds:
+        rs["seeds"] = seeds
+    for key in [k for k in st.session_state if str(k).startswith(WIDGET_PREFIX)]:
+        del st.session_state[key]
+
+
+def setup_params() -> dict:
+    """This session's setup as query parameters (alcore.serve.share.encode)."""
+    rs = race_settings()
+    return encode(config(), rs["strategies"], rs["seeds"])
+
+
+def address() -> dict[str, list[str]]:
+    """The page address's query parameters, every value as a list."""
+    return {k: st.query_params.get_all(k) for k in st.query_params}
+
+
+def sync_link() -> None:
+    """Write this session's setup into the page address (the settings that differ from the
+    defaults, named as the config fields), keeping every other parameter (the Run page's
+    ``run``) as it is. Sends nothing when the address already says it."""
+    current = {k: v for k, v in address().items() if k.lower() not in ("embed", "embed_options")}
+    wanted = {k: v for k, v in current.items() if k not in OWNED}
+    wanted.update({k: [v] if isinstance(v, str) else list(v) for k, v in setup_params().items()})
+    if wanted != current:
+        st.query_params.from_dict(wanted)
+
+
+def session_owner() -> str:
+    """This browser session's id, the owner of its run slot."""
+    ctx = get_script_run_ctx()
+    if ctx is not None:
+        return ctx.session_id
+    return st.session_state.setdefault("_owner", uuid.uuid4().hex)
+
+
+def race_lock() -> threading.Lock:
+    """Held while this session's race computes rounds. A click (Stop, another page) starts
+    the next script run at once, on another thread, while the previous one finishes the
+    round in progress: the lock keeps a second run from stepping the same race, and lets a
+    page wait for that round before it reads the race."""
+    if RACE_LOCK not in st.session_state:
+        st.session_state[RACE_LOCK] = threading.Lock()
+    return st.session_state[RACE_LOCK]
+
+
+def trainer_cache():
+    """This browser session's compiled models (never shared with another session)."""
+    if CACHE not in st.session_state:
+        from alcore.engine.training import TrainerCache  # imports TensorFlow on first use
+
+        st.session_state[CACHE] = TrainerCache(max_entries=3)
+    return st.session_state[CACHE]

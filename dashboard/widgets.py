@@ -1,0 +1,120 @@
+"""Widgets bound to ExperimentConfig's fields.
+
+A setup widget's key is "w_<field>", initialised from the stored config; its label, help and
+(for a choice) options come from the field itself, and what the page read is written back
+through ExperimentConfig's own validation (commit). So a page shows the same names, choices
+and limits as the CLI and the JSON.
+"""
+from __future__ import annotations
+
+import typing
+
+import streamlit as st
+from pydantic import ValidationError
+
+from alcore import ExperimentConfig
+from dashboard.display import plain
+from dashboard.state import CONFIG, WIDGET_PREFIX, config, sync_link
+
+# The limits of the dashboard's widgets where they are narrower than ExperimentConfig's own
+# (a widget refuses to draw a value outside them). A link's value beyond them is refused by
+# name (dashboard.links); tests/test_share_page.py checks these against the widgets the pages draw.
+WIDGET_RANGES = {
+    "batch_size": (1, 100_000), "dropout": (0.0, 0.9), "dense_dropout": (0.0, 0.9), "learning_rate": (1e-6, 10.0),
+    "momentum": (0.0, 0.99),
+    "patience": (1, 1000), "validation_fraction": (0.05, 0.5), "uncertainty_threshold": (0.0, 0.99),
+    "changed_threshold": (0.0, 0.99), "seeds": (1, 20),
+}
+
+
+def label(field: str) -> str:
+    return field.replace("_", " ").capitalize()
+
+
+def help_text(field: str) -> str:
+    return ExperimentConfig.model_fields[field].description or ""
+
+
+def options(field: str) -> list:
+    """The values a choice field takes, in the order its Literal declares them."""
+    return list(typing.get_args(ExperimentConfig.model_fields[field].annotation))
+
+
+def bind(field: str, to_widget=lambda v: v) -> str:
+    """Widget key for a config field, initialised from the stored config."""
+    key = WIDGET_PREFIX + field
+    if key not in st.session_state:
+        st.session_state[key] = to_widget(getattr(config(), field))
+    return key
+
+
+def bounds(field: str) -> tuple:
+    """(lowest, highest) value a widget of ``field`` offers: WIDGET_RANGES where the widget is
+    narrower, else the field's own inclusive bounds (None where it has none)."""
+    if field in WIDGET_RANGES:
+        return WIDGET_RANGES[field]
+    low = high = None
+    for m in ExperimentConfig.model_fields[field].metadata:
+        low, high = getattr(m, "ge", low), getattr(m, "le", high)
+    return low, high
+
+
+def choice(field: str, choices: list | None = None, **kw):
+    """A selectbox for a choice field: its label, help and options (``choices``: another order,
+    or a subset) from ExperimentConfig."""
+    return st.selectbox(label(field), options(field) if choices is None else choices, key=bind(field),
+                        help=help_text(field), **kw)
+
+
+def number(field: str, title: str | None = None, **kw):
+    """A number input for ``field`` within bounds(field) unless ``kw`` says otherwise."""
+    return _bounded(st.number_input, field, title, kw)
+
+
+def slider(field: str, **kw):
+    """A slider for ``field`` over bounds(field) unless ``kw`` says otherwise."""
+    return _bounded(st.slider, field, None, kw)
+
+
+def toggle(field: str):
+    return st.toggle(label(field), key=bind(field), help=help_text(field))
+
+
+def _bounded(widget, field: str, title: str | None, kw: dict):
+    low, high = bounds(field)
+    kw.setdefault("min_value", low)
+    kw.setdefault("max_value", high)
+    return widget(title or label(field), key=bind(field), help=help_text(field), **kw)
+
+
+def commit(values: dict) -> bool:
+    """Validate and store changed fields; show what is wrong, in the field's name."""
+    try:
+        new = config().replace(**values)
+    except ValidationError as e:
+        for err in e.errors():
+            field = ".".join(str(p) for p in err["loc"]) or "settings"
+            st.error(f"**{label(field) if field in ExperimentConfig.model_fields else plain(field)}**: "
+                     f"{plain(err['msg'].removeprefix('Value error, '))}", icon=":material/warning:")
+        return False
+    if new != config():
+        st.session_state[CONFIG] = new
+        sync_link()  # now: a page may stop before the frame syncs after it
+    return True
+
+
+def optional_int(field: str, what_none: str, **kw) -> int | None:
+    """A number input where 0 stands for 'not set' (None)."""
+    key = bind(field, lambda v: 0 if v is None else int(v))
+    if kw.get("max_value") is not None and st.session_state[key] > kw["max_value"]:
+        st.session_state[key] = kw["max_value"]  # a cap lowered mid-session: the widget would refuse to draw
+    v = st.number_input(f"{label(field)} (0 = {what_none})", min_value=0, step=1, key=key,
+                        help=help_text(field), **kw)
+    return None if v == 0 else int(v)
+
+
+def optional_float(field: str, what_none: str, **kw) -> float | None:
+    key = bind(field, lambda v: 0.0 if v is None else float(v))
+    v = st.number_input(f"{label(field)} (0 = {what_none})", min_value=0.0, key=key,
+                        help=help_text(field), **kw)
+    return None if v == 0 else float(v)
