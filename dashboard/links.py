@@ -62,4 +62,6 @@ def sidebar_summary(slot) -> None:
                        f"Dataset page; every other setting applies.")
         limits = deployment_limits()
         if limits.active:
-            st.caption("Limits on this server: " + " · ".join(limits.describe()))
+            caps = limits.describe()
+            with st.expander(f"Limits on this server ({len(caps)})"):  # folded: 15 caps pushed the setup away
+                st.caption(" · ".join(caps))
