@@ -114,7 +114,11 @@ def label_distribution_figure(labels: np.ndarray, class_names: Sequence[str], ti
     names = [text(c) for c in class_names]
     fig.add_trace(go.Bar(x=names, y=counts, marker_color=PALETTE[0], name="images",
                          hovertemplate="%{x}: %{y}<extra></extra>"), row=1, col=1)
-    fig.add_trace(go.Pie(labels=names, values=counts, sort=False, textinfo="percent", name="share"), row=1, col=2)
+    # each slice names its class (there is no legend); beyond a dozen classes the names would
+    # overlap, so they are left to the hover and the bars beside
+    fig.add_trace(go.Pie(labels=names, values=counts, sort=False, name="share",
+                         textinfo="label+percent" if len(names) <= 12 else "percent",
+                         hovertemplate="%{label}: %{value} (%{percent})<extra></extra>"), row=1, col=2)
     fig.update_layout(title=text(title), showlegend=False, height=360, margin=dict(l=10, r=10, t=60, b=10))
     fig.update_xaxes(type="category", row=1, col=1)
     return fig

@@ -99,6 +99,9 @@ def test_group_labels_separate_unlike_runs(race):
 def test_small_figures(digits):
     f = label_distribution_figure(digits.y_pool, digits.class_names)
     assert f.data[0].type == "bar" and f.data[1].type == "pie" and sum(f.data[0].y) == len(digits.y_pool)
+    assert "label" in f.data[1].textinfo  # the pie has no legend: its slices name the classes (issue 18)
+    many = label_distribution_figure(np.arange(40) % 20, [f"class {i}" for i in range(20)])
+    assert many.data[1].textinfo == "percent" and "%{label}" in many.data[1].hovertemplate
     c = confusion_figure(np.eye(3, dtype=int) * 5, ["a", "b", "c"])
     assert c.data[0].type == "heatmap" and c.data[0].z[0][0] == 1.0
     b = class_balance_figure({"margin": np.array([1, 2, 3])}, ["a", "b", "c"])
