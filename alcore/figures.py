@@ -99,7 +99,7 @@ def learning_curve_figure(frame: pd.DataFrame, *, aggregate: bool = True, band: 
     fig.update_layout(title=text(title), xaxis_title="Labels used", yaxis_title="Test accuracy",
                       yaxis_tickformat=".0%", uirevision="curves", hovermode="x unified",
                       showlegend=True,  # Plotly hides the legend of a one-curve figure: name it anyway
-                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+                      legend=LEGEND_BELOW,
                       margin=dict(l=10, r=10, t=60, b=10), height=460)
     return fig
 
@@ -237,12 +237,31 @@ def autolabel_figure(report) -> go.Figure:
                              name="pseudo-labels right (this batch)", marker=dict(color=PALETTE[1], size=8)))
     fig.update_layout(title="Confident auto-labelling", xaxis_title="Pseudo-labels added",
                       yaxis_title="Accuracy", yaxis_tickformat=".0%", showlegend=True, height=400,
-                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+                      legend=LEGEND_BELOW,
                       margin=dict(l=10, r=10, t=70, b=10))
     return fig
 
 
 # ------------------------------------------------------------------- statistics
+
+# A horizontal legend under the x axis: above the plot, a legend that wraps onto several rows
+# (many groups, long names) covered the title. Plotly grows the bottom margin to fit it.
+LEGEND_BELOW = dict(orientation="h", yanchor="top", y=-0.16, x=0)
+SHORT_NAME = 28  # characters of a group name on a heatmap's axes; the hover has the whole name
+
+
+def _short_names(names: Sequence[str], limit: int = SHORT_NAME) -> list[str]:
+    """The names as they are when all fit in ``limit`` characters; otherwise each numbered and cut
+    to fit ("3. margin · hybrid_frac…"), so two long names that start alike stay apart."""
+    if all(len(n) <= limit for n in names):
+        return list(names)
+    out = []
+    for i, name in enumerate(names):
+        head = f"{i + 1}. "
+        room = limit - len(head)
+        out.append(head + (name if len(name) <= room else name[:room - 1] + "…"))
+    return out
+
 
 def pairwise_figure(pairs: pd.DataFrame, title: str = "Paired tests on AULC across seeds (row − column)") -> go.Figure:
     """Heatmap of :func:`alcore.analysis.stats.pairwise_tests`: rows and columns are groups, colour is
@@ -258,13 +277,16 @@ def pairwise_figure(pairs: pd.DataFrame, title: str = "Paired tests on AULC acro
         p = r["holm_p"]
         p_text = "not tested" if p is None or pd.isna(p) else f"p={p:.3g}"
         cell[i][j] = f"{r['verdict']}<br>{p_text}<br>{int(r['n_seeds'])} seeds"
-    labels = [text(g) for g in names]
+    full = [text(g) for g in names]
+    labels = _short_names([str(g) for g in names])  # long group names on the axes: cut, whole in the hover
+    labels = [text(g) for g in labels]
     finite = np.abs(z[np.isfinite(z)])
     span = float(finite.max()) if finite.size and finite.max() > 0 else 0.01
+    whole = [[[full[i], full[j]] for j in range(len(names))] for i in range(len(names))]
     fig = go.Figure(go.Heatmap(
         z=z, x=labels, y=labels, text=cell, texttemplate="%{text}", colorscale="RdBu", zmid=0,
-        zmin=-span, zmax=span, colorbar=dict(title="AULC diff"), hoverongaps=False,
-        hovertemplate="%{y} − %{x}: %{z:+.4f} AULC<br>%{text}<extra></extra>"))
+        zmin=-span, zmax=span, colorbar=dict(title="AULC diff"), hoverongaps=False, customdata=whole,
+        hovertemplate="%{customdata[0]} − %{customdata[1]}: %{z:+.4f} AULC<br>%{text}<extra></extra>"))
     fig.update_layout(title=text(title), xaxis_title="Column", yaxis_title="Row", yaxis_autorange="reversed",
                       height=max(320, 90 * len(names) + 140), margin=dict(l=10, r=10, t=60, b=10))
     if not names:
@@ -492,7 +514,7 @@ def setting_effect_figure(effect, metric: str = "labels_to_target", target: Opti
         customdata=summary[["seeds", "reached_target"]][ok].to_numpy(),
         hovertemplate="%{x}: %{y:.4g}<br>%{customdata[0]} seeds, reached %{customdata[1]}<extra></extra>"))
     fig.update_layout(title=text(f"{y_title.split(' (')[0]} against {name}"), xaxis_title=text(name),
-                      yaxis_title=text(y_title), legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+                      yaxis_title=text(y_title), legend=LEGEND_BELOW,
                       margin=dict(l=10, r=10, t=70, b=10))
     if pct:
         fig.update_xaxes(tickformat=".0%")

@@ -165,6 +165,26 @@ def test_pairwise_figure_escapes_names_and_shows_verdicts():
     assert hm.text[0][1].startswith("better") and "p=0.0312" in hm.text[0][1] and hm.text[1][0].startswith("worse")
 
 
+
+def test_long_group_names_are_cut_on_the_heatmap_axes_and_whole_in_its_hover():
+    """Eight long group names made the paired-test heatmap unreadable (issue 18, item 5): the axes
+    show each cut to a few words, unique, and the hover the whole name."""
+    long = {f"margin · hybrid_fraction={f} · candidates=2000 · test_size=all": MARGIN6 for f in (0.2, 0.5)}
+    s = seed_statistics(frame({**long, "random": RANDOM6}))
+    hm = pairwise_figure(s.pairs).data[0]
+    assert all(len(x) <= 28 for x in hm.x) and len(set(hm.x)) == 3
+    assert any("hybrid_fraction=0.5 · candidates=2000" in row[0] for line in hm.customdata for row in line)
+    assert "customdata[0]" in hm.hovertemplate
+
+
+def test_curve_legends_sit_under_the_plot_so_they_cannot_cover_the_title(results):
+    from alcore.analysis.groups import curve_frame
+    from alcore.figures import learning_curve_figure
+
+    legend = learning_curve_figure(curve_frame(results)).layout.legend
+    assert legend.orientation == "h" and legend.y < 0 and legend.yanchor == "top"
+
+
 # ------------------------------------------------------------------- real runs
 
 @pytest.fixture(scope="module")
