@@ -6,7 +6,6 @@ notebook can reuse them. No Streamlit here.
 from __future__ import annotations
 
 import html
-import re
 from typing import Collection, Optional, Sequence
 
 import numpy as np
@@ -15,6 +14,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from alcore.analysis.groups import natural_order
 from alcore.analysis.stats import aggregate_curves
 from alcore.results.records import ImageRef, RunResult
 
@@ -52,11 +52,6 @@ def _rgba(hex_color: str, alpha: float) -> str:
 # The trace's (escaped) name, not the name pasted into the template, where "%{...}" in a
 # file name would be read as a placeholder.
 HOVER_CURVE = "%{x} labels: %{y:.2%}<extra>%{fullData.name}</extra>"
-
-
-def natural_order(name) -> list:
-    """Sort key that orders the numbers in a name by value: hybrid 0%, 20%, 100% (not 0%, 100%, 20%)."""
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(name))]
 
 
 def learning_curve_figure(frame: pd.DataFrame, *, aggregate: bool = True, band: str = "ci95",

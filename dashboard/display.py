@@ -91,26 +91,31 @@ def _number_text(fmt):
 
 
 def _missing_as_dash(frame, column_config):
-    """Streamlit draws a missing number as the word "None" and ignores a pandas Styler's text for
-    a column with a number format; columns with missing numbers are formatted by a Styler (the
-    format moved there, the values still numbers for sorting), with a dash where none is."""
+    """Streamlit draws a missing number as the word "None" (a pandas Styler's text does not reach
+    the browser for a number column), so a column with missing numbers is shown as text in its
+    own format with a dash where a number is missing. Such a column then sorts as text; columns
+    without a gap stay numbers."""
     import pandas as pd
+    import streamlit as st
 
     config = dict(column_config or {})
-    if not isinstance(frame, pd.DataFrame) or frame.size > 100_000 or not (frame.index.is_unique
-                                                                          and frame.columns.is_unique):
+    if not isinstance(frame, pd.DataFrame) or frame.size > 100_000 or not frame.columns.is_unique:
         return frame, column_config
-    formats = {}
+    changed = {}
     for col in frame.columns:
-        if pd.api.types.is_float_dtype(frame[col]) and frame[col].isna().any():
-            spec = config.get(col)
-            type_config = spec.get("type_config") if isinstance(spec, dict) else None
-            formats[col] = _number_text((type_config or {}).get("format"))
-            if type_config:
-                config[col] = {**spec, "type_config": {**type_config, "format": None}}
-    if not formats:
+        values = frame[col]
+        if not values.isna().any() or not all(isinstance(v, (int, float)) for v in values.dropna()):
+            continue
+        spec = config.get(col)
+        type_config = spec.get("type_config") if isinstance(spec, dict) else None
+        shown = _number_text((type_config or {}).get("format"))
+        changed[col] = [MISSING if pd.isna(v) else shown(v) for v in values]
+        label = spec.get("label") if isinstance(spec, dict) else spec if isinstance(spec, str) else None
+        help_text = spec.get("help") if isinstance(spec, dict) else None
+        config[col] = st.column_config.TextColumn(label or str(col), help=help_text)
+    if not changed:
         return frame, column_config
-    return frame.style.format(formats, na_rep=MISSING, subset=list(formats)), config
+    return frame.assign(**changed), config
 
 
 # Plotly's modebar has one image button (the camera, PNG here); config cannot add a second,

@@ -33,6 +33,18 @@ def _settings(r: RunResult) -> list[tuple[str, object]]:
     return out
 
 
+
+def natural_order(name) -> list:
+    """Sort key that orders the numbers in a name by value: hybrid 0%, 20%, 100% (not 0%, 100%, 20%)."""
+    import re
+
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(name))]
+
+
+def in_natural_order(frame):
+    """``frame``'s groups (``frame.groupby("group")``) in :func:`natural_order`."""
+    return sorted(frame.groupby("group", sort=False), key=lambda item: natural_order(item[0]))
+
 def group_keys(results: Sequence[RunResult]) -> list[GroupKey]:
     """Each run's group: its strategy, plus dataset / model / batch size / pool and every other
     config setting (``activation=sigmoid``) that differs between the runs, so unlike runs are

@@ -9,7 +9,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from alcore.analysis.groups import group_keys, group_labels
+from alcore.analysis.groups import group_keys, group_labels, in_natural_order, natural_order
 from alcore.results.records import GroupKey, confusion_matrix
 
 
@@ -138,7 +138,7 @@ def group_metrics(frame):
     import pandas as pd
 
     out = []
-    for group, sub in frame.groupby("group", sort=True):
+    for group, sub in in_natural_order(frame):  # hybrid 0%, 20%, 100%
         reached = sub["labels_to_target"].dropna()
         saved = sub["labels_saved_vs_random"].dropna()
         out.append({
@@ -161,7 +161,7 @@ def group_confusions(results, groups: Optional[Sequence[str]] = None) -> dict[st
 
     groups = list(groups) if groups is not None else group_labels(results)
     out: dict[str, tuple[np.ndarray, int]] = {}
-    for res, group in sorted(zip(results, groups), key=lambda pair: pair[1]):
+    for res, group in sorted(zip(results, groups), key=lambda pair: natural_order(pair[1])):
         matrix = confusion_matrix(res.rounds[-1].confusion)
         if group in out:
             total, n = out[group]

@@ -20,7 +20,7 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from alcore.analysis.groups import keys_by_group
+from alcore.analysis.groups import in_natural_order, keys_by_group
 from alcore.strategies.base import fields_used_by
 
 ALPHA = 0.05
@@ -168,7 +168,7 @@ def group_intervals(frame: pd.DataFrame, *, confidence: float = CONFIDENCE,
     if frame is None or len(frame) == 0:
         return pd.DataFrame(columns=GROUP_COLUMNS)
     rows = []
-    for group, sub in frame.groupby("group", sort=True):
+    for group, sub in in_natural_order(frame):  # hybrid 0%, 20%, 100%
         notes = []
         runs = _per_seed(sub)
         if len(runs) < len(sub):
