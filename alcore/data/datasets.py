@@ -61,6 +61,8 @@ class RawData:
     y_test: Optional[np.ndarray]
     class_names: tuple[str, ...]
     source: str
+    # The file each training image came from (the images loader), for exporting labels by name.
+    train_files: Optional[tuple[str, ...]] = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,6 +83,8 @@ class Dataset:
     # Model inputs when they are not the images (backbone features of the `transfer` model).
     features_pool: Optional[np.ndarray] = field(default=None, repr=False)
     features_test: Optional[np.ndarray] = field(default=None, repr=False)
+    # The file each pool image came from, where the dataset has files (the images loader).
+    pool_files: Optional[tuple[str, ...]] = field(default=None, repr=False)
 
     @property
     def inputs_pool(self) -> np.ndarray:
@@ -638,6 +642,7 @@ def prepare(raw: RawData, config: ExperimentConfig) -> Dataset:
         x_test=_readonly(xt), y_test=_readonly(y_test.astype(np.int32)),
         class_names=class_names, source=raw.source,
         display_offset=offset, display_scale=scale, pool_origin=_readonly(origin),
+        pool_files=None if raw.train_files is None else tuple(raw.train_files[i] for i in origin),
     )
 
 

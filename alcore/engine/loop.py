@@ -195,7 +195,8 @@ class Experiment:
         if seconds and (len(seconds) != len(labels) or not all(np.isfinite(s) and s >= 0 for s in seconds)):
             raise ValueError(f"seconds must be {len(labels)} finite numbers >= 0, one per label")
         last = self.rounds[-1]
-        self.rounds[-1] = RoundResult(**{**dict(last), "given_labels": labels, "label_seconds": seconds})
+        self.rounds[-1] = RoundResult(**{**dict(last), "given_labels": labels, "label_seconds": seconds,
+                                                 "labelled_at": now_iso()})
         self._given.update(zip((int(i) for i in batch), labels))
         return self.rounds[-1]
 

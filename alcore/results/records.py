@@ -112,6 +112,9 @@ class RoundResult(_Strict):
                                       description="the person's labels for the selected images")
     label_seconds: list[Seconds] = Field(default_factory=list, exclude_if=lambda v: not v,
                                          description="seconds the person took for each given label")
+    labelled_at: Optional[Text] = Field(None, exclude_if=lambda v: v is None,
+                                        description="when the person submitted the labels (UTC, ISO 8601); "
+                                                    "files written before it was recorded have none")
 
     @model_validator(mode="after")
     def _consistent(self):
