@@ -8,6 +8,7 @@ from alcore.figures import oracle_curve_figure, upscale
 from alcore.engine.oracle import OracleRun, confusions, cost_summary
 from alcore.results.records import strategy_label, to_json
 from dashboard import oracle_session as oracle
+from dashboard.label_export import export_buttons
 from dashboard.display import config_caption, plain, show_figure, show_table
 from dashboard.state import config, race_lock, race_settings
 from dashboard.uploads import result_uploads
@@ -89,6 +90,7 @@ with numbers:
     st.download_button("Download your run's result file (JSON)", to_json(run.result()),
                        f"{rc.dataset}_{rc.strategy}_seed{rc.seed}_person.json", "application/json",
                        on_click="ignore", key="oracle_download", icon=":material/download:")
+    export_buttons(run.result(), ds, f"{rc.dataset}_{rc.strategy}_seed{rc.seed}_person", "oracle_labels")
 
 # ------------------------------------------------------------------- the batch
 @st.fragment
