@@ -85,6 +85,7 @@ class Dataset:
     features_test: Optional[np.ndarray] = field(default=None, repr=False)
     # The file each pool image came from, where the dataset has files (the images loader).
     pool_files: Optional[tuple[str, ...]] = field(default=None, repr=False)
+    test_files: Optional[tuple[str, ...]] = field(default=None, repr=False)
 
     @property
     def inputs_pool(self) -> np.ndarray:
@@ -572,6 +573,31 @@ def _readonly(a: np.ndarray) -> np.ndarray:
     return a
 
 
+def normalize(x_pool: np.ndarray, x_test: np.ndarray, normalization: str):
+    """Pool and test images as float32 for the model, and (offset, scale) that map them back
+    to [0, 1] for display (:meth:`Dataset.display_images`)."""
+    # from min and max in float: np.abs wraps for the most negative integer
+    pixel_max = 255.0 if x_pool.dtype == np.uint8 else max(-float(x_pool.min()), float(x_pool.max()), 1e-12)
+    if x_pool.dtype != np.uint8 and pixel_max <= 1.0:
+        pixel_max = 1.0
+    xp = x_pool.astype(np.float32)
+    xt = x_test.astype(np.float32)
+    if normalization == "unit":
+        xp /= pixel_max
+        xt /= pixel_max
+        offset, scale = 0.0, 1.0
+    elif normalization == "standardize":
+        mean = float(xp.mean(dtype=np.float64))
+        std = float(xp.std(dtype=np.float64)) or 1.0
+        xp = (xp - mean) / std
+        xt = (xt - mean) / std
+        # displayed = (x*std + mean)/pixel_max = (x - (-mean/std)) / (pixel_max/std)
+        offset, scale = -mean / std, pixel_max / std
+    else:
+        offset, scale = 0.0, pixel_max
+    return xp, xt, offset, scale
+
+
 def prepare(raw: RawData, config: ExperimentConfig) -> Dataset:
     """Check raw arrays, draw the pool and test set, normalize pixels."""
     from sklearn.model_selection import train_test_split
@@ -617,25 +643,7 @@ def prepare(raw: RawData, config: ExperimentConfig) -> Dataset:
         origin = np.sort(rng.choice(origin, config.pool_size, replace=False))
     x_pool, y_pool = x_train[origin], y_train[origin]
 
-    # from min and max in float: np.abs wraps for the most negative integer
-    pixel_max = 255.0 if x_pool.dtype == np.uint8 else max(-float(x_pool.min()), float(x_pool.max()), 1e-12)
-    if x_pool.dtype != np.uint8 and pixel_max <= 1.0:
-        pixel_max = 1.0
-    xp = x_pool.astype(np.float32)
-    xt = x_test.astype(np.float32)
-    if config.normalization == "unit":
-        xp /= pixel_max
-        xt /= pixel_max
-        offset, scale = 0.0, 1.0
-    elif config.normalization == "standardize":
-        mean = float(xp.mean(dtype=np.float64))
-        std = float(xp.std(dtype=np.float64)) or 1.0
-        xp = (xp - mean) / std
-        xt = (xt - mean) / std
-        # displayed = (x*std + mean)/pixel_max = (x - (-mean/std)) / (pixel_max/std)
-        offset, scale = -mean / std, pixel_max / std
-    else:
-        offset, scale = 0.0, pixel_max
+    xp, xt, offset, scale = normalize(x_pool, x_test, config.normalization)
     return Dataset(
         name=config.dataset if config.dataset not in ("idx", "npz", "images") else f"{config.dataset}:{raw.source}",
         x_pool=_readonly(xp), y_pool=_readonly(y_pool.astype(np.int32)),

@@ -7,12 +7,14 @@ files: the images loader), the class, who gave it (``source``), what it was for 
 the first round that trained on it, and when and how fast a person gave it where that was
 recorded.
 
-- ``source``: ``person`` (given on Be the oracle), ``simulated`` (the dataset's own label:
+- ``source``: ``person`` (given on Be the oracle: every label of a run on images without
+  labels, :mod:`alcore.engine.labelling`), ``simulated`` (the dataset's own label:
   every label of a simulated run, and the initial and validation labels of a person's run
   on a labeled dataset) or ``auto`` (a pseudo-label from confident auto-labelling, which
   result files do not hold: pass them in).
 - ``kind``: ``initial``, ``validation`` (fixed validation labels), ``queried`` (a strategy's
-  pick) or ``pseudo``.
+  pick), ``pseudo``, or ``audit`` (the audit set of a run on images without labels: the test
+  split, never trained on; its rows have no pool index but an ``audit_index``).
 - ``round``: the first round whose model trained on the label (0: the initial and validation
   labels; a batch picked by round r is trained on from round r + 1; pseudo-labels count as
   after the last round).
@@ -39,14 +41,14 @@ from alcore.data.datasets import Dataset
 from alcore.results.records import RunResult
 
 SOURCES = ("person", "simulated", "auto")
-KINDS = ("initial", "validation", "queried", "pseudo")
+KINDS = ("initial", "validation", "queried", "pseudo", "audit")
 
 
 @dataclass(frozen=True)
 class LabelRow:
     """One labelled pool image (the CSV's columns, in order)."""
 
-    pool_index: int
+    pool_index: Optional[int]
     file_name: Optional[str]
     label: str  # the class name
     class_index: int
@@ -55,6 +57,7 @@ class LabelRow:
     round: int
     labelled_at: Optional[str] = None
     seconds: Optional[float] = None
+    audit_index: Optional[int] = None  # kind "audit": the index in the audit set (the test split)
 
 
 COLUMNS = tuple(f.name for f in fields(LabelRow))
@@ -76,8 +79,14 @@ def label_rows(result: RunResult, dataset: Dataset,
         return LabelRow(int(i), files[i] if files is not None else None, names[c], int(c), source, kind,
                         rnd, at, None if sec is None else float(sec))
 
-    rows = [row(i, int(y[i]), "simulated", "initial", 0) for i in result.initial_indices]
-    rows += [row(i, int(y[i]), "simulated", "validation", 0) for i in result.validation_indices]
+    if result.labelled_in_the_loop:  # images without labels: the person gave these too
+        rows = _audit_rows(result, dataset)
+        rows += [row(i, c, "person", "initial", 0) for i, c in zip(result.initial_indices, result.initial_labels)]
+        rows += [row(i, c, "person", "validation", 0)
+                 for i, c in zip(result.validation_indices, result.validation_labels)]
+    else:
+        rows = [row(i, int(y[i]), "simulated", "initial", 0) for i in result.initial_indices]
+        rows += [row(i, int(y[i]), "simulated", "validation", 0) for i in result.validation_indices]
     for r in result.rounds:
         if person and not r.given_labels:
             continue  # a batch still waiting for the person
@@ -89,6 +98,12 @@ def label_rows(result: RunResult, dataset: Dataset,
         after = len(result.rounds)
         rows += [row(int(i), int(c), "auto", "pseudo", after) for i, c in zip(*pseudo)]
     return rows
+
+
+def _audit_rows(result: RunResult, dataset: Dataset) -> list[LabelRow]:
+    files, names = dataset.test_files, dataset.class_names
+    return [LabelRow(None, files[k] if files is not None else None, names[c], int(c), "person", "audit", 0,
+                     audit_index=k) for k, c in enumerate(result.audit_labels)]
 
 
 def labels_csv(rows: Sequence[LabelRow]) -> str:
@@ -131,12 +146,13 @@ def _png(image: np.ndarray) -> bytes:
 
 
 def member_name(row: LabelRow, folder: str) -> str:
-    """``folder/<pool index>[_<original file's stem>].png``."""
+    """``folder/<pool index>[_<original file's stem>].png`` (``audit<index>`` for the audit set)."""
     stem = ""
     if row.file_name:
         base = row.file_name.replace("\\", "/").rsplit("/", 1)[-1]
         stem = "_" + _safe(base.rsplit(".", 1)[0], "")
-    return f"{folder}/{row.pool_index:06d}{stem.rstrip('_')}.png"
+    number = f"audit{row.audit_index:04d}" if row.pool_index is None else f"{row.pool_index:06d}"
+    return f"{folder}/{number}{stem.rstrip('_')}.png"
 
 
 def labels_zip(rows: Sequence[LabelRow], dataset: Dataset) -> bytes:
@@ -146,6 +162,7 @@ def labels_zip(rows: Sequence[LabelRow], dataset: Dataset) -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:  # PNG is compressed already
         for r in rows:
-            image = dataset.display_images(dataset.x_pool[r.pool_index: r.pool_index + 1])[0]
+            x, i = (dataset.x_test, r.audit_index) if r.pool_index is None else (dataset.x_pool, r.pool_index)
+            image = dataset.display_images(x[i: i + 1])[0]
             z.writestr(member_name(r, folders[r.class_index]), _png(image))
     return out.getvalue()
