@@ -7,7 +7,7 @@ import streamlit as st
 from alcore.figures import oracle_curve_figure, upscale
 from alcore.engine.oracle import OracleRun, confusions, cost_summary
 from alcore.results.records import strategy_label, to_json
-from dashboard import oracle_session as oracle
+from dashboard import labelling, oracle_session as oracle
 from dashboard.label_export import export_buttons
 from dashboard.display import config_caption, plain, show_figure, show_table
 from dashboard.state import config, race_lock, race_settings
@@ -20,6 +20,9 @@ st.markdown("The model asks **you** for the labels of the images it is least sur
             "each, submit, and it retrains on what you said, right or wrong. The simulated oracle (the "
             "dataset's own labels) runs the same seed beside you, so you see what your mistakes cost.")
 cfg, rs = config(), race_settings()
+if (unlabeled := labelling.unlabeled_images(cfg)) is not None:  # your own images without labels
+    labelling.show(cfg, rs["strategies"], unlabeled)
+    st.stop()
 
 # ------------------------------------------------------------------------ setup
 run: OracleRun | None = oracle.current()

@@ -617,7 +617,7 @@ def require_labels(images: ImageSet, where: str) -> RawData:
         raise DatasetFileError(
             f"{where}: the images have no labels (no class folders and no labels CSV). A simulated run "
             f"needs a label for every image: put each class's images in a folder named after the class, "
-            f"or add a labels.csv of file name and label. Labelling the images yourself in the loop is "
-            f"not supported yet")
+            f"or add a labels.csv of file name and label. Or label them yourself in the loop: "
+            f"Be the oracle in the dashboard")
     return images.raw
 
