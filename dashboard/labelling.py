@@ -179,6 +179,7 @@ def batch_area(run: LabellingRun) -> None:
             st.button(f"{k} · {names[c]}", key=f"labelling_key_{tag}_{c}", on_click=oracle.give_next, args=(batch, c),
                       type="tertiary", shortcut=k, disabled=target is None)
     pictures = upscale(run.dataset.display_images(run.batch_images()), IMAGE_PX)
+    files = run.batch_files() or [""] * len(batch)
     for pos in range(len(batch)):
         given = answers.labels[pos]
         with st.container(border=True, horizontal=True, vertical_alignment="center", key=f"labelling_item_{pos}"):
@@ -187,6 +188,8 @@ def batch_area(run: LabellingRun) -> None:
                 mark = ":material/arrow_right_alt: " if pos == target else ""
                 said = f" · you said **{names[given]}**" if given is not None else ""
                 st.markdown(f"{mark}Image {pos + 1} of {len(batch)}{said}")
+                if files[pos]:
+                    st.caption(plain(files[pos]), help="The file in your zip.")
                 with st.container(horizontal=True, gap="small"):
                     for c, name in enumerate(names):
                         st.button(name, key=f"labelling_label_{tag}_{pos}_{c}", on_click=oracle.give,

@@ -143,6 +143,11 @@ class LabellingRun:
         x = self.dataset.x_test if self.phase == "audit" else self.dataset.x_pool
         return x[self.batch]
 
+    def batch_files(self) -> Optional[list[str]]:
+        """The files the images of :attr:`batch` came from, where the dataset has them."""
+        files = self.dataset.test_files if self.phase == "audit" else self.dataset.pool_files
+        return None if files is None else [files[i] for i in self.batch]
+
     def submit(self, answers: BatchAnswers) -> Optional[RoundResult]:
         """Record the person's labels for the waiting batch; once the initial images are all labelled,
         train round 0; in the rounds, train the next round. The new round, if one was trained."""
