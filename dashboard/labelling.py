@@ -103,9 +103,11 @@ def setup(cfg: ExperimentConfig, strategies, images: RawData) -> None:
     oc = cfg.replace(strategy=strategy)
     if go and _open(oc, lambda: LabellingRun(oc, images, names, int(audit), cache=trainer_cache())):
         st.rerun()
-    if again and mine.runs and _open(mine.runs[0].config, lambda: LabellingRun.resume(
-            mine.runs[0], images, cache=trainer_cache())):
-        st.rerun()
+    if again and mine.runs:
+        # the images are this upload's (the resume checks they are the same): its path, not the file's
+        mine_now = mine.runs[0].model_copy(update={"config": mine.runs[0].config.replace(data_file=cfg.data_file)})
+        if _open(mine_now.config, lambda: LabellingRun.resume(mine_now, images, cache=trainer_cache())):
+            st.rerun()
 
 
 def submit_if_requested(run: LabellingRun) -> None:
@@ -209,6 +211,10 @@ def show(cfg: ExperimentConfig, strategies, images: RawData) -> None:
     run: LabellingRun | None = st.session_state.get(RUN)
     if run is None:
         return
+    rc = run.config
+    if (rc.data_file, rc.image_size) != (cfg.data_file, cfg.image_size):
+        st.warning("This labelling run is on another upload or image size than the Dataset page's now: "
+                   "**Start over** to label these images.", icon=":material/warning:")
     with race_lock():
         pass
     submit_if_requested(run)

@@ -1,6 +1,7 @@
 """AppTest of Be the oracle on an upload without labels (dashboard.labelling): the classes are
 named and checked, the audit set is labelled first and counted in the sidebar, keys label the
 first open image, the audit accuracy shows its Wilson interval, and the file continues."""
+import json
 import re
 
 import pytest
@@ -81,11 +82,14 @@ def test_images_without_labels_are_labelled_on_be_the_oracle(cfg):
     assert {"labelling_download", "labelling_labels_csv", "labelling_labels_zip"} <= \
         {b.key for b in at.get("download_button")}
 
-    # the result file continues in a new session, the same batch waiting
-    data = run.result().model_dump_json().encode()
+    # the result file continues in a new session, the same batch waiting, on this server's copy of the zip
+    saved = json.loads(run.result().model_dump_json())
+    saved["config"]["data_file"] = "/another/server/u.zip"
+    data = json.dumps(saved).encode()
     other = page(cfg)
     other.file_uploader(key="labelling_file").set_value(("mine.json", data, "application/json")).run()
     other.button(key="labelling_reopen").click().run()
     assert not other.exception, other.exception
     back = other.session_state["labelling_run"]
     assert back.batch.tolist() == run.batch.tolist() and back.phase == "rounds"
+    assert back.config.data_file == cfg.data_file and not other.warning
