@@ -9,6 +9,7 @@ import pytest
 
 from alcore import ExperimentConfig
 from alcore.analysis.pitfalls import accuracy_interval
+from alcore.data.datasets import RawData
 from alcore.data.images import load_images
 from alcore.engine.labelling import AUDIT_MAX, LabellingRun, draw_audit, parse_class_names
 from alcore.engine.oracle import BatchAnswers
@@ -104,6 +105,10 @@ def test_a_person_labels_the_audit_the_initial_images_and_every_batch(unlabeled,
     other["audit_indices"] = other["audit_indices"][1:] + [other["audit_indices"][0] + 1]
     with pytest.raises(ValueError):
         LabellingRun.resume(load_result(json.dumps(other).encode(), "x.json"), raw)
+    x = raw.x_train.copy()
+    x[0, 0, 0] ^= 1  # the same count of images, one pixel differs
+    with pytest.raises(ValueError, match="the images differ"):
+        LabellingRun.resume(back, RawData(x, raw.y_train, None, None, None, raw.source, raw.train_files))
 
     # every label is the person's, the audit's included, and exports to the zip
     rows = label_rows(again.result(), again.dataset)

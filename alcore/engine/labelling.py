@@ -78,6 +78,14 @@ def _dataset(raw: RawData, class_names: Sequence[str], audit: np.ndarray, audit_
                    test_files=None if files is None else tuple(files[i] for i in audit))
 
 
+def fingerprint(images: RawData) -> str:
+    """SHA-256 of the images' pixels (as loaded: same zip and image size, same fingerprint)."""
+    import hashlib
+
+    x = np.ascontiguousarray(images.x_train)
+    return hashlib.sha256(str(x.shape).encode() + x.tobytes()).hexdigest()
+
+
 def labelling_config(config: ExperimentConfig) -> ExperimentConfig:
     """The config as a labelling run uses it: no galleries (they show true labels, which nobody
     knows here). An initial strategy that needs the labels is refused."""
@@ -191,7 +199,8 @@ class LabellingRun:
         return RunResult.model_validate({
             **res.model_dump(), "initial_labels": [given[int(i)] for i in res.initial_indices],
             "validation_labels": [given[int(i)] for i in res.validation_indices],
-            "audit_indices": [int(i) for i in self.audit_indices], "audit_labels": list(self.audit_labels)})
+            "audit_indices": [int(i) for i in self.audit_indices], "audit_labels": list(self.audit_labels),
+            "images_sha256": fingerprint(self.raw)})
 
     @classmethod
     def resume(cls, result: RunResult, images: RawData, *, cache=None) -> "LabellingRun":
@@ -200,7 +209,8 @@ class LabellingRun:
             raise ValueError(f"{result.label} is not a run on images without labels")
         n = len(images.x_train)
         if n != result.dataset.n_pool + result.dataset.n_test or \
-                [int(i) for i in draw_audit(n, len(result.audit_indices), result.config.seed)] != result.audit_indices:
+                [int(i) for i in draw_audit(n, len(result.audit_indices), result.config.seed)] != result.audit_indices \
+                or (result.images_sha256 is not None and result.images_sha256 != fingerprint(images)):
             raise ValueError("the images differ from the ones this run was labelled on")
         run = cls.__new__(cls)
         run.config, run.class_names = result.config, tuple(result.dataset.class_names)

@@ -196,6 +196,9 @@ class RunResult(_Strict):
     validation_labels: list[Count] = Field(default_factory=list, exclude_if=lambda v: not v)
     audit_indices: list[Count] = Field(default_factory=list, exclude_if=lambda v: not v)
     audit_labels: list[Count] = Field(default_factory=list, exclude_if=lambda v: not v)
+    images_sha256: Optional[Text] = Field(None, exclude_if=lambda v: v is None,
+                                          description="fingerprint of the uploaded images' pixels, to continue "
+                                                      "on the same images")
 
     @property
     def labelled_in_the_loop(self) -> bool:
