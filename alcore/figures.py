@@ -114,11 +114,14 @@ def label_distribution_figure(labels: np.ndarray, class_names: Sequence[str], ti
     return fig
 
 
-def confusion_figure(confusion: Sequence[Sequence[int]], class_names: Sequence[str],
+def confusion_figure(confusion, class_names: Sequence[str],
                      title: str = "Confusion matrix (test set)") -> go.Figure:
     """Heatmap of true (rows) against predicted (columns) classes; each row is
-    coloured by its share so small classes are readable, counts are printed."""
-    m = np.asarray(confusion, dtype=float)
+    coloured by its share so small classes are readable, counts are printed. ``confusion``:
+    a matrix, or a round's stored one in either form (alcore.results.records.Confusion)."""
+    from alcore.results.records import confusion_matrix
+
+    m = confusion_matrix(confusion).astype(float)
     share = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
     names = [text(c) for c in class_names]
     fig = go.Figure(go.Heatmap(z=share, x=names, y=names, text=m.astype(int), texttemplate="%{text}",

@@ -5,7 +5,7 @@ import streamlit as st
 from alcore.figures import label_distribution_figure, upscale
 from alcore.analysis.pitfalls import batch_pitfalls, tiny_test_set
 from dashboard.data import dataset
-from dashboard.display import plain, show_figure, show_pitfalls
+from dashboard.display import plain, sentence, show_figure, show_pitfalls
 from dashboard.limits import deployment_limits
 from dashboard.state import REFERENCE_ACCURACY, config
 from dashboard.uploads import image_zip_upload, save_upload, show_image_report
@@ -89,6 +89,8 @@ def page():
         if ds is None:
             st.warning("Choose another dataset, or fix the settings on the left.")
             return
+        for note in ds.notes:
+            st.warning(sentence(plain(note)), icon=":material/info:")
         a, b, c, d = st.columns(4)
         a.metric("Pool images", f"{len(ds.y_pool):,}")
         b.metric("Test images", f"{len(ds.y_test):,}")

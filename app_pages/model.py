@@ -3,8 +3,8 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.data import dataset
-from dashboard.display import plain, show_table
-from dashboard.limits import one_call_within_labels
+from dashboard.display import plain, show_problems, show_table
+from dashboard.limits import deployment_limits, one_call_within_labels
 from dashboard.state import REFERENCE_ACCURACY, config, trainer_cache
 from dashboard.widgets import bind, choice, commit, help_text, label, number, optional_float, optional_int, slider, toggle
 
@@ -96,6 +96,9 @@ from alcore.engine.transfer import FEATURE_DIMS  # noqa: E402
 spec = ModelSpec.from_config(cfg, (FEATURE_DIMS["mobilenet_v2"],) if cfg.model == "transfer" else ds.image_shape,
                              ds.n_classes)
 st.subheader("Layers")
+if too_big := deployment_limits().model_problems(cfg, ds.image_shape, ds.n_classes):
+    show_problems(too_big)  # counted, not built: building it is what would take the memory
+    st.stop()
 try:
     with st.spinner("Building the model (TensorFlow loads on first use)..."):
         rows, n_params = layer_table(tuple(vars(spec).items()), spec)

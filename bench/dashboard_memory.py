@@ -256,6 +256,7 @@ def main() -> int:
     env = dict(os.environ)
     env.pop("ALCORE_DATA_DIR", None)  # the folder is typed into the page, as a user would
     env["ALCORE_ALLOW_SERVER_PATHS"] = "1"  # which only a server that allows paths offers
+    env["ALCORE_MAX_POOL_SIZE"] = "none"  # the whole 60 000-image split is what is measured
     log_path = Path(tempfile.mkdtemp(prefix="dashboard-memory-")) / "server.log"
     expected_pool = f"{args.pool_size:,}" if args.pool_size else "60,000"
 

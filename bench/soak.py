@@ -98,7 +98,8 @@ def main() -> int:
     from playwright.sync_api import expect, sync_playwright
 
     port, log = free_port(), Path(tempfile.mkdtemp(prefix="soak-")) / "server.log"
-    env = dict(os.environ, ALCORE_DATA_DIR=str(DATA_DIR), ALCORE_RUNS_DIR=str(log.parent / "runs"))
+    env = dict(os.environ, ALCORE_DATA_DIR=str(DATA_DIR), ALCORE_RUNS_DIR=str(log.parent / "runs"),
+               ALCORE_MAX_POOL_SIZE="none")  # the whole 60 000-image split is what is measured
     proc = start_server(port, log, env)
     base = f"http://localhost:{port}"
     rows = []

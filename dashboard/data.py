@@ -37,7 +37,7 @@ def _prepared(cfg: ExperimentConfig, limits: DeploymentLimits) -> tuple[Dataset 
         whole = None
         if limits.max_pool_size is not None and cfg.pool_size is None:
             whole = _whole_pool_size((cfg.dataset, cfg.data_dir, cfg.data_file, cfg.test_size), cfg)
-        problems = limits.pool_problems(cfg, whole)
+        problems = limits.pool_problems(cfg, whole) + limits.dataset_problems(cfg)
     if problems:
         return None, problems
     return _dataset_cache(limits.dataset_cache_mb).get(cfg), []

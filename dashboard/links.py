@@ -20,7 +20,7 @@ def open_link(page) -> None:
     setup (validated; what cannot apply is refused by name and the rest applies). What was
     applied and refused is said at the top of that page until another page is opened."""
     if not st.session_state.get(LINK_OPENED):
-        setup = decode(address(), config(), ranges=WIDGET_RANGES)
+        setup = decode(address(), config(), ranges=WIDGET_RANGES, limits=deployment_limits())
         if setup.applied:
             use_setup(setup.config, setup.strategies, setup.seeds)  # the setup pages' widgets show it
         for name in setup.refused:

@@ -11,8 +11,8 @@ from collections import OrderedDict
 import streamlit as st
 
 from alcore.analysis.explain import ReplayError, embed_pool, recover_round_probs, run_keep
-from dashboard.display import plain
-from dashboard.limits import one_call_within_labels, run_slot_for_one_call
+from dashboard.display import plain, show_problems
+from dashboard.limits import deployment_limits, one_call_within_labels, run_slot_for_one_call
 from dashboard.state import race_lock, trainer_cache
 
 # session_state keys of the page (per browser session)
@@ -47,6 +47,9 @@ def round_probs(result, round_: int, data):
         store.move_to_end(key)
         return store[key]
     labels = result.rounds[round_].n_labeled
+    if too_big := deployment_limits().model_problems(result.config, data.image_shape, data.n_classes):
+        show_problems(too_big)  # a file can name any model: counted before one is built
+        return None
     with one_call_within_labels(labels, f"Retraining round {round_}'s model on {labels:,} labels",
                                 "replay an earlier round") as ok:
         if not ok:

@@ -97,7 +97,14 @@ def result_uploads(label: str, key: str, *, multiple: bool = True,
     files = list(got or []) if multiple else [got] if got is not None else []
     out, seen = ResultUploads([], [], 0, len(files)), {}
     refused = 0
-    for up in files:
+    from dashboard.limits import deployment_limits
+
+    too_big = deployment_limits().upload_problems([(up.name, up.size) for up in files])
+    for up, refusal in zip(files, too_big):
+        if refusal:  # by its size, before parsing: parsing costs many times a file's size
+            refuse(refusal + ".")
+            refused += 1
+            continue
         data = up.getvalue()
         digest = hashlib.sha256(data).hexdigest()
         if digest in seen:

@@ -94,6 +94,9 @@ def make_run(rng: random.Random) -> RunResult:
         selected, pos = order[pos:pos + picks], pos + picks
         cells = [rng.randrange(k * k) for _ in range(n_test)]
         confusion = [[cells.count(i * k + j) for j in range(k)] for i in range(k)]
+        right = sum(confusion[i][i] for i in range(k))
+        if r % 2:  # the form many classes are stored in (SparseConfusion): its nonzero cells
+            confusion = dict(classes=k, cells=[v for c in sorted(set(cells)) for v in (c // k, c % k, cells.count(c))])
         n_validation = n_val if validation == "fixed" else (
             rng.randint(0, labeled - 1) if validation == "split" else 0)
         refs = [dict(index=rng.randrange(n_pool), predicted=rng.randrange(k), confidence=rng.random(),
@@ -101,7 +104,7 @@ def make_run(rng: random.Random) -> RunResult:
                 for _ in range(rng.randint(0, 3))]
         rounds.append(dict(
             round=r, n_labeled=labeled, n_train=labeled - n_validation, n_validation=n_validation,
-            test_accuracy=sum(confusion[i][i] for i in range(k)) / n_test, test_loss=rng.uniform(0, 3),
+            test_accuracy=right / n_test, test_loss=rng.uniform(0, 3),
             confusion=confusion, epochs=rng.randint(0, 30),
             validation_loss=rng.choice([None, rng.uniform(0, 3)]),
             train_seconds=rng.random(), score_seconds=rng.random(), select_seconds=rng.random(),
@@ -656,6 +659,62 @@ FUZZERS = {
     "dataset: npz": test_npz_files_are_refused_or_loaded,
     "dataset: idx": test_idx_folders_are_refused_or_loaded,
 }
+# ============================================================ an attacker's sizes
+
+def _attack_npz(tmp_path: Path, vector: str) -> Path:
+    """The files of the issue's attacker's pass, as small as they were (or smaller)."""
+    from test_limits import forged_npz
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / f"{vector}.npz"
+    if vector == "686M values":  # 668 KB on the wire; the loader peaked at 4.1 GB
+        return forged_npz(path, (686_000, 25, 40), x_test_shape=(10, 25, 40))
+    if vector == "686M values, 2-D":  # a shape the loader refuses only after reading it
+        return forged_npz(path, (686_000, 1000))
+    if vector == "a huge test split":  # the test split is not subsampled unless test_size says so
+        return forged_npz(path, (100, 28, 28), x_test_shape=(200_000, 28, 28))
+    if vector == "2 000 classes":  # 17 KB: memory grew with the classes squared
+        np.savez_compressed(path, x_train=rng.integers(0, 255, (4000, 4, 4)).astype(np.uint8),
+                            y_train=np.arange(4000) % 2000)
+    elif vector == "100 000 classes":  # 15 KB: a 100 000-slice pie froze the tab
+        np.savez_compressed(path, x_train=np.zeros((10, 8, 8), np.uint8), y_train=np.arange(10),
+                            class_names=np.array([f"c{i}" for i in range(100_000)]))
+    return path
+
+
+ATTACK_WORDS = {"686M values": "arrays unpack to 686,696,010 bytes", "686M values, 2-D": "arrays unpack to",
+                "a huge test split": "would test on 200,000 images", "2 000 classes": "has 2,000 classes",
+                "100 000 classes": "has 100,000 classes"}
+
+
+@pytest.mark.parametrize("vector", list(ATTACK_WORDS))
+def test_an_attackers_dataset_is_refused_by_the_server_before_it_is_loaded(tmp_path, vector):
+    """With nothing configured, each file gets one sentence naming the quantity and the cap,
+    from its headers (and labels) alone: nothing near the file's unpacked size is allocated."""
+    import tracemalloc
+
+    from alcore.serve.limits import DeploymentLimits
+
+    path = _attack_npz(tmp_path, vector)
+    assert path.stat().st_size < 1_000_000
+    cfg = ExperimentConfig(dataset="npz", data_file=str(path))
+    tracemalloc.start()
+    try:
+        with time_limit():
+            problems = DeploymentLimits().dataset_problems(cfg) + DeploymentLimits().run_problems(cfg)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert problems and ATTACK_WORDS[vector] in problems[0], problems
+    assert "this server allows at most" in problems[0] and all(len(p) < 400 for p in problems)
+    assert peak < 32 * 2**20, f"{peak / 2**20:.0f} MB allocated to check {vector}"
+
+
+def test_an_attackers_result_file_is_refused_by_its_size_alone():
+    from alcore.serve.limits import DeploymentLimits
+
+    refusal, = DeploymentLimits().upload_problems([("forged.json", int(63.9 * 2**20))])
+    assert refusal == "forged.json is 64 MB; this server reads result files of at most 16 MB"
 
 
 def test_every_run_generates_enough_files():

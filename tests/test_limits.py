@@ -11,10 +11,20 @@ from alcore.serve.limits import (DeploymentLimits, DeploymentLimitsError, RunSlo
 
 # ------------------------------------------------------------------------- reading
 
-def test_nothing_set_means_no_caps_and_no_server_paths():
+def test_nothing_set_means_safe_defaults_and_no_server_paths():
     limits = DeploymentLimits.from_sources({}, None)
     assert limits == DeploymentLimits()
-    assert limits.allow_server_paths is False and not limits.active
+    assert limits.allow_server_paths is False and limits.active
+    assert limits.max_concurrent_runs == 2 and limits.max_parameters == 5_000_000
+    assert len(limits.check(ExperimentConfig(pool_size=60_000, rounds=5000, mc_passes=200), ["bald"], 500)) >= 4
+    assert limits.check(ExperimentConfig(), ["margin", "random"], 2) == []  # the dashboard's own defaults
+
+
+def test_none_lifts_every_cap():
+    env = {DeploymentLimits.env_name(f): "none" for f in DeploymentLimits.model_fields
+           if f not in ("allow_server_paths", "dataset_cache_mb")}
+    limits = DeploymentLimits.from_sources(env)
+    assert limits == DeploymentLimits.unlimited() and not limits.active
     assert limits.check(ExperimentConfig(pool_size=60_000, rounds=5000, mc_passes=200), ["bald"], 500) == []
 
 
@@ -25,8 +35,8 @@ def test_environment_variables_set_every_limit():
     limits = DeploymentLimits.from_sources(env)
     assert limits == DeploymentLimits(allow_server_paths=True, max_pool_size=20_000, max_rounds=50, max_labels=1000,
                                       max_mc_passes=20, max_runs_per_race=8, max_concurrent_runs=2)
-    assert limits.describe() == ["20,000 pool images", "50 rounds per run", "1,000 labels per run", "20 mc_passes",
-                                 "8 runs per race", "2 runs at once on the server"]
+    assert limits.describe()[:6] == ["20,000 pool images", "50 rounds per run", "1,000 labels per run",
+                                     "20 mc_passes", "8 runs per race", "2 runs at once on the server"]
 
 
 def test_secrets_table_and_the_environment_winning_over_it():
@@ -35,7 +45,7 @@ def test_secrets_table_and_the_environment_winning_over_it():
     assert DeploymentLimits.from_sources({}, secrets) == DeploymentLimits(
         allow_server_paths=True, max_pool_size=5000, max_concurrent_runs=3)
     env = {"ALCORE_MAX_POOL_SIZE": "none", "ALCORE_ALLOW_SERVER_PATHS": "0"}
-    assert DeploymentLimits.from_sources(env, secrets) == DeploymentLimits(max_concurrent_runs=3)
+    assert DeploymentLimits.from_sources(env, secrets) == DeploymentLimits(max_pool_size=None, max_concurrent_runs=3)
 
 
 @pytest.mark.parametrize("env, secrets, words", [
@@ -63,7 +73,7 @@ def test_a_bad_setting_is_refused_by_name(env, secrets, words):
 def test_server_paths_are_refused_unless_allowed(tmp_path):
     idx = ExperimentConfig(dataset="idx", data_dir=str(tmp_path))
     mnist_dir = ExperimentConfig(dataset="mnist", data_dir=str(tmp_path))
-    off, on = DeploymentLimits(), DeploymentLimits(allow_server_paths=True)
+    off, on = DeploymentLimits.unlimited(), DeploymentLimits.unlimited(allow_server_paths=True)
     assert any("dataset 'idx' reads a folder on the server" in p for p in off.data_problems(idx))
     assert off.data_problems(mnist_dir) == ["data_dir names a folder on the server, which this deployment "
                                             "does not allow: leave it empty"]
@@ -77,13 +87,13 @@ def test_a_data_file_must_be_an_upload_unless_server_paths_are_allowed(tmp_path)
     inside = ExperimentConfig(dataset="npz", data_file=str(uploads / "abc-x.npz"))
     outside = ExperimentConfig(dataset="npz", data_file="/etc/passwd")
     sneaky = ExperimentConfig(dataset="npz", data_file=str(uploads / ".." / "secret.npz"))
-    off = DeploymentLimits()
+    off = DeploymentLimits.unlimited()
     assert off.data_problems(inside, upload_dir=uploads) == []
     for cfg in (outside, sneaky):
         assert off.data_problems(cfg, upload_dir=uploads) == [
             "data_file is a path on the server, which this deployment does not allow: upload the .npz file instead"]
     assert off.data_problems(inside) != []  # no upload folder given: no path is trusted
-    assert DeploymentLimits(allow_server_paths=True).data_problems(outside) == []
+    assert DeploymentLimits.unlimited(allow_server_paths=True).data_problems(outside) == []
 
 
 def test_pool_size_cap_covers_an_empty_pool_size():
@@ -96,7 +106,9 @@ def test_pool_size_cap_covers_an_empty_pool_size():
     assert limits.data_problems(whole, pool_images=60_000) == [
         "the whole training split of mnist is 60,000 images, over this server's limit of 1,000 pool images: "
         "set pool_size to 1,000 or fewer"]
-    assert "pool_size is empty" in limits.data_problems(whole)[0]  # size unknown: refused, not guessed
+    assert "the whole training split of mnist is 60,000 images" in limits.data_problems(whole)[0]  # known size
+    unknown = ExperimentConfig(dataset="npz", data_file="missing.npz")
+    assert "pool_size is empty" in limits.pool_problems(unknown)[0]  # size unknown: refused, not guessed
 
 
 def test_rounds_and_labels_caps_follow_the_config_stopping_rules():
@@ -224,3 +236,399 @@ def test_run_slots_hold_under_concurrent_requests():
     for t in threads:
         t.join()
     assert len(granted) == 3 and slots.in_use() == 3
+
+
+# ------------------------------------------------------------------ the resource model
+
+import io  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from alcore.serve.resources import (DataShape, KNOWN_SHAPES, data_shape, model_cost, result_file_bytes,  # noqa: E402
+                                    steps_per_round)
+
+SERVER = DeploymentLimits()  # the defaults: what a server nobody configured enforces
+
+
+@pytest.mark.parametrize("changes, image, classes", [
+    (dict(model="softmax"), (8, 8, 1), 10),
+    (dict(model="mlp", hidden_units=(32,)), (8, 8, 1), 10),
+    (dict(model="mlp", hidden_units=(256, 128), dropout=0.0), (28, 28, 1), 10),
+    (dict(model="mlp", hidden_units=(64,), augment_shift=0.1), (28, 28, 1), 47),
+    (dict(model="cnn"), (28, 28, 1), 10),
+    (dict(model="cnn", filters=16, kernel_size=4, dense_dropout=0.5), (32, 32, 3), 10),
+    (dict(model="cnn", filters=8, kernel_size=5, dropout=0.0), (13, 17, 1), 3),
+    (dict(model="transfer", hidden_units=(128,)), (1280,), 10),
+])
+def test_parameters_are_counted_as_keras_counts_them(changes, image, classes):
+    from alcore.engine.models import ModelSpec, build_model
+
+    cfg = ExperimentConfig(**changes)
+    spec = ModelSpec.from_config(cfg, image, classes)
+    assert model_cost(cfg, image, classes).parameters == build_model(spec).count_params()
+
+
+def test_the_forged_model_of_a_link_is_counted_not_built():
+    cfg = ExperimentConfig(model="mlp", hidden_units=(16384, 16384))  # digits: 64 inputs
+    assert model_cost(cfg, (8, 8, 1), 10).parameters == 269_680_650
+    problems = SERVER.model_problems(cfg, (8, 8, 1), 10)
+    assert problems[0] == ("the mlp model has 269,680,650 parameters; this server allows at most 5,000,000: "
+                           "use fewer hidden_units")
+    assert "MB to train or predict" in problems[1]
+    wide = ExperimentConfig(model="mlp", hidden_units=(12000, 12000), dataset="mnist")  # the forged Replay file
+    assert "parameters; this server allows at most 5,000,000" in SERVER.run_problems(wide)[0]
+
+
+def test_a_cnn_too_big_or_too_long_and_a_kernel_too_large_are_named():
+    big = ExperimentConfig(model="cnn", dataset="mnist", pool_size=1000, filters=512)
+    assert any("the cnn model has 11,803,530 parameters" in p and "use fewer filters" in p for p in SERVER.run_problems(big))
+    # the attacker's /run link (20 labels, one per step), with the default cap of 1 000 steps lifted
+    assert steps_per_round(ExperimentConfig(model="cnn", filters=512, validation="none", max_epochs=10000,
+                                            train_batch_size=1, rounds=1)) == 1000
+    endless = ExperimentConfig(model="cnn", filters=512, validation="none", max_epochs=10000, train_batch_size=1,
+                               rounds=1, max_steps=None)
+    assert steps_per_round(endless) == 200_000
+    assert SERVER.run_problems(endless) == [
+        "a round trains for up to 200,000 gradient steps; this server allows at most 5,000: lower max_epochs "
+        "(or set max_steps), or raise train_batch_size"]
+    assert steps_per_round(endless.replace(max_steps=1000)) == 1000
+    assert steps_per_round(ExperimentConfig(model="cnn", validation="split", refit=True)) == 50 * 13 * 2
+    assert steps_per_round(ExperimentConfig()) == 0  # softmax: L-BFGS, no mini-batches
+    wide = ExperimentConfig(model="cnn", kernel_size=5)  # digits are 8x8: two 5x5 convolutions do not fit
+    assert SERVER.run_problems(wide) == ["cnn with kernel_size 5 needs images of at least 10x10 pixels, these are 8x8"]
+    batch = ExperimentConfig(model="cnn", dataset="mnist", pool_size=1000, train_batch_size=8192)
+    assert any("MB to train or predict" in p and "smaller train_batch_size" in p for p in SERVER.run_problems(batch))
+
+
+def test_the_defaults_accept_the_dashboard_defaults_and_the_presets_protocols():
+    from alcore.sweep.presets import list_presets
+
+    for model in ("softmax", "mlp", "cnn", "transfer"):
+        for dataset in ("digits", "mnist", "fashion_mnist", "cifar10"):
+            pool = None if dataset == "digits" else 10_000 if (model, dataset) == ("transfer", "cifar10") else 20_000
+            cfg = ExperimentConfig(model=model, dataset=dataset, pool_size=pool)
+            assert SERVER.check(cfg, ["margin", "random"], 2) == [], (model, dataset)
+    gal = next(p for p in list_presets() if "gal2017" in str(p.files[0]))
+    cfg = json.loads(gal.files[0].read_text())["config"]
+    cfg = ExperimentConfig(**{k: v for k, v in cfg.items() if k != "data_dir"})
+    assert SERVER.cost_problems(cfg, ["bald", "var_ratios", "entropy", "margin", "random"], 15) == []
+
+
+def test_a_race_of_every_strategy_on_many_seeds_is_refused_with_no_secrets():
+    problems = DeploymentLimits.from_sources({}, {}).run_problems(ExperimentConfig(), ["margin"] * 13, 260)
+    assert problems == ["the race has 260 runs (strategies x seeds), over this server's limit of 15 runs per race: "
+                        "race fewer strategies or seeds"]
+
+
+def test_images_scored_per_round_count_the_stochastic_passes():
+    cfg = ExperimentConfig(dataset="mnist", pool_size=20_000, mc_passes=50, model="mlp")
+    assert SERVER.cost_problems(cfg, ["margin"]) == []
+    assert SERVER.cost_problems(cfg, ["bald"]) == [
+        "each round scores 1,000,000 images (candidates x mc_passes); this server allows at most 200,000: set "
+        "candidates lower, or lower mc_passes"]
+    assert SERVER.cost_problems(cfg.replace(candidates=2000), ["bald"]) == []
+
+
+def test_the_data_a_race_holds_counts_one_copy_per_seed_that_draws_its_pool():
+    cifar = ExperimentConfig(dataset="cifar10", pool_size=20_000)  # (20 000 + 10 000) x 3 072 x 4 bytes
+    assert SERVER.dataset_problems(cifar) == []
+    assert SERVER.dataset_problems(cifar, seeds=3) == [
+        "the prepared data takes 1,055 MB (3 copies (one per seed, each drawing its own pool) of 20,000 pool and "
+        "10,000 test images as float32); this server allows at most 400 MB: lower pool_size or test_size, or race "
+        "fewer seeds"]
+    assert SERVER.dataset_problems(ExperimentConfig(dataset="mnist"), seeds=3) == []  # one shared copy
+    assert SERVER.run_problems(cifar, ["margin", "random"], 6)[0].startswith("the prepared data takes 1,055 MB")
+
+
+def test_a_test_split_over_the_cap_is_refused_unless_test_size_lowers_it():
+    shape = DataShape((28, 28, 1), 10, 1000, 50_000)
+    cfg = ExperimentConfig()
+    assert SERVER.dataset_problems(cfg, shape) == [
+        "the run would test on 50,000 images every round; this server allows at most 10,000: set test_size to "
+        "10,000 or fewer"]
+    assert SERVER.dataset_problems(cfg.replace(test_size=10_000), shape) == []
+
+
+def forged_npz(path, x_shape, y=None, x_test_shape=None, class_names=None):
+    """A .npz whose x_train (and x_test) .npy headers announce ``x_shape`` with almost no data:
+    the zip's central directory claims the size the header implies, as a deflated block of
+    zeros would (a 668 KB file can unpack to 686 MB). Only headers can be read from it."""
+    from test_fuzz import npy_bytes
+
+    y = np.zeros(x_shape[0], np.uint8) if y is None else y
+    members = {"x_train.npy": (x_shape, npy_bytes({"descr": "|u1", "fortran_order": False, "shape": x_shape}, b""))}
+    if x_test_shape is not None:
+        members["x_test.npy"] = (x_test_shape, npy_bytes({"descr": "|u1", "fortran_order": False,
+                                                          "shape": x_test_shape}, b""))
+    buf = io.BytesIO()
+    np.save(buf, y)
+    real = {"y_train.npy": buf.getvalue()}
+    if x_test_shape is not None:
+        real["y_test.npy"] = buf.getvalue()[:0] or _npy(np.zeros(x_test_shape[0], np.uint8))
+    if class_names is not None:
+        real["class_names.npy"] = _npy(np.array(class_names))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, (_, data) in members.items():
+            zf.writestr(name, data)
+        for name, data in real.items():
+            zf.writestr(name, data)
+    raw = bytearray(out.getvalue())
+    at = raw.find(b"PK\x01\x02")
+    while at >= 0:  # the forged members' central-directory entries claim their full size
+        name_len = struct.unpack("<H", raw[at + 28:at + 30])[0]
+        name = raw[at + 46:at + 46 + name_len].decode()
+        if name in members:
+            shape, data = members[name]
+            raw[at + 24:at + 28] = struct.pack("<I", (len(data) + math.prod(shape)) % 2**32)
+        at = raw.find(b"PK\x01\x02", at + 4)
+    path.write_bytes(bytes(raw))
+    return path
+
+
+def _npy(a) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, a)
+    return buf.getvalue()
+
+
+import math  # noqa: E402
+import struct  # noqa: E402
+import zipfile  # noqa: E402
+
+
+def peak_bytes(call) -> int:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        call()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_an_npz_bomb_is_refused_from_its_headers_before_anything_is_loaded(tmp_path):
+    path = forged_npz(tmp_path / "bomb.npz", (686_000, 25, 40), x_test_shape=(10, 25, 40))
+    assert path.stat().st_size < 2000
+    cfg = ExperimentConfig(dataset="npz", data_file=str(path), pool_size=100)
+    problems = []
+    peak = peak_bytes(lambda: problems.extend(SERVER.dataset_problems(cfg)))
+    assert problems == ["the .npz file's arrays unpack to 686,696,010 bytes (655 MB); this server allows at most "
+                        "256 MB: upload a smaller file"]
+    assert peak < 20 * 2**20  # the labels (686 000 bytes) at most: no image data
+    assert SERVER.run_problems(cfg) == problems  # nothing more is read of such a file
+
+
+def test_an_uncapped_test_split_is_refused_before_loading(tmp_path):
+    path = forged_npz(tmp_path / "tests.npz", (100, 28, 28), x_test_shape=(200_000, 28, 28))
+    cfg = ExperimentConfig(dataset="npz", data_file=str(path))
+    assert SERVER.dataset_problems(cfg)[0] == (
+        "the run would test on 200,000 images every round; this server allows at most 10,000: set test_size to "
+        "10,000 or fewer")
+    assert SERVER.dataset_problems(cfg.replace(test_size=5000)) == []
+
+
+@pytest.mark.parametrize("classes", [2000, 100_000])
+def test_many_classes_are_refused_from_the_labels_or_the_names(tmp_path, classes):
+    labels = np.arange(2 * classes) % classes
+    by_labels = forged_npz(tmp_path / "labels.npz", (2 * classes, 8, 8), y=labels.astype(np.int32))
+    problem = f"the dataset has {classes:,} classes; this server allows at most 100"
+    assert problem in SERVER.dataset_problems(ExperimentConfig(dataset="npz", data_file=str(by_labels)))
+    by_names = forged_npz(tmp_path / "names.npz", (10, 8, 8), class_names=[str(i) for i in range(classes)])
+    assert problem in SERVER.dataset_problems(ExperimentConfig(dataset="npz", data_file=str(by_names)))
+
+
+def test_result_uploads_are_refused_by_size_before_parsing():
+    mb = 2**20
+    assert SERVER.upload_problems([("run.json", int(1.4 * mb))]) == [None]
+    assert SERVER.upload_problems([("huge.json", int(63.9 * mb))]) == [
+        "huge.json is 64 MB; this server reads result files of at most 16 MB"]
+    many = SERVER.upload_problems([(f"r{i}.json", 6 * mb) for i in range(3)])
+    assert many[:2] == [None, None] and many[2].startswith("r2.json (6.0 MB) would take the result files read at "
+                                                           "once to 18 MB; this server reads at most 16 MB at once")
+    assert DeploymentLimits.unlimited().upload_problems([("huge.json", 10**9)]) == [None]
+
+
+def test_a_run_whose_result_file_would_be_refused_is_refused_at_the_start():
+    shape = DataShape((8, 8, 1), 30, 5000, 1000)
+    cfg = ExperimentConfig(rounds=100, batch_size=50, inspect_k=256)
+    assert result_file_bytes(cfg, shape, 100) > 16 * 2**20
+    assert "each run's result file may reach" in SERVER.result_problems(cfg, shape)[0]
+    assert SERVER.result_problems(ExperimentConfig(), shape) == []
+
+
+def test_the_result_file_estimate_bounds_real_files(tmp_path, digits):
+    from alcore.engine.loop import Experiment
+    from alcore.results.records import save_result
+
+    cfg = ExperimentConfig(rounds=4, batch_size=7, inspect_k=20)
+    exp = Experiment(cfg, dataset=digits)
+    list(exp.run())
+    path = save_result(exp.result(), tmp_path / "run.json")
+    shape = KNOWN_SHAPES["digits"]
+    assert path.stat().st_size <= result_file_bytes(cfg, shape, 4) < 4 * path.stat().st_size + 60_000
+
+
+def test_the_shape_of_a_published_dataset_or_an_npz_is_known_without_loading(tmp_path):
+    from alcore.data.datasets import load_dataset
+
+    digits = load_dataset(ExperimentConfig())
+    shape = data_shape(ExperimentConfig())
+    assert shape.image_shape == digits.image_shape and shape.n_classes == digits.n_classes
+    assert shape.pool_images(ExperimentConfig()) == len(digits.y_pool)
+    assert shape.test_images(ExperimentConfig()) == len(digits.y_test)
+    path = tmp_path / "d.npz"
+    np.savez(path, x_train=np.zeros((50, 6, 7, 3), np.uint8), y_train=np.arange(50) % 4 + 1)
+    npz = data_shape(ExperimentConfig(dataset="npz", data_file=str(path)))
+    assert npz == DataShape((6, 7, 3), 4, 50, None, file_bytes=50 * 6 * 7 * 3 + 50 * 8)
+    assert data_shape(ExperimentConfig(dataset="npz", data_file=str(tmp_path / "missing.npz"))) is None
+
+
+# ---------------------------------------------------------- class storage and files
+
+def test_many_classes_store_their_confusion_matrix_by_its_cells(tmp_path):
+    from alcore.results.records import (DENSE_CONFUSION_MAX_CLASSES, SparseConfusion, confusion_matrix,
+                                        confusion_of)
+
+    rng = np.random.default_rng(0)
+    k = 2000
+    y, pred = rng.integers(0, k, 500), rng.integers(0, k, 500)
+    sparse = confusion_of(y, pred, k)
+    assert isinstance(sparse, SparseConfusion) and len(sparse.cells) <= 3 * 500
+    dense = np.zeros((k, k), np.int64)
+    np.add.at(dense, (y, pred), 1)
+    assert (confusion_matrix(sparse) == dense).all()
+    small = confusion_of(y % 10, pred % 10, 10)
+    assert isinstance(small, list) and DENSE_CONFUSION_MAX_CLASSES >= 10  # the old form, unchanged
+    with pytest.raises(ValueError, match="increasing"):
+        SparseConfusion(classes=3, cells=[1, 1, 2, 0, 0, 1])
+    with pytest.raises(ValueError, match="outside"):
+        SparseConfusion(classes=3, cells=[3, 0, 1])
+
+
+def test_a_2000_class_run_writes_a_small_file_that_loads_back(tmp_path):
+    from alcore.data.datasets import load_dataset
+    from alcore.engine.loop import Experiment
+    from alcore.results.records import SparseConfusion, load_result, save_result
+
+    k, rng = 2000, np.random.default_rng(1)
+    path = tmp_path / "many.npz"
+    np.savez(path, x_train=rng.integers(0, 255, (3 * k, 8, 8)).astype(np.uint8), y_train=np.arange(3 * k) % k,
+             x_test=rng.integers(0, 255, (k, 8, 8)).astype(np.uint8), y_test=np.arange(k))
+    cfg = ExperimentConfig(dataset="npz", data_file=str(path), rounds=2, initial=20)
+    exp = Experiment(cfg, dataset=load_dataset(cfg))
+    list(exp.run())
+    out = save_result(exp.result(), tmp_path / "many.json")
+    assert out.stat().st_size < 2 * 2**20  # the whole matrices were 3 x 4 million numbers, 192 MB
+    assert out.stat().st_size <= result_file_bytes(cfg, data_shape(cfg), 2)
+    back = load_result(out)
+    assert isinstance(back.rounds[0].confusion, SparseConfusion) and back.rounds[-1] == exp.rounds[-1]
+
+
+def test_the_shipped_presets_still_load_with_their_whole_matrices():
+    from alcore.sweep.presets import list_presets, load_preset
+
+    preset = list_presets()[0]
+    results = load_preset(preset)
+    assert results and all(isinstance(r.rounds[0].confusion, list) for r in results)
+
+
+def test_result_files_get_the_mode_a_plain_open_gives(tmp_path):
+    from alcore.results.records import atomic_write
+
+    old = os.umask(0o027)
+    try:
+        assert os.stat(atomic_write(tmp_path / "a.json", b"{}")).st_mode & 0o777 == 0o640
+        os.umask(0o022)
+        assert os.stat(atomic_write(tmp_path / "b.json", b"{}")).st_mode & 0o777 == 0o644
+        with open(tmp_path / "plain.json", "wb"):
+            pass
+        assert os.stat(tmp_path / "plain.json").st_mode == os.stat(tmp_path / "b.json").st_mode
+    finally:
+        os.umask(old)
+
+
+def test_stale_temporary_files_of_killed_saves_are_removed_when_a_race_starts(tmp_path):
+    from alcore.config import RaceConfig
+    from alcore.engine.store import RunStore
+    from alcore.results.records import clean_stale_temp
+
+    store = RunStore(tmp_path)
+    old_id, new_id = store.new_id(), store.new_id()
+    store.create(old_id, RaceConfig(base=ExperimentConfig(), strategies=["margin"], seeds=[0]))
+    stale = tmp_path / old_id / ".run00.json.k1ll3d.tmp"
+    fresh = tmp_path / old_id / ".run01.json.s4v1ng.tmp"
+    stale.write_bytes(b"{half")
+    fresh.write_bytes(b"{half")
+    hours_ago = time.time() - 2 * 3600
+    os.utime(stale, (hours_ago, hours_ago))
+    keep = tmp_path / old_id / "notes.tmp"  # not a temporary file of atomic_write
+    keep.write_bytes(b"x")
+    os.utime(keep, (hours_ago, hours_ago))
+    store.create(new_id, RaceConfig(base=ExperimentConfig(), strategies=["margin"], seeds=[0]))
+    assert not stale.exists() and fresh.exists() and keep.exists()
+    assert clean_stale_temp(tmp_path / "no such folder") == []
+
+
+# ---------------------------------------------------------------------- npz labels
+
+def test_labels_1_to_10_become_classes_0_to_9_named_after_their_numbers(tmp_path):
+    from alcore.data.datasets import load_dataset
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "one-based.npz"
+    np.savez(path, x_train=rng.integers(0, 255, (200, 8, 8)).astype(np.uint8), y_train=np.arange(200) % 10 + 1)
+    ds = load_dataset(ExperimentConfig(dataset="npz", data_file=str(path)))
+    assert ds.class_names == tuple(str(i) for i in range(1, 11)) and ds.n_classes == 10
+    assert set(np.unique(ds.y_pool)) == set(range(10))
+    assert any("renumbered 0..9" in n for n in ds.notes)
+    zero_based = tmp_path / "zero-based.npz"
+    np.savez(zero_based, x_train=rng.integers(0, 255, (200, 8, 8)).astype(np.uint8), y_train=np.arange(200) % 10)
+    assert load_dataset(ExperimentConfig(dataset="npz", data_file=str(zero_based))).notes == ()
+
+
+def test_a_class_only_in_the_test_split_is_named(tmp_path):
+    from alcore.data.datasets import load_dataset
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "test-only.npz"
+    np.savez(path, x_train=rng.integers(0, 255, (60, 8, 8)).astype(np.uint8), y_train=np.arange(60) % 3,
+             x_test=rng.integers(0, 255, (20, 8, 8)).astype(np.uint8), y_test=np.arange(20) % 5,
+             class_names=np.array(["cat", "dog", "owl", "yak", "emu"]))
+    ds = load_dataset(ExperimentConfig(dataset="npz", data_file=str(path)))
+    assert ds.notes == ("2 classes 'yak', 'emu' have 8 test image(s) but no image in the pool: no model trained "
+                        "on this pool can predict them, so those test images always count as errors",)
+
+
+# ------------------------------------------------------------------------ the pages
+
+def _page(page, config=None):
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import ROOT
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    if config is not None:
+        at.session_state["config"] = config
+    at.run()
+    at.switch_page(f"app_pages/{page}.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_the_model_page_counts_an_oversized_model_instead_of_building_it():
+    at = _page("model", ExperimentConfig(model="mlp", hidden_units=(16384, 16384)))
+    assert any("269,680,650 parameters; this server allows at most 5,000,000" in e.value for e in at.error)
+    assert not [m for m in at.metric if m.label == "Parameters"]
+
+
+def test_compare_refuses_an_oversized_upload_by_its_size():
+    at = _page("compare")
+    at.file_uploader[0].set_value([("big.json", b" " * (17 * 2**20), "application/json")]).run()
+    assert not at.exception, at.exception
+    assert any("big.json is 17 MB; this server reads result files of at most 16 MB" in e.value.replace("\\", "")
+               for e in at.error)

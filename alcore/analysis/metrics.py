@@ -10,7 +10,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from alcore.analysis.groups import group_keys, group_labels
-from alcore.results.records import GroupKey
+from alcore.results.records import GroupKey, confusion_matrix
 
 
 def _curve(n_labeled: Sequence[float], accuracy: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -162,7 +162,7 @@ def group_confusions(results, groups: Optional[Sequence[str]] = None) -> dict[st
     groups = list(groups) if groups is not None else group_labels(results)
     out: dict[str, tuple[np.ndarray, int]] = {}
     for res, group in sorted(zip(results, groups), key=lambda pair: pair[1]):
-        matrix = np.asarray(res.rounds[-1].confusion, dtype=np.int64)
+        matrix = confusion_matrix(res.rounds[-1].confusion)
         if group in out:
             total, n = out[group]
             if total.shape != matrix.shape:

@@ -83,6 +83,9 @@ class Dataset:
     # Model inputs when they are not the images (backbone features of the `transfer` model).
     features_pool: Optional[np.ndarray] = field(default=None, repr=False)
     features_test: Optional[np.ndarray] = field(default=None, repr=False)
+    # What a person should know about the data as prepared (classes renumbered, classes
+    # that no model can learn), in sentences.
+    notes: tuple[str, ...] = ()
     # The file each pool image came from, where the dataset has files (the images loader).
     pool_files: Optional[tuple[str, ...]] = field(default=None, repr=False)
     test_files: Optional[tuple[str, ...]] = field(default=None, repr=False)
@@ -406,7 +409,8 @@ def _npz_member(zf: zipfile.ZipFile, key: str) -> Optional[zipfile.ZipInfo]:
     return None
 
 
-def _npz_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, key: str, where: str, budget: _Budget) -> None:
+def _npz_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, key: str, where: str,
+                budget: _Budget) -> tuple[tuple[int, ...], np.dtype]:
     """Check a member's .npy header (dtype, shape, declared size) before its data is read.
 
     ``info.file_size`` bounds what zipfile will ever unpack of the member, so checking
@@ -442,6 +446,7 @@ def _npz_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, key: str, where: str
     if header_len + nbytes != info.file_size:
         raise DatasetFileError(f"{where}: {key} says shape {shape} of {dtype} ({nbytes} bytes) but "
                                f"holds {info.file_size - header_len} bytes of data")
+    return tuple(int(d) for d in shape), dtype
 
 
 def _npz_class_names(cn: np.ndarray, where: str) -> tuple[str, ...]:
@@ -463,15 +468,8 @@ def _npz_class_names(cn: np.ndarray, where: str) -> tuple[str, ...]:
     return _checked_names(names, f"{where}: class_names")
 
 
-def load_npz(path: str | os.PathLike) -> RawData:
-    """A user's ``.npz``: x_train, y_train, optional x_test, y_test and class_names.
-
-    Every member's .npy header is checked against the size limits before its data
-    is unpacked, so zip bombs and forged shapes are refused cheaply. Arrays are read
-    with ``allow_pickle=False``: nothing in the file is ever unpickled. Other members
-    of the archive are ignored.
-    """
-    path = str(path)
+def _npz_stat(path: str) -> str:
+    """The file's name for messages, once it is known to be a regular file within MAX_BYTES."""
     where = os.path.basename(path)
     try:
         st = os.stat(path)
@@ -483,31 +481,78 @@ def load_npz(path: str | os.PathLike) -> RawData:
         raise DatasetFileError(f"{where}: not a regular file")
     if st.st_size > MAX_BYTES:
         raise DatasetFileError(f"{where}: {st.st_size} bytes is over the {MAX_BYTES}-byte limit")
+    return where
+
+
+def _npz_checked(zf: zipfile.ZipFile, where: str) -> dict[str, tuple[zipfile.ZipInfo, tuple, np.dtype]]:
+    """Every array's member, shape and dtype, from the .npy headers (no data read)."""
+    members = {k: _npz_member(zf, k) for k in _NPZ_KINDS}
+    keys = sorted(k for k, v in members.items() if v is not None)
+    missing = {"x_train", "y_train"} - set(keys)
+    if missing:
+        found = sorted(n.removesuffix(".npy") for n in zf.namelist())[:10]
+        raise DatasetFileError(f"{where}: missing array(s) {', '.join(sorted(missing))}; "
+                               f"found {', '.join(f[:40] for f in found) or 'none'}")
+    if ("x_test" in keys) != ("y_test" in keys):
+        raise DatasetFileError(f"{where}: has only one of x_test / y_test")
+    budget = _Budget()
+    return {k: (members[k], *_npz_header(zf, members[k], k, where, budget)) for k in keys}
+
+
+_NPZ_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError,
+               RuntimeError)  # what zipfile and numpy raise on damaged or encrypted archives
+
+
+def _npz_damaged(where: str, e: Exception) -> DatasetFileError:
+    return DatasetFileError(f"{where}: not a readable .npz file ({type(e).__name__}: {str(e)[:200]})")
+
+
+def npz_headers(path: str | os.PathLike) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """The arrays a user's ``.npz`` announces, ``{key: (shape, dtype)}``, read from the .npy
+    headers inside the zip without unpacking any data (checked as :func:`load_npz` checks
+    them). Their unpacked size is ``prod(shape) * dtype.itemsize`` each."""
+    path = str(path)
+    where = _npz_stat(path)
     try:
         with zipfile.ZipFile(path) as zf:
-            members = {k: _npz_member(zf, k) for k in _NPZ_KINDS}
-            keys = sorted(k for k, v in members.items() if v is not None)
-            missing = {"x_train", "y_train"} - set(keys)
-            if missing:
-                found = sorted(n.removesuffix(".npy") for n in zf.namelist())[:10]
-                raise DatasetFileError(f"{where}: missing array(s) {', '.join(sorted(missing))}; "
-                                       f"found {', '.join(f[:40] for f in found) or 'none'}")
-            if ("x_test" in keys) != ("y_test" in keys):
-                raise DatasetFileError(f"{where}: has only one of x_test / y_test")
-            budget = _Budget()
-            for k in keys:
-                _npz_header(zf, members[k], k, where, budget)
-            arrays = {}
-            for k in keys:
-                with zf.open(members[k]) as f:
-                    arrays[k] = np.lib.format.read_array(f, allow_pickle=False,
-                                                         max_header_size=_NPY_HEADER_BYTES)
+            return {k: (shape, dtype) for k, (_, shape, dtype) in _npz_checked(zf, where).items()}
     except DatasetFileError:
         raise
-    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError,
-            RuntimeError) as e:  # what zipfile and numpy raise on damaged or encrypted archives
-        raise DatasetFileError(f"{where}: not a readable .npz file ({type(e).__name__}: "
-                               f"{str(e)[:200]})") from e
+    except _NPZ_ERRORS as e:
+        raise _npz_damaged(where, e) from e
+
+
+def npz_arrays(path: str | os.PathLike, keys: Sequence[str]) -> dict[str, np.ndarray]:
+    """Some of a user's ``.npz`` arrays (``keys`` that it holds), after every header is checked."""
+    path = str(path)
+    where = _npz_stat(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            checked = _npz_checked(zf, where)
+            arrays = {}
+            for k in keys:
+                if k in checked:
+                    with zf.open(checked[k][0]) as f:
+                        arrays[k] = np.lib.format.read_array(f, allow_pickle=False,
+                                                             max_header_size=_NPY_HEADER_BYTES)
+            return arrays
+    except DatasetFileError:
+        raise
+    except _NPZ_ERRORS as e:
+        raise _npz_damaged(where, e) from e
+
+
+def load_npz(path: str | os.PathLike) -> RawData:
+    """A user's ``.npz``: x_train, y_train, optional x_test, y_test and class_names.
+
+    Every member's .npy header is checked against the size limits before its data
+    is unpacked, so zip bombs and forged shapes are refused cheaply. Arrays are read
+    with ``allow_pickle=False``: nothing in the file is ever unpickled. Other members
+    of the archive are ignored.
+    """
+    path = str(path)
+    arrays = npz_arrays(path, list(_NPZ_KINDS))
+    where = os.path.basename(path)
     names = _npz_class_names(arrays["class_names"], where) if "class_names" in arrays else None
     return RawData(arrays["x_train"], arrays["y_train"], arrays.get("x_test"), arrays.get("y_test"),
                    names, f"npz file {where}")
@@ -598,6 +643,44 @@ def normalize(x_pool: np.ndarray, x_test: np.ndarray, normalization: str):
     return xp, xt, offset, scale
 
 
+def _listed(names: Sequence[str], most: int = 10) -> str:
+    shown = ", ".join(repr(str(n)[:40]) for n in names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def _numbered_classes(y_train: np.ndarray, y_test: Optional[np.ndarray]):
+    """Classes of labels that come without names: 0..K-1 as they are; any other set of
+    whole numbers (1..10, or 0, 2, 5) renumbered 0..K-1 in order, each class named after
+    its number in the file, so no class is empty. (y_train, y_test, names, note or None)."""
+    present = np.unique(y_train if y_test is None else np.concatenate([y_train, y_test]))
+    if int(present[-1]) + 1 == len(present):
+        return y_train, y_test, tuple(str(i) for i in range(len(present))), None
+    lookup = np.zeros(int(present[-1]) + 1, dtype=np.int32)
+    lookup[present] = np.arange(len(present), dtype=np.int32)
+    names = tuple(str(int(v)) for v in present)
+    note = (f"the labels are the {len(present)} numbers {_listed(names, 5)}, not 0..{len(present) - 1}: "
+            f"they are renumbered 0..{len(present) - 1} in that order and each class keeps its number "
+            f"as its name (no empty classes)")
+    return lookup[y_train], (None if y_test is None else lookup[y_test]), names, note
+
+
+def _unlearnable_classes(y_pool: np.ndarray, y_test: np.ndarray, class_names: Sequence[str]) -> list[str]:
+    """A sentence naming the classes with test images but no pool image: no model trained on
+    this pool can predict them, so every test image of theirs counts as an error."""
+    k = len(class_names)
+    in_pool = np.bincount(y_pool, minlength=k)
+    in_test = np.bincount(y_test, minlength=k)
+    missing = np.flatnonzero((in_test > 0) & (in_pool == 0))
+    if not len(missing):
+        return []
+    names = [class_names[i] for i in missing]
+    n_img = int(in_test[missing].sum())
+    return [f"{'class' if len(names) == 1 else f'{len(names)} classes'} {_listed(names)} "
+            f"{'has' if len(names) == 1 else 'have'} {n_img:,} test image(s) but no image in the pool: no "
+            f"model trained on this pool can predict {'it' if len(names) == 1 else 'them'}, so those test "
+            f"images always count as errors"]
+
+
 def prepare(raw: RawData, config: ExperimentConfig) -> Dataset:
     """Check raw arrays, draw the pool and test set, normalize pixels."""
     from sklearn.model_selection import train_test_split
@@ -612,9 +695,11 @@ def prepare(raw: RawData, config: ExperimentConfig) -> Dataset:
         y_test = check_labels(raw.y_test, len(x_test), "y_test", k)
     else:
         x_test = y_test = None
+    notes = []
     if k is None:
-        k = int(max(y_train.max(), y_test.max() if y_test is not None else 0)) + 1
-        class_names = tuple(str(i) for i in range(k))
+        y_train, y_test, class_names, note = _numbered_classes(y_train, y_test)
+        k = len(class_names)
+        notes += [note] if note else []
     else:
         class_names = tuple(raw.class_names)
     if k < 2:
@@ -642,6 +727,7 @@ def prepare(raw: RawData, config: ExperimentConfig) -> Dataset:
             raise ValueError(f"pool_size {config.pool_size} is larger than the {len(origin)} training images")
         origin = np.sort(rng.choice(origin, config.pool_size, replace=False))
     x_pool, y_pool = x_train[origin], y_train[origin]
+    notes += _unlearnable_classes(y_pool, y_test, class_names)
 
     xp, xt, offset, scale = normalize(x_pool, x_test, config.normalization)
     return Dataset(
@@ -649,7 +735,7 @@ def prepare(raw: RawData, config: ExperimentConfig) -> Dataset:
         x_pool=_readonly(xp), y_pool=_readonly(y_pool.astype(np.int32)),
         x_test=_readonly(xt), y_test=_readonly(y_test.astype(np.int32)),
         class_names=class_names, source=raw.source,
-        display_offset=offset, display_scale=scale, pool_origin=_readonly(origin),
+        display_offset=offset, display_scale=scale, pool_origin=_readonly(origin), notes=tuple(notes),
         pool_files=None if raw.train_files is None else tuple(raw.train_files[i] for i in origin),
     )
 

@@ -23,7 +23,7 @@ import numpy as np
 from alcore.config import DATA_DIR_DATASETS, ExperimentConfig
 from alcore.data.datasets import Dataset, load_dataset
 from alcore.engine.inspect import confidence_extremes, pool_summary
-from alcore.results.records import RoundResult, RunResult, DatasetInfo, environment, now_iso
+from alcore.results.records import RoundResult, RunResult, DatasetInfo, confusion_of, environment, now_iso
 from alcore.strategies.base import Need, StrategyInput, make_strategy
 
 # purposes of the per-round random generators
@@ -397,8 +397,7 @@ class Experiment:
 
             t0 = time.perf_counter()
             acc, loss, pred = self._evaluate()
-            k = ds.n_classes
-            confusion = np.bincount(ds.y_test * k + pred, minlength=k * k).reshape(k, k)
+            confusion = confusion_of(ds.y_test, pred, ds.n_classes)
             eval_seconds = time.perf_counter() - t0
 
             t0 = time.perf_counter()
@@ -445,7 +444,7 @@ class Experiment:
 
         result = RoundResult(
             round=r, n_labeled=self.n_labeled, n_train=len(train_idx), n_validation=len(val_idx),
-            test_accuracy=acc, test_loss=loss, confusion=confusion.tolist(), epochs=report.epochs,
+            test_accuracy=acc, test_loss=loss, confusion=confusion, epochs=report.epochs,
             validation_loss=report.best_val_loss, train_seconds=train_seconds,
             penalty_c=getattr(report, "penalty_c", None) if cfg.penalty_cv else None,
             score_seconds=score_seconds, select_seconds=select_seconds,

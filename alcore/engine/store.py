@@ -27,7 +27,7 @@ from typing import Callable, Optional, Sequence, Union
 from pydantic import Field, ValidationError
 
 from alcore.config import RaceConfig
-from alcore.results.records import ResultFileError, RunResult, atomic_write, load_result, save_result
+from alcore.results.records import ResultFileError, RunResult, atomic_write, clean_stale_temp, load_result, save_result
 
 RACE_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 MANIFEST = "race.json"
@@ -151,7 +151,8 @@ class RunStore:
 
     # -------------------------------------------------------------- clean up
     def prune(self, now: Optional[float] = None, keep: Optional[str] = None) -> list[str]:
-        """Delete races older than ``max_age_s`` and the oldest beyond ``max_races``."""
+        """Delete races older than ``max_age_s`` and the oldest beyond ``max_races``, and the
+        temporary files saves that were killed left in the others (records.clean_stale_temp)."""
         if not self.root.is_dir():
             return []
         now = time.time() if now is None else now
@@ -169,5 +170,9 @@ class RunStore:
             if now - mtime > self.max_age_s or i >= room:
                 shutil.rmtree(d, ignore_errors=True)
                 removed.append(d.name)
+            else:
+                clean_stale_temp(d)
+        if keep is not None:
+            clean_stale_temp(self.root / keep)
         return removed
 

@@ -80,6 +80,79 @@ class PoolSummary(_Strict):
         None, description="share of these images whose predicted class changed since the last round")
 
 
+# Up to this many classes a round's confusion matrix is stored whole, as every result file
+# before 0.3 stored it (a 10-class matrix is 100 numbers); above it, as its nonzero cells
+# (SparseConfusion), which number at most the test images: a whole matrix grows with the
+# classes squared (2 000 classes: 4 million numbers, about 32 MB of JSON per round).
+DENSE_CONFUSION_MAX_CLASSES = 32
+
+
+class SparseConfusion(_Strict):
+    """A confusion matrix of many classes by its nonzero cells: ``cells`` is flat,
+    ``true, predicted, count`` for each, in increasing (true, predicted) order."""
+
+    classes: int = Field(ge=2, le=MAX_CLASSES)
+    cells: list[Count] = Field(default_factory=list, description="true, predicted, count, true, predicted, count, ...")
+
+    @model_validator(mode="after")
+    def _cells(self):
+        c = self.cells
+        if len(c) % 3:
+            raise ValueError(f"confusion.cells holds {len(c)} numbers; it must hold (true, predicted, count) triples")
+        last = -1
+        for i in range(0, len(c), 3):
+            t, p, n = c[i:i + 3]
+            if t >= self.classes or p >= self.classes:
+                raise ValueError(f"confusion.cells: class {max(t, p)} is outside 0..{self.classes - 1}")
+            if n < 1:
+                raise ValueError("confusion.cells: a cell counts 0 images; only nonzero cells are stored")
+            if t * self.classes + p <= last:
+                raise ValueError("confusion.cells must be in increasing (true, predicted) order, each cell once")
+            last = t * self.classes + p
+        return self
+
+    def triples(self) -> list[tuple[int, int, int]]:
+        c = self.cells
+        return [(c[i], c[i + 1], c[i + 2]) for i in range(0, len(c), 3)]
+
+
+Confusion = Union[list[list[Count]], SparseConfusion]
+
+
+def confusion_of(y_true, y_pred, n_classes: int) -> Confusion:
+    """The test confusion matrix as a round stores it: whole for up to
+    DENSE_CONFUSION_MAX_CLASSES classes, else its nonzero cells (no k x k array is made)."""
+    import numpy as np
+
+    codes = np.asarray(y_true, dtype=np.int64) * n_classes + np.asarray(y_pred, dtype=np.int64)
+    if n_classes <= DENSE_CONFUSION_MAX_CLASSES:
+        return np.bincount(codes, minlength=n_classes * n_classes).reshape(n_classes, n_classes).tolist()
+    cells, counts = np.unique(codes, return_counts=True)
+    flat = np.stack([cells // n_classes, cells % n_classes, counts], axis=1).reshape(-1)
+    return SparseConfusion(classes=n_classes, cells=flat.tolist())
+
+
+def confusion_matrix(confusion: "Confusion | object"):
+    """A stored confusion matrix (either form, or any array-like) as a k x k int64 array."""
+    import numpy as np
+
+    if isinstance(confusion, SparseConfusion):
+        m = np.zeros((confusion.classes, confusion.classes), dtype=np.int64)
+        for t, p, n in confusion.triples():
+            m[t, p] = n
+        return m
+    return np.asarray(confusion, dtype=np.int64)
+
+
+def _confusion_counts(confusion: Confusion) -> tuple[int, int, int]:
+    """(classes, images counted, images on the diagonal) of a stored confusion matrix."""
+    if isinstance(confusion, SparseConfusion):
+        triples = confusion.triples()
+        return confusion.classes, sum(n for *_, n in triples), sum(n for t, p, n in triples if t == p)
+    k = len(confusion)
+    return k, sum(map(sum, confusion)), sum(confusion[c][c] for c in range(k))
+
+
 class RoundResult(_Strict):
     """One round: train on the current labels, evaluate, pick the next batch."""
 
@@ -89,7 +162,8 @@ class RoundResult(_Strict):
     n_validation: Count
     test_accuracy: Share
     test_loss: float = Field(ge=0.0)
-    confusion: list[list[Count]] = Field(description="test images by true (row) and predicted (column) class")
+    confusion: Confusion = Field(description="test images by true (row) and predicted (column) class: the "
+                                 "whole matrix, or for many classes its nonzero cells (SparseConfusion)")
     epochs: Count
     validation_loss: Optional[float] = None
     penalty_c: Optional[float] = Field(None, gt=0.0, exclude_if=lambda v: v is None,
@@ -136,9 +210,10 @@ class RoundResult(_Strict):
         if self.n_train > self.n_labeled or self.n_validation > self.n_labeled:
             raise ValueError(f"round {r}: n_train {self.n_train} and n_validation {self.n_validation} "
                              f"cannot exceed n_labeled {self.n_labeled}")
-        k = len(self.confusion)
-        if any(len(row) != k for row in self.confusion):
-            raise ValueError(f"round {r}: confusion matrix is not square")
+        if not isinstance(self.confusion, SparseConfusion):
+            k = len(self.confusion)
+            if any(len(row) != k for row in self.confusion):
+                raise ValueError(f"round {r}: confusion matrix is not square")
         return self
 
 
@@ -262,14 +337,12 @@ class RunResult(_Strict):
     def _check_test_counts(self, i: int, r: RoundResult) -> None:
         """Round ``i``'s confusion matrix fits the classes and the test set, and gives its accuracy."""
         ds = self.dataset
-        if len(r.confusion) != ds.n_classes:
-            raise ValueError(f"round {i}: confusion matrix is {len(r.confusion)}x{len(r.confusion)} "
-                             f"for {ds.n_classes} classes")
-        total = sum(map(sum, r.confusion))
+        k, total, right = _confusion_counts(r.confusion)  # full or sparse
+        if k != ds.n_classes:
+            raise ValueError(f"round {i}: confusion matrix is {k}x{k} for {ds.n_classes} classes")
         if total != ds.n_test:
             raise ValueError(f"round {i}: confusion matrix counts {total} test images; "
                              f"dataset.n_test is {ds.n_test}")
-        right = sum(r.confusion[c][c] for c in range(ds.n_classes))
         if abs(right / total - r.test_accuracy) > 1e-6:
             raise ValueError(f"round {i}: test_accuracy {r.test_accuracy:.6g} does not match its "
                              f"confusion matrix ({right} of {total} right)")
@@ -400,13 +473,61 @@ def save_result(result: RunResult, path: Union[str, os.PathLike]) -> Path:
     return atomic_write(path, to_json(result).encode("utf-8"))
 
 
+TEMP_SUFFIX = ".tmp"
+# A temporary file of atomic_write older than this was left by a save that was killed (a
+# save takes well under a second): clean_stale_temp removes it.
+STALE_TEMP_S = 3600.0
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where the system allows (Linux:
+    /proc; os.umask can only be read by setting it, which races with other threads)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def clean_stale_temp(folder: Union[str, os.PathLike], max_age_s: float = STALE_TEMP_S,
+                     now: Optional[float] = None) -> list[Path]:
+    """Remove the temporary files atomic_write leaves when a save is killed
+    (``.<name>.<random>.tmp`` in ``folder``) that are older than ``max_age_s``; a save in
+    progress is never that old. Returns what was removed; never raises for a file."""
+    import time
+
+    now = time.time() if now is None else now
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not (entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX)):
+            continue
+        try:
+            if entry.is_file(follow_symlinks=False) and now - entry.stat(follow_symlinks=False).st_mtime > max_age_s:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:
+            continue
+    return removed
+
+
 def atomic_write(path: Union[str, os.PathLike], data: bytes) -> Path:
     """Write to a temporary file in the same folder, fsync, then rename over ``path``, so
-    a crash mid-write leaves any previous file intact and never a half-written one."""
+    a crash mid-write leaves any previous file intact and never a half-written one. The file
+    gets the mode a plain ``open`` would give it (0666 less the umask)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it 0600; a plain open() would not
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -3,9 +3,15 @@
 run slots shared by every browser session of one server process.
 
 A public Streamlit server is one process (on Community Cloud: 2 CPUs, about 2.7 GB)
-shared by everyone who has the link. Every cap is off by default, so a local
-``streamlit run app.py`` and the CLI behave as before; reading paths on the server
-is the exception: it is off unless the person deploying turns it on.
+shared by everyone who has the link. With nothing configured every cap has a default
+sized for that container (see :data:`DEFAULTS_FOR`), so a server nobody configured is
+safe; a deployer, or a local user with a bigger machine, raises a cap by setting it (a
+number, or ``none`` for no cap). Reading paths on the server is off unless turned on.
+The CLI reads none of this: it runs what it is asked to on the machine it runs on.
+
+The costs of a setting (parameters, activation memory, gradient steps, images scored,
+bytes of data and of result files) are computed by :mod:`alcore.serve.resources` from the
+config and the data's shape before anything is built or loaded.
 
 Each setting has one name per place, like the config's fields and CLI flags:
 the field ``max_pool_size`` is the environment variable ``ALCORE_MAX_POOL_SIZE``
@@ -24,6 +30,8 @@ from typing import Callable, Hashable, Mapping, Optional, Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 from alcore.config import ExperimentConfig
+from alcore.serve import resources
+from alcore.serve.resources import DataShape, data_shape
 
 ENV_PREFIX = "ALCORE_"
 SECRETS_TABLE = "limits"
@@ -37,6 +45,7 @@ _UNSET = {"", "none", "off"}
 # Two whole MNIST pools (about 220 MB each once prepared) and change: on a 2.7 GB
 # Community Cloud server, TensorFlow and the models take about 1.3 GB of the rest.
 DEFAULT_DATASET_CACHE_MB = 600
+MB = 2**20
 
 
 class DeploymentLimitsError(ValueError):
@@ -53,24 +62,55 @@ class DeploymentLimits(BaseModel):
         "on the server. Off: visitors cannot type a path; mnist / fashion_mnist still load "
         "from $ALCORE_DATA_DIR or the Keras download.")
     max_pool_size: Optional[int] = Field(
-        None, ge=1, description="Most images in the unlabeled pool (pool_size, or the whole "
-        "training split when pool_size is empty).")
+        20_000, ge=1, description="Most images in the unlabeled pool (pool_size, or the whole "
+        "training split when pool_size is empty). 20 000 MNIST images are 63 MB as float32.")
+    max_test_size: Optional[int] = Field(
+        10_000, ge=1, description="Most test images evaluated every round (test_size, or the whole "
+        "test split when test_size is empty): MNIST's and CIFAR-10's whole test splits.")
+    max_classes: Optional[int] = Field(
+        100, ge=2, description="Most classes of a dataset (CIFAR-100, EMNIST's 62): the charts "
+        "and the per-class tables grow with them.")
     max_rounds: Optional[int] = Field(
-        None, ge=1, description="Most acquisition rounds per run (set by rounds, or by "
+        100, ge=1, description="Most acquisition rounds per run (set by rounds, or by "
         "label_budget / batch_size); a run bounded only by a target accuracy is refused.")
     max_labels: Optional[int] = Field(
-        None, ge=1, description="Most labels a run may reach (initial + rounds x batch_size, "
+        5_000, ge=1, description="Most labels a run may reach (initial + rounds x batch_size, "
         "or label_budget; fixed validation labels included).")
     max_mc_passes: Optional[int] = Field(
-        None, ge=2, description="Most stochastic forward passes (mc_passes) for the Bayesian "
+        50, ge=2, description="Most stochastic forward passes (mc_passes) for the Bayesian "
         "strategies bald, var_ratios and mean_std.")
     max_runs_per_race: Optional[int] = Field(
-        None, ge=1, description="Most runs in one race (strategies x seeds); each seed that "
+        15, ge=1, description="Most runs in one race (strategies x seeds); each seed that "
         "draws its own pool (a pool_size or test_size, or a dataset without a test split) "
         "holds its own copy of it in memory.")
     max_concurrent_runs: Optional[int] = Field(
-        None, ge=1, description="Most races and trainings computing at once, across every "
-        "browser session of the server.")
+        2, ge=1, description="Most races and trainings computing at once, across every "
+        "browser session of the server (one per CPU).")
+    max_parameters: Optional[int] = Field(
+        5_000_000, ge=1, description="Most parameters of the model (weights and biases, counted "
+        "from the settings and the image shape; 20 MB as float32, 80 MB with Adam's state).")
+    max_model_mb: Optional[int] = Field(
+        1024, ge=1, description="Most megabytes a model needs to train or predict: its weights "
+        "(with their gradients and Adam's state) and the activations of one training mini-batch "
+        "(with their gradients) or of one 4 096-image prediction chunk, or the transfer backbone's "
+        "256-image chunk. The default cnn on CIFAR-10 needs about 900.")
+    max_steps_per_round: Optional[int] = Field(
+        5_000, ge=1, description="Most gradient steps (mini-batches) one round may train for, "
+        "at the most labels the run reaches: max_epochs x batches (twice with refit), or the "
+        "min_steps..max_steps schedule.")
+    max_scored_per_round: Optional[int] = Field(
+        200_000, ge=1, description="Most images run through the model each round to pick: "
+        "candidates (or the whole unlabeled pool) x mc_passes for bald / var_ratios / mean_std.")
+    max_dataset_mb: Optional[int] = Field(
+        400, ge=1, description="Most megabytes of prepared data a race holds: float32 pool and "
+        "test images (and transfer features), once per seed that draws its own pool.")
+    max_file_mb: Optional[int] = Field(
+        256, ge=1, description="Most megabytes an uploaded .npz may unpack to (read from its "
+        "array headers before anything is loaded). MNIST as uint8 is 55 MB.")
+    max_result_mb: Optional[int] = Field(
+        16, ge=1, description="Most megabytes of result files read at once (one upload on Replay "
+        "or Compare; parsing costs about 25 times the file's size) and the most a run's result "
+        "file may reach, so that every run can be uploaded again. A preset's files are under 2 MB.")
     dataset_cache_mb: Optional[int] = Field(
         DEFAULT_DATASET_CACHE_MB, ge=0, description="Megabytes of prepared datasets kept for "
         "reuse across sessions (a whole MNIST pool is about 220 MB); least recently used "
@@ -139,12 +179,124 @@ class DeploymentLimits(BaseModel):
         return any(getattr(self, f) is not None for f in type(self).model_fields
                    if f not in ("allow_server_paths", "dataset_cache_mb"))
 
+    @classmethod
+    def unlimited(cls, **changes) -> "DeploymentLimits":
+        """Every cap off (what setting each to 'none' gives), with ``changes``."""
+        off = {f: None for f in cls.model_fields if f not in ("allow_server_paths", "dataset_cache_mb")}
+        return cls(**{**off, **changes})
+
     def describe(self) -> list[str]:
         """The caps in force, in words (for a visitor)."""
         words = {"max_pool_size": "{} pool images", "max_rounds": "{} rounds per run",
                  "max_labels": "{} labels per run", "max_mc_passes": "{} mc_passes",
-                 "max_runs_per_race": "{} runs per race", "max_concurrent_runs": "{} runs at once on the server"}
+                 "max_runs_per_race": "{} runs per race", "max_concurrent_runs": "{} runs at once on the server",
+                 "max_test_size": "{} test images", "max_classes": "{} classes",
+                 "max_parameters": "{} model parameters", "max_model_mb": "{} MB per model",
+                 "max_steps_per_round": "{} training steps per round",
+                 "max_scored_per_round": "{} images scored per round", "max_dataset_mb": "{} MB of data",
+                 "max_file_mb": "{} MB per uploaded dataset", "max_result_mb": "{} MB of result files"}
         return [w.format(f"{getattr(self, f):,}") for f, w in words.items() if getattr(self, f) is not None]
+
+    # -- costs ------------------------------------------------------------------------
+    def model_problems(self, config: ExperimentConfig, image_shape: Sequence[int],
+                       n_classes: Optional[int]) -> list[str]:
+        """The model's parameters and activation memory over this server's caps, computed
+        from the settings and the image shape (nothing is built)."""
+        cost = resources.model_cost(config, image_shape, max(n_classes or 2, 2))
+        if cost.problem:
+            return [cost.problem]
+        problems = []
+        at_least = "" if n_classes else "at least "
+        if self.max_parameters is not None and cost.parameters > self.max_parameters:
+            problems.append(f"the {config.model} model has {at_least}{cost.parameters:,} parameters; this server "
+                            f"allows at most {self.max_parameters:,}: {_smaller_model(config)}")
+        if self.max_model_mb is not None and cost.memory_bytes > self.max_model_mb * MB:
+            problems.append(f"the {config.model} model needs {at_least}{_mb(cost.memory_bytes)} to train or "
+                            f"predict (weights and activations); this server allows at most {self.max_model_mb:,} MB: "
+                            f"{_less_activation(config)}")
+        return problems
+
+    def training_problems(self, config: ExperimentConfig, strategies: Sequence[str],
+                          pool_images: Optional[int] = None) -> list[str]:
+        """Gradient steps per round and images scored per round over this server's caps."""
+        problems = []
+        steps = resources.steps_per_round(config)
+        if self.max_steps_per_round is not None and steps is not None and steps > self.max_steps_per_round:
+            problems.append(f"a round trains for up to {steps:,} gradient steps; this server allows at most "
+                            f"{self.max_steps_per_round:,}: lower max_epochs (or set max_steps), or raise "
+                            f"train_batch_size")
+        if self.max_scored_per_round is not None and pool_images is not None:
+            scored = resources.scored_per_round(config, strategies, pool_images)
+            if scored > self.max_scored_per_round:
+                problems.append(f"each round scores {scored:,} images (candidates x mc_passes); this server "
+                                f"allows at most {self.max_scored_per_round:,}: set candidates lower, or lower "
+                                f"mc_passes")
+        return problems
+
+    def dataset_problems(self, config: ExperimentConfig, shape: Optional[DataShape] = None,
+                         seeds: int = 1) -> list[str]:
+        """What about the data is over this server's caps, from its shape alone (see
+        :func:`alcore.serve.resources.data_shape`; for a .npz its headers, nothing loaded):
+        the bytes the file unpacks to, the classes, the test images, and the prepared
+        bytes of the copies ``seeds`` seeds hold. Nothing is said where the shape is unknown."""
+        shape = shape or data_shape(config)
+        if shape is None:
+            return []
+        if self.max_file_mb is not None and shape.file_bytes is not None and shape.file_bytes > self.max_file_mb * MB:
+            return [f"the .npz file's arrays unpack to {shape.file_bytes:,} bytes ({_mb(shape.file_bytes)}); "
+                    f"this server allows at most {self.max_file_mb:,} MB: upload a smaller file"]
+        problems = []
+        if not shape.usable:
+            return problems
+        if self.max_classes is not None and shape.n_classes is not None and shape.n_classes > self.max_classes:
+            problems.append(f"the dataset has {shape.n_classes:,} classes; this server allows at most "
+                            f"{self.max_classes:,}")
+        n_test = shape.test_images(config)
+        if self.max_test_size is not None and n_test > self.max_test_size:
+            problems.append(f"the run would test on {n_test:,} images every round; this server allows at most "
+                            f"{self.max_test_size:,}: set test_size to {self.max_test_size:,} or fewer")
+        if self.max_dataset_mb is not None:
+            copies = resources.dataset_copies(config, seeds)
+            nbytes = copies * resources.dataset_bytes(config, shape)
+            if nbytes > self.max_dataset_mb * MB:
+                held = f"{copies} copies (one per seed, each drawing its own pool) of " if copies > 1 else ""
+                problems.append(f"the prepared data takes {_mb(nbytes)} ({held}{shape.pool_images(config):,} pool "
+                                f"and {n_test:,} test images as float32); this server allows at most "
+                                f"{self.max_dataset_mb:,} MB: lower pool_size or test_size"
+                                + (", or race fewer seeds" if copies > 1 else ""))
+        return problems
+
+    def result_problems(self, config: ExperimentConfig, shape: DataShape) -> list[str]:
+        """A run whose result file could grow over ``max_result_mb``: this server could not
+        read it back (Replay, Compare) or continue it."""
+        rounds = config.acquisition_rounds()
+        if self.max_result_mb is None or rounds is None or shape.n_classes is None:
+            return []
+        nbytes = resources.result_file_bytes(config, shape, rounds)
+        if nbytes <= self.max_result_mb * MB:
+            return []
+        return [f"each run's result file may reach {_mb(nbytes)}; this server reads result files of at most "
+                f"{self.max_result_mb:,} MB: lower rounds, batch_size or inspect_k"]
+
+    def upload_problems(self, files: Sequence[tuple[str, int]]) -> list[Optional[str]]:
+        """For each uploaded result file ``(name, bytes)``, None when it may be read, else why
+        not: this server reads at most ``max_result_mb`` of result files at once (checked
+        before anything is parsed: parsing costs about 25 times a file's size)."""
+        out: list[Optional[str]] = []
+        total = 0
+        cap = None if self.max_result_mb is None else self.max_result_mb * MB
+        for name, size in files:
+            if cap is not None and size > cap:
+                out.append(f"{name} is {_mb(size)}; this server reads result files of at most "
+                           f"{self.max_result_mb:,} MB")
+            elif cap is not None and total + size > cap:
+                out.append(f"{name} ({_mb(size)}) would take the result files read at once to "
+                           f"{_mb(total + size)}; this server reads at most {self.max_result_mb:,} MB at once: "
+                           f"compare fewer files")
+            else:
+                total += size
+                out.append(None)
+        return out
 
     def data_problems(self, config: ExperimentConfig, *, pool_images: Optional[int] = None,
                       upload_dir: Optional[str | Path] = None) -> list[str]:
@@ -178,6 +330,8 @@ class DeploymentLimits(BaseModel):
         cap = self.max_pool_size
         if cap is None:
             return []
+        if config.pool_size is None and pool_images is None and config.dataset in resources.KNOWN_SHAPES:
+            pool_images = resources.KNOWN_SHAPES[config.dataset].pool_images(config)
         if config.pool_size is not None:
             if config.pool_size > cap:
                 return [f"pool_size {config.pool_size:,} is over this server's limit of "
@@ -226,13 +380,48 @@ class DeploymentLimits(BaseModel):
         if self.max_runs_per_race is not None and n_runs > self.max_runs_per_race:
             problems.append(f"the race has {n_runs} runs (strategies x seeds), over this server's limit "
                             f"of {self.max_runs_per_race} runs per race: race fewer strategies or seeds")
-        return problems
+        return problems + self.cost_problems(config, strategies, n_runs)
+
+    def cost_problems(self, config: ExperimentConfig, strategies: Optional[Sequence[str]] = None,
+                      n_runs: int = 1, shape: Optional[DataShape] = None) -> list[str]:
+        """The costs of a race over this server's caps, from the settings and the data's shape
+        (:func:`alcore.serve.resources.data_shape` unless given): model, training, data and
+        result files. Where the shape is unknown only what the settings alone decide."""
+        strategies = list(strategies) if strategies is not None else [config.strategy]
+        shape = shape or data_shape(config)
+        if shape is None:
+            return self.training_problems(config, strategies)
+        seeds = -(-n_runs // max(len(set(strategies)), 1))
+        problems = self.dataset_problems(config, shape, seeds)
+        if not shape.usable or (shape.file_bytes is not None and self.max_file_mb is not None
+                                and shape.file_bytes > self.max_file_mb * MB):
+            return problems  # nothing more is read of such a file
+        return (problems + self.model_problems(config, shape.image_shape, shape.n_classes)
+                + self.training_problems(config, strategies, shape.pool_images(config))
+                + self.result_problems(config, shape))
 
     def check(self, config: ExperimentConfig, strategies: Optional[Sequence[str]] = None, n_runs: int = 1, *,
               pool_images: Optional[int] = None, upload_dir: Optional[str | Path] = None) -> list[str]:
         """Every problem of :meth:`data_problems` and :meth:`run_problems`; empty when allowed."""
         return (self.data_problems(config, pool_images=pool_images, upload_dir=upload_dir)
                 + self.run_problems(config, strategies, n_runs))
+
+
+def _mb(nbytes: int) -> str:
+    return f"{nbytes / MB:,.0f} MB" if nbytes >= 10 * MB else f"{nbytes / MB:,.1f} MB"
+
+
+def _smaller_model(config: ExperimentConfig) -> str:
+    return {"mlp": "use fewer hidden_units", "transfer": "use fewer hidden_units",
+            "cnn": "use fewer filters or a larger kernel_size (a smaller Dense input)",
+            }.get(config.model, "use smaller images or fewer classes")
+
+
+def _less_activation(config: ExperimentConfig) -> str:
+    if config.model == "transfer":
+        return "lower backbone_size"
+    return {"cnn": "use fewer filters or a smaller train_batch_size",
+            }.get(config.model, "use a smaller train_batch_size or fewer hidden_units")
 
 
 def whole_pool_size(n_train: int, has_test_split: bool, test_size: Optional[int]) -> int:

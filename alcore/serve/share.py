@@ -26,6 +26,7 @@ from urllib.parse import urlencode, urlsplit
 from pydantic import ValidationError
 
 from alcore.config import ExperimentConfig
+from alcore.serve.limits import DeploymentLimits
 
 # The race's own settings (dashboard.state.race_settings): which strategies run, on how many
 # seeds. Their defaults are the dashboard's: margin against random, one seed.
@@ -153,8 +154,9 @@ _REFUSED = object()  # a parameter's value was refused (and the refusal recorded
 class _Decoder:
     """The state of one :func:`decode`: the setup so far, and the pages' narrower ranges."""
 
-    def __init__(self, base: ExperimentConfig, ranges: Mapping[str, tuple]):
-        self.base, self.ranges = base, dict(ranges)
+    def __init__(self, base: ExperimentConfig, ranges: Mapping[str, tuple],
+                 limits: Optional[DeploymentLimits] = None):
+        self.base, self.ranges, self.limits = base, dict(ranges), limits
         self.out = LinkSetup(config=base)
         self.pending: dict[str, object] = {}  # config fields still to apply
         self.raw: dict[str, str] = {}  # each parameter as given, for the messages
@@ -253,6 +255,39 @@ class _Decoder:
         self.out.seeds = seeds
         self.out.applied.append(name)
 
+    def over_limits(self, trial: ExperimentConfig, current: ExperimentConfig) -> Optional[str]:
+        """The server's caps ``trial`` goes over that ``current`` does not (None when within them)."""
+        if self.limits is None:
+            return None
+        strategies = self.out.strategies or list(RACE_DEFAULTS["strategies"])
+        n_runs = len(strategies) * (self.out.seeds or RACE_DEFAULTS["seeds"])
+        before = self.limits.run_problems(current, strategies, n_runs)
+        after = self.limits.run_problems(trial, strategies, n_runs)
+        if len(after) <= len(before):
+            return None
+        return "; ".join([p for p in after if p not in before][:2] or after[-1:])
+
+    def within_runs(self) -> None:
+        """Refuse the link's seeds (or, without them, its strategies) when strategies x seeds
+        is over the server's runs per race."""
+        cap = self.limits.max_runs_per_race if self.limits is not None else None
+        out = self.out
+        strategies = out.strategies or list(RACE_DEFAULTS["strategies"])
+        seeds = out.seeds or RACE_DEFAULTS["seeds"]
+        if cap is None or len(strategies) * seeds <= cap:
+            return
+        why = (f"{len(strategies)} strategies x {seeds} seed(s) make {len(strategies) * seeds} runs; this server "
+               f"allows at most {cap} runs per race")
+        if out.seeds is not None:
+            self.refuse("seeds", why, str(out.seeds))
+            out.applied.remove("seeds")
+            out.seeds = None
+        if out.strategies is not None and len(out.strategies) * RACE_DEFAULTS["seeds"] > cap:
+            self.refuse("strategies", why.replace(f"x {seeds} seed(s)", f"x {RACE_DEFAULTS['seeds']} seed(s)"),
+                        ",".join(out.strategies))
+            out.applied.remove("strategies")
+            out.strategies = None
+
     def apply_pending(self) -> ExperimentConfig:
         """Fields that are only valid together (rounds=none needs label_budget or a target) apply
         once their partners have: keep passing over the rest until nothing more applies."""
@@ -273,6 +308,10 @@ class _Decoder:
                     self.refuse(name, why, self.raw[name])
                     del self.pending[name]
                     continue
+                over = self.over_limits(trial, config)
+                if over:  # another setting of the link may yet bring it within the caps
+                    last_error[name] = over
+                    continue
                 applied[name] = self.pending.pop(name)
                 config = trial
                 self.out.applied.append(name)
@@ -283,7 +322,7 @@ class _Decoder:
 
 
 def decode(params: Params, base: Optional[ExperimentConfig] = None, *,
-           ranges: Optional[Mapping[str, tuple]] = None) -> LinkSetup:
+           ranges: Optional[Mapping[str, tuple]] = None, limits: Optional[DeploymentLimits] = None) -> LinkSetup:
     """Read a link's query parameters (``{name: value or [values]}``, as
     ``st.query_params.get_all`` gives them) onto ``base`` (default: the defaults).
 
@@ -293,8 +332,11 @@ def decode(params: Params, base: Optional[ExperimentConfig] = None, *,
     Settings that only make sense together (``rounds=none&label_budget=200``) apply in any
     order. ``ranges``: ``{name: (low, high)}`` narrower limits of the page that shows a setting
     (the dashboard's widgets), checked too. Unknown names, paths, repeated single values and
-    values over MAX_VALUE_CHARS are refused; the parameters in OTHER_PARAMS are left alone."""
-    d = _Decoder(base or ExperimentConfig(), ranges or {})
+    values over MAX_VALUE_CHARS are refused; the parameters in OTHER_PARAMS are left alone.
+    ``limits``: this server's caps; a setting that takes the race over one (a model too large,
+    too many gradient steps, runs, rounds...) is refused with the cap's own sentence, before
+    anything is built: see :meth:`DeploymentLimits.run_problems`."""
+    d = _Decoder(base or ExperimentConfig(), ranges or {}, limits)
     for name, given in params.items():
         values = [given] if isinstance(given, str) else [str(v) for v in given]
         if name in OTHER_PARAMS or name.lower() in ("embed", "embed_options"):
@@ -312,5 +354,6 @@ def decode(params: Params, base: Optional[ExperimentConfig] = None, *,
             d.seeds(value, joined)
         else:
             d.pending[name] = value
+    d.within_runs()
     d.out.config = d.apply_pending()
     return d.out

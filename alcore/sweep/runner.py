@@ -348,11 +348,13 @@ def run_sweep(cells: list[Cell], out: Union[str, os.PathLike], *, workers: Optio
     from distributed import Client, as_completed
 
     from alcore.sweep.worker import WorkerCaches
+    from alcore.results.records import clean_stale_temp
 
     if (workers is None) == (scheduler is None):
         raise ValueError("give either workers (local processes) or scheduler (a Dask cluster's address)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    clean_stale_temp(out)  # what a sweep killed mid-save left
     checkpoint = (scheduler is None) if checkpoint is None else checkpoint
     report = SweepReport(cells=cells, outcomes=[])
     todo: list[tuple[Cell, CellFile]] = []
