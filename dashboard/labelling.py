@@ -20,7 +20,7 @@ from dashboard.display import config_caption, plain, show_problems, show_table
 from dashboard.label_export import export_buttons
 from dashboard.limits import deployment_limits, one_call_within_labels
 from dashboard.state import race_lock, trainer_cache
-from dashboard.uploads import refuse, result_uploads
+from dashboard.uploads import refuse, result_uploads, upload_dir
 
 RUN = "labelling_run"
 IMAGE_PX = 144
@@ -37,8 +37,8 @@ def _images(path: str, size: int, _mtime: int) -> RawData | None:
 
 def unlabeled_images(cfg: ExperimentConfig) -> RawData | None:
     """The images of an upload without labels (the Dataset page's .zip), else None."""
-    if cfg.dataset != "images" or not cfg.data_file:
-        return None
+    if cfg.dataset != "images" or not cfg.data_file or deployment_limits().path_problems(cfg, upload_dir()):
+        return None  # the Dataset page says why a path may not be read
     from alcore.data.images import load_report
 
     report = load_report(cfg.data_file, cfg.image_size)
@@ -50,8 +50,13 @@ def unlabeled_images(cfg: ExperimentConfig) -> RawData | None:
         return None  # the Dataset page says why
 
 
-def _open(cfg: ExperimentConfig, make) -> bool:
-    problems = deployment_limits().run_problems(cfg, [cfg.strategy], 1)
+def _open(cfg: ExperimentConfig, make, n_pool: int) -> bool:
+    """Make ``make()`` this session's labelling run, within the server's limits (its pool: ``n_pool``)."""
+    limits = deployment_limits()
+    problems = limits.run_problems(cfg, [cfg.strategy], 1)
+    if limits.max_pool_size is not None and n_pool > limits.max_pool_size:
+        problems.append(f"your upload leaves {n_pool:,} images to pick from besides the audit set; this server "
+                        f"allows at most {limits.max_pool_size:,} pool images: upload fewer")
     if problems:
         show_problems(problems)
         return False
@@ -101,12 +106,14 @@ def setup(cfg: ExperimentConfig, strategies, images: RawData) -> None:
                                   check=_in_the_loop)
             again = st.button("Continue this run", key="labelling_reopen", disabled=not mine.uploaded)
     oc = cfg.replace(strategy=strategy)
-    if go and _open(oc, lambda: LabellingRun(oc, images, names, int(audit), cache=trainer_cache())):
+    n_pool = len(images.x_train) - int(audit)
+    if go and _open(oc, lambda: LabellingRun(oc, images, names, int(audit), cache=trainer_cache()), n_pool):
         st.rerun()
     if again and mine.runs:
         # the images are this upload's (the resume checks they are the same): its path, not the file's
         mine_now = mine.runs[0].model_copy(update={"config": mine.runs[0].config.replace(data_file=cfg.data_file)})
-        if _open(mine_now.config, lambda: LabellingRun.resume(mine_now, images, cache=trainer_cache())):
+        if _open(mine_now.config, lambda: LabellingRun.resume(mine_now, images, cache=trainer_cache()),
+                 mine_now.dataset.n_pool):
             st.rerun()
 
 

@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 from alcore import ExperimentConfig
 from alcore.engine.oracle import BatchAnswers
 from conftest import ROOT
+from dashboard.uploads import save_upload
 from test_images import COLOURS, blob, encode, make_zip
 from test_labelling import truth_of
 
@@ -20,6 +21,7 @@ APP = str(ROOT / "app.py")
 def cfg(tmp_path_factory):
     members = {f"{c}{i:02d}.png": encode(blob(col, seed=i)) for c, col in COLOURS.items() for i in range(16)}
     path = make_zip(tmp_path_factory.mktemp("u") / "u.zip", members)
+    path = save_upload(open(path, "rb").read(), "u.zip", ".zip")  # where the Dataset page's uploader keeps it
     return ExperimentConfig(dataset="images", data_file=path, image_size=12, model="softmax", initial=6,
                             batch_size=10, rounds=2, seed=3)
 
@@ -93,3 +95,23 @@ def test_images_without_labels_are_labelled_on_be_the_oracle(cfg):
     back = other.session_state["labelling_run"]
     assert back.batch.tolist() == run.batch.tolist() and back.phase == "rounds"
     assert back.config.data_file == cfg.data_file and not other.warning
+
+
+def test_the_servers_pool_limit_holds_for_an_upload_without_labels(cfg, monkeypatch):
+    monkeypatch.setenv("ALCORE_MAX_POOL_SIZE", "20")
+    at = page(cfg)
+    at.text_input(key="labelling_classes").input(", ".join(COLOURS))
+    at.number_input(key="labelling_audit").set_value(50).run()
+    at.button(key="labelling_start").click().run()
+    assert not at.exception, at.exception
+    assert any("leaves 30 images to pick from" in e.value and "at most 20 pool images" in e.value for e in at.error)
+    assert "labelling_run" not in at.session_state
+
+
+def test_a_path_on_the_server_is_not_read_unless_the_server_allows_it(cfg, tmp_path):
+    import shutil
+
+    elsewhere = shutil.copy(cfg.data_file, tmp_path / "u.zip")
+    at = page(cfg.replace(data_file=str(elsewhere)))
+    assert not any("you are the oracle for all of them" in m.value for m in at.markdown)
+    assert "labelling_run" not in at.session_state
