@@ -3,6 +3,7 @@ labels the audit set, the initial images and every batch; accuracy is measured o
 with its Wilson interval. Kept in this session's st.session_state like dashboard.oracle_session."""
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy as np
@@ -50,8 +51,9 @@ def unlabeled_images(cfg: ExperimentConfig) -> RawData | None:
         return None  # the Dataset page says why
 
 
-def _open(cfg: ExperimentConfig, make, n_pool: int) -> bool:
-    """Make ``make()`` this session's labelling run, within the server's limits (its pool: ``n_pool``)."""
+def _open(cfg: ExperimentConfig, make, n_pool: int, trains: int = 0) -> bool:
+    """Make ``make()`` this session's labelling run, within the server's limits (its pool: ``n_pool``;
+    ``trains``: the labels a round it replays trains on, holding a run slot then)."""
     limits = deployment_limits()
     problems = limits.run_problems(cfg, [cfg.strategy], 1)
     if limits.max_pool_size is not None and n_pool > limits.max_pool_size:
@@ -60,12 +62,16 @@ def _open(cfg: ExperimentConfig, make, n_pool: int) -> bool:
     if problems:
         show_problems(problems)
         return False
-    try:
-        with race_lock():
-            st.session_state[RUN] = make()
-    except (ValueError, ResultFileError) as e:
-        refuse(e)
-        return False
+    with one_call_within_labels(trains, f"Training on the file's {trains:,} labels", "start a run with fewer "
+                                "labels") if trains else contextlib.nullcontext(True) as ok:
+        if not ok:
+            return False
+        try:
+            with race_lock(), st.spinner("Opening the run (a file's last round is trained again)..."):
+                st.session_state[RUN] = make()
+        except (ValueError, ResultFileError) as e:
+            refuse(e)
+            return False
     st.session_state.pop(oracle.ANSWERS, None)
     return True
 
@@ -113,7 +119,7 @@ def setup(cfg: ExperimentConfig, strategies, images: RawData) -> None:
         # the images are this upload's (the resume checks they are the same): its path, not the file's
         mine_now = mine.runs[0].model_copy(update={"config": mine.runs[0].config.replace(data_file=cfg.data_file)})
         if _open(mine_now.config, lambda: LabellingRun.resume(mine_now, images, cache=trainer_cache()),
-                 mine_now.dataset.n_pool):
+                 mine_now.dataset.n_pool, mine_now.rounds[-1].n_labeled):
             st.rerun()
 
 
