@@ -24,9 +24,10 @@ CLASSES = tuple(COLOURS)
 def unlabeled(tmp_path_factory):
     """80 images of 5 colours without class folders: the file name tells the test the truth."""
     members = {f"{c}{i:02d}.png": encode(blob(col, seed=i)) for c, col in COLOURS.items() for i in range(16)}
-    s = load_images(make_zip(tmp_path_factory.mktemp("u") / "u.zip", members), 12)
+    path = make_zip(tmp_path_factory.mktemp("u") / "u.zip", members)
+    s = load_images(path, 12)
     assert not s.labeled
-    cfg = ExperimentConfig(dataset="images", data_file="u.zip", image_size=12, model="softmax", initial=6,
+    cfg = ExperimentConfig(dataset="images", data_file=path, image_size=12, model="softmax", initial=6,
                            batch_size=4, rounds=2, seed=3)
     return cfg, s.raw
 
@@ -128,3 +129,30 @@ def test_what_a_labelling_run_refuses(unlabeled):
         run.result()
     with pytest.raises(ValueError, match="another batch"):
         run.submit(BatchAnswers([99], 0.0))
+
+
+def test_the_cli_exports_a_labelling_runs_labels_from_its_file(unlabeled, tmp_path):
+    import csv
+    import shutil
+
+    from test_cli import cli
+
+    cfg, raw = unlabeled
+    run = LabellingRun(cfg, raw, CLASSES, audit_size=50)
+    while not run.done:
+        label(run)
+    result = tmp_path / "mine.json"
+    result.write_text(to_json(run.result()))
+    copy = shutil.copy(cfg.data_file, tmp_path / "here.zip")  # this machine's copy of the upload
+    p = cli("labels", str(result), "--data-file", str(copy), "--csv", str(tmp_path / "l.csv"),
+            "--zip", str(tmp_path / "l.zip"))
+    assert p.returncode == 0, p.stderr
+    assert "64 labels of" in p.stderr and "one folder per class" in p.stderr
+    rows = list(csv.DictReader(open(tmp_path / "l.csv")))
+    assert len(rows) == 64 and all(r["label"] == CLASSES[truth_of([r["file_name"]])[0]] for r in rows)
+    with zipfile.ZipFile(tmp_path / "l.zip") as z:
+        assert sorted({n.split("/")[0] for n in z.namelist()}) == sorted(CLASSES)
+    other = make_zip(tmp_path / "other.zip", {f"{c}{i:02d}.png": encode(blob(col, seed=i + 1))
+                                              for c, col in COLOURS.items() for i in range(16)})
+    p = cli("labels", str(result), "--data-file", other)
+    assert p.returncode == 2 and "not the images" in p.stderr and "Traceback" not in p.stderr

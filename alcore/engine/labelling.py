@@ -78,6 +78,15 @@ def _dataset(raw: RawData, class_names: Sequence[str], audit: np.ndarray, audit_
                    test_files=None if files is None else tuple(files[i] for i in audit))
 
 
+def labelled_dataset(result: RunResult, images: RawData) -> Dataset:
+    """The dataset a labelling run's file was made on, from the same images: the pool without
+    labels, the audit set with the person's (for exporting its labels, or continuing it)."""
+    if not result.labelled_in_the_loop:
+        raise ValueError(f"{result.label} is not a run on images without labels")
+    return _dataset(images, result.dataset.class_names, np.asarray(result.audit_indices, np.int64),
+                    result.audit_labels, result.config)
+
+
 def fingerprint(images: RawData) -> str:
     """SHA-256 of the images' pixels (as loaded: same zip and image size, same fingerprint)."""
     import hashlib
@@ -217,7 +226,7 @@ class LabellingRun:
         run.raw, run.cache = images, cache
         run.audit_indices = np.asarray(result.audit_indices, np.int64)
         run.audit_labels, run.audit_seconds = list(result.audit_labels), []
-        run.dataset = _dataset(images, run.class_names, run.audit_indices, run.audit_labels, run.config)
+        run.dataset = labelled_dataset(result, images)
         run._first = [int(i) for i in (*result.validation_indices, *result.initial_indices)]
         run._first_labels = [*result.validation_labels, *result.initial_labels]
         run.person = Experiment.resume(result, dataset=run.dataset, cache=cache,
