@@ -6,6 +6,7 @@ notebook can reuse them. No Streamlit here.
 from __future__ import annotations
 
 import html
+import re
 from typing import Collection, Optional, Sequence
 
 import numpy as np
@@ -53,12 +54,17 @@ def _rgba(hex_color: str, alpha: float) -> str:
 HOVER_CURVE = "%{x} labels: %{y:.2%}<extra>%{fullData.name}</extra>"
 
 
+def natural_order(name) -> list:
+    """Sort key that orders the numbers in a name by value: hybrid 0%, 20%, 100% (not 0%, 100%, 20%)."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(name))]
+
+
 def learning_curve_figure(frame: pd.DataFrame, *, aggregate: bool = True, band: str = "ci95",
                           target: Optional[float] = None, title: str = "Test accuracy vs labels") -> go.Figure:
     """Accuracy-versus-labels curves. With ``aggregate``, runs of one group (several
     seeds) become a mean line with a shaded band; otherwise one line per run."""
     fig = go.Figure()
-    groups = sorted(frame["group"].unique()) if len(frame) else []
+    groups = sorted(frame["group"].unique(), key=natural_order) if len(frame) else []
     baselines = {g for g, key in zip(frame["group"], frame["key"]) if key.is_baseline} if "key" in frame else ()
     colors = _colors(groups, baselines)
     if aggregate and len(frame):
@@ -206,6 +212,8 @@ def stopping_signals_figure(result: RunResult) -> go.Figure:
         fig.add_hline(y=cfg.changed_threshold, line=dict(dash="dot", color="#444"), row=3, col=1)
     fig.update_yaxes(tickformat=".0%", row=1, col=1)
     fig.update_yaxes(tickformat=".0%", row=3, col=1)
+    fig.update_yaxes(tickformat="+.1%", row=4, col=1)  # in points of accuracy, as the panels above
+    fig.data[3].hovertemplate = "%{x} labels: %{y:+.2%}<extra></extra>"
     fig.update_xaxes(title_text="Labels used", row=4, col=1)
     fig.update_layout(height=720, showlegend=False, title=text(f"Stopping signals: {result.label}"),
                       margin=dict(l=10, r=10, t=80, b=10))
@@ -294,7 +302,10 @@ def probability_bars_figure(probs: Sequence[float], class_names: Sequence[str], 
                            textposition="outside", cliponaxis=False,
                            hovertemplate="%{x}: %{y:.2%} %{customdata}<extra></extra>"))
     fig.update_layout(title=text(title), xaxis_title="Class", yaxis_title="Probability", yaxis_tickformat=".0%",
-                      yaxis_range=[0, 1.2], height=340, showlegend=False, margin=dict(l=10, r=10, t=60, b=10))
+                      yaxis_range=[0, 1], height=370, showlegend=False, margin=dict(l=10, r=10, t=100, b=10))
+    # a probability ends at 100%: the labels of a tall bar go above the plot area (cliponaxis off),
+    # into the top margin, not onto an axis running to 120%; at full size (Plotly would shrink them)
+    fig.update_layout(uniformtext=dict(minsize=12, mode="show"))
     fig.update_xaxes(type="category")
     return fig
 

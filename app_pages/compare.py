@@ -8,7 +8,7 @@ from alcore.analysis.pitfalls import model_selection, not_better_than_random, ti
 from alcore.sweep.presets import list_presets, load_preset
 from alcore.results.records import ResultFileError, curves_csv
 from alcore.analysis.stats import seed_statistics, setting_effect, swept_settings
-from dashboard.display import metric_columns, plain, show_figure, show_pitfalls, show_table
+from dashboard.display import metric_columns, pair_warnings, plain, show_figure, show_pitfalls, show_table
 from dashboard.state import RACE
 from dashboard.uploads import result_uploads
 
@@ -109,7 +109,7 @@ if len(seed_stats.pairs):
             "win_fraction": num("seeds row wins", format="percent"),
             "wilcoxon_p": num("Wilcoxon p", format="%.4g"), "t_p": num("t-test p", format="%.4g"),
             "holm_p": num("Holm p (Wilcoxon)", format="%.4g")})
-for warning in seed_stats.warnings:
+for warning in pair_warnings(seed_stats.warnings):  # one warning for the pairs that share one
     st.warning(plain(warning), icon=":material/warning:")
 # against random; where the seeds are too few for any verdict, the warning above says so already
 said = {w.split(":", 1)[0] for w in seed_stats.warnings}

@@ -78,9 +78,11 @@ with numbers:
     m2.metric("Your mistakes", f"{wrong}" + (f" ({wrong / len(records):.0%})" if records else ""))
     m3, m4 = st.columns(2)
     m3.metric("Seconds per label", f"{np.mean(timed):.1f} s" if timed else "-", help="Mean over your labels.")
-    m4.metric("Mistakes cost", f"{last.cost * 100:+.1f} pts" if last.mistakes else "nothing",
+    helped = last.mistakes and last.cost < 0  # by chance: a cost of -7.5 pts read oddly
+    m4.metric("Mistakes helped, by chance" if helped else "Mistakes cost",
+              f"{abs(last.cost) * 100:.1f} pts" if last.mistakes and last.cost else "nothing",
               help="Test accuracy of this round's model trained on the same images with their true labels, "
-                   "minus with yours (percentage points).")
+                   "against with yours (percentage points).")
     m5, m6 = st.columns(2)
     m5.metric("Accuracy, your labels", f"{last.accuracy:.1%}")
     m6.metric("Simulated oracle", "-" if last.simulated_accuracy is None else f"{last.simulated_accuracy:.1%}",
@@ -120,7 +122,8 @@ def batch_area(run: OracleRun) -> None:
         with st.container(horizontal=True, gap="small", vertical_alignment="center", key="oracle_keys"):
             st.markdown("Keys:")
             for c, name in enumerate(shown):
-                st.button(name, key=f"oracle_key_{r}_{c}", on_click=oracle.give_next, args=(batch, c), type="tertiary",
+                # no label: the button shows its shortcut, which is the class ("0 0 1 1" with both)
+                st.button("", key=f"oracle_key_{r}_{c}", on_click=oracle.give_next, args=(batch, c), type="tertiary",
                           shortcut=str(c), disabled=target is None)
     for pos, idx in enumerate(batch):
         given = answers.labels[pos]

@@ -37,23 +37,21 @@ if source == "race":
     names = [r.label for r in results]
 else:
     uploads = result_uploads("Result files (JSON) of one race: several strategies on a seed can be compared",
-                             key="replay_files")
-    results = uploads.runs
-    names = [f"{x.label} [{name}]" for x, name in zip(uploads.runs, uploads.names)]
+                             key="replay_files", on_change=replay.forget_uploads)
+    results, files = replay.kept_uploads(uploads)
+    names = [f"{x.label} [{name}]" for x, name in zip(results, files)]
     datasets = [None] * len(results)  # loaded below, for the run shown only
 if not results:
     st.info("No runs to replay yet: upload result files (from **Results**, **Compare** or the CLI), "
             "or race strategies on the **Run** page.")
     st.stop()
 
-if st.session_state.get(RUN, 0) >= len(results):
-    st.session_state[RUN] = 0
+replay.valid_choice(RUN, len(results))
 c1, c2 = st.columns([2, 3])
 which = c1.selectbox("Run", range(len(results)), format_func=list(names).__getitem__, key=RUN)  # options are plain text
 res = results[which]
 n_rounds = len(res.rounds)
-if st.session_state.get(ROUND, 0) > n_rounds - 1:
-    st.session_state[ROUND] = n_rounds - 1  # another run with fewer rounds: the slider would refuse to draw
+replay.valid_choice(ROUND, n_rounds)  # another run with fewer rounds: the slider would refuse to draw
 if n_rounds > 1:
     r = c2.slider("Round", 0, n_rounds - 1, key=ROUND, help="Drag to scrub through the run's rounds.")
 else:

@@ -46,7 +46,9 @@ def continue_from_files() -> None:
 
 
 def live() -> None:
-    """The buttons, then the race as it stands; while it runs, its rounds (RaceSession.show)."""
+    """The buttons, then the race as it stands; while it runs, its rounds (RaceSession.show).
+    A race Start asked for is made first, so the buttons show whether it runs."""
+    started = session.start_if_requested(*race_of_setup)
     race, running = session.race, session.running
     b1, b2, b3, _ = st.columns([1, 1, 1, 3])
     b1.button("Start", type="primary", on_click=session.request_start, args=race_of_setup, disabled=running,
@@ -56,7 +58,7 @@ def live() -> None:
               disabled=running or race is None or race.done, help="Continue the stopped race")
     for why in session.refusals():
         st.error(why, icon=":material/block:")
-    if not session.start_if_requested(*race_of_setup):
+    if not started:
         return
     if session.race is None:
         st.info("Press **Start** to race the strategies. On digits a whole race takes well under a minute.")

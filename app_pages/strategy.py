@@ -72,4 +72,6 @@ with right:
         with st.container(border=True):
             st.markdown(f"**{name}**" + (" :material/check_circle: racing" if name in chosen else ""))
             st.write(strategy.description)
-            st.latex(strategy.formula)
+            # a formula's parts (", \quad" between them) one under the other: bald and var_ratios on one
+            # line were wider than this column at 1400 px and cut off
+            st.latex(r"\begin{gathered}" + strategy.formula.replace(r",\quad", r",\\") + r"\end{gathered}")

@@ -69,13 +69,48 @@ def show_table(frame, name: str, *, where=None, download: bool = True, **kwargs)
     the table's own toolbar still exports what it shows. Other arguments go to st.dataframe."""
     where = where or st
     kwargs.setdefault("hide_index", True)
-    out = where.dataframe(frame, **kwargs)
+    shown, kwargs["column_config"] = _missing_as_dash(frame, kwargs.get("column_config"))
+    out = where.dataframe(shown, **kwargs)
     if download:
         stem = file_stem(name)
         where.download_button("CSV", frame.to_csv(index=not kwargs["hide_index"]), f"{stem}.csv", "text/csv",
                               key=f"csv_{stem}", on_click="ignore", icon=":material/download:", type="tertiary",
                               help=f"Download this table as {stem}.csv")
     return out
+
+
+MISSING = "–"  # a number a table does not have (never reached, no baseline): shown as a dash
+
+
+def _number_text(fmt):
+    if fmt == "percent":
+        return "{:.2%}".format
+    if isinstance(fmt, str) and fmt.startswith("%"):
+        return lambda v: fmt % v
+    return "{:,.4g}".format
+
+
+def _missing_as_dash(frame, column_config):
+    """Streamlit draws a missing number as the word "None" and ignores a pandas Styler's text for
+    a column with a number format; columns with missing numbers are formatted by a Styler (the
+    format moved there, the values still numbers for sorting), with a dash where none is."""
+    import pandas as pd
+
+    config = dict(column_config or {})
+    if not isinstance(frame, pd.DataFrame) or frame.size > 100_000 or not (frame.index.is_unique
+                                                                          and frame.columns.is_unique):
+        return frame, column_config
+    formats = {}
+    for col in frame.columns:
+        if pd.api.types.is_float_dtype(frame[col]) and frame[col].isna().any():
+            spec = config.get(col)
+            type_config = spec.get("type_config") if isinstance(spec, dict) else None
+            formats[col] = _number_text((type_config or {}).get("format"))
+            if type_config:
+                config[col] = {**spec, "type_config": {**type_config, "format": None}}
+    if not formats:
+        return frame, column_config
+    return frame.style.format(formats, na_rep=MISSING, subset=list(formats)), config
 
 
 # Plotly's modebar has one image button (the camera, PNG here); config cannot add a second,
@@ -156,3 +191,25 @@ def show_pitfalls(pitfalls, where=None) -> None:
     """alcore.analysis.pitfalls warnings as the page shows them: what is wrong, then the fix."""
     for p in pitfalls:
         (where or st).warning(f"{plain(p.message)} **Fix:** {plain(p.fix)}", icon=":material/warning:")
+
+
+def pair_warnings(warnings: list[str]) -> list[str]:
+    """Warnings about pairs of groups ("a vs b: 3 paired seeds; ... these two cannot be told
+    apart yet.") that say the same of several pairs, as one warning that lists the pairs: a
+    preset of 6 settings would otherwise stack 15 near-identical boxes."""
+    said: dict[str, list[str]] = {}
+    for w in warnings:
+        pair, sep, rest = w.partition(": ")
+        of_a_pair = bool(sep) and " vs " in pair
+        if of_a_pair:
+            said.setdefault(rest.strip(), []).append(pair)
+        else:
+            said[w] = [""]
+    out = []
+    for rest, pairs in said.items():
+        if len(pairs) < 2:
+            out.append(f"{pairs[0]}: {rest}" if pairs[0] else rest)
+        else:
+            out.append(f"{len(pairs)} pairs of groups: {rest.replace('these two', 'these pairs')} The pairs: "
+                       + "; ".join(pairs) + ".")
+    return out

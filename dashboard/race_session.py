@@ -104,7 +104,11 @@ class RaceSession:
             self.state[RACE] = self._new_race(cfg, strategies, seeds)
         except ValueError as e:
             self.stop()
-            st.error(f"The race cannot start: {plain(e)}")
+            # Start replaces the race: the previous one (another setup) is not shown under this
+            # setup's header, nor kept in the address (its saved copy stays on the server)
+            self.state[RACE], self.state[RACE_ID] = None, None
+            st.query_params.pop("run", None)
+            st.error(f"The race cannot start: {plain(e)}", icon=":material/block:")
             return False
         return True
 
@@ -163,9 +167,10 @@ class RaceSession:
         """Keep ?run=<id> in the address while a saved race is shown; reopen one from a link."""
         link_id = st.query_params.get("run")
         if self.race is None and link_id and self.reopen(link_id):
-            st.info(f"Reopened the race saved at this address: {self.race.progress().rounds_done} finished "
-                    f"rounds. Press **Continue** to go on, or look at it on **Results**.",
-                    icon=":material/history:")
+            done = self.race.progress().rounds_done
+            st.info(f"Reopened the finished race saved at this address ({done} rounds): look at it on **Results**."
+                    if self.race.done else f"Reopened the race saved at this address: {done} finished rounds. "
+                    "Press **Continue** to go on, or look at it on **Results**.", icon=":material/history:")
         race_id = self.state.get(RACE_ID)
         if self.race is not None and st.query_params.get("run") != race_id:
             if race_id:
@@ -188,6 +193,9 @@ class RaceSession:
         board = LiveBoard()
         if not self.running:
             board.draw(race)
+            if not race.done and any(e.rounds for e in race.experiments):
+                st.info(f"Stopped after round {race.progress().rounds_done}: every finished round is kept. "
+                        "Press **Continue** to go on.", icon=":material/pause_circle:")
             race_warnings(race)
             return
         problem = self._run(race, board, lock)
@@ -279,13 +287,14 @@ def _board(race, key: str, live: bool) -> None:
     p = race.progress()
     text = f"Round {p.rounds_done}" + (f" of {p.rounds_total}" if p.rounds_total else "") + \
            f" · {p.max_labels} labels · {p.seconds:.1f} s"
-    if p.seconds_left is not None and not race.done:
+    if p.seconds_left is not None and live and not race.done:  # a stopped race has no time left to count
         text += f" · about {p.seconds_left:.0f} s left"
     st.progress(p.fraction, text=text)
     frame = race.curve_frame()
     show_figure(learning_curve_figure(frame, aggregate=len(race.experiments) > len(set(frame["group"])),
                                       target=st.session_state.get(REFERENCE_ACCURACY),
-                                      title="Test accuracy vs labels (live)"), "learning_curves", key=key)
+                                      title="Test accuracy vs labels" + (" (live)" if live and not race.done else "")),
+                "learning_curves", key=key)
     last = frame.sort_values("round").groupby("run").tail(1)[["run", "n_labeled", "test_accuracy"]]
     show_table(last.rename(columns={"n_labeled": "labels", "test_accuracy": "test accuracy"}), "last_accuracies",
                download=not live, column_config={"test accuracy": st.column_config.NumberColumn(format="percent")})

@@ -18,6 +18,7 @@ from dashboard.state import race_lock, trainer_cache
 # session_state keys of the page (per browser session)
 PROBS, MAPS, CLICKED = "replay_probs", "replay_maps", "replay_clicked"
 RUN, ROUND, MAP = "replay_run", "replay_round", "replay_map"
+UPLOADS = "replay_kept_uploads"  # the result files last uploaded: (runs, file names)
 KEEP_ROUNDS, KEEP_MAPS = 12, 4  # recomputed rounds and pool maps kept for scrubbing back
 
 
@@ -89,6 +90,32 @@ def pool_map(results, result, data, method: str):
     if embedding is not None:
         _keep(maps, key, embedding, KEEP_MAPS)
     return embedding
+
+
+def forget_uploads() -> None:
+    """The visitor changed the uploader's files: from now on it holds what is replayed."""
+    st.session_state.pop(UPLOADS, None)
+
+
+def kept_uploads(uploads) -> tuple[list, list[str]]:
+    """The result files to replay: those in the uploader, or, when it comes back empty because
+    the race was shown in between (Streamlit forgets a widget that is not drawn), those it
+    held before, until the visitor changes its files."""
+    if uploads.uploaded:
+        st.session_state[UPLOADS] = (uploads.runs, uploads.names)
+    runs, names = st.session_state.get(UPLOADS, ([], []))
+    if runs and not uploads.uploaded:
+        st.caption("Replaying the files uploaded before: " + ", ".join(plain(n) for n in names)
+                   + ". Upload files above to replace them.")
+    return runs, names
+
+
+def valid_choice(key: str, n: int) -> None:
+    """Keep a widget's value (run or round) within 0..n-1 and send it to the browser, which
+    otherwise keeps what it showed before: a file's name in the run box after switching to the
+    race (then compared with a number), a slider at 0 while the page shows another round."""
+    value = st.session_state.get(key, 0)
+    st.session_state[key] = min(value, n - 1) if isinstance(value, int) and value >= 0 else 0
 
 
 def image_key(run_i, round_) -> str:

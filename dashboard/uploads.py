@@ -88,12 +88,13 @@ class ResultUploads(NamedTuple):
 
 
 def result_uploads(label: str, key: str, *, multiple: bool = True,
-                   check: Callable[[RunResult, str], None] | None = None) -> ResultUploads:
+                   check: Callable[[RunResult, str], None] | None = None,
+                   on_change: Callable[[], None] | None = None) -> ResultUploads:
     """A result-file uploader and what it holds: each file loaded, checked by ``check(run,
     file name)`` where given (it raises ResultFileError to refuse), or refused right under the
     uploader. A file uploaded twice loads once."""
     got = st.file_uploader(label, type=["json"], accept_multiple_files=multiple, max_upload_size=MAX_RESULT_MB,
-                           key=key)
+                           key=key, on_change=on_change)
     files = list(got or []) if multiple else [got] if got is not None else []
     out, seen = ResultUploads([], [], 0, len(files)), {}
     refused = 0

@@ -176,6 +176,26 @@ def test_continue_finishes_a_stopped_race():
     assert race.done and len(race.experiments[0].rounds) == 31
 
 
+def test_a_stopped_race_says_so_and_a_finished_one_is_not_live():
+    """Issue 18: after Stop there was no word that the race stopped, "about 4 s left" stayed,
+    and the chart title kept "(live)" after the race ended."""
+    from alcore.engine.race import Race
+
+    cfg = ExperimentConfig(rounds=30, max_epochs=5)
+    race = Race(cfg, ["margin", "random"], [0])
+    for _ in range(3):
+        race.step()
+    at = app(cfg, page="run", race=race, running=False)  # as Stop leaves it
+    assert any("Stopped after round" in i.value and "Continue" in i.value for i in at.info)
+    assert "s left" not in at.progress[0].proto.text
+    assert json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]["title"]["text"] == "Test accuracy vs labels"
+    assert not at.button(key="continue").disabled
+
+    at = race_app()
+    assert "(live)" not in json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]["title"]["text"]
+    assert not any("Stopped after" in i.value for i in at.info)
+
+
 def test_a_race_saved_at_its_address_reopens_in_a_new_session(tmp_path, monkeypatch):
     monkeypatch.setenv("ALCORE_RUNS_DIR", str(tmp_path))
     cfg = ExperimentConfig(rounds=4, max_epochs=10, seed=2)
@@ -202,7 +222,9 @@ def test_a_race_saved_at_its_address_reopens_in_a_new_session(tmp_path, monkeypa
     back = other.session_state["race"]
     assert back.done and [[r.selected for r in e.rounds] for e in back.experiments] == \
            [[r.selected for r in e.rounds] for e in race.experiments]
-    assert any("Reopened the race" in i.value for i in other.info)
+    reopened = next(i.value for i in other.info if "Reopened the" in i.value)
+    assert "finished race" in reopened and "Continue" not in reopened  # Continue is disabled (issue 18)
+    assert other.button(key="continue").disabled
     assert other.session_state["config"] == race.base  # the setup pages show the reopened settings
 
     third = AppTest.from_file(APP, default_timeout=180)

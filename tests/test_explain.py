@@ -268,6 +268,8 @@ def test_probability_bars_mark_the_predicted_and_true_class():
         ["10%", "90%<br>predicted, true"]
     with pytest.raises(ValueError, match="probabilities for 2 classes"):
         probability_bars_figure([0.5, 0.3, 0.2], ["a", "b"])
+    assert tuple(fig.layout.yaxis.range) == (0, 1)  # a probability ends at 100% (issue 18: the axis ran to 120%)
+    assert bar.cliponaxis is False and fig.layout.uniformtext.mode == "show"  # a tall bar's label stays readable
 
 
 def test_score_rank_table_rows():

@@ -119,6 +119,9 @@ def test_stopping_signals_figure(race):
     assert [t.name for t in fig.data] == ["test accuracy", "uncertainty", "changed", "accuracy change"]
     assert list(fig.data[0].y) == [r.test_accuracy for r in res.rounds]
     assert fig.data[2].y[0] is None and fig.data[2].y[1] == res.rounds[1].pool.changed_fraction
+    # every accuracy panel in % (issue 18: the change since last round was drawn as a fraction)
+    assert [fig.layout[f"yaxis{i}"].tickformat for i in ("", 3, 4)] == [".0%", ".0%", "+.1%"]
+    assert "%{y:+.2%}" in fig.data[3].hovertemplate
 
 
 def test_runs_that_differ_in_any_setting_are_never_averaged_together(three_seed_results):

@@ -103,6 +103,7 @@ def test_keyboard_shortcuts_label_the_first_open_image_when_the_classes_are_digi
     at = started()
     keys = lambda: [b for b in at.button if (b.key or "").startswith("oracle_key_")]  # noqa: E731
     assert [b.proto.shortcut for b in keys()] == [str(c) for c in range(10)]
+    assert all(b.label == "" for b in keys())  # the shortcut shows the key; a label showed it twice (issue 18)
     assert all(b.proto.shortcut == "" for pos in range(10) for b in label_buttons(at, pos))  # mouse only
     keys()[3].click().run()
     keys()[5].click().run()
@@ -172,3 +173,21 @@ def test_a_downloaded_run_continues_in_a_new_session():
     other.file_uploader(key="oracle_file").set_value(("sim.json", simulated, "application/json")).run()
     other.button(key="oracle_reopen").click().run()
     assert any("labelled by the simulated oracle, not a person" in shown(e.value) for e in other.error)
+
+
+def test_mistakes_that_happened_to_help_are_not_a_negative_cost(monkeypatch):
+    """Issue 18: "Mistakes cost -7.5 pts" read oddly; say they helped, by chance, and by how much."""
+    from alcore.engine.oracle import OracleRun, RoundCost
+
+    at = started()
+    helped = RoundCost(round=1, n_labeled=20, person_labels=10, mistakes=2, accuracy=0.8, truth_accuracy=0.725)
+    monkeypatch.setattr(OracleRun, "costs", lambda self: [helped])
+    at.run()
+    assert not at.exception, at.exception
+    m = next(m for m in at.metric if m.label.startswith("Mistakes"))
+    assert (m.label, m.value) == ("Mistakes helped, by chance", "7.5 pts")
+    cost = helped.model_copy(update={"accuracy": 0.7})
+    monkeypatch.setattr(OracleRun, "costs", lambda self: [cost])
+    at.run()
+    m = next(m for m in at.metric if m.label.startswith("Mistakes"))
+    assert (m.label, m.value) == ("Mistakes cost", "2.5 pts")

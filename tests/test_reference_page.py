@@ -115,3 +115,37 @@ def test_group_confusions_sum_each_groups_last_round_over_its_seeds(preset_dir):
     for group, (m, _) in alone.items():
         acc = frame.loc[frame["group"] == group, "final_accuracy"].iloc[0]
         assert np.trace(m) / m.sum() == pytest.approx(acc)
+
+
+def test_a_loaded_setup_whose_dataset_cannot_load_leaves_run_ready_for_another_start(preset_dir, monkeypatch):
+    """Issue 18: the Run page said the race cannot start, yet Start stayed disabled and Stop
+    enabled; Stop then showed the previous race under the new setup, at the old ?run= address."""
+    import alcore.data.datasets
+    from alcore import ExperimentConfig
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.session_state["config"] = ExperimentConfig(rounds=1, max_epochs=5)
+    at.run()
+    at.switch_page("app_pages/run.py").run()
+    at.button(key="start").click().run()
+    while at.session_state["running"]:
+        at.run()
+    old_id = at.query_params["run"]
+    assert at.session_state["race"].done and old_id
+
+    def offline():
+        raise alcore.data.datasets.DatasetUnavailableError("no network here")
+
+    monkeypatch.setattr(alcore.data.datasets, "load_digits_raw", offline)
+    from dashboard.data import _dataset_cache
+
+    _dataset_cache.clear()  # the preset's pool, prepared by another test of this process
+    at.switch_page("app_pages/reference.py").run()
+    at.button(key="ref_run_batches").click().run(timeout=300)
+    assert not at.exception, at.exception
+    assert any("cannot start" in e.value for e in at.error)
+    assert any("not available here" in e.value for e in at.error)  # and why, as the dataset pages say
+    assert not at.button(key="start").disabled and at.button(key="stop").disabled
+    assert at.session_state["race"] is None  # not the previous race under the new setup's header
+    assert "run" not in at.query_params
+    assert not any("Race finished" in s.value for s in at.success)

@@ -255,3 +255,37 @@ def test_a_tsne_map_waits_for_a_run_slot_and_keeps_every_pick(finished_race, mon
     picked = next(t for t in pool["data"] if t["name"].startswith("picked this round"))
     assert sorted(values(picked["customdata"])) == sorted(finished_race.experiments[0].rounds[0].selected)
     assert run_slots().in_use() == 0
+
+
+def test_uploads_and_the_race_take_turns_without_losing_either(finished_race):
+    """Issue 18: after replaying uploaded files, back on the race, the Round slider crashed
+    (the run box kept a file's name); the uploads were thrown away on the way."""
+    files = [(f"{r.config.strategy}.json", r.model_dump_json().encode(), "application/json")
+             for r in finished_race.results()]
+    at = app(race=finished_race)
+    at = rerun(at.radio(key="replay_source").set_value("files"))
+    at = rerun(at.file_uploader(key="replay_files").set_value(files))
+    at = rerun(at.selectbox(key="replay_run").set_value(1))
+    at = rerun(at.slider(key="replay_round").set_value(2))
+    assert any("This round picks nothing" in c.value for c in at.caption)
+    # back on the race, the browser still sends the file's name it showed in the run box, and
+    # Streamlit gives it back as is where it is none of the options
+    at.session_state["replay_run"] = "random (seed 0) [random.json]"
+    at = rerun(at.radio(key="replay_source").set_value("race"))
+    assert at.selectbox(key="replay_run").options == ["margin (seed 0)", "random (seed 0)"]
+    at = rerun(at.slider(key="replay_round").set_value(1))
+    assert at.slider(key="replay_round").value == 1
+    assert [c.split(":")[0] for c in at.image[0].captions] == [
+        f"#{i}" for i in finished_race.experiments[at.selectbox(key="replay_run").index].rounds[1].selected]
+    at = rerun(at.radio(key="replay_source").set_value("files"))
+    assert at.selectbox(key="replay_run").options == ["margin (seed 0) [margin.json]", "random (seed 0) [random.json]"]
+    assert not any("No runs to replay yet" in i.value for i in at.info)
+
+
+def test_a_stale_run_name_from_the_browser_is_not_compared_with_a_number(finished_race):
+    """Issue 18: the browser sends back the file name its run box showed; Streamlit hands it to
+    the page as a string where it is none of the options ('>=' between str and int)."""
+    at = app(race=finished_race, replay_run="random (seed 0) [random.json]", replay_round="7")
+    assert at.selectbox(key="replay_run").value == 0 and at.slider(key="replay_round").value == 0
+    at = rerun(at.slider(key="replay_round").set_value(1))
+    assert at.slider(key="replay_round").value == 1

@@ -406,7 +406,12 @@ def setting_text(field: str, value) -> str:
         return f"pool {value}"
     if field == "oracle":
         return "a person labelled" if value == "person" else "simulated"
+    if value is None:  # what the empty setting means: "test_size=all", not "test_size=None"
+        return f"{field}={_UNSET_TEXT.get(field, 'none')}"
     return f"{field}={_value_text(value)}"
+
+
+_UNSET_TEXT = {"test_size": "all", "pool_size": "all", "candidates": "all", "dense_dropout": "as dropout"}
 
 
 @dataclass(frozen=True)

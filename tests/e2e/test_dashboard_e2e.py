@@ -127,3 +127,84 @@ def test_race_results_download_compare(page, app_server, playwright_api, tmp_pat
     wait_idle(page)
     expect(caption).to_have_text(f"1 run(s) loaded: {good.name}")
     expect(legend(chart)).to_have_text([f"margin (seed 0) [{good.name}]"])
+
+
+def test_every_strategy_formula_fits_its_column_at_1400_px(page, app_server, playwright_api):
+    """Issue 18: the bald and var_ratios formulas were cut off at 1400 px (the viewport here)."""
+    expect = playwright_api.expect
+    page.goto(f"{app_server}/strategy")
+    page.wait_for_selector("[data-testid='stApp']", timeout=PAGE_TIMEOUT_MS)
+    wait_idle(page)
+    formulas = page.locator(".katex-display")
+    expect(formulas.first).to_be_visible(timeout=PAGE_TIMEOUT_MS)
+    widths = formulas.evaluate_all("els => els.map(e => [e.scrollWidth, e.clientWidth])")
+    assert len(widths) >= 12
+    assert all(scroll <= client + 2 for scroll, client in widths), widths
+
+
+def test_replay_takes_turns_between_result_files_and_the_race(page, app_server, playwright_api, tmp_path):
+    """Issue 18: after replaying the race's result files, back on the race, one step of the
+    Round slider crashed ('>=' not supported between 'str' and 'int'); after the upload the
+    slider showed 0 while the page showed another round; the uploads were thrown away."""
+    expect = playwright_api.expect
+    page.goto(f"{app_server}/run?rounds=3")
+    page.wait_for_selector("[data-testid='stApp']", timeout=PAGE_TIMEOUT_MS)
+    wait_idle(page)
+    page.get_by_role("button", name="Start", exact=True).click()
+    expect(page.get_by_text("Race finished")).to_be_visible(timeout=RACE_TIMEOUT_MS)
+    wait_idle(page)
+
+    open_page(page, expect, "Results")
+    files = []
+    for strategy in ("margin", "random"):
+        button = page.get_by_test_id("stDownloadButton").filter(
+            has_text=f"Download {strategy} (seed 0) result file (JSON)").get_by_role("button")
+        expect(button).to_be_enabled(timeout=PAGE_TIMEOUT_MS)
+        with page.expect_download(timeout=PAGE_TIMEOUT_MS) as dl:
+            button.click()
+        files.append(tmp_path / dl.value.suggested_filename)
+        dl.value.save_as(files[-1])
+
+    open_page(page, expect, "Replay")
+    slider = page.get_by_role("slider")
+    main = page.get_by_test_id("stMain")
+
+    def step(key: str) -> None:
+        slider.focus()
+        slider.press(key)
+        wait_idle(page)
+
+    def the_round_shown(r: int) -> None:
+        expect(slider).to_have_value(str(r), timeout=PAGE_TIMEOUT_MS)
+        expect(main).to_contain_text(f"picked in round {r}")
+
+    step("ArrowRight")
+    step("ArrowRight")
+    the_round_shown(2)
+    runs_from = page.get_by_test_id("stRadio").filter(has_text="Runs from")
+    runs_from.get_by_text("Result files").click()
+    expect(page.get_by_text("No runs to replay yet")).to_be_visible(timeout=PAGE_TIMEOUT_MS)
+    wait_idle(page)
+    page.locator("[data-testid='stFileUploader'] input[type=file]").set_input_files([str(f) for f in files])
+    expect(page.get_by_test_id("stFileUploader").get_by_test_id("stFileChip")).to_have_count(2,
+                                                                                          timeout=PAGE_TIMEOUT_MS)
+    wait_idle(page)
+    expect(main).to_contain_text("picked in round", timeout=PAGE_TIMEOUT_MS)
+    shown = int(re.search(r"picked in round (\d+)", main.inner_text()).group(1))
+    the_round_shown(shown)  # the slider shows the round the page shows
+    page.get_by_role("combobox", name="Run").click()
+    page.get_by_role("option", name=re.compile(r"^random \(seed 0\) \[")).click()
+    wait_idle(page)
+    step("Home")
+    the_round_shown(0)
+
+    runs_from.get_by_text("This session's race").click()
+    wait_idle(page)
+    step("ArrowRight")
+    expect(page.get_by_test_id("stException")).to_have_count(0)
+    the_round_shown(1)
+
+    runs_from.get_by_text("Result files").click()
+    wait_idle(page)
+    expect(page.get_by_text("No runs to replay yet")).to_have_count(0)  # the files were kept
+    expect(main).to_contain_text(f"Replaying the files uploaded before: {files[0].name}")
