@@ -191,7 +191,8 @@ def batch_area(run: LabellingRun) -> None:
     with st.container(horizontal=True, gap="small", key="labelling_keys"):
         st.markdown("Keys:")
         for c, k in enumerate(keys):
-            st.button(f"{k} · {names[c]}", key=f"labelling_key_{tag}_{c}", on_click=oracle.give_next, args=(batch, c),
+            # the button shows its shortcut after the name ("ant 1"), as the digits page's key row does
+            st.button(names[c], key=f"labelling_key_{tag}_{c}", on_click=oracle.give_next, args=(batch, c),
                       type="tertiary", shortcut=k, disabled=target is None)
     pictures = upscale(run.dataset.display_images(run.batch_images()), IMAGE_PX)
     files = run.batch_files() or [""] * len(batch)
