@@ -271,6 +271,48 @@ def cmd_autolabel(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _run_dataset(result, data_file: Optional[str]):
+    """The dataset a result file was made on, loaded here (``data_file``: this machine's copy)."""
+    from alcore.data.datasets import load_dataset
+
+    cfg = result.config if data_file is None else result.config.replace(data_file=data_file)
+    if not result.labelled_in_the_loop:
+        return load_dataset(cfg)
+    from alcore.data.images import load_images
+    from alcore.engine.labelling import fingerprint, labelled_dataset
+
+    images = load_images(cfg.data_file, cfg.image_size).raw
+    if result.images_sha256 is not None and result.images_sha256 != fingerprint(images):
+        raise ValueError(f"{cfg.data_file}: not the images {result.label} was labelled on")
+    return labelled_dataset(result, images)
+
+
+def cmd_labels(ns: argparse.Namespace) -> int:
+    """A run's labels as CSV (standard output or --csv) and, with --zip, its images in class folders."""
+    from alcore.data.datasets import DatasetUnavailableError
+    from alcore.results.labels import label_rows, labels_csv, labels_zip
+    from alcore.results.records import ResultFileError, load_result
+
+    try:
+        result = load_result(ns.file)
+        ds = _run_dataset(result, ns.data_file)
+        rows = label_rows(result, ds)
+    except (ResultFileError, ValueError, DatasetUnavailableError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    text = labels_csv(rows)
+    if ns.csv:
+        Path(ns.csv).write_text(text)
+    elif not ns.zip:
+        sys.stdout.write(text)
+    if ns.zip:
+        Path(ns.zip).write_bytes(labels_zip(rows, ds))
+    print(f"{len(rows)} labels of {result.label}" + (f" -> {ns.csv}" if ns.csv else "")
+          + (f" -> {ns.zip} (PNG files of the images as the dataset holds them, one folder per class)"
+             if ns.zip else ""), file=sys.stderr)
+    return 0
+
+
 def cmd_sweep(ns: argparse.Namespace) -> int:
     """Run every cell of a spec on worker processes or a Dask cluster, with a progress bar."""
     import os
@@ -382,6 +424,13 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--min-confidence", type=float, default=0.0,
                    help="only pseudo-label images predicted at least this confidently (default: 0)")
     a.set_defaults(func=cmd_autolabel)
+    lb = sub.add_parser("labels", help="export the labels a run has: a CSV of every label (who, when, "
+                                       "seconds) and, with --zip, the images in one folder per class")
+    lb.add_argument("file", help="result file of the run (its dataset must be loadable here)")
+    lb.add_argument("--csv", help="write the CSV here (default: standard output unless --zip)")
+    lb.add_argument("--zip", help="write the labelled images here, as keras.utils.image_dataset_from_directory reads")
+    lb.add_argument("--data-file", help="this machine's copy of the run's data file, if not at the file's path")
+    lb.set_defaults(func=cmd_labels)
     c = sub.add_parser("csv", help="learning curves of result files as one CSV")
     c.add_argument("files", nargs="+")
     c.add_argument("--out", help="write here instead of standard output")

@@ -7,7 +7,8 @@ import streamlit as st
 from alcore.figures import oracle_curve_figure, upscale
 from alcore.engine.oracle import OracleRun, confusions, cost_summary
 from alcore.results.records import strategy_label, to_json
-from dashboard import oracle_session as oracle
+from dashboard import labelling, oracle_session as oracle
+from dashboard.label_export import export_buttons
 from dashboard.display import config_caption, plain, show_figure, show_table
 from dashboard.state import config, race_lock, race_settings
 from dashboard.uploads import result_uploads
@@ -19,6 +20,9 @@ st.markdown("The model asks **you** for the labels of the images it is least sur
             "each, submit, and it retrains on what you said, right or wrong. The simulated oracle (the "
             "dataset's own labels) runs the same seed beside you, so you see what your mistakes cost.")
 cfg, rs = config(), race_settings()
+if (unlabeled := labelling.unlabeled_images(cfg)) is not None:  # your own images without labels
+    labelling.show(cfg, rs["strategies"], unlabeled)
+    st.stop()
 
 # ------------------------------------------------------------------------ setup
 run: OracleRun | None = oracle.current()
@@ -91,6 +95,7 @@ with numbers:
     st.download_button("Download your run's result file (JSON)", to_json(run.result()),
                        f"{rc.dataset}_{rc.strategy}_seed{rc.seed}_person.json", "application/json",
                        on_click="ignore", key="oracle_download", icon=":material/download:")
+    export_buttons(run.result(), ds, f"{rc.dataset}_{rc.strategy}_seed{rc.seed}_person", "oracle_labels")
 
 # ------------------------------------------------------------------- the batch
 @st.fragment

@@ -6,6 +6,7 @@ from alcore.figures import autolabel_figure, class_balance_figure, confusion_fig
 from alcore.analysis.metrics import group_metrics, metrics_frame
 from alcore.results.records import ImageRef, curves_csv, to_json
 from alcore.strategies.base import is_baseline
+from dashboard.label_export import export_buttons
 from dashboard.display import metric_columns, plain, show_figure, show_table
 from dashboard.limits import one_call_within_labels
 from dashboard.state import RACE, race_lock
@@ -123,3 +124,10 @@ if res.label in reports:
     st.metric("Test accuracy change from pseudo-labels", f"{rep.steps[-1].test_accuracy:.2%}", f"{rep.gain:+.2%}")
     st.caption(f"Stopped: {plain(rep.stop_reason)}.")
     show_figure(autolabel_figure(rep), f"auto_labelling_{res.label}", key="autolabel")
+
+st.subheader("Export the labels")
+st.caption(f"Every label the {plain(res.label)} run has" + (" and its pseudo-labels from auto-labelling above"
+                                                            if res.label in reports else "") + ".")
+pseudo = (reports[res.label].pseudo_indices, reports[res.label].pseudo_labels) if res.label in reports else None
+export_buttons(res, ds, f"{res.config.dataset}_{res.config.strategy}_seed{res.config.seed}", f"results_{which}",
+               pseudo)

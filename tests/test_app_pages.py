@@ -264,11 +264,12 @@ def test_results_page_galleries_metrics_and_downloads():
     at = race_app()
     at.switch_page("app_pages/results.py").run()
     assert not at.exception, at.exception
-    assert [s.value for s in at.subheader] == ["Metrics", "Inside a round", "Confident auto-labelling"]
+    assert [s.value for s in at.subheader] == ["Metrics", "Inside a round", "Confident auto-labelling",
+                                               "Export the labels"]
     assert len(at.dataframe) >= 1 and len(at.get("plotly_chart")) == 3  # confusion, balance, signals
     # curves CSV + one result file per run, and each table's own CSV (dashboard.display.show_table)
     assert sorted(b.key or b.label for b in at.get("download_button")) == \
-        ["Download curves (CSV)", "csv_metrics_per_run", "dl_0", "dl_1"]
+        ["Download curves (CSV)", "csv_metrics_per_run", "dl_0", "dl_1", "results_0_csv", "results_0_zip"]
     assert len(at.image) == 2  # the last round picks nothing: least and most confident only
     next(s for s in at.slider if s.label == "Round").set_value(0).run()
     captions = [c for im in at.image for c in im.captions]
@@ -279,6 +280,10 @@ def test_results_page_galleries_metrics_and_downloads():
     assert not at.exception, at.exception
     assert any(m.label == "Test accuracy change from pseudo-labels" for m in at.metric)
     assert len(at.get("plotly_chart")) == 4
+    # the export counts the run's labels and, once auto-labelling ran, its pseudo-labels
+    rows = next(b for b in at.get("download_button") if b.key == "results_0_csv").label
+    pseudo = next(iter(at.session_state["autolabel"].values())).steps[-1].n_pseudo
+    assert pseudo > 0 and rows == f"Labels (CSV, {TINY.initial + TINY.batch_size * 2 + pseudo} rows)"
 
 
 def test_compare_page_loads_good_files_and_names_bad_ones(tmp_path):

@@ -152,7 +152,7 @@ def test_unlabeled_images_load_but_a_simulated_run_refuses_them(tmp_path):
     s = load_images(path, image_size=8)
     assert s.layout == "unlabeled" and not s.labeled and s.raw.y_train.tolist() == [-1] * 5
     assert "without labels" in s.layout_text
-    with pytest.raises(DatasetFileError, match=r"u.zip: the images have no labels .*not supported yet"):
+    with pytest.raises(DatasetFileError, match=r"u.zip: the images have no labels .*Be the oracle"):
         load_dataset(ExperimentConfig(dataset="images", data_file=path))
 
 

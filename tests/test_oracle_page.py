@@ -87,6 +87,9 @@ def test_label_a_batch_by_clicking_and_the_curve_gains_a_point():
     assert len(at.image[-1].captions) == 2 and "you said" in at.image[-1].captions[0]
     assert at.session_state["oracle_run"].batch.tolist() != batch  # the next batch waits
     assert at.get("download_button")[0].label == "Download your run's result file (JSON)"
+    assert {b.key for b in at.get("download_button")} >= {"oracle_labels_csv", "oracle_labels_zip"}
+    assert next(b for b in at.get("download_button") if b.key == "oracle_labels_csv").label == \
+        f"Labels (CSV, {TINY.initial + 10} rows)"  # the initial labels and the person's batch
 
     # the last batch, all right: the run completes and says so
     label_batch(at, run.dataset.y_pool[run.batch])

@@ -61,6 +61,8 @@ class RawData:
     y_test: Optional[np.ndarray]
     class_names: tuple[str, ...]
     source: str
+    # The file each training image came from (the images loader), for exporting labels by name.
+    train_files: Optional[tuple[str, ...]] = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,6 +86,9 @@ class Dataset:
     # What a person should know about the data as prepared (classes renumbered, classes
     # that no model can learn), in sentences.
     notes: tuple[str, ...] = ()
+    # The file each pool image came from, where the dataset has files (the images loader).
+    pool_files: Optional[tuple[str, ...]] = field(default=None, repr=False)
+    test_files: Optional[tuple[str, ...]] = field(default=None, repr=False)
 
     @property
     def inputs_pool(self) -> np.ndarray:
@@ -613,6 +618,31 @@ def _readonly(a: np.ndarray) -> np.ndarray:
     return a
 
 
+def normalize(x_pool: np.ndarray, x_test: np.ndarray, normalization: str):
+    """Pool and test images as float32 for the model, and (offset, scale) that map them back
+    to [0, 1] for display (:meth:`Dataset.display_images`)."""
+    # from min and max in float: np.abs wraps for the most negative integer
+    pixel_max = 255.0 if x_pool.dtype == np.uint8 else max(-float(x_pool.min()), float(x_pool.max()), 1e-12)
+    if x_pool.dtype != np.uint8 and pixel_max <= 1.0:
+        pixel_max = 1.0
+    xp = x_pool.astype(np.float32)
+    xt = x_test.astype(np.float32)
+    if normalization == "unit":
+        xp /= pixel_max
+        xt /= pixel_max
+        offset, scale = 0.0, 1.0
+    elif normalization == "standardize":
+        mean = float(xp.mean(dtype=np.float64))
+        std = float(xp.std(dtype=np.float64)) or 1.0
+        xp = (xp - mean) / std
+        xt = (xt - mean) / std
+        # displayed = (x*std + mean)/pixel_max = (x - (-mean/std)) / (pixel_max/std)
+        offset, scale = -mean / std, pixel_max / std
+    else:
+        offset, scale = 0.0, pixel_max
+    return xp, xt, offset, scale
+
+
 def _listed(names: Sequence[str], most: int = 10) -> str:
     shown = ", ".join(repr(str(n)[:40]) for n in names[:most])
     return shown + (f" and {len(names) - most} more" if len(names) > most else "")
@@ -699,31 +729,14 @@ def prepare(raw: RawData, config: ExperimentConfig) -> Dataset:
     x_pool, y_pool = x_train[origin], y_train[origin]
     notes += _unlearnable_classes(y_pool, y_test, class_names)
 
-    # from min and max in float: np.abs wraps for the most negative integer
-    pixel_max = 255.0 if x_pool.dtype == np.uint8 else max(-float(x_pool.min()), float(x_pool.max()), 1e-12)
-    if x_pool.dtype != np.uint8 and pixel_max <= 1.0:
-        pixel_max = 1.0
-    xp = x_pool.astype(np.float32)
-    xt = x_test.astype(np.float32)
-    if config.normalization == "unit":
-        xp /= pixel_max
-        xt /= pixel_max
-        offset, scale = 0.0, 1.0
-    elif config.normalization == "standardize":
-        mean = float(xp.mean(dtype=np.float64))
-        std = float(xp.std(dtype=np.float64)) or 1.0
-        xp = (xp - mean) / std
-        xt = (xt - mean) / std
-        # displayed = (x*std + mean)/pixel_max = (x - (-mean/std)) / (pixel_max/std)
-        offset, scale = -mean / std, pixel_max / std
-    else:
-        offset, scale = 0.0, pixel_max
+    xp, xt, offset, scale = normalize(x_pool, x_test, config.normalization)
     return Dataset(
         name=config.dataset if config.dataset not in ("idx", "npz", "images") else f"{config.dataset}:{raw.source}",
         x_pool=_readonly(xp), y_pool=_readonly(y_pool.astype(np.int32)),
         x_test=_readonly(xt), y_test=_readonly(y_test.astype(np.int32)),
         class_names=class_names, source=raw.source,
         display_offset=offset, display_scale=scale, pool_origin=_readonly(origin), notes=tuple(notes),
+        pool_files=None if raw.train_files is None else tuple(raw.train_files[i] for i in origin),
     )
 
 

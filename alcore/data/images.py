@@ -548,6 +548,7 @@ def _assemble(decoder: _Decoder, kept: list, layout: str, source: str, where: st
     colour = bool(decoder.colour[: decoder.n].any())
     x = decoder.x[: decoder.n] if colour else decoder.x[: decoder.n, ..., 0]
     splits = np.array([s for _, s, _ in kept])
+    files = [name for name, _, _ in kept]  # as stored in the archive or folder
     if layout == "unlabeled":
         names: tuple[str, ...] = ()
         y = np.full(len(kept), _UNLABELED, np.int32)
@@ -561,6 +562,7 @@ def _assemble(decoder: _Decoder, kept: list, layout: str, source: str, where: st
                 skips.add(name, f"class {_short(lab, 40)!r} has no training images")
         good = y >= 0
         x, y, splits = x[good], y[good], splits[good]
+        files = [f for f, k in zip(files, good) if k]
     is_test = splits == "test"
     test_folder = bool(is_test.any()) and bool((~is_test).any())
     if not test_folder:
@@ -571,7 +573,8 @@ def _assemble(decoder: _Decoder, kept: list, layout: str, source: str, where: st
     if test_folder:
         words += ", test split from the 'test' folder"
     raw = RawData(np.ascontiguousarray(x[~is_test]), y[~is_test], x[is_test] if test_folder else None,
-                  y[is_test] if test_folder else None, names or None, source)
+                  y[is_test] if test_folder else None, names or None, source,
+                  tuple(f for f, t in zip(files, is_test) if not t))
     return ImageSet(raw, layout, words, layout != "unlabeled", colour, test_folder,
                     tuple(skips.named), skips.count)
 
@@ -614,7 +617,7 @@ def require_labels(images: ImageSet, where: str) -> RawData:
         raise DatasetFileError(
             f"{where}: the images have no labels (no class folders and no labels CSV). A simulated run "
             f"needs a label for every image: put each class's images in a folder named after the class, "
-            f"or add a labels.csv of file name and label. Labelling the images yourself in the loop is "
-            f"not supported yet")
+            f"or add a labels.csv of file name and label. Or label them yourself in the loop: "
+            f"Be the oracle in the dashboard")
     return images.raw
 

@@ -34,6 +34,8 @@ class AutoLabelReport(BaseModel):
     min_confidence: float
     stop_reason: str
     steps: list[AutoLabelStep]
+    pseudo_indices: list[int] = Field(default_factory=list, description="pool indices pseudo-labelled, in order")
+    pseudo_labels: list[int] = Field(default_factory=list, description="their pseudo-labels (classes)")
 
     @property
     def gain(self) -> float:
@@ -91,4 +93,5 @@ def auto_label(exp: Experiment, per_step: int, steps: int, min_confidence: float
         pseudo_idx.extend(int(i) for i in chosen)
         pseudo_lab.extend(int(c) for c in labels)
         free[chosen] = False
-    return AutoLabelReport(per_step=per_step, min_confidence=min_confidence, stop_reason=reason, steps=records)
+    return AutoLabelReport(per_step=per_step, min_confidence=min_confidence, stop_reason=reason, steps=records,
+                           pseudo_indices=pseudo_idx, pseudo_labels=pseudo_lab)

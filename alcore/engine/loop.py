@@ -104,10 +104,12 @@ class Experiment:
     dataset's own in both). A config whose early stopping would watch fewer than
     ``MIN_VALIDATION`` images is refused (:meth:`ExperimentConfig.check_early_stopping`)
     unless ``check_validation`` is False, for going on with a run made before that check.
+    ``given``: labels a person gave before the run (pool index -> class), e.g. the initial
+    labels of images that have none (:mod:`alcore.engine.labelling`); they replace the dataset's.
     """
 
     def __init__(self, config: ExperimentConfig, *, dataset: Optional[Dataset] = None, cache=None,
-                 oracle: str = "simulated", check_validation: bool = True):
+                 oracle: str = "simulated", check_validation: bool = True, given: Optional[dict] = None):
         if oracle not in ORACLES:
             raise ValueError(f"oracle must be one of {', '.join(ORACLES)}; got {oracle!r}")
         if check_validation:  # False only to go on with a run made before the check, as it started
@@ -144,6 +146,7 @@ class Experiment:
         self._taken[initial] = True
         self._labeled: list[int] = [int(i) for i in initial]
         self._given: dict[int, int] = {}  # pool index -> the person's label, where one was given
+        self._given.update((int(i), int(c)) for i, c in (given or {}).items())  # e.g. initial labels
         self.rounds: list[RoundResult] = []
         self.status = "ready"
         self.stop_reason = ""
@@ -195,7 +198,8 @@ class Experiment:
         if seconds and (len(seconds) != len(labels) or not all(np.isfinite(s) and s >= 0 for s in seconds)):
             raise ValueError(f"seconds must be {len(labels)} finite numbers >= 0, one per label")
         last = self.rounds[-1]
-        self.rounds[-1] = RoundResult(**{**dict(last), "given_labels": labels, "label_seconds": seconds})
+        self.rounds[-1] = RoundResult(**{**dict(last), "given_labels": labels, "label_seconds": seconds,
+                                                 "labelled_at": now_iso()})
         self._given.update(zip((int(i) for i in batch), labels))
         return self.rounds[-1]
 
@@ -491,14 +495,15 @@ class Experiment:
         )
 
     @classmethod
-    def resume(cls, result: RunResult, *, dataset: Optional[Dataset] = None, cache=None) -> "Experiment":
+    def resume(cls, result: RunResult, *, dataset: Optional[Dataset] = None, cache=None,
+               given: Optional[dict] = None) -> "Experiment":
         """Continue a stopped run from its result: labels and rounds are replayed, and
         the next rounds pick exactly what an uninterrupted run would have."""
         if result.config.warm_start and result.rounds:
             raise ValueError("a warm-start run cannot be continued from its file: the weights "
                              "it would start from are not saved")
         exp = cls(result.config, dataset=dataset, cache=cache, oracle=result.oracle,
-                  check_validation=False)
+                  check_validation=False, given=given)
         if [int(i) for i in exp.initial_indices] != list(result.initial_indices):
             raise ValueError("the dataset differs from the one this result was made on: "
                              "its initial labels do not match")

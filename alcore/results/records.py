@@ -186,6 +186,9 @@ class RoundResult(_Strict):
                                       description="the person's labels for the selected images")
     label_seconds: list[Seconds] = Field(default_factory=list, exclude_if=lambda v: not v,
                                          description="seconds the person took for each given label")
+    labelled_at: Optional[Text] = Field(None, exclude_if=lambda v: v is None,
+                                        description="when the person submitted the labels (UTC, ISO 8601); "
+                                                    "files written before it was recorded have none")
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -261,6 +264,39 @@ class RunResult(_Strict):
     validation_indices: list[Count] = Field(default_factory=list)
     n_parameters: Optional[Count] = None
     rounds: list[RoundResult]
+    # Images without labels, labelled in the loop by a person (alcore.engine.labelling): the
+    # person's initial and validation labels, and the audit set (indices into the uploaded images,
+    # which the test split is) with its labels. Left out of the file when empty.
+    initial_labels: list[Count] = Field(default_factory=list, exclude_if=lambda v: not v)
+    validation_labels: list[Count] = Field(default_factory=list, exclude_if=lambda v: not v)
+    audit_indices: list[Count] = Field(default_factory=list, exclude_if=lambda v: not v)
+    audit_labels: list[Count] = Field(default_factory=list, exclude_if=lambda v: not v)
+    images_sha256: Optional[Text] = Field(None, exclude_if=lambda v: v is None,
+                                          description="fingerprint of the uploaded images' pixels, to continue "
+                                                      "on the same images")
+
+    @property
+    def labelled_in_the_loop(self) -> bool:
+        """Images without labels, every label a person's (the test set is the audit set)."""
+        return bool(self.audit_labels)
+
+    def _check_person_labels(self) -> None:
+        if not self.labelled_in_the_loop:
+            return
+        ds = self.dataset
+        if self.oracle != "person":
+            raise ValueError("audit_labels are given but the oracle is not a person")
+        for what, got, want in (("initial_labels", self.initial_labels, self.initial_indices),
+                                ("validation_labels", self.validation_labels, self.validation_indices),
+                                ("audit_labels", self.audit_labels, range(ds.n_test)),
+                                ("audit_indices", self.audit_indices, range(ds.n_test))):
+            if len(got) != len(want):
+                raise ValueError(f"{what} has {len(got)} entries for {len(want)} images")
+        if any(c >= ds.n_classes for c in (*self.initial_labels, *self.validation_labels, *self.audit_labels)):
+            raise ValueError(f"a person's label lies outside the classes 0..{ds.n_classes - 1}")
+        if len(set(self.audit_indices)) != len(self.audit_indices) or \
+                max(self.audit_indices) >= ds.n_pool + ds.n_test:
+            raise ValueError("audit_indices repeat an image or lie outside the uploaded images")
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -295,6 +331,7 @@ class RunResult(_Strict):
             _check_picks(r.selected, ds.n_pool, taken, f"round {i}: selected")
             labeled = len(taken)
             self._check_classes_and_oracle(i, r)
+        self._check_person_labels()
         return self
 
     def _check_test_counts(self, i: int, r: RoundResult) -> None:
