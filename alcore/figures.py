@@ -55,7 +55,8 @@ HOVER_CURVE = "%{x} labels: %{y:.2%}<extra>%{fullData.name}</extra>"
 
 
 def learning_curve_figure(frame: pd.DataFrame, *, aggregate: bool = True, band: str = "ci95",
-                          target: Optional[float] = None, title: str = "Test accuracy vs labels") -> go.Figure:
+                          target: Optional[float] = None, title: str = "Test accuracy vs labels",
+                          target_name: str = "target") -> go.Figure:
     """Accuracy-versus-labels curves. With ``aggregate``, runs of one group (several
     seeds) become a mean line with a shaded band; otherwise one line per run."""
     fig = go.Figure()
@@ -90,7 +91,7 @@ def learning_curve_figure(frame: pd.DataFrame, *, aggregate: bool = True, band: 
                 marker=dict(size=4), legendgroup=g, hovertemplate=HOVER_CURVE))
     if target is not None:
         fig.add_hline(y=target, line=dict(color="#444", dash="dot", width=1),
-                      annotation_text=f"target {target:.0%}", annotation_position="bottom right")
+                      annotation_text=f"{text(target_name)} {target:.0%}", annotation_position="bottom right")
     fig.update_layout(title=text(title), xaxis_title="Labels used", yaxis_title="Test accuracy",
                       yaxis_tickformat=".0%", uirevision="curves", hovermode="x unified",
                       showlegend=True,  # Plotly hides the legend of a one-curve figure: name it anyway

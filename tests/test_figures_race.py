@@ -66,6 +66,11 @@ def test_learning_curves_mean_and_band(race):
     assert fig.layout.uirevision == "curves"
     single = learning_curve_figure(frame, aggregate=False)
     assert len(single.data) == 4 and all(len(t.x) == 5 for t in single.data)
+    # the dotted line says which accuracy it is: Run draws the Model page's every-label reference there,
+    # not the target of 'labels to target' (issue 18: three different "targets")
+    assert fig.layout.annotations[0].text == "target 80%"
+    ref = learning_curve_figure(frame, target=0.97, target_name="with every pool label (Model page)")
+    assert ref.layout.annotations[0].text == "with every pool label (Model page) 97%"
 
 
 def test_bands_stay_within_possible_accuracies():
