@@ -468,17 +468,24 @@ def _npz_class_names(cn: np.ndarray, where: str) -> tuple[str, ...]:
     return _checked_names(names, f"{where}: class_names")
 
 
-def _npz_stat(path: str) -> str:
-    """The file's name for messages, once it is known to be a regular file within MAX_BYTES."""
-    where = os.path.basename(path)
+def regular_file(path: str, kind: str) -> tuple[str, os.stat_result]:
+    """The file's name for messages and its stat, once it is known to be a regular file
+    (``kind`` names it when it does not exist: "npz file", "image zip")."""
+    where = os.path.basename(os.path.normpath(path)) or path
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        raise DatasetUnavailableError(f"npz file {path!r} does not exist") from None
+        raise DatasetUnavailableError(f"{kind} {path!r} does not exist") from None
     except OSError as e:
         raise DatasetFileError(f"{where}: cannot be read ({e.strerror or e})") from e
     if not stat.S_ISREG(st.st_mode):
         raise DatasetFileError(f"{where}: not a regular file")
+    return where, st
+
+
+def _npz_stat(path: str) -> str:
+    """The file's name for messages, once it is known to be a regular file within MAX_BYTES."""
+    where, st = regular_file(path, "npz file")
     if st.st_size > MAX_BYTES:
         raise DatasetFileError(f"{where}: {st.st_size} bytes is over the {MAX_BYTES}-byte limit")
     return where

@@ -49,8 +49,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from alcore.data.datasets import (MAX_ELEMENTS, DatasetFileError, DatasetUnavailableError,
-                                  RawData, check_class_names)
+from alcore.data.datasets import (MAX_ELEMENTS, DatasetFileError, RawData, check_class_names, regular_file)
 
 # -- limits (each named in the message that refuses something over it) -------------------
 MAX_MEMBERS = 60_000  # files in the archive or folder: CIFAR-10 as PNG files is 60 000
@@ -444,14 +443,7 @@ def _open_members(path: str, lim: ImageLimits, skips: _Skips, stack) -> tuple[li
     where = os.path.basename(os.path.normpath(path)) or path
     if os.path.isdir(path):
         return _folder_members(Path(path), lim, skips), where
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise DatasetUnavailableError(f"image zip {path!r} does not exist") from None
-    except OSError as e:
-        raise DatasetFileError(f"{where}: cannot be read ({e.strerror or e})") from e
-    if not stat.S_ISREG(st.st_mode):
-        raise DatasetFileError(f"{where}: not a regular file")
+    where, _ = regular_file(path, "image zip")
     try:
         f = stack.enter_context(open(path, "rb"))
         declared = _zip_declared_entries(f)
