@@ -100,8 +100,8 @@ def test_two_sessions_race_at_once_and_keep_to_themselves(browser, app_server, p
         assert (rb["config"]["seed"], rb["config"]["rounds"], len(rb["rounds"])) == (7, 6, 7)
         # Each Results page offers its own runs only.
         for pg, other in ((a, "seed 7"), (b, "seed 0")):
-            # curves CSV, two result files, the metrics table's CSV
-            expect(pg.get_by_test_id("stDownloadButton")).to_have_count(4)
+            # curves CSV, two result files, the metrics table's CSV, the labels as CSV and as a zip
+            expect(pg.get_by_test_id("stDownloadButton")).to_have_count(6)
             expect(pg.get_by_test_id("stDownloadButton").filter(has_text="result file")).to_have_count(2)
             expect(pg.get_by_test_id("stDownloadButton").filter(has_text=other)).to_have_count(0)
     finally:
