@@ -71,7 +71,7 @@ def test_reference_page_opens_a_presets_results_on_compare(preset_dir):
     texts = [m.value for m in at.markdown]
     assert any("What it got wrong" in t for t in texts)  # one paragraph each
     assert any("2 complete run(s) of 8" in c.value for c in at.caption)
-    assert [e.label for e in at.expander] == [
+    assert [e.label for e in at.main.expander] == [
         "Confusion matrices: the last round's test predictions, summed over the seeds"]
     at.button(key="ref_compare_batches").click().run()
     assert not at.exception, at.exception

@@ -45,13 +45,22 @@ def key_of(text: str) -> str:
 
 
 def label_batch_by_keyboard(page, expect) -> int:
-    """Press each image's class key, in order, then Enter; the batch's size."""
+    """Press each image's class key, in order, then Enter; the batch's size. Each press is
+    checked on the image it was meant for (its label button turns primary) before the next."""
     items = page.locator("[class*='st-key-labelling_item_']")
     n = items.count()
     assert 0 < n <= BATCH
+    keys = page.locator("[class*='st-key-labelling_key_']")
+    tag = re.search(r"st-key-labelling_key_(\S+)_\d+", keys.first.get_attribute("class")).group(1)
     for pos in range(n):
         key = key_of(page.locator(f".st-key-labelling_item_{pos}").inner_text())
+        # a key's shortcut listens once its button is drawn and enabled: after a rerun on a loaded
+        # machine, a key pressed before that was lost
+        expect(page.locator(f".st-key-labelling_key_{tag}_{int(key) - 1} button")).to_be_enabled(
+            timeout=PAGE_TIMEOUT_MS)
         page.keyboard.press(key)
+        expect(page.locator(f".st-key-labelling_label_{tag}_{pos}_{int(key) - 1} button")).to_have_attribute(
+            "data-testid", "stBaseButton-primary", timeout=PAGE_TIMEOUT_MS)
         expect(page.get_by_text(f"{pos + 1} of {n} labelled.")).to_be_visible(timeout=PAGE_TIMEOUT_MS)
         wait_idle(page)
     submit = page.locator(".st-key-labelling_submit_button button")
