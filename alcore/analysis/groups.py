@@ -7,6 +7,7 @@ statistics and the figures: each row carries its group's name (``group``) and ke
 """
 from __future__ import annotations
 
+import re
 from typing import Mapping, Optional, Sequence
 
 import pandas as pd
@@ -36,8 +37,6 @@ def _settings(r: RunResult) -> list[tuple[str, object]]:
 
 def natural_order(name) -> list:
     """Sort key that orders the numbers in a name by value: hybrid 0%, 20%, 100% (not 0%, 100%, 20%)."""
-    import re
-
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(name))]
 
 

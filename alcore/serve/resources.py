@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from alcore.config import FIXED_SPLIT_DATASETS, ExperimentConfig
+from alcore.strategies.base import STRATEGIES, Need
 
 PREDICT_CHUNK = 4096  # alcore.engine.training.PREDICT_CHUNK (images scored per call)
 BACKBONE_CHUNK = 256  # alcore.engine.transfer.CHUNK
@@ -232,8 +233,6 @@ def scored_per_round(config: ExperimentConfig, strategies: Sequence[str], pool_i
     """Images run through the model each round to pick the next batch: the candidates (or
     the whole unlabeled pool) times the passes of the stochastic strategies raced."""
     candidates = min(config.candidates, pool_images) if config.candidates is not None else pool_images
-    from alcore.strategies.base import STRATEGIES, Need
-
     passes = config.mc_passes if any(Need.MC_PASSES in STRATEGIES[s].needs for s in strategies
                                      if s in STRATEGIES) else 1
     return candidates * passes
