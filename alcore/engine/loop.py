@@ -228,6 +228,12 @@ class Experiment:
             self._trainer = self._cache.get(spec, cfg.optimizer, cfg.momentum, cfg.train_batch_size)
         return self._trainer
 
+    def release_model(self) -> None:
+        """Let go of the compiled model (its memory is freed once no cache holds it either); the
+        next round builds it again. Nothing changes in what the run computes: every round sets
+        the weights it starts from (the seed's, or the last round's with warm_start)."""
+        self._trainer = None
+
     # ------------------------------------------------------------------- control
     def stop(self) -> None:
         """Ask the run to stop after the round in progress (it can be continued)."""
@@ -380,7 +386,17 @@ class Experiment:
         return free, cand
 
     def step(self) -> RoundResult:
-        """Run one round and return its record."""
+        """Run one round and return its record. A round that ends part way, by an error or
+        because it was stopped (:mod:`alcore.engine.cancel`), leaves the run as it was
+        before the round: it continues with the picks an uninterrupted run makes."""
+        before = (self.status, self._warm, self._last_pred.copy(), self.last_scored)
+        try:
+            return self._round()
+        except BaseException:
+            self.status, self._warm, self._last_pred, self.last_scored = before
+            raise
+
+    def _round(self) -> RoundResult:
         if self.done:
             raise RuntimeError(f"the run is complete ({self.stop_reason}); nothing to continue")
         if len(self.awaiting):

@@ -57,6 +57,7 @@ class Race:
         if len(set(strategies)) != len(strategies):
             raise ValueError("each strategy may appear once in a race")
         dataset_for = dataset_for or load_dataset
+        self.cache = cache
         self.base = base
         self.setup = RaceConfig(base=base, strategies=list(strategies), seeds=[int(s) for s in seeds])
         self.experiments: list[Experiment] = []
@@ -105,6 +106,15 @@ class Race:
         self.seconds += time.perf_counter() - t0
         self.last = (exp, result)
         return result
+
+    def release_models(self) -> None:
+        """Let go of every run's compiled model (:meth:`Experiment.release_model`) and empty the
+        trainer cache the race was given, e.g. once the race stops: their memory is freed. The
+        next round builds the models again, with the same results."""
+        for e in self.experiments:
+            e.release_model()
+        if self.cache is not None:
+            self.cache.clear()
 
     def progress(self) -> RaceProgress:
         done = sum(len(e.rounds) for e in self.experiments)

@@ -30,6 +30,8 @@ from typing import Optional
 
 import numpy as np
 
+from alcore.engine import cancel
+
 CV_FACTORS = (0.1, 0.3, 1.0, 3.0, 10.0)
 CV_FOLDS = 5
 CV_MIN_LABELS = 20  # below this, k-fold estimates on 4 or fewer images per fold are noise
@@ -125,6 +127,7 @@ class SoftmaxLearner:
             train = np.setdiff1d(np.arange(n), held)
             start = None
             for j, c in enumerate(grid):  # strongest penalty first: each warm-starts the next
+                cancel.checkpoint()  # between fits: a round can be stopped part way (alcore.engine.cancel)
                 coef, intercept, _, _ = self._solve(x[train], y[train], c, start)
                 start = (coef, np.where(np.isfinite(intercept), intercept, 0.0))
                 p = self._probs(x[held], coef, intercept)[np.arange(len(held)), y[held]]
@@ -136,6 +139,7 @@ class SoftmaxLearner:
     def fit(self, x: np.ndarray, y: np.ndarray, rng: Optional[np.random.Generator] = None) -> ConvexFitReport:
         """Fit to convergence on (x, y) from zero weights. ``rng`` draws the folds of
         ``penalty_cv`` (deterministic for a given generator)."""
+        cancel.checkpoint()
         y = np.asarray(y, dtype=np.int64)
         if len(y) == 0:
             raise ValueError("cannot train on an empty labeled set")

@@ -10,7 +10,10 @@ well under 1 ms of arithmetic. Here instead:
   optimizer state;
 - a whole round of training (every epoch, every mini-batch, the validation loss,
   early stopping with best-weight restore) is ONE call of an XLA-compiled graph
-  function. Arrays are padded to a fixed capacity (a power of two that the run's
+  function (a few calls of about a quarter second each where the round may be
+  stopped part way, :mod:`alcore.engine.cancel`: the graph takes the state the
+  last call left and makes the same steps, so the weights are bit for bit the
+  same however the round is cut). Arrays are padded to a fixed capacity (a power of two that the run's
   label budget fits in) and masked, so the graph does not retrace or recompile as
   the labeled set grows;
 - epoch shuffles are drawn on the host from the round's seed and passed in, so
@@ -25,6 +28,7 @@ as Keras does), plus ``l2 * sum(kernel**2)``.
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Optional
@@ -32,9 +36,11 @@ from typing import Optional
 import numpy as np
 
 from alcore._tf import keras, tf
+from alcore.engine import cancel
 from alcore.engine.models import ModelSpec, build_model
 
 PREDICT_CHUNK = 4096
+FIRST_CHUNK = 16  # steps of a round's first compiled call when it may be stopped (it may also compile)
 _EPS = 1e-7
 
 
@@ -68,6 +74,13 @@ def schedule(n: int, train_batch_size: int, max_epochs: int, min_steps: int = 0,
 def _capacity(n: int, floor: int, multiple: int) -> int:
     cap = 1 << max(int(np.ceil(np.log2(max(n, floor, 1)))), 0)
     return int(np.ceil(cap / multiple) * multiple)
+
+
+def _chunk_starts(n: int):
+    """0, PREDICT_CHUNK, 2 PREDICT_CHUNK, ... below ``n``, with a cancel checkpoint before each chunk."""
+    for i in range(0, n, PREDICT_CHUNK):
+        cancel.checkpoint()
+        yield i
 
 
 def _pad(a: np.ndarray, cap: int) -> np.ndarray:
@@ -174,23 +187,17 @@ class Trainer:
         p = tf.clip_by_value(tf.gather(probs, labels, batch_dims=1), _EPS, 1.0)
         return tf.reduce_sum(-tf.math.log(p) * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
 
-    def _train_graph(self, x, y, n, xv, yv, nv, perms, max_epochs, patience, l2, step_limit, weight_decay):
+    def _train_graph(self, x, y, n, xv, yv, nv, perms, max_epochs, patience, l2, step_limit, weight_decay,
+                     epoch, s, done, wait, best_epoch, best_loss, total, train_loss, stop_at):
+        """The round's training from the state (epoch, step in the epoch, steps done, ...) a
+        previous call left, until it ends or ``stop_at`` steps are done in all: a round is one
+        call or several (see :meth:`fit`), with the same arithmetic step for step."""
         B = self.batch
         steps = (n + B - 1) // B
         vmask = tf.cast(tf.range(tf.shape(yv)[0]) < nv, tf.float32)
-        best_loss = tf.constant(np.inf, tf.float32)
-        wait = tf.constant(0)
-        epoch = tf.constant(0)
-        best_epoch = tf.constant(0)
-        train_loss = tf.constant(0.0)
-        done = tf.constant(0)  # steps made so far this round
-        for b, v in zip(self._best, self._trainable):
-            b.assign(v)
-        while epoch < max_epochs and wait < patience and done < step_limit:
+        while epoch < max_epochs and wait < patience and done < step_limit and done < stop_at:
             perm = perms[epoch]
-            s = tf.constant(0)
-            total = tf.constant(0.0)
-            while s < steps and done < step_limit:
+            while s < steps and done < step_limit and done < stop_at:
                 idx = tf.slice(perm, [s * B], [B])
                 mask = tf.cast(s * B + tf.range(B) < n, tf.float32)
                 xb = tf.gather(x, idx)
@@ -209,24 +216,22 @@ class Trainer:
                 total += loss
                 s += 1
                 done += 1
-            train_loss = total / tf.cast(tf.maximum(s, 1), tf.float32)
-            epoch += 1
-            if nv > 0:
-                val_loss = self._masked_ce(self.model(xv, training=False), yv, vmask)
-                if val_loss < best_loss:
-                    best_loss = val_loss
-                    best_epoch = epoch
-                    wait = 0
-                    for b, v in zip(self._best, self._trainable):
-                        b.assign(v)
-                else:
-                    wait += 1
-        if nv > 0:
-            for b, v in zip(self._best, self._trainable):
-                v.assign(b)
-        else:
-            best_epoch = epoch
-        return epoch, best_loss, train_loss, best_epoch
+            if s >= steps or done >= step_limit:  # the epoch ended (the round's last may stop part way)
+                train_loss = total / tf.cast(tf.maximum(s, 1), tf.float32)
+                epoch += 1
+                s = 0
+                total = tf.constant(0.0)
+                if nv > 0:
+                    val_loss = self._masked_ce(self.model(xv, training=False), yv, vmask)
+                    if val_loss < best_loss:
+                        best_loss = val_loss
+                        best_epoch = epoch
+                        wait = 0
+                        for b, v in zip(self._best, self._trainable):
+                            b.assign(v)
+                    else:
+                        wait += 1
+        return epoch, s, done, wait, best_epoch, best_loss, total, train_loss
 
     def fit(self, x: np.ndarray, y: np.ndarray, x_val: Optional[np.ndarray] = None,
             y_val: Optional[np.ndarray] = None, *, max_epochs: int, patience: int,
@@ -254,20 +259,49 @@ class Trainer:
         else:
             xv = np.zeros((vcap,) + self.spec.input_shape, np.float32)
             yv = np.zeros(vcap, np.int32)
-        epochs, best, train_loss, best_epoch = self._train_fn(
-            _pad(np.asarray(x, np.float32), cap), _pad(np.asarray(y, np.int32), cap), tf.constant(n, tf.int32),
-            xv, yv, tf.constant(nv, tf.int32), perms, tf.constant(max_epochs, tf.int32),
-            tf.constant(patience if has_val else max_epochs + 1, tf.int32), tf.constant(l2, tf.float32),
-            tf.constant(np.iinfo(np.int32).max if max_steps is None else max_steps, tf.int32),
-            tf.constant(weight_decay, tf.float32))
+        args = (tf.constant(_pad(np.asarray(x, np.float32), cap)), tf.constant(_pad(np.asarray(y, np.int32), cap)),
+                tf.constant(n, tf.int32), tf.constant(xv), tf.constant(yv), tf.constant(nv, tf.int32),
+                tf.constant(perms), tf.constant(max_epochs, tf.int32),
+                tf.constant(patience if has_val else max_epochs + 1, tf.int32), tf.constant(l2, tf.float32),
+                tf.constant(np.iinfo(np.int32).max if max_steps is None else max_steps, tf.int32),
+                tf.constant(weight_decay, tf.float32))
+        state = self._run_steps(args, max_epochs * -(-n // self.batch) if max_steps is None
+                                else min(max_steps, max_epochs * -(-n // self.batch)))
+        epochs, _, _, _, best_epoch, best, _, train_loss = state
+        if has_val:
+            for b, v in zip(self._best, self._trainable):
+                v.assign(b)
+        else:
+            best_epoch = epochs
         return FitReport(int(epochs), float(best) if has_val else None, float(train_loss), int(best_epoch))
+
+    def _run_steps(self, args: tuple, most_steps: int) -> tuple:
+        """Call the compiled training until the round ends (``most_steps`` bounds it: fewer with
+        early stopping), a :func:`alcore.engine.cancel.checkpoint` between calls. Each call makes
+        about CHECK_SECONDS of steps, measured from the calls before; without a check installed,
+        one call makes them all (nothing would ask between calls)."""
+        for b, v in zip(self._best, self._trainable):
+            b.assign(v)
+        zero, inf = tf.constant(0), tf.constant(np.inf, tf.float32)
+        state = (zero, zero, zero, zero, zero, inf, tf.constant(0.0), tf.constant(0.0))
+        chunk, done = (FIRST_CHUNK if cancel.active() else most_steps), 0
+        while True:
+            cancel.checkpoint()
+            t0 = time.perf_counter()
+            state = self._train_fn(*args, *state, tf.constant(min(done + chunk, most_steps), tf.int32))
+            made, done = int(state[2]) - done, int(state[2])
+            epoch, wait = int(state[0]), int(state[3])
+            if done >= most_steps or epoch >= int(args[7]) or wait >= int(args[8]) or made == 0:
+                return state
+            seconds = time.perf_counter() - t0
+            chunk = max(1, min(4 * chunk, int(made * cancel.CHECK_SECONDS / max(seconds, 1e-6))))
 
     # ------------------------------------------------------------------ prediction
     def _chunked(self, fn, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)
         if len(x) == 0:
             return np.zeros((0, self.spec.n_classes), np.float32)
-        out = [fn(x[i:i + PREDICT_CHUNK]).numpy() for i in range(0, len(x), PREDICT_CHUNK)]
+        out = [fn(x[i:i + PREDICT_CHUNK]).numpy() for i in _chunk_starts(len(x))]
         return np.concatenate(out)
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
@@ -281,7 +315,7 @@ class Trainer:
                              f"agree: choose mlp or cnn with dropout > 0")
         x = np.asarray(x, dtype=np.float32)
         out = np.empty((passes, len(x), self.spec.n_classes), dtype=np.float32)
-        for i in range(0, len(x), PREDICT_CHUNK):
+        for i in _chunk_starts(len(x)):
             features = self._mc_trunk_fn(x[i:i + PREDICT_CHUNK])
             for t in range(passes):
                 out[t, i:i + PREDICT_CHUNK] = self._mc_head_fn(features).numpy()
@@ -293,7 +327,7 @@ class Trainer:
         if len(x) == 0:
             return np.zeros((0, 0), np.float32)
         return np.concatenate([self._embed_fn(x[i:i + PREDICT_CHUNK]).numpy()
-                               for i in range(0, len(x), PREDICT_CHUNK)])
+                               for i in _chunk_starts(len(x))])
 
     def count_params(self) -> int:
         return int(self.model.count_params())
@@ -310,18 +344,25 @@ class TrainerCache:
         self.max_entries = max_entries
         self.jit = jit
         self._trainers: OrderedDict[tuple, Trainer] = OrderedDict()
+        self._lock = threading.Lock()  # clear() may come from another thread (a session that ended)
 
     def get(self, spec: ModelSpec, optimizer: str = "adam", momentum: float = 0.9,
             train_batch_size: int = 32) -> Trainer:
         key = (spec, optimizer, float(momentum) if optimizer == "sgd" else None, int(train_batch_size))
-        trainer = self._trainers.get(key)
-        if trainer is None:
-            trainer = Trainer(spec, optimizer, momentum, train_batch_size, jit=self.jit)
-            self._trainers[key] = trainer
-            while len(self._trainers) > self.max_entries:
-                self._trainers.popitem(last=False)
-        self._trainers.move_to_end(key)
-        return trainer
+        with self._lock:
+            trainer = self._trainers.get(key)
+            if trainer is None:
+                trainer = Trainer(spec, optimizer, momentum, train_batch_size, jit=self.jit)
+                self._trainers[key] = trainer
+                while len(self._trainers) > self.max_entries:
+                    self._trainers.popitem(last=False)
+            self._trainers.move_to_end(key)
+            return trainer
+
+    def clear(self) -> None:
+        """Drop every trainer (models and compiled functions; freed once nothing else holds them)."""
+        with self._lock:
+            self._trainers.clear()
 
     def __len__(self) -> int:
         return len(self._trainers)
