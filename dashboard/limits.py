@@ -3,12 +3,14 @@ and the environment on every call, and the run slots every session of the server
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import streamlit as st
 from streamlit.errors import StreamlitSecretNotFoundError
+from streamlit.runtime.scriptrunner_utils.script_run_context import get_run_yield_check
 
 from alcore import ExperimentConfig
+from alcore.engine import cancel
 from alcore.serve.limits import DeploymentLimits, DeploymentLimitsError, RunSlots
 from dashboard.display import plain, sentence
 from dashboard.state import session_owner
@@ -69,6 +71,19 @@ def race_refusal(base: ExperimentConfig, strategies: list[str], n_runs: int) -> 
 
 def release_run_slot() -> None:
     run_slots().release(session_owner())
+
+
+@contextmanager
+def stoppable():
+    """Within the block, a computation (a round's training steps, its scoring chunks: the
+    checkpoints of alcore.engine.cancel) stops within about a second once this script run is
+    asked to end: Stop or any other click, another page, the tab closed, the server shutting
+    down. Streamlit's own StopException or RerunException then unwinds the computation and
+    ends the run silently, as it would at the next Streamlit call (which a long round does
+    not make). Outside a script run (a test calling the code directly) nothing is installed."""
+    check = get_run_yield_check()
+    with cancel.stop_when(check) if check is not None else nullcontext():
+        yield
 
 
 @contextmanager

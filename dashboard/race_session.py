@@ -6,9 +6,13 @@ RaceSession made afresh in every script run or button callback sees the same rac
 other browser session sees it.
 
 One script run computes the whole race, redrawing the board after at most STEP_SECONDS of
-rounds. A click (Stop, another page) ends that script run at its next Streamlit call, which
-comes after the rounds in progress are computed and saved: no round is lost and none is
-half-saved. The race is not driven by st.rerun() after every few rounds: Streamlit 1.67 runs a
+rounds. A click (Stop, another page) or a closed tab asks that script run to end, and the
+round in progress stops at its next checkpoint (alcore.engine.cancel; dashboard.limits.stoppable),
+within about a second: that round is dropped whole, every finished round is kept and saved, and
+none is half-saved (a round's file is written between rounds, where no checkpoint falls). So
+does a round that runs past the server's max_round_seconds, with a message. The run slot is
+given back, and the models let go of, by the script run that computed, once it has stopped.
+The race is not driven by st.rerun() after every few rounds: Streamlit 1.67 runs a
 rerun that is already queued when a click arrives on a second thread beside the click's, and
 that rerun can put the Run page back over the page the visitor clicked
 (tests/e2e/test_sessions_e2e.py clicks Results as a race ends).
@@ -21,18 +25,20 @@ from contextlib import nullcontext
 import streamlit as st
 
 from alcore import ExperimentConfig
+from alcore.engine import cancel
 from alcore.analysis.pitfalls import not_better_than_random, unstable_curves
 from alcore.figures import learning_curve_figure
 from alcore.strategies.base import is_baseline
 from dashboard.display import plain, sentence, show_figure, show_pitfalls, show_table
-from dashboard.limits import claim_run_slot, deployment_limits, race_refusal, release_run_slot
-from dashboard.state import RACE, REFERENCE_ACCURACY, RUNNING, race_lock, trainer_cache, use_setup
+from dashboard.limits import claim_run_slot, deployment_limits, race_refusal, release_run_slot, stoppable
+from dashboard.state import RACE, REFERENCE_ACCURACY, RUNNING, race_lock, release_models, trainer_cache, use_setup
 from dashboard.uploads import refuse
 
 RACE_ID = "race_id"  # the saved race's id; also the page address's ?run= parameter
 SAVED = "race_saved_rounds"  # rounds on disk per run of the saved race
 REFUSED = "race_refused"  # why Start / Continue did nothing, or why the race stopped
 START_REQUESTED = "start_requested"
+COMPUTING = "race_computing"  # the script run computing this session's race (set and cleared under race_lock)
 STEP_SECONDS = 0.3  # redraw at least this often while rounds are fast
 
 
@@ -87,8 +93,9 @@ class RaceSession:
         self.state[RUNNING] = True
 
     def stop(self) -> None:
+        """Stop pressed (a button callback): the round in progress stops within about a second,
+        and the script run that computed it gives the run slot back (show)."""
         self.state[RUNNING] = False
-        release_run_slot()
 
     def refusals(self) -> list[str]:
         """Why Start / Continue did nothing, or why the race stopped (said once)."""
@@ -104,6 +111,7 @@ class RaceSession:
             self.state[RACE] = self._new_race(cfg, strategies, seeds)
         except ValueError as e:
             self.stop()
+            release_run_slot()  # Start took it; nothing computes
             # Start replaces the race: the previous one (another setup) is not shown under this
             # setup's header, nor kept in the address (its saved copy stays on the server)
             self.state[RACE], self.state[RACE_ID] = None, None
@@ -188,28 +196,45 @@ class RaceSession:
             st.caption(":material/bookmark: Every finished round is saved on this server: this page's address "
                        "(it ends in `?run=...`) reopens the race, even after the tab is closed.")
         lock = race_lock()
-        with lock:
-            pass  # a round still being finished by this session's previous script run (Stop, a page switch)
         board = LiveBoard()
         if not self.running:
+            with lock:  # a round still being stopped by this session's previous script run (Stop, a page switch)
+                if self.state.get(COMPUTING) is None:
+                    release_run_slot()  # Start or Continue took one, and Stop came before any round
             board.draw(race)
             if not race.done and any(e.rounds for e in race.experiments):
                 st.info(f"Stopped after round {race.progress().rounds_done}: every finished round is kept. "
                         "Press **Continue** to go on.", icon=":material/pause_circle:")
             race_warnings(race)
             return
-        problem = self._run(race, board, lock)
+        me = object()
+        try:
+            problem = self._run(race, board, lock, me)
+        finally:  # finished, failed, or this script run was asked to end: the computing has stopped
+            self._stopped_computing(race, lock, me)
         if problem:
             self.state.setdefault(REFUSED, []).append(problem)
-        self.stop()  # frees the run slot
+        self.stop()
         st.rerun()  # once, to draw the buttons of a stopped race
 
-    def _run(self, race, board: "LiveBoard", lock) -> str | None:
+    def _stopped_computing(self, race, lock, me: object) -> None:
+        """Give the run slot back and let go of the models, unless a later script run of this
+        session has taken the race over meanwhile (a page switch and back). No Streamlit
+        output: it runs as a script run that was asked to end unwinds."""
+        with lock:
+            if self.state.get(COMPUTING) is not me:
+                return
+            self.state[COMPUTING] = None
+            release_run_slot()
+        release_models(race)
+
+    def _run(self, race, board: "LiveBoard", lock, me: object) -> str | None:
         """Step the race to its end (or to a click); why it stopped early, or None."""
         race_id = self.state.get(RACE_ID)
         saved = self._saved_rounds(race_id)
         notes = st.container()
         first = not any(e.rounds for e in race.experiments)
+        round_seconds = deployment_limits().max_round_seconds
         problem = unsaved = None
         while True:
             board.draw(race, live=True)  # Streamlit calls: a click made while the rounds were computed ends the run here
@@ -221,16 +246,21 @@ class RaceSession:
                 unsaved = None
             if race.done or problem:
                 return problem
-            if busy := claim_run_slot():  # renewed every step; taken by another session if it lapsed
-                return busy
             try:
                 with st.spinner("Compiling the model (first round only)...") if first else nullcontext():
                     with lock:
-                        t0 = time.perf_counter()
-                        while not race.done and time.perf_counter() - t0 < STEP_SECONDS:
-                            race.step()
-                            if race_id and (unsaved := store_rounds(race, race_id, saved)):
-                                race_id = None
+                        if busy := claim_run_slot():  # renewed every step; taken by another session if it lapsed
+                            return busy
+                        self.state[COMPUTING] = me  # the slot and the models are this script run's to give back
+                        with stoppable():
+                            t0 = time.perf_counter()
+                            while not race.done and time.perf_counter() - t0 < STEP_SECONDS:
+                                with cancel.time_limit(round_seconds):
+                                    race.step()
+                                if race_id and (unsaved := store_rounds(race, race_id, saved)):
+                                    race_id = None
+            except cancel.TimeLimitExceeded as e:
+                problem = f"The round was stopped: {plain(e)}. Every finished round is kept."
             except Exception as e:  # keep every finished round, say what went wrong
                 problem = f"The round failed and the race stopped (finished rounds are kept): {plain(e)}"
             first = False

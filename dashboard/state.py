@@ -16,7 +16,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 from alcore import ExperimentConfig
 from alcore.serve.share import OWNED, RACE_DEFAULTS, encode
 
-CONFIG, RACE_SETTINGS, RACE, CACHE, RUNNING = "config", "race_settings", "race", "trainer_cache", "running"
+CONFIG, RACE_SETTINGS, RACE, RUNNING = "config", "race_settings", "race", "running"
 RACE_LOCK = "race_lock"
 AUTOSTART = "autostart"  # set by Reference experiments: the Run page starts the race set up
 REFERENCE_ACCURACY = "reference_accuracy"  # the Model page's accuracy on every pool label
@@ -79,18 +79,43 @@ def session_owner() -> str:
 
 def race_lock() -> threading.Lock:
     """Held while this session's race computes rounds. A click (Stop, another page) starts
-    the next script run at once, on another thread, while the previous one finishes the
-    round in progress: the lock keeps a second run from stepping the same race, and lets a
-    page wait for that round before it reads the race."""
+    the next script run at once, on another thread, while the previous one stops the round
+    in progress (within about a second, dashboard.limits.stoppable): the lock keeps a second
+    run from stepping the same race, and lets a page wait for that round before it reads the race."""
     if RACE_LOCK not in st.session_state:
         st.session_state[RACE_LOCK] = threading.Lock()
     return st.session_state[RACE_LOCK]
 
 
-def trainer_cache():
-    """This browser session's compiled models (never shared with another session)."""
-    if CACHE not in st.session_state:
-        from alcore.engine.training import TrainerCache  # imports TensorFlow on first use
+def _free_session_models(cache) -> None:
+    """The session ended (its tab closed; Streamlit calls this on the event loop's thread):
+    drop its compiled models and return the memory, on a thread of its own so that no other
+    session waits for the garbage collection."""
+    from dashboard.streamlit_fixes import return_free_memory
 
-        st.session_state[CACHE] = TrainerCache(max_entries=3)
-    return st.session_state[CACHE]
+    cache.clear()
+    threading.Thread(target=return_free_memory, name="alcore-free-session-memory", daemon=True).start()
+
+
+@st.cache_resource(scope="session", show_spinner=False, on_release=_free_session_models)
+def _session_trainer_cache():
+    from alcore.engine.training import TrainerCache  # imports TensorFlow on first use
+
+    return TrainerCache(max_entries=3)
+
+
+def trainer_cache():
+    """This browser session's compiled models (never shared with another session), dropped
+    when the session ends."""
+    return _session_trainer_cache()
+
+
+def release_models(race) -> None:
+    """Let go of the race's compiled models and this session's trainer cache (the race was
+    given it) and return the freed memory to the system: once a race stops computing. The next
+    round builds its model again, with the same results (alcore.engine.race.Race.release_models).
+    No Streamlit call: it runs as a script run that was asked to end unwinds."""
+    from dashboard.streamlit_fixes import return_free_memory
+
+    race.release_models()
+    return_free_memory()

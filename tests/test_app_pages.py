@@ -435,6 +435,32 @@ def test_stop_gives_the_slot_back_and_continue_takes_it_again(monkeypatch, fresh
     assert at.session_state["race"].done and run_slots().in_use() == 0
 
 
+def test_a_round_over_the_time_limit_stops_the_race_with_the_limits_name_and_keeps_finished_rounds(
+        monkeypatch, fresh_run_slots):
+    from alcore.engine.race import Race
+    from dashboard.limits import run_slots
+
+    # 50 epochs of one image a step: 500 steps on the 10 initial labels, then 50 500 on 1 010,
+    # many seconds on any machine, over a 1 s limit
+    cfg = ExperimentConfig(model="mlp", hidden_units=[64], train_batch_size=1, max_epochs=50, min_steps=0,
+                           max_steps=None, batch_size=1000, rounds=1)
+    race = Race(cfg, ["margin", "random"], [0])
+    race.step(), race.step()  # one finished round each, made before the limit was set
+    monkeypatch.setenv("ALCORE_MAX_STEPS_PER_ROUND", "none")
+    monkeypatch.setenv("ALCORE_MAX_ROUND_SECONDS", "1")
+    at = app(cfg, page="run", race=race, running=False)
+    assert "1 s per round" in " ".join(c.value for c in at.sidebar.caption)
+    at.button(key="continue").click().run(timeout=300)
+    assert not at.exception, at.exception
+    assert [shown(e.value) for e in at.error] == [
+        "The round was stopped: a round ran for more than 1 s, over this server's limit of 1 s per round "
+        "(max_round_seconds): lower max_epochs or max_steps, raise train_batch_size, or set candidates lower. "
+        "Every finished round is kept."]
+    assert [len(e.rounds) for e in race.experiments] == [1, 1] and not at.session_state["running"]
+    assert not at.button(key="continue").disabled and run_slots().in_use() == 0
+    assert all(e._trainer is None for e in race.experiments)  # the stopped race let go of its models
+
+
 EVIL = ["<img src=x onerror=alert(1)>", "[click](http://evil)", ":material/home: **bold** $x$"]
 
 

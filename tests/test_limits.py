@@ -28,6 +28,15 @@ def test_none_lifts_every_cap():
     assert limits.check(ExperimentConfig(pool_size=60_000, rounds=5000, mc_passes=200), ["bald"], 500) == []
 
 
+def test_the_round_time_limit_is_stated_and_lifted_like_the_others():
+    assert DeploymentLimits().max_round_seconds == 300 and "300 s per round" in DeploymentLimits().describe()
+    assert DeploymentLimits.from_sources({"ALCORE_MAX_ROUND_SECONDS": "60"}).max_round_seconds == 60
+    assert DeploymentLimits.from_sources({}, {"limits": {"max_round_seconds": 90}}).max_round_seconds == 90
+    assert DeploymentLimits.from_sources({"ALCORE_MAX_ROUND_SECONDS": "none"}).max_round_seconds is None
+    with pytest.raises(DeploymentLimitsError, match="ALCORE_MAX_ROUND_SECONDS must be a whole number of at least 1"):
+        DeploymentLimits.from_sources({"ALCORE_MAX_ROUND_SECONDS": "0"})
+
+
 def test_environment_variables_set_every_limit():
     env = {"ALCORE_ALLOW_SERVER_PATHS": "yes", "ALCORE_MAX_POOL_SIZE": "20_000", "ALCORE_MAX_ROUNDS": " 50 ",
            "ALCORE_MAX_LABELS": "1000", "ALCORE_MAX_MC_PASSES": "20", "ALCORE_MAX_RUNS_PER_RACE": "8",

@@ -98,6 +98,11 @@ class DeploymentLimits(BaseModel):
         5_000, ge=1, description="Most gradient steps (mini-batches) one round may train for, "
         "at the most labels the run reaches: max_epochs x batches (twice with refit), or the "
         "min_steps..max_steps schedule.")
+    max_round_seconds: Optional[int] = Field(
+        300, ge=1, description="Most seconds one round of a race may compute (training, scoring "
+        "and picking): a round still running then is stopped, with every finished round kept. "
+        "The settings' costs are counted before a race starts; this bounds what the arithmetic "
+        "cannot (a slow machine, a busy one).")
     max_scored_per_round: Optional[int] = Field(
         200_000, ge=1, description="Most images run through the model each round to pick: "
         "candidates (or the whole unlabeled pool) x mc_passes for bald / var_ratios / mean_std.")
@@ -192,7 +197,7 @@ class DeploymentLimits(BaseModel):
                  "max_runs_per_race": "{} runs per race", "max_concurrent_runs": "{} runs at once on the server",
                  "max_test_size": "{} test images", "max_classes": "{} classes",
                  "max_parameters": "{} model parameters", "max_model_mb": "{} MB per model",
-                 "max_steps_per_round": "{} training steps per round",
+                 "max_steps_per_round": "{} training steps per round", "max_round_seconds": "{} s per round",
                  "max_scored_per_round": "{} images scored per round", "max_dataset_mb": "{} MB of data",
                  "max_file_mb": "{} MB per uploaded dataset", "max_result_mb": "{} MB of result files"}
         return [w.format(f"{getattr(self, f):,}") for f, w in words.items() if getattr(self, f) is not None]
