@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager, nullcontext
+from typing import Callable
 
 import streamlit as st
 from streamlit.errors import StreamlitSecretNotFoundError
@@ -71,6 +72,14 @@ def race_refusal(base: ExperimentConfig, strategies: list[str], n_runs: int) -> 
 
 def release_run_slot() -> None:
     run_slots().release(session_owner())
+
+
+def run_slot_releaser() -> Callable[[], None]:
+    """A function that gives this session's run slot back and makes no Streamlit call: for a
+    script run that was asked to end, as it unwinds (there every Streamlit call, st.session_state
+    included, raises StopException again)."""
+    slots, owner = run_slots(), session_owner()
+    return lambda: slots.release(owner)
 
 
 @contextmanager

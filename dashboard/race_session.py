@@ -30,7 +30,8 @@ from alcore.analysis.pitfalls import not_better_than_random, unstable_curves
 from alcore.figures import learning_curve_figure
 from alcore.strategies.base import is_baseline
 from dashboard.display import plain, sentence, show_figure, show_pitfalls, show_table
-from dashboard.limits import claim_run_slot, deployment_limits, race_refusal, release_run_slot, stoppable
+from dashboard.limits import (claim_run_slot, deployment_limits, race_refusal, release_run_slot, run_slot_releaser,
+                              stoppable)
 from dashboard.state import RACE, REFERENCE_ACCURACY, RUNNING, race_lock, release_models, trainer_cache, use_setup
 from dashboard.uploads import refuse
 
@@ -38,7 +39,7 @@ RACE_ID = "race_id"  # the saved race's id; also the page address's ?run= parame
 SAVED = "race_saved_rounds"  # rounds on disk per run of the saved race
 REFUSED = "race_refused"  # why Start / Continue did nothing, or why the race stopped
 START_REQUESTED = "start_requested"
-COMPUTING = "race_computing"  # the script run computing this session's race (set and cleared under race_lock)
+COMPUTING = "race_computing"  # which script run computes this session's race (a Computing, under race_lock)
 STEP_SECONDS = 0.3  # redraw at least this often while rounds are fast
 
 
@@ -57,6 +58,15 @@ def _load(seeded: ExperimentConfig):
     if ds is None:
         raise ValueError(f"dataset {seeded.dataset} is not available")
     return ds
+
+
+class Computing:
+    """Which script run of this session computes its race (``run``: a token of that run, None
+    when none does); read and written under race_lock. An object kept in st.session_state and
+    held by the computing run, so that run can clear it as it unwinds without a Streamlit call."""
+
+    def __init__(self):
+        self.run: object | None = None
 
 
 class RaceSession:
@@ -196,10 +206,11 @@ class RaceSession:
             st.caption(":material/bookmark: Every finished round is saved on this server: this page's address "
                        "(it ends in `?run=...`) reopens the race, even after the tab is closed.")
         lock = race_lock()
+        computing = self.state.setdefault(COMPUTING, Computing())
         board = LiveBoard()
         if not self.running:
             with lock:  # a round still being stopped by this session's previous script run (Stop, a page switch)
-                if self.state.get(COMPUTING) is None:
+                if computing.run is None:
                     release_run_slot()  # Start or Continue took one, and Stop came before any round
             board.draw(race)
             if not race.done and any(e.rounds for e in race.experiments):
@@ -207,28 +218,17 @@ class RaceSession:
                         "Press **Continue** to go on.", icon=":material/pause_circle:")
             race_warnings(race)
             return
-        me = object()
+        me, release_slot = object(), run_slot_releaser()
         try:
-            problem = self._run(race, board, lock, me)
+            problem = self._run(race, board, lock, computing, me)
         finally:  # finished, failed, or this script run was asked to end: the computing has stopped
-            self._stopped_computing(race, lock, me)
+            stopped_computing(race, lock, computing, me, release_slot)
         if problem:
             self.state.setdefault(REFUSED, []).append(problem)
         self.stop()
         st.rerun()  # once, to draw the buttons of a stopped race
 
-    def _stopped_computing(self, race, lock, me: object) -> None:
-        """Give the run slot back and let go of the models, unless a later script run of this
-        session has taken the race over meanwhile (a page switch and back). No Streamlit
-        output: it runs as a script run that was asked to end unwinds."""
-        with lock:
-            if self.state.get(COMPUTING) is not me:
-                return
-            self.state[COMPUTING] = None
-            release_run_slot()
-        release_models(race)
-
-    def _run(self, race, board: "LiveBoard", lock, me: object) -> str | None:
+    def _run(self, race, board: "LiveBoard", lock, computing: Computing, me: object) -> str | None:
         """Step the race to its end (or to a click); why it stopped early, or None."""
         race_id = self.state.get(RACE_ID)
         saved = self._saved_rounds(race_id)
@@ -251,7 +251,7 @@ class RaceSession:
                     with lock:
                         if busy := claim_run_slot():  # renewed every step; taken by another session if it lapsed
                             return busy
-                        self.state[COMPUTING] = me  # the slot and the models are this script run's to give back
+                        computing.run = me  # the slot and the models are this script run's to give back
                         with stoppable():
                             t0 = time.perf_counter()
                             while not race.done and time.perf_counter() - t0 < STEP_SECONDS:
@@ -272,6 +272,18 @@ class RaceSession:
             saved.clear()
             saved["race"] = race_id
         return saved
+
+
+def stopped_computing(race, lock, computing: Computing, me: object, release_slot) -> None:
+    """Give the run slot back and let go of the race's models, unless a later script run of
+    this session has taken the race over meanwhile (a page switch and back). No Streamlit call:
+    it runs as a script run that was asked to end unwinds."""
+    with lock:
+        if computing.run is not me:
+            return
+        computing.run = None
+        release_slot()
+    release_models(race)
 
 
 def store_rounds(race, race_id: str, saved: dict) -> str | None:
