@@ -11,7 +11,8 @@ round in progress stops at its next checkpoint (alcore.engine.cancel; dashboard.
 within about a second: that round is dropped whole, every finished round is kept and saved, and
 none is half-saved (a round's file is written between rounds, where no checkpoint falls). So
 does a round that runs past the server's max_round_seconds, with a message. The run slot is
-given back, and the models let go of, by the script run that computed, once it has stopped.
+given back by the script run that computed, once it has stopped; the models are kept for the
+session's next race, and let go of when the session ends (dashboard.state.session_ended).
 The race is not driven by st.rerun() after every few rounds: Streamlit 1.67 runs a
 rerun that is already queued when a click arrives on a second thread beside the click's, and
 that rerun can put the Run page back over the page the visitor clicked
@@ -32,7 +33,8 @@ from alcore.strategies.base import is_baseline
 from dashboard.display import plain, sentence, show_figure, show_pitfalls, show_table
 from dashboard.limits import (claim_run_slot, deployment_limits, race_refusal, release_run_slot, run_slot_releaser,
                               stoppable)
-from dashboard.state import RACE, REFERENCE_ACCURACY, RUNNING, race_lock, release_models, trainer_cache, use_setup
+from dashboard.state import (RACE, REFERENCE_ACCURACY, RUNNING, hold_race, race_lock, release_models, session_gone_check,
+                             trainer_cache, use_setup)
 from dashboard.uploads import refuse
 
 RACE_ID = "race_id"  # the saved race's id; also the page address's ?run= parameter
@@ -147,6 +149,7 @@ class RaceSession:
         self.state[RACE_ID] = race_id
         if race_id:
             st.query_params["run"] = race_id
+        hold_race(race)
         return race
 
     def reopen(self, race_id: str) -> bool:
@@ -164,6 +167,7 @@ class RaceSession:
             st.error(f"The saved race cannot be reopened: {plain(e)}", icon=":material/history:")
             return False
         self.state[RACE], self.state[RACE_ID], self.state[RUNNING] = race, race_id, False
+        hold_race(race)
         use_setup(race.base, race.setup.strategies, len(race.setup.seeds))  # the setup pages show the reopened race
         return True
 
@@ -218,11 +222,11 @@ class RaceSession:
                         "Press **Continue** to go on.", icon=":material/pause_circle:")
             race_warnings(race)
             return
-        me, release_slot = object(), run_slot_releaser()
+        me, release_slot, session_gone = object(), run_slot_releaser(), session_gone_check()
         try:
             problem = self._run(race, board, lock, computing, me)
         finally:  # finished, failed, or this script run was asked to end: the computing has stopped
-            stopped_computing(race, lock, computing, me, release_slot)
+            stopped_computing(race, lock, computing, me, release_slot, session_gone)
         if problem:
             self.state.setdefault(REFUSED, []).append(problem)
         self.stop()
@@ -274,16 +278,18 @@ class RaceSession:
         return saved
 
 
-def stopped_computing(race, lock, computing: Computing, me: object, release_slot) -> None:
-    """Give the run slot back and let go of the race's models, unless a later script run of
-    this session has taken the race over meanwhile (a page switch and back). No Streamlit call:
-    it runs as a script run that was asked to end unwinds."""
+def stopped_computing(race, lock, computing: Computing, me: object, release_slot, session_gone) -> None:
+    """Give the run slot back, unless a later script run of this session has taken the race over
+    meanwhile (a page switch and back); where the session has ended (its tab closed mid-round),
+    let go of the race's models too (dashboard.state.session_ended left them to this run). No
+    Streamlit call: it runs as a script run that was asked to end unwinds."""
     with lock:
         if computing.run is not me:
             return
         computing.run = None
         release_slot()
-    release_models(race)
+    if session_gone():
+        release_models(race)
 
 
 def store_rounds(race, race_id: str, saved: dict) -> str | None:

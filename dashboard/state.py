@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import threading
 import uuid
+from typing import Callable
 
 import streamlit as st
+from streamlit import runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from alcore import ExperimentConfig
@@ -87,34 +89,80 @@ def race_lock() -> threading.Lock:
     return st.session_state[RACE_LOCK]
 
 
-def _free_session_models(cache) -> None:
-    """The session ended (its tab closed; Streamlit calls this on the event loop's thread):
-    drop its compiled models and return the memory, on a thread of its own so that no other
-    session waits for the garbage collection."""
+class SessionModels:
+    """This browser session's compiled models: its trainer cache, and the race whose runs hold
+    models from it (with the lock its rounds are computed under). Kept in a session-scoped
+    st.cache_resource, whose release hook lets go of them when the session ends.
+
+    Models are kept while the session lasts, across races: a model built again costs its
+    compilation and keeps about 23 MB that TensorFlow never returns (bench/bench_session_memory.py)."""
+
+    def __init__(self):
+        self._cache = None
+        self.race = None
+        self.race_lock: threading.Lock | None = None
+
+    @property
+    def cache(self):
+        if self._cache is None:
+            from alcore.engine.training import TrainerCache  # imports TensorFlow on first use
+
+            self._cache = TrainerCache(max_entries=3)
+        return self._cache
+
+
+def session_ended(models: SessionModels) -> None:
+    """The session ended (its tab closed; Streamlit calls this on the event loop's thread): let
+    go of its models, unless its race is computing a round (that script run, asked to end, lets
+    go of them as it unwinds: dashboard.race_session.stopped_computing), and return the memory
+    on a thread of its own, so that no other session waits for the garbage collection."""
     from dashboard.streamlit_fixes import return_free_memory
 
-    cache.clear()
+    lock = models.race_lock
+    if models.race is not None and lock is not None:
+        if not lock.acquire(blocking=False):
+            return
+        try:
+            models.race.release_models()
+        finally:
+            lock.release()
+    if models._cache is not None:
+        models._cache.clear()
     threading.Thread(target=return_free_memory, name="alcore-free-session-memory", daemon=True).start()
 
 
-@st.cache_resource(scope="session", show_spinner=False, on_release=_free_session_models)
-def _session_trainer_cache():
-    from alcore.engine.training import TrainerCache  # imports TensorFlow on first use
-
-    return TrainerCache(max_entries=3)
+@st.cache_resource(scope="session", show_spinner=False, on_release=session_ended)
+def session_models() -> SessionModels:
+    return SessionModels()
 
 
 def trainer_cache():
-    """This browser session's compiled models (never shared with another session), dropped
+    """This browser session's compiled models (never shared with another session), let go of
     when the session ends."""
-    return _session_trainer_cache()
+    return session_models().cache
+
+
+def hold_race(race) -> None:
+    """``race`` is this session's race now: its models are let go of when the session ends."""
+    models = session_models()
+    models.race, models.race_lock = race, race_lock()
+
+
+def session_gone_check() -> Callable[[], bool]:
+    """A function telling whether this browser session has ended (its tab closed), made now: it
+    makes no Streamlit call, for a script run that was asked to end, as it unwinds."""
+    session_id = session_owner()
+
+    def gone() -> bool:
+        return runtime.exists() and not runtime.get_instance().is_active_session(session_id)
+
+    return gone
 
 
 def release_models(race) -> None:
     """Let go of the race's compiled models and this session's trainer cache (the race was
-    given it) and return the freed memory to the system: once a race stops computing. The next
-    round builds its model again, with the same results (alcore.engine.race.Race.release_models).
-    No Streamlit call: it runs as a script run that was asked to end unwinds."""
+    given it) and return the freed memory to the system: when the session ended while the race
+    computed. No Streamlit call: it runs as a script run that was asked to end unwinds."""
     from dashboard.streamlit_fixes import return_free_memory
 
     race.release_models()

@@ -458,7 +458,28 @@ def test_a_round_over_the_time_limit_stops_the_race_with_the_limits_name_and_kee
         "Every finished round is kept."]
     assert [len(e.rounds) for e in race.experiments] == [1, 1] and not at.session_state["running"]
     assert not at.button(key="continue").disabled and run_slots().in_use() == 0
-    assert all(e._trainer is None for e in race.experiments)  # the stopped race let go of its models
+    # the session keeps its models for Continue: one built again costs its compilation and memory
+    assert all(e._trainer is not None for e in race.experiments)
+
+
+@pytest.mark.parametrize("computing", [False, True])
+def test_a_session_that_ends_lets_go_of_its_models_unless_its_round_is_being_stopped(computing):
+    """Streamlit's release hook of the session's models (dashboard.state.session_ended); while a
+    round computes, the script run computing it lets go of them as it unwinds instead."""
+    import threading
+
+    from alcore.engine.race import Race
+    from dashboard.state import SessionModels, session_ended
+
+    models = SessionModels()
+    models.race = race = Race(TINY.replace(model="mlp"), ["margin", "random"], [0], cache=models.cache)
+    models.race_lock = threading.Lock()
+    race.step(), race.step()
+    assert len(models.cache) == 1 and all(e._trainer is not None for e in race.experiments)
+    if computing:
+        models.race_lock.acquire()
+    session_ended(models)
+    assert (all(e._trainer is None for e in race.experiments) and len(models.cache) == 0) is not computing
 
 
 EVIL = ["<img src=x onerror=alert(1)>", "[click](http://evil)", ":material/home: **bold** $x$"]
