@@ -92,10 +92,11 @@ def race_lock() -> threading.Lock:
 class SessionModels:
     """This browser session's compiled models: its trainer cache, and the race whose runs hold
     models from it (with the lock its rounds are computed under). Kept in a session-scoped
-    st.cache_resource, whose release hook lets go of them when the session ends.
+    st.cache_resource, whose release hook hands them back when the session ends.
 
-    Models are kept while the session lasts, across races: a model built again costs its
-    compilation and keeps about 23 MB that TensorFlow never returns (bench/bench_session_memory.py)."""
+    Models are kept while the session lasts, across races, and come from the server's pool of
+    compiled trainers (trainer_pool): a model built again costs its compilation and keeps about
+    23 MB that TensorFlow never returns (alcore.engine.training.TrainerPool)."""
 
     def __init__(self):
         self._cache = None
@@ -107,15 +108,25 @@ class SessionModels:
         if self._cache is None:
             from alcore.engine.training import TrainerCache  # imports TensorFlow on first use
 
-            self._cache = TrainerCache(max_entries=3)
+            self._cache = TrainerCache(max_entries=3, pool=trainer_pool())
         return self._cache
 
 
+@st.cache_resource(show_spinner=False)
+def trainer_pool():
+    """Compiled trainers that ended sessions handed back, for the next sessions (one pool for
+    the server: each trainer is used by one session at a time)."""
+    from alcore.engine.training import TrainerPool
+
+    return TrainerPool()
+
+
 def session_ended(models: SessionModels) -> None:
-    """The session ended (its tab closed; Streamlit calls this on the event loop's thread): let
-    go of its models, unless its race is computing a round (that script run, asked to end, lets
-    go of them as it unwinds: dashboard.race_session.stopped_computing), and return the memory
-    on a thread of its own, so that no other session waits for the garbage collection."""
+    """The session ended (its tab closed; Streamlit calls this on the event loop's thread): hand
+    its models back to the server's pool (or let go of them), unless its race is computing a
+    round (that script run, asked to end, does it as it unwinds:
+    dashboard.race_session.stopped_computing), and return the memory on a thread of its own, so
+    that no other session waits for the garbage collection."""
     from dashboard.streamlit_fixes import return_free_memory
 
     lock = models.race_lock

@@ -469,17 +469,20 @@ def test_a_session_that_ends_lets_go_of_its_models_unless_its_round_is_being_sto
     import threading
 
     from alcore.engine.race import Race
-    from dashboard.state import SessionModels, session_ended
+    from dashboard.state import SessionModels, session_ended, trainer_pool
 
     models = SessionModels()
     models.race = race = Race(TINY.replace(model="mlp"), ["margin", "random"], [0], cache=models.cache)
     models.race_lock = threading.Lock()
     race.step(), race.step()
+    trainer = race.experiments[0].trainer
     assert len(models.cache) == 1 and all(e._trainer is not None for e in race.experiments)
     if computing:
         models.race_lock.acquire()
     session_ended(models)
     assert (all(e._trainer is None for e in race.experiments) and len(models.cache) == 0) is not computing
+    if not computing:  # handed back to the server's pool for the next session
+        assert any(t is trainer for _, t in trainer_pool()._idle)
 
 
 EVIL = ["<img src=x onerror=alert(1)>", "[click](http://evil)", ":material/home: **bold** $x$"]

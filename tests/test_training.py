@@ -113,3 +113,43 @@ def test_cnn_refuses_tiny_images():
     spec = ModelSpec(model="cnn", input_shape=(4, 4, 1), n_classes=3, filters=2)
     with pytest.raises(ValueError, match="at least 6x6"):
         build_model(spec)
+
+
+def test_a_pool_hands_a_compiled_trainer_from_one_owner_to_the_next_with_the_same_results(digits):
+    """An ended session's trainer serves the next session: no model built or compiled again, and
+    the next race picks exactly what it would on a fresh trainer (every round sets its weights)."""
+    from alcore.engine.race import Race
+    from alcore.engine.training import TrainerCache, TrainerPool
+
+    cfg = ExperimentConfig(model="mlp", hidden_units=[32], rounds=3, max_epochs=5, min_steps=0)
+
+    def race(seed, cache):
+        r = Race(cfg, ["margin", "random"], [seed], dataset_for=lambda c: digits, cache=cache)
+        while not r.done:
+            r.step()
+        return [[x.selected for x in e.rounds] for e in r.experiments], r
+
+    fresh = race(7, TrainerCache())[0]
+    pool = TrainerPool()
+    first = TrainerCache(pool=pool)
+    _, r = race(3, first)
+    trainer = r.experiments[0].trainer
+    r.release_models()  # the first session ended: its trainer goes back to the pool
+    assert len(first) == 0 and len(pool) == 1
+    second = TrainerCache(pool=pool)
+    picks, r = race(7, second)
+    assert r.experiments[0].trainer is trainer and len(pool) == 0  # reused, not built
+    assert trainer._train_fn.experimental_get_tracing_count() == 1  # nor compiled again
+    assert picks == fresh
+
+
+def test_a_pool_keeps_no_large_model_idle(digits):
+    from alcore.engine.training import TrainerCache, TrainerPool
+
+    pool = TrainerPool(max_mb=1)  # 65 536 parameters at 16 bytes each
+    cache = TrainerCache(pool=pool)
+    small = cache.get(spec_for(digits, model="mlp", hidden_units=[16]))
+    large = cache.get(spec_for(digits, model="mlp", hidden_units=[1024]))
+    assert small.count_params() < 65_536 < large.count_params()
+    cache.clear()
+    assert len(pool) == 1 and pool._idle[0][1] is small

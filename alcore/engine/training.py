@@ -333,36 +333,98 @@ class Trainer:
         return int(self.model.count_params())
 
 
+class TrainerPool:
+    """Compiled trainers handed from one owner to the next: a server's browser sessions each
+    check one out per architecture (through their :class:`TrainerCache`) and hand it back when
+    they end, and the next session reuses it instead of building and compiling its own. Every
+    model built costs its compilation, and about 23 MB that TensorFlow keeps after the model is
+    gone (most of it XLA's compiled code; eight races building their own model: +162 MB, reusing
+    one: +0), so a server whose sessions each built theirs grew with every visitor.
+
+    A trainer carries nothing from one use to the next that a result depends on: every use (a
+    round, a retraining) holds its ``lock`` and starts by setting the weights and the optimizer
+    state. Idle trainers are kept up to ``max_mb`` of weights and optimizer state (estimated at
+    16 bytes a parameter), least recently handed back dropped first: a large model is not kept
+    idle, its memory is returned instead."""
+
+    def __init__(self, max_mb: float = 64, jit: Optional[bool] = None):
+        self.max_bytes = max_mb * 2**20
+        self.jit = jit
+        self._idle: list[tuple[tuple, Trainer]] = []  # least recently handed back first
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def footprint(trainer: Trainer) -> int:
+        """Bytes of an idle trainer, roughly: weights, Adam's two moments and the best-weight copy."""
+        return 16 * trainer.count_params()
+
+    def checkout(self, key: tuple, spec: ModelSpec, optimizer: str, momentum: float, train_batch_size: int) -> Trainer:
+        """An idle trainer of ``key`` (its compiled functions ready), or a new one."""
+        with self._lock:
+            for i in range(len(self._idle) - 1, -1, -1):
+                if self._idle[i][0] == key:
+                    return self._idle.pop(i)[1]
+        return Trainer(spec, optimizer, momentum, train_batch_size, jit=self.jit)
+
+    def checkin(self, key: tuple, trainer: Trainer) -> None:
+        """Hand ``trainer`` back (its owner no longer uses it); dropped where it does not fit."""
+        if self.footprint(trainer) > self.max_bytes:
+            return
+        if trainer.lock.acquire(blocking=False):  # (a former owner's round in progress keeps them)
+            trainer._initial.clear()  # seed weights: rebuilt on demand, the same for the same seed
+            trainer.lock.release()
+        with self._lock:
+            self._idle.append((key, trainer))
+            while self._idle and sum(self.footprint(t) for _, t in self._idle) > self.max_bytes:
+                self._idle.pop(0)
+
+    def __len__(self) -> int:
+        return len(self._idle)
+
+
 class TrainerCache:
     """Trainers by (architecture, optimizer, batch size), least recently used first out.
 
     Own one per process for the CLI, one per browser session in the dashboard:
     models are mutated by training, so a cache is never shared between sessions.
+    With a ``pool``, trainers come from it and go back to it when evicted or cleared.
     """
 
-    def __init__(self, max_entries: int = 4, jit: Optional[bool] = None):
+    def __init__(self, max_entries: int = 4, jit: Optional[bool] = None, pool: Optional[TrainerPool] = None):
         self.max_entries = max_entries
         self.jit = jit
+        self.pool = pool
         self._trainers: OrderedDict[tuple, Trainer] = OrderedDict()
         self._lock = threading.Lock()  # clear() may come from another thread (a session that ended)
 
     def get(self, spec: ModelSpec, optimizer: str = "adam", momentum: float = 0.9,
             train_batch_size: int = 32) -> Trainer:
         key = (spec, optimizer, float(momentum) if optimizer == "sgd" else None, int(train_batch_size))
+        evicted = []
         with self._lock:
             trainer = self._trainers.get(key)
             if trainer is None:
-                trainer = Trainer(spec, optimizer, momentum, train_batch_size, jit=self.jit)
+                trainer = (self.pool.checkout(key, spec, optimizer, momentum, train_batch_size) if self.pool
+                           else Trainer(spec, optimizer, momentum, train_batch_size, jit=self.jit))
                 self._trainers[key] = trainer
                 while len(self._trainers) > self.max_entries:
-                    self._trainers.popitem(last=False)
+                    evicted.append(self._trainers.popitem(last=False))
             self._trainers.move_to_end(key)
-            return trainer
+        self._hand_back(evicted)
+        return trainer
 
     def clear(self) -> None:
-        """Drop every trainer (models and compiled functions; freed once nothing else holds them)."""
+        """Drop every trainer (models and compiled functions; freed once nothing else holds them),
+        or hand them back to the pool."""
         with self._lock:
+            items = list(self._trainers.items())
             self._trainers.clear()
+        self._hand_back(items)
+
+    def _hand_back(self, items: list) -> None:
+        if self.pool is not None:
+            for key, trainer in items:
+                self.pool.checkin(key, trainer)
 
     def __len__(self) -> int:
         return len(self._trainers)
