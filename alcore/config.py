@@ -16,6 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "idx", "npz", "images")
 MODELS = ("softmax", "mlp", "cnn", "transfer")
+EMBEDDINGS = ("pixels", "self_supervised", "pretrained", "file")
+BACKBONES = ("mobilenet_v2", "dinov2_small")
+# The models that can read an embedding (a vector per image) instead of the images.
+EMBEDDING_MODELS = ("softmax", "mlp")
 NORMALIZATIONS = ("unit", "standardize", "none")
 VALIDATIONS = ("split", "fixed", "none")
 OPTIMIZERS = ("adam", "sgd")
@@ -34,7 +38,7 @@ MIN_VALIDATION = 50
 # weight decay or a step schedule, and loading it must say so (alcore.results.records).
 BEFORE_FIELD_EXISTED = {
     "kernel_size": 3, "dense_dropout": None, "augment_shift": 0.0, "augment_rotation": 0.0,
-    "augment_zoom": 0.0, "min_steps": 0, "max_steps": None, "weight_decay": 0.0,
+    "augment_zoom": 0.0, "min_steps": 0, "max_steps": None, "weight_decay": 0.0, "embedding": "pixels",
 }
 
 # Datasets that ship their own test split (prepare() draws nothing from the seed for
@@ -124,7 +128,7 @@ class ExperimentConfig(BaseModel):
         "softmax", description="softmax: multinomial logistic regression fitted to convergence "
         "(L-BFGS) every round; mlp: Dense hidden layers; "
         "cnn: Conv-Conv-Pool-Dropout-Dense(128)-Dropout-Dense; transfer: a frozen pretrained "
-        "MobileNetV2's features (computed once) and a dense head like mlp's."
+        "backbone's features (computed once; see backbone) and a dense head like mlp's."
     )
     penalty_c: float = Field(
         1.0, gt=0.0, le=1e6, description="softmax: inverse strength C of the L2 penalty, as in "
@@ -135,13 +139,44 @@ class ExperimentConfig(BaseModel):
         False, description="softmax: choose C each round by 5-fold cross-validation on the labeled "
         "set among penalty_c x 0.1, 0.3, 1, 3, 10 (from 20 labels on)."
     )
+    embedding: Literal["pixels", "self_supervised", "pretrained", "file"] = Field(
+        "pixels", description="What softmax / mlp read for each image: its pixels; 'self_supervised': "
+        "the embedding of a small CNN trained on the unlabeled pool itself (SimCLR, no label read; "
+        "trained once and kept in the embedding cache); 'pretrained': the features of a frozen "
+        "pretrained backbone (downloaded on first use); 'file': your own embeddings from "
+        "embedding_file. Strategies that need embeddings get the model's penultimate layer: for "
+        "softmax the embedding itself."
+    )
+    encoder_steps: int = Field(
+        1000, ge=1, le=1_000_000, description="self_supervised: gradient steps of SimCLR training, "
+        "each on 256 pool images seen twice (the whole pool if smaller): 1 000 steps are about 4 "
+        "passes over 60 000 images."
+    )
+    embedding_dim: int = Field(
+        128, ge=8, le=1024, description="self_supervised: numbers per image in the embedding "
+        "(channels of the encoder's last convolution)."
+    )
+    encoder_seed: int = Field(
+        0, ge=0, le=2**31 - 1, description="self_supervised: seed of the encoder's training. Apart "
+        "from seed, so every seed of a race reads the same embeddings."
+    )
+    embedding_file: Optional[str] = Field(
+        None, description="file: a .npz with 'train' (one row per image of the dataset's training "
+        "split, in its order) and 'test' (one row per image of its test split; leave it out for a "
+        "dataset without one, whose test images are held out of 'train')."
+    )
+    backbone: Literal["mobilenet_v2", "dinov2_small"] = Field(
+        "mobilenet_v2", description="transfer / pretrained: the frozen backbone: MobileNetV2 "
+        "(Keras Applications, supervised on ImageNet, 1280 features) or DINOv2 ViT-S/14 (KerasHub, "
+        "self-supervised, 384 features; needs pip install keras-hub)."
+    )
     backbone_weights: Literal["imagenet", "random"] = Field(
-        "imagenet", description="transfer: ImageNet weights (downloaded on first use) or "
-        "deterministic random weights (offline; useless features, for trying the pipeline)."
+        "imagenet", description="transfer / pretrained: the backbone's published weights (downloaded "
+        "on first use) or deterministic random weights (offline; useless features, for trying the pipeline)."
     )
     backbone_size: int = Field(
-        96, ge=32, le=224, description="transfer: images are resized to this many pixels "
-        "square before the backbone."
+        96, ge=32, le=224, description="transfer / pretrained: images are resized to this many pixels "
+        "square before the backbone (for dinov2_small, to the nearest multiple of its 14-pixel patches)."
     )
     hidden_units: tuple[int, ...] = Field(
         (128,), description="mlp: units of each hidden Dense layer (comma-separated)."
@@ -331,6 +366,8 @@ class ExperimentConfig(BaseModel):
                 data = {**data, "image_size": IMAGE_SIZE_DEFAULT}
             if dataset not in DATA_DIR_DATASETS and data.get("data_dir") is not None:
                 data = {**data, "data_dir": None}
+            if data.get("embedding", "pixels") != "file" and data.get("embedding_file") is not None:
+                data = {**data, "embedding_file": None}
         return data
 
     @model_validator(mode="after")
@@ -345,6 +382,14 @@ class ExperimentConfig(BaseModel):
             raise ValueError("dataset 'npz' needs data_file: the path of a .npz file")
         if self.dataset == "images" and not self.data_file:
             raise ValueError("dataset 'images' needs data_file: the path of a .zip of images (or a folder of them)")
+        if self.embedding != "pixels" and self.model not in EMBEDDING_MODELS:
+            raise ValueError(f"embedding '{self.embedding}' is read by the softmax and mlp models; model "
+                             f"'{self.model}' reads " + ("images" if self.model == "cnn" else
+                                                        "its backbone's features already (mlp on embedding "
+                                                        "'pretrained' is the same with them standardized)") +
+                             ": choose model softmax or mlp, or embedding 'pixels'")
+        if self.embedding == "file" and not self.embedding_file:
+            raise ValueError("embedding 'file' needs embedding_file: the path of a .npz of embeddings")
         if self.mc_evaluation:
             from alcore.strategies.bayesian import check_model_has_dropout
 

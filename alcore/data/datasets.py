@@ -80,9 +80,15 @@ class Dataset:
     display_offset: float = 0.0
     display_scale: float = 1.0
     pool_origin: np.ndarray = field(default=None, repr=False)  # index into the source split
-    # Model inputs when they are not the images (backbone features of the `transfer` model).
+    # Index of each test image into the split it came from: the test split, or the training
+    # split where the test images were held out of it (test_from_train). None where unknown.
+    test_origin: Optional[np.ndarray] = field(default=None, repr=False)
+    test_from_train: bool = False
+    # Model inputs when they are not the images: the `transfer` model's backbone features, or
+    # the embedding the config chose (alcore.engine.embeddings); ``features_of`` names which.
     features_pool: Optional[np.ndarray] = field(default=None, repr=False)
     features_test: Optional[np.ndarray] = field(default=None, repr=False)
+    features_of: str = ""
     # What a person should know about the data as prepared (classes renumbered, classes
     # that no model can learn), in sentences.
     notes: tuple[str, ...] = ()
@@ -714,6 +720,7 @@ def prepare(raw: RawData, config: ExperimentConfig) -> Dataset:
 
     rng = np.random.default_rng([config.seed, 7919])
     origin = np.arange(len(x_train))
+    test_origin = None if x_test is None else np.arange(len(x_test))
     if x_test is None:
         n_test = config.test_size if config.test_size is not None else max(1, int(round(0.2 * len(x_train))))
         if n_test >= len(x_train):
@@ -723,12 +730,12 @@ def prepare(raw: RawData, config: ExperimentConfig) -> Dataset:
         tr, te = train_test_split(origin, test_size=n_test, random_state=int(rng.integers(2**31)),
                                   stratify=stratify)
         x_test, y_test = x_train[te], y_train[te]
-        origin = np.sort(tr)
+        origin, test_origin = np.sort(tr), te
     elif config.test_size is not None:
         if config.test_size > len(x_test):
             raise ValueError(f"test_size {config.test_size} is larger than the {len(x_test)} test images")
         te = np.sort(rng.choice(len(x_test), config.test_size, replace=False))
-        x_test, y_test = x_test[te], y_test[te]
+        x_test, y_test, test_origin = x_test[te], y_test[te], te
     if config.pool_size is not None:
         if config.pool_size > len(origin):
             raise ValueError(f"pool_size {config.pool_size} is larger than the {len(origin)} training images")
@@ -743,6 +750,7 @@ def prepare(raw: RawData, config: ExperimentConfig) -> Dataset:
         x_test=_readonly(xt), y_test=_readonly(y_test.astype(np.int32)),
         class_names=class_names, source=raw.source,
         display_offset=offset, display_scale=scale, pool_origin=_readonly(origin), notes=tuple(notes),
+        test_origin=_readonly(test_origin), test_from_train=raw.x_test is None,
         pool_files=None if raw.train_files is None else tuple(raw.train_files[i] for i in origin),
     )
 

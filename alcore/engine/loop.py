@@ -109,7 +109,8 @@ class Experiment:
     """
 
     def __init__(self, config: ExperimentConfig, *, dataset: Optional[Dataset] = None, cache=None,
-                 oracle: str = "simulated", check_validation: bool = True, given: Optional[dict] = None):
+                 oracle: str = "simulated", check_validation: bool = True, given: Optional[dict] = None,
+                 embeddings=None, progress=None):
         if oracle not in ORACLES:
             raise ValueError(f"oracle must be one of {', '.join(ORACLES)}; got {oracle!r}")
         if check_validation:  # False only to go on with a run made before the check, as it started
@@ -117,10 +118,11 @@ class Experiment:
         self.oracle = oracle
         self.config = _resolve(config)
         self.dataset = dataset if dataset is not None else load_dataset(self.config)
-        if self.config.model == "transfer":
-            from alcore.engine.transfer import with_backbone_features  # once per dataset: share the result
+        if self.config.model == "transfer" or self.config.embedding != "pixels" or \
+                self.dataset.features_pool is not None:
+            from alcore.engine.embeddings import model_inputs  # once per dataset: pass the result on
 
-            self.dataset = with_backbone_features(self.dataset, self.config)
+            self.dataset = model_inputs(self.dataset, self.config, cache=embeddings, progress=progress)
         self._cache = cache
         self.strategy = make_strategy(self.config.strategy, self.config)
         cfg, n_pool = self.config, len(self.dataset.y_pool)
@@ -140,7 +142,10 @@ class Experiment:
                 round_rng(cfg.seed, 0, _VALIDATION).choice(n_pool, n_val, replace=False))
             self._taken[self.validation_indices] = True
         chooser = INITIAL_CHOOSERS[cfg.initial_strategy]
-        initial = np.asarray(chooser(self.dataset.x_pool, cfg.initial, round_rng(cfg.seed, 0, _INITIAL),
+        # k-means clusters what the model reads: the pixels, or the embedding chosen for it
+        # (the transfer model's own features aside: its runs cluster pixels, as they always did)
+        seen = self.dataset.inputs_pool if cfg.embedding != "pixels" else self.dataset.x_pool
+        initial = np.asarray(chooser(seen, cfg.initial, round_rng(cfg.seed, 0, _INITIAL),
                                      self._taken.copy(), labels=self.dataset.y_pool), dtype=np.int64)
         self.initial_indices = initial
         self._taken[initial] = True

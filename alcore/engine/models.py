@@ -34,8 +34,8 @@ class ModelSpec:
     def from_config(cls, config: ExperimentConfig, input_shape, n_classes) -> "ModelSpec":
         cnn = config.model == "cnn"
         # Augmentation transforms images: mlp and cnn read images, transfer reads backbone
-        # features (a vector per image) and softmax is left as it is.
-        images = config.model in ("mlp", "cnn")
+        # features and mlp on an embedding reads a vector per image; softmax is left as it is.
+        images = config.model in ("mlp", "cnn") and config.embedding == "pixels"
         return cls(
             model=config.model,
             input_shape=tuple(int(s) for s in input_shape),
