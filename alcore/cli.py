@@ -112,7 +112,8 @@ def cmd_run(ns: argparse.Namespace) -> int:
                   f"{', '.join('--' + k.replace('_', '-') for k in given)}", file=sys.stderr)
             return 2
         try:
-            exp = Experiment.resume(load_result(ns.resume))
+            with EmbeddingBar(disable=ns.no_progress) as bar:
+                exp = Experiment.resume(load_result(ns.resume), progress=bar)
         except (ResultFileError, ValueError, DatasetUnavailableError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
@@ -131,10 +132,14 @@ def cmd_run(ns: argparse.Namespace) -> int:
             print(f"error: {_error_text(e)}", file=sys.stderr)
             return 2
         try:
-            exp = Experiment(cfg)
+            with EmbeddingBar(disable=ns.no_progress) as bar:
+                exp = Experiment(cfg, progress=bar)
         except (ValueError, DatasetUnavailableError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
+        if exp.embedding_report is not None:
+            print(exp.embedding_report.text() + (f" ({exp.embedding_report.path})"
+                                                 if exp.embedding_report.source != "file" else ""), flush=True)
     ds = exp.dataset
     print(f"{ds.name}: pool {len(ds.y_pool)}, test {len(ds.y_test)}, {ds.n_classes} classes, "
           f"images {'x'.join(map(str, ds.image_shape))}; model {cfg.model}, strategy {cfg.strategy}, "
@@ -163,6 +168,40 @@ def cmd_run(ns: argparse.Namespace) -> int:
         Path(ns.csv).write_text(curves_csv([res]))
         print(f"wrote {ns.csv}")
     return 0 if exp.done else 130
+
+
+class EmbeddingBar:
+    """A progress bar (tqdm, on standard error) for computing an embedding: one bar per stage
+    (training the encoder, embedding the images, backbone features), the loss beside it."""
+
+    def __init__(self, disable: bool = False):
+        self.disable = disable
+        self.bar = None
+        self.stage = None
+
+    def __enter__(self):
+        return self
+
+    def __call__(self, p) -> None:
+        from tqdm import tqdm
+
+        if p.stage != self.stage:
+            self.close()
+            self.stage = p.stage
+            self.bar = tqdm(total=p.total, desc=p.stage, unit="step" if p.loss is not None else "image",
+                            disable=self.disable, dynamic_ncols=True, file=sys.stderr)
+        self.bar.update(p.done - self.bar.n)
+        if p.loss is not None:
+            self.bar.set_postfix(loss=f"{p.loss:.3f}", refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
 
 
 def _print_image_report(cfg: ExperimentConfig) -> None:
@@ -392,6 +431,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--csv", help="write the learning curve (CSV) here")
     run.add_argument("--save-every-round", action="store_true",
                      help="rewrite --out after every round, so an interrupted run keeps its rounds")
+    run.add_argument("--no-progress", action="store_true",
+                     help="no progress bar while an embedding is computed (self_supervised, pretrained)")
     run.add_argument("--resume", metavar="FILE",
                      help="continue the stopped run in this result file with its own settings; picks are "
                           "the same as an uninterrupted run's (writes back to FILE unless --out is given)")

@@ -2,9 +2,11 @@
 import pandas as pd
 import streamlit as st
 
-from dashboard.data import dataset
+from alcore.config import EMBEDDING_MODELS
+from dashboard.data import dataset, embedding_cache, embedding_progress
 from dashboard.display import plain, show_problems, show_table
-from dashboard.limits import deployment_limits, one_call_within_labels
+from dashboard.limits import deployment_limits, one_call_within_labels, run_slot_for_one_call
+from dashboard.uploads import save_upload
 from dashboard.state import REFERENCE_ACCURACY, config, trainer_cache
 from dashboard.widgets import bind, choice, commit, help_text, label, number, optional_float, optional_int, slider, toggle
 
@@ -13,16 +15,90 @@ st.write("Each round the model is trained again on the labels so far: `softmax` 
          "(a convex problem: no epochs, no validation labels), the networks are re-initialised (unless warm "
          "start is on) and trained. Only labels ever shape a model; the test set just reports accuracy.")
 
+EMBEDDED = "embedded"  # this session's datasets with their embedding: {features_of: (dataset, report)}
+
+
+def embedding_upload(cfg, values: dict) -> None:
+    """The uploader of a .npz of embeddings (fills ``values['embedding_file']``)."""
+    up = st.file_uploader("Your embeddings: a .npz with 'train' (one row per training image, in the "
+                          "dataset's order) and 'test' (one row per test image)", type=["npz"], max_upload_size=200)
+    if up is not None:
+        values["embedding_file"] = save_upload(up.getvalue(), up.name)
+    elif cfg.embedding_file is None:
+        st.info("Upload a .npz of embeddings.")
+
+
+def show_embedding(cfg, ds):
+    """The Embedding section: what the model reads, read from the cache or computed on a click
+    (a progress bar while the encoder trains), within this server's limits. The dataset with the
+    embedding, or None while it is not computed."""
+    from alcore.data.datasets import DatasetUnavailableError
+    from alcore.engine.embeddings import cached, compute_embeddings, features_of
+
+    st.subheader("Embedding")
+    key = (cfg.data_key(), features_of(cfg))
+    done = st.session_state.setdefault(EMBEDDED, {})
+    if key in done:
+        ds_e, report = done[key]
+        st.success(report.text(), icon=":material/check_circle:")
+        return ds_e
+    if problems := deployment_limits().embedding_problems(cfg, ds.image_shape):
+        show_problems(problems)
+        return None
+    try:
+        record = cached(ds, cfg, embedding_cache())
+    except OSError:
+        record = None
+    if cfg.embedding == "self_supervised" and record is None:
+        st.write(f"A small CNN is trained on the {len(ds.y_pool):,} unlabeled pool images (SimCLR: two augmented "
+                 f"views of each image pulled together, every other image pushed away; no label is read), for "
+                 f"{cfg.encoder_steps:,} steps. Its embeddings are kept on this server, so every later race and "
+                 f"every other session on this pool reads them at once.")
+    elif cfg.embedding == "pretrained" and record is None:
+        st.write(f"Every pool and test image goes once through the frozen {cfg.backbone} backbone; the features "
+                 f"are kept on this server for every later race.")
+    if record is None and cfg.embedding != "file" and not st.button("Compute the embeddings", type="primary"):
+        st.caption("The race's first round also computes them (with the same progress bar) where they are not here yet.")
+        return None
+    progress, bar = embedding_progress()
+    with run_slot_for_one_call() as ok:
+        if not ok:
+            return None
+        try:
+            with st.spinner("Computing the embeddings..." if record is None else "Reading the embeddings..."):
+                ds_e, report = compute_embeddings(ds, cfg, cache=embedding_cache(), progress=progress)
+        except DatasetUnavailableError as e:
+            st.error(f"**These embeddings are not available here.** {plain(e)}", icon=":material/cloud_off:")
+            return None
+        except ValueError as e:  # a file of embeddings that does not fit the dataset
+            st.error(f"**The embeddings cannot be used:** {plain(e)}", icon=":material/warning:")
+            return None
+        finally:
+            bar.empty()
+    done.clear()  # one embedded dataset per session: each holds a copy of the embedding
+    done[key] = (ds_e, report)
+    st.success(report.text(), icon=":material/check_circle:")
+    return ds_e
+
+
 cfg = config()
 c1, c2, c3 = st.columns(3)
 values = {}
 with c1:
     st.subheader("Architecture")
     values["model"] = choice("model")
-    if values["model"] == "transfer":
+    values["embedding"] = choice("embedding") if values["model"] in EMBEDDING_MODELS else "pixels"
+    if values["embedding"] == "self_supervised":
+        values["encoder_steps"] = number("encoder_steps", step=100)
+        values["embedding_dim"] = number("embedding_dim", step=16)
+    if values["embedding"] == "file":
+        embedding_upload(cfg, values)
+    if values["model"] == "transfer" or values["embedding"] == "pretrained":
+        values["backbone"] = choice("backbone")
         values["backbone_weights"] = choice("backbone_weights")
         values["backbone_size"] = number("backbone_size")
-        st.caption("MobileNetV2 turns every image into 1280 features once per dataset (the first round "
+    if values["model"] == "transfer":
+        st.caption("The backbone turns every image into features once per dataset (the first round "
                    "waits for it); each round then trains only the head below.")
     if values["model"] in ("mlp", "transfer"):
         values["hidden_units"] = st.text_input(label("hidden_units"),
@@ -38,7 +114,7 @@ with c1:
         values["dense_dropout"] = optional_float("dense_dropout", "same as dropout", max_value=0.9)
     # reported accuracy from MC-dropout passes: only models with dropout have them
     values["mc_evaluation"] = toggle("mc_evaluation") if values["model"] in ("mlp", "cnn") else False
-    if values["model"] in ("mlp", "cnn"):
+    if values["model"] == "cnn" or (values["model"] == "mlp" and values["embedding"] == "pixels"):
         st.caption("Augmentation (training only)")
         for field in ("augment_shift", "augment_rotation", "augment_zoom"):
             values[field] = slider(field)
@@ -81,6 +157,10 @@ cfg = config()
 ds = dataset(cfg)
 if not ok or ds is None:
     st.stop()
+if cfg.embedding != "pixels" and cfg.model != "transfer":
+    ds = show_embedding(cfg, ds)
+    if ds is None:
+        st.stop()
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -95,8 +175,8 @@ from alcore.engine.models import ModelSpec  # noqa: E402  (no TensorFlow import:
 
 from alcore.engine.transfer import FEATURE_DIMS  # noqa: E402
 
-spec = ModelSpec.from_config(cfg, (FEATURE_DIMS["mobilenet_v2"],) if cfg.model == "transfer" else ds.image_shape,
-                             ds.n_classes)
+spec = ModelSpec.from_config(cfg, (FEATURE_DIMS[cfg.backbone],) if cfg.model == "transfer" else
+                             ds.inputs_pool.shape[1:], ds.n_classes)
 st.subheader("Layers")
 if too_big := deployment_limits().model_problems(cfg, ds.image_shape, ds.n_classes):
     show_problems(too_big)  # counted, not built: building it is what would take the memory
@@ -115,7 +195,7 @@ st.subheader("Reference accuracy")
 st.write("The ceiling the learning curves are heading for: the same model trained on **every** pool "
          f"label ({len(ds.y_pool):,} images), the same way.")
 refs = st.session_state.setdefault("reference", {})
-ref_key = (cfg.data_key(), cfg.seed, spec, cfg.optimizer, cfg.learning_rate, cfg.train_batch_size, cfg.max_epochs,
+ref_key = (cfg.data_key(), cfg.seed, spec, ds.features_of, cfg.optimizer, cfg.learning_rate, cfg.train_batch_size, cfg.max_epochs,
            cfg.validation, cfg.patience, cfg.l2, cfg.weight_decay, cfg.min_steps, cfg.max_steps, cfg.penalty_c,
            cfg.penalty_cv, cfg.mc_evaluation, cfg.mc_passes)
 if st.button("Train on every pool label", type="primary"):

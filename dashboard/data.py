@@ -21,6 +21,27 @@ def _dataset_cache(max_mb: int | None) -> DatasetCache:
     return DatasetCache(max_bytes=(1 << 62) if max_mb is None else max_mb * 1024 * 1024)
 
 
+@st.cache_resource(show_spinner=False)
+def embedding_cache():
+    """The embeddings on this server's disk ($ALCORE_CACHE_DIR, bounded by
+    $ALCORE_EMBEDDING_CACHE_MB), one object for every session: two sessions asking for the same
+    embedding at once compute it once."""
+    from alcore.engine.embeddings import EmbeddingCache
+
+    return EmbeddingCache()
+
+
+def embedding_progress(where=None):
+    """A progress bar in ``where`` (a container; default: the page) that computing an embedding
+    moves: a callback for alcore.engine.embeddings.compute_embeddings, and the bar to empty."""
+    bar = (where or st).empty()
+
+    def show(p) -> None:
+        bar.progress(p.fraction, text=p.text())  # a Streamlit call: a click here abandons the training
+
+    return show, bar
+
+
 @st.cache_data(max_entries=16, show_spinner=False)
 def _whole_pool_size(key: tuple, _config: ExperimentConfig) -> int:
     # Only the raw arrays' length, so a capped server refuses an oversized whole split

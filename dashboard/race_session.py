@@ -116,9 +116,14 @@ class RaceSession:
         from alcore.config import RaceConfig
         from alcore.engine.race import Race
 
+        from dashboard.data import embedding_cache, embedding_progress
+
         setup = RaceConfig.counted(cfg, strategies, n_seeds)
+        progress, bar = embedding_progress()
         with st.spinner("Loading TensorFlow and the data..."):
-            race = Race.of(setup, dataset_for=_load, cache=trainer_cache())
+            race = Race.of(setup, dataset_for=_load, cache=trainer_cache(), embeddings=embedding_cache(),
+                           progress=progress)
+        bar.empty()
         race_id = run_store().new_id()
         try:
             run_store().create(race_id, setup)
@@ -140,8 +145,13 @@ class RaceSession:
             problems = deployment_limits().run_problems(m.base, m.strategies, len(m.strategies) * len(m.seeds))
             if problems:
                 raise SavedRaceError(" ".join(sentence(p) for p in problems))
+            from dashboard.data import embedding_cache, embedding_progress
+
+            progress, bar = embedding_progress()
             with st.spinner("Reopening the saved race (loading TensorFlow and the data)..."):
-                race = run_store().open(race_id, dataset_for=_load, cache=trainer_cache())
+                race = run_store().open(race_id, dataset_for=_load, cache=trainer_cache(),
+                                        embeddings=embedding_cache(), progress=progress)
+            bar.empty()
         except (SavedRaceError, ValueError) as e:
             st.error(f"The saved race cannot be reopened: {plain(e)}", icon=":material/history:")
             return False

@@ -405,6 +405,8 @@ def load_idx_folder(folder: str | os.PathLike, class_names: Optional[Sequence[st
 # What each array of a .npz may hold (numpy dtype kinds): real numbers; strings (or
 # whole numbers) for the class names.
 _NPZ_KINDS = {"x_train": "biuf", "y_train": "biuf", "x_test": "biuf", "y_test": "biuf", "class_names": "USiu"}
+# A .npz of embeddings (alcore.engine.embeddings): rows of numbers for the training and test splits.
+EMBEDDING_NPZ_KINDS = {"train": "biuf", "test": "biuf"}
 
 
 def _npz_member(zf: zipfile.ZipFile, key: str) -> Optional[zipfile.ZipInfo]:
@@ -416,7 +418,7 @@ def _npz_member(zf: zipfile.ZipFile, key: str) -> Optional[zipfile.ZipInfo]:
 
 
 def _npz_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, key: str, where: str,
-                budget: _Budget) -> tuple[tuple[int, ...], np.dtype]:
+                budget: _Budget, kinds: dict = _NPZ_KINDS) -> tuple[tuple[int, ...], np.dtype]:
     """Check a member's .npy header (dtype, shape, declared size) before its data is read.
 
     ``info.file_size`` bounds what zipfile will ever unpack of the member, so checking
@@ -442,7 +444,7 @@ def _npz_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, key: str, where: str
     if dtype.hasobject:
         raise DatasetFileError(f"{where}: {key} holds Python objects (dtype {dtype}); only plain numeric "
                                f"and string arrays are accepted, and nothing in the file is unpickled")
-    if dtype.kind not in _NPZ_KINDS[key] or dtype.names is not None or dtype.subdtype is not None:
+    if dtype.kind not in kinds[key] or dtype.names is not None or dtype.subdtype is not None:
         allowed = "strings" if key == "class_names" else "real numbers"
         raise DatasetFileError(f"{where}: {key} has dtype {dtype}; it must hold {allowed}")
     if any(d < 0 for d in shape):
@@ -497,19 +499,21 @@ def _npz_stat(path: str) -> str:
     return where
 
 
-def _npz_checked(zf: zipfile.ZipFile, where: str) -> dict[str, tuple[zipfile.ZipInfo, tuple, np.dtype]]:
-    """Every array's member, shape and dtype, from the .npy headers (no data read)."""
-    members = {k: _npz_member(zf, k) for k in _NPZ_KINDS}
+def _npz_checked(zf: zipfile.ZipFile, where: str, kinds: dict = _NPZ_KINDS,
+                 required: tuple = ("x_train", "y_train")) -> dict[str, tuple[zipfile.ZipInfo, tuple, np.dtype]]:
+    """Every array's member, shape and dtype, from the .npy headers (no data read): a dataset's
+    arrays, or those ``kinds`` names of which ``required`` must be there."""
+    members = {k: _npz_member(zf, k) for k in kinds}
     keys = sorted(k for k, v in members.items() if v is not None)
-    missing = {"x_train", "y_train"} - set(keys)
+    missing = set(required) - set(keys)
     if missing:
         found = sorted(n.removesuffix(".npy") for n in zf.namelist())[:10]
         raise DatasetFileError(f"{where}: missing array(s) {', '.join(sorted(missing))}; "
                                f"found {', '.join(f[:40] for f in found) or 'none'}")
-    if ("x_test" in keys) != ("y_test" in keys):
+    if kinds is _NPZ_KINDS and ("x_test" in keys) != ("y_test" in keys):
         raise DatasetFileError(f"{where}: has only one of x_test / y_test")
     budget = _Budget()
-    return {k: (members[k], *_npz_header(zf, members[k], k, where, budget)) for k in keys}
+    return {k: (members[k], *_npz_header(zf, members[k], k, where, budget, kinds)) for k in keys}
 
 
 _NPZ_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError,
@@ -520,28 +524,32 @@ def _npz_damaged(where: str, e: Exception) -> DatasetFileError:
     return DatasetFileError(f"{where}: not a readable .npz file ({type(e).__name__}: {str(e)[:200]})")
 
 
-def npz_headers(path: str | os.PathLike) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+def npz_headers(path: str | os.PathLike, kinds: dict = _NPZ_KINDS,
+                required: tuple = ("x_train", "y_train")) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     """The arrays a user's ``.npz`` announces, ``{key: (shape, dtype)}``, read from the .npy
     headers inside the zip without unpacking any data (checked as :func:`load_npz` checks
-    them). Their unpacked size is ``prod(shape) * dtype.itemsize`` each."""
+    them; ``kinds`` and ``required``: another sort of file's arrays, e.g. EMBEDDING_NPZ_KINDS).
+    Their unpacked size is ``prod(shape) * dtype.itemsize`` each."""
     path = str(path)
     where = _npz_stat(path)
     try:
         with zipfile.ZipFile(path) as zf:
-            return {k: (shape, dtype) for k, (_, shape, dtype) in _npz_checked(zf, where).items()}
+            return {k: (shape, dtype) for k, (_, shape, dtype) in _npz_checked(zf, where, kinds, required).items()}
     except DatasetFileError:
         raise
     except _NPZ_ERRORS as e:
         raise _npz_damaged(where, e) from e
 
 
-def npz_arrays(path: str | os.PathLike, keys: Sequence[str]) -> dict[str, np.ndarray]:
-    """Some of a user's ``.npz`` arrays (``keys`` that it holds), after every header is checked."""
+def npz_arrays(path: str | os.PathLike, keys: Sequence[str], kinds: dict = _NPZ_KINDS,
+               required: tuple = ("x_train", "y_train")) -> dict[str, np.ndarray]:
+    """Some of a user's ``.npz`` arrays (``keys`` that it holds), after every header is checked
+    (``kinds``, ``required``: as for :func:`npz_headers`)."""
     path = str(path)
     where = _npz_stat(path)
     try:
         with zipfile.ZipFile(path) as zf:
-            checked = _npz_checked(zf, where)
+            checked = _npz_checked(zf, where, kinds, required)
             arrays = {}
             for k in keys:
                 if k in checked:

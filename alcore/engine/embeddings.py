@@ -30,6 +30,7 @@ import os
 import tempfile
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -194,11 +195,32 @@ class EmbeddingCache:
         self.max_bytes = default_cache_bytes() if max_bytes is None else int(max_bytes)
         self._lock = threading.Lock()
         self._keys: dict[str, threading.Lock] = {}
+        self._hashes: "weakref.WeakKeyDictionary[Dataset, str]" = weakref.WeakKeyDictionary()
         self.reads = 0  # files read (for tests and benchmarks)
         self.writes = 0
 
     def path(self, key: str) -> Path:
         return self.folder / f"{key}.npz"
+
+    def content(self, dataset: Dataset) -> str:
+        """:func:`content_hash` of ``dataset``, remembered while the dataset lives (a prepared
+        dataset is read-only and shared, so every race on it hashes it once)."""
+        with self._lock:
+            known = self._hashes.get(dataset)
+        if known is None:
+            known = content_hash(dataset)
+            with self._lock:
+                self._hashes[dataset] = known
+        return known
+
+    def record(self, key: str) -> Optional[dict]:
+        """What the file of ``key`` records (settings, seconds, losses) without reading its arrays;
+        None where there is no readable file."""
+        try:
+            with np.load(self.path(key), allow_pickle=False) as z:
+                return json.loads(str(z["record"]))
+        except (OSError, ValueError, KeyError, EOFError):
+            return None
 
     def computing(self, key: str) -> threading.Lock:
         """The lock held while ``key`` is computed in this process."""
@@ -288,16 +310,13 @@ def read_embedding_file(path: str, dataset: Dataset) -> tuple[np.ndarray, np.nda
     dataset that has one. Rows are picked by the pool's and test set's origins, so a pool_size
     or test_size subset reads its own rows. Counts, shapes and values are checked, with
     messages naming the file, the array and the numbers."""
-    from alcore.data.datasets import npz_arrays
+    from alcore.data.datasets import EMBEDDING_NPZ_KINDS, npz_arrays
 
     where = os.path.basename(str(path))
     if dataset.pool_origin is None or dataset.test_origin is None:
         raise DatasetFileError(f"{where}: this dataset does not record which of its images are in the pool "
                                f"and test set, so a file of embeddings cannot be matched to it")
-    arrays = npz_arrays(path, ["train", "test"])
-    if "train" not in arrays:
-        raise DatasetFileError(f"{where}: no array 'train' (one row of embeddings per training image); "
-                               f"it holds {', '.join(sorted(arrays)) or 'neither train nor test'}")
+    arrays = npz_arrays(path, ["train", "test"], EMBEDDING_NPZ_KINDS, required=("train",))
     train = _embedding_rows(arrays["train"], where, "train")
     n_train = (int(dataset.pool_origin.max()) + 1) if len(dataset.pool_origin) else 0
     if dataset.test_from_train:
@@ -400,7 +419,7 @@ def compute_embeddings(dataset: Dataset, config: ExperimentConfig, *, cache: Opt
                 EmbeddingReport("file", "file", time.perf_counter() - t0, pool.shape[1],
                                 path=os.path.basename(str(config.embedding_file))))
     cache = cache if cache is not None else EmbeddingCache()
-    key = cache_key(content_hash(dataset), config)
+    key = cache_key(cache.content(dataset), config)
     n_pool, n_test = len(dataset.y_pool), len(dataset.y_test)
     with cache.computing(key):  # a second session asking for the same key waits, then reads
         hit = cache.get(key, n_pool, n_test)
@@ -420,6 +439,14 @@ def compute_embeddings(dataset: Dataset, config: ExperimentConfig, *, cache: Opt
             EmbeddingReport(config.embedding, "computed", seconds, pool.shape[1],
                             path=None if path is None else str(path), compute_seconds=seconds,
                             losses=tuple(extra.get("losses", ()))))
+
+
+def cached(dataset: Dataset, config: ExperimentConfig, cache: EmbeddingCache) -> Optional[dict]:
+    """The record of the config's embedding of ``dataset`` where the cache holds it (nothing is
+    computed); None where it would have to be computed (or needs no cache: pixels, file)."""
+    if config.embedding not in ("self_supervised", "pretrained"):
+        return None
+    return cache.record(cache_key(cache.content(dataset), config))
 
 
 def _with(dataset: Dataset, pool: np.ndarray, test: np.ndarray, what: str) -> Dataset:

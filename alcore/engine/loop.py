@@ -104,6 +104,8 @@ class Experiment:
     dataset's own in both). A config whose early stopping would watch fewer than
     ``MIN_VALIDATION`` images is refused (:meth:`ExperimentConfig.check_early_stopping`)
     unless ``check_validation`` is False, for going on with a run made before that check.
+    ``embeddings``: the :class:`alcore.engine.embeddings.EmbeddingCache` of the config's embedding
+    (the default folder where None); ``progress`` hears how computing it goes.
     ``given``: labels a person gave before the run (pool index -> class), e.g. the initial
     labels of images that have none (:mod:`alcore.engine.labelling`); they replace the dataset's.
     """
@@ -118,11 +120,16 @@ class Experiment:
         self.oracle = oracle
         self.config = _resolve(config)
         self.dataset = dataset if dataset is not None else load_dataset(self.config)
-        if self.config.model == "transfer" or self.config.embedding != "pixels" or \
-                self.dataset.features_pool is not None:
-            from alcore.engine.embeddings import model_inputs  # once per dataset: pass the result on
+        self.embedding_report = None  # where the embedding came from (alcore.engine.embeddings)
+        if self.config.model == "transfer":
+            from alcore.engine.transfer import with_backbone_features  # once per dataset: pass the result on
 
-            self.dataset = model_inputs(self.dataset, self.config, cache=embeddings, progress=progress)
+            self.dataset = with_backbone_features(self.dataset, self.config)
+        elif self.config.embedding != "pixels" or self.dataset.features_pool is not None:
+            from alcore.engine.embeddings import compute_embeddings
+
+            self.dataset, self.embedding_report = compute_embeddings(self.dataset, self.config, cache=embeddings,
+                                                                     progress=progress)
         self._cache = cache
         self.strategy = make_strategy(self.config.strategy, self.config)
         cfg, n_pool = self.config, len(self.dataset.y_pool)
@@ -505,14 +512,14 @@ class Experiment:
 
     @classmethod
     def resume(cls, result: RunResult, *, dataset: Optional[Dataset] = None, cache=None,
-               given: Optional[dict] = None) -> "Experiment":
+               given: Optional[dict] = None, embeddings=None, progress=None) -> "Experiment":
         """Continue a stopped run from its result: labels and rounds are replayed, and
         the next rounds pick exactly what an uninterrupted run would have."""
         if result.config.warm_start and result.rounds:
             raise ValueError("a warm-start run cannot be continued from its file: the weights "
                              "it would start from are not saved")
         exp = cls(result.config, dataset=dataset, cache=cache, oracle=result.oracle,
-                  check_validation=False, given=given)
+                  check_validation=False, given=given, embeddings=embeddings, progress=progress)
         if [int(i) for i in exp.initial_indices] != list(result.initial_indices):
             raise ValueError("the dataset differs from the one this result was made on: "
                              "its initial labels do not match")

@@ -139,15 +139,18 @@ class RunStore:
                 raise SavedRaceError(f"a saved run cannot be read: {e}") from e
         return out
 
-    def open(self, race_id: str, *, dataset_for: Optional[Callable] = None, cache=None):
-        """The saved race rebuilt as a :class:`alcore.engine.race.Race`, ready to continue."""
+    def open(self, race_id: str, *, dataset_for: Optional[Callable] = None, cache=None, embeddings=None,
+             progress=None):
+        """The saved race rebuilt as a :class:`alcore.engine.race.Race`, ready to continue
+        (``embeddings``, ``progress``: as for the Race)."""
         from alcore.engine.race import Race
 
         m = self.manifest(race_id)
         saved = self.results(race_id)
         if any(i >= m.n_runs for i in saved):
             raise SavedRaceError("the saved race holds more runs than its settings describe")
-        return Race.of(m, dataset_for=dataset_for, cache=cache, saved=saved)
+        return Race.of(m, dataset_for=dataset_for, cache=cache, saved=saved, embeddings=embeddings,
+                       progress=progress)
 
     # -------------------------------------------------------------- clean up
     def prune(self, now: Optional[float] = None, keep: Optional[str] = None) -> list[str]:

@@ -46,6 +46,10 @@ _UNSET = {"", "none", "off"}
 # Community Cloud server, TensorFlow and the models take about 1.3 GB of the rest.
 DEFAULT_DATASET_CACHE_MB = 600
 MB = 2**20
+# Twice the default encoder_steps: on a 2-core server the default (1 000 steps on 28x28 images)
+# trains in a few minutes (bench/ssl_embeddings.py), so this allows a longer encoder but not one
+# that holds a CPU for an hour.
+DEFAULT_MAX_ENCODER_STEPS = 2_000
 
 
 class DeploymentLimitsError(ValueError):
@@ -98,6 +102,10 @@ class DeploymentLimits(BaseModel):
         5_000, ge=1, description="Most gradient steps (mini-batches) one round may train for, "
         "at the most labels the run reaches: max_epochs x batches (twice with refit), or the "
         "min_steps..max_steps schedule.")
+    max_encoder_steps: Optional[int] = Field(
+        DEFAULT_MAX_ENCODER_STEPS, ge=1, description="Most gradient steps of the self-supervised "
+        "encoder's training (encoder_steps), which runs before the first round. Its parameters and "
+        "memory count against max_parameters and max_model_mb like a model's.")
     max_scored_per_round: Optional[int] = Field(
         200_000, ge=1, description="Most images run through the model each round to pick: "
         "candidates (or the whole unlabeled pool) x mc_passes for bald / var_ratios / mean_std, "
@@ -194,6 +202,7 @@ class DeploymentLimits(BaseModel):
                  "max_test_size": "{} test images", "max_classes": "{} classes",
                  "max_parameters": "{} model parameters", "max_model_mb": "{} MB per model",
                  "max_steps_per_round": "{} training steps per round",
+                 "max_encoder_steps": "{} steps of encoder training",
                  "max_scored_per_round": "{} images scored per round", "max_dataset_mb": "{} MB of data",
                  "max_file_mb": "{} MB per uploaded dataset", "max_result_mb": "{} MB of result files"}
         return [w.format(f"{getattr(self, f):,}") for f, w in words.items() if getattr(self, f) is not None]
@@ -215,6 +224,32 @@ class DeploymentLimits(BaseModel):
             problems.append(f"the {config.model} model needs {at_least}{_mb(cost.memory_bytes)} to train or "
                             f"predict (weights and activations); this server allows at most {self.max_model_mb:,} MB: "
                             f"{_less_activation(config)}")
+        return problems
+
+    def embedding_problems(self, config: ExperimentConfig, image_shape: Optional[Sequence[int]]) -> list[str]:
+        """The cost of computing the config's embedding over this server's caps, checked before it
+        starts: the self-supervised encoder's steps, parameters and training memory, or a frozen
+        backbone's memory (:func:`alcore.serve.resources.encoder_cost`). ``image_shape`` None (not
+        known without loading): the steps alone."""
+        cost = resources.encoder_cost(config, image_shape or (1, 1, 1))
+        if cost is None:
+            return []
+        if image_shape is None:
+            cost = resources.EncoderCost(0, 0, cost.steps)
+        problems = []
+        what = "the self-supervised encoder" if config.embedding == "self_supervised" else f"the {config.backbone} backbone"
+        if self.max_encoder_steps is not None and cost.steps > self.max_encoder_steps:
+            problems.append(f"{what} would train for {cost.steps:,} steps (encoder_steps); this server allows at "
+                            f"most {self.max_encoder_steps:,}: lower encoder_steps")
+        if self.max_parameters is not None and cost.parameters > self.max_parameters:
+            problems.append(f"{what} has {cost.parameters:,} parameters; this server allows at most "
+                            f"{self.max_parameters:,}: lower embedding_dim")
+        if self.max_model_mb is not None and cost.memory_bytes > self.max_model_mb * MB:
+            fix = ("lower embedding_dim, or use smaller images" if config.embedding == "self_supervised"
+                   else "lower backbone_size")
+            problems.append(f"{what} needs {_mb(cost.memory_bytes)} to " +
+                            ("train" if cost.steps else "compute its features") +
+                            f"; this server allows at most {self.max_model_mb:,} MB: {fix}")
         return problems
 
     def training_problems(self, config: ExperimentConfig, strategies: Sequence[str],
@@ -320,6 +355,9 @@ class DeploymentLimits(BaseModel):
         if config.data_dir:
             problems.append("data_dir names a folder on the server, which this deployment does "
                             "not allow: leave it empty")
+        if config.embedding_file and not _inside(config.embedding_file, upload_dir):
+            problems.append("embedding_file is a path on the server, which this deployment does not allow: "
+                            "upload the .npz of embeddings instead")
         if config.data_file and not _inside(config.data_file, upload_dir):
             problems.append("data_file is a path on the server, which this deployment does not "
                             + ("allow: upload the .zip of images instead" if config.dataset == "images"
@@ -394,13 +432,14 @@ class DeploymentLimits(BaseModel):
         strategies = list(strategies) if strategies is not None else [config.strategy]
         shape = shape or data_shape(config)
         if shape is None:
-            return self.training_problems(config, strategies)
+            return self.embedding_problems(config, None) + self.training_problems(config, strategies)
         seeds = -(-n_runs // max(len(set(strategies)), 1))
         problems = self.dataset_problems(config, shape, seeds)
         if not shape.usable or (shape.file_bytes is not None and self.max_file_mb is not None
                                 and shape.file_bytes > self.max_file_mb * MB):
             return problems  # nothing more is read of such a file
-        return (problems + self.model_problems(config, shape.image_shape, shape.n_classes)
+        return (problems + self.embedding_problems(config, shape.image_shape)
+                + self.model_problems(config, shape.image_shape, shape.n_classes)
                 + self.training_problems(config, strategies, shape.pool_images(config), shape.test_images(config))
                 + self.result_problems(config, shape))
 

@@ -17,7 +17,12 @@ Each quantity is the one :class:`alcore.serve.limits.DeploymentLimits` caps:
 * images scored per round to pick: candidates (or the whole unlabeled pool) times the
   stochastic passes of bald / var_ratios / mean_std;
 * classes, pool and test images, and the bytes of the prepared arrays (float32 pool and
-  test images, and the transfer model's features), once per seed that draws its own pool;
+  test images, and the transfer model's features or the embedding), once per seed that draws
+  its own pool;
+* for a ``self_supervised`` embedding, the SimCLR encoder's training: its steps
+  (``encoder_steps``), its parameters (encoder and projection head) and its memory (every
+  layer's output for both views of a 256-image batch, with their gradients, plus the weights
+  with Adam's slots); for ``pretrained``, the backbone's memory on one chunk;
 * bytes a user's ``.npz`` unpacks to (its .npy headers, read without loading);
 * bytes of the JSON result file a run writes (an upper bound; see :func:`result_file_bytes`).
 
@@ -36,8 +41,18 @@ from alcore.strategies.base import STRATEGIES, Need
 
 PREDICT_CHUNK = 4096  # alcore.engine.training.PREDICT_CHUNK (images scored per call)
 BACKBONE_CHUNK = 256  # alcore.engine.transfer.CHUNK
-FEATURE_DIM = 1280  # MobileNetV2's pooled features (alcore.engine.transfer.FEATURE_DIMS)
+FEATURE_DIMS = {"mobilenet_v2": 1280, "dinov2_small": 384}  # alcore.engine.transfer.FEATURE_DIMS
 BACKBONE_CHANNELS = 192  # two adjacent layers at half the input size (96 channels each)
+# DINOv2 ViT-S/14: 22.6 million weights; per token the widest activations are its MLP's 1536
+# numbers beside the 384 of the stream, and 6 heads of attention over every pair of tokens.
+DINOV2_PARAMETERS = 22_582_656
+DINOV2_PATCH, DINOV2_WIDTH, DINOV2_MLP, DINOV2_HEADS = 14, 384, 1536, 6
+# The SimCLR encoder (alcore.engine.simclr): WIDTHS, STRIDES, BATCH, PROJECTION_DIM there.
+ENCODER_WIDTHS = (16, 32, 64)
+ENCODER_STRIDES = (1, 2, 2, 2)
+ENCODER_BATCH = 256
+PROJECTION_DIM = 64
+ENCODER_COPIES_PER_LAYER = 3  # convolution, batch-norm and ReLU outputs are each kept for the backward pass
 FLOAT = 4  # bytes of a float32
 LABEL_READ_BYTES = 64 * 2**20  # labels read to count the classes of a .npz without names
 OPTIMIZER_COPIES = 4  # weights, gradients and Adam's two moments
@@ -155,6 +170,68 @@ def _count_labels(path: str) -> Optional[int]:
         return None
 
 
+# -------------------------------------------------------------------- the embedding
+
+def embedding_width(config: ExperimentConfig) -> Optional[int]:
+    """Numbers per image of the config's embedding (None for pixels, or a file whose headers
+    cannot be read: its loader says why)."""
+    if config.embedding == "self_supervised":
+        return config.embedding_dim
+    if config.embedding == "pretrained":
+        return FEATURE_DIMS[config.backbone]
+    if config.embedding == "file" and config.embedding_file:
+        from alcore.data.datasets import EMBEDDING_NPZ_KINDS, npz_headers
+
+        try:
+            shape = npz_headers(config.embedding_file, EMBEDDING_NPZ_KINDS, ("train",))["train"][0]
+        except (OSError, ValueError):
+            return None
+        return int(shape[1]) if len(shape) == 2 else None
+    return None
+
+
+@dataclass(frozen=True)
+class EncoderCost:
+    parameters: int  # trained: the encoder's and the projection head's
+    memory_bytes: int  # training (both views of a batch) or, for a backbone, one chunk
+    steps: int  # gradient steps (0 for a frozen backbone)
+
+
+def encoder_cost(config: ExperimentConfig, image_shape: Sequence[int]) -> Optional[EncoderCost]:
+    """What computing the config's embedding costs (None where nothing is trained or run):
+    the SimCLR encoder's training for ``self_supervised``, the frozen backbone for ``pretrained``."""
+    h, w, c = (tuple(int(s) for s in image_shape) + (1, 1, 1))[:3]
+    if config.embedding == "pretrained":
+        return EncoderCost(0, backbone_bytes(config), 0)
+    if config.embedding != "self_supervised":
+        return None
+    params, sizes, width = 0, [], c
+    for out, stride in zip(ENCODER_WIDTHS + (config.embedding_dim,), ENCODER_STRIDES):
+        h, w = -(-h // stride), -(-w // stride)
+        params += 9 * width * out + out + 2 * out  # kernel, bias, batch-norm scale and shift
+        sizes.append(h * w * out * ENCODER_COPIES_PER_LAYER)
+        width = out
+    d = config.embedding_dim
+    params += d * d + d + d * PROJECTION_DIM + PROJECTION_DIM
+    views = 2 * ENCODER_BATCH
+    per_view = sum(sizes) + 2 * math.prod(image_shape) + d + PROJECTION_DIM  # + the two augmented images
+    memory = views * per_view * 2 * FLOAT + params * OPTIMIZER_COPIES * FLOAT + views * views * 2 * FLOAT
+    return EncoderCost(int(params), int(memory), int(config.encoder_steps))
+
+
+def backbone_bytes(config: ExperimentConfig) -> int:
+    """Memory of a frozen backbone on one BACKBONE_CHUNK of images: its weights and its widest
+    activations (MobileNetV2: two adjacent layers at half the input size; DINOv2: its MLP and
+    the attention of every pair of tokens)."""
+    s = config.backbone_size
+    if config.backbone == "dinov2_small":
+        side = max(DINOV2_PATCH, DINOV2_PATCH * round(s / DINOV2_PATCH))
+        tokens = (side // DINOV2_PATCH) ** 2 + 1
+        per_image = tokens * (DINOV2_MLP + 2 * DINOV2_WIDTH) + DINOV2_HEADS * tokens * tokens + side * side * 3
+        return BACKBONE_CHUNK * per_image * FLOAT + DINOV2_PARAMETERS * FLOAT
+    return BACKBONE_CHUNK * ((s // 2) ** 2 * BACKBONE_CHANNELS + s * s * 3) * FLOAT
+
+
 # ------------------------------------------------------------------------ the model
 
 @dataclass(frozen=True)
@@ -178,20 +255,23 @@ def model_cost(config: ExperimentConfig, image_shape: Sequence[int], n_classes: 
     """Parameters and activation memory of the config's model on images of ``image_shape``
     (height, width, channels) with ``n_classes`` classes, by arithmetic alone."""
     image_shape = tuple(int(s) for s in image_shape)
+    width = embedding_width(config) if config.model != "transfer" else None
+    if width is not None:  # softmax / mlp read the embedding, a vector per image
+        image_shape = (width,)
     d = math.prod(image_shape)
-    augment = config.model in ("mlp", "cnn") and bool(config.augment_shift or config.augment_rotation
-                                                      or config.augment_zoom)
+    augment = config.model in ("mlp", "cnn") and width is None and bool(
+        config.augment_shift or config.augment_rotation or config.augment_zoom)
     extra = [d] * (bool(config.augment_shift) + bool(config.augment_rotation) + bool(config.augment_zoom)) \
         if augment else []
     backbone = 0
     if config.model == "softmax":
         params, sizes = _dense_stack(d, (), n_classes, False)
     elif config.model in ("mlp", "transfer"):
-        inputs = d if config.model == "mlp" else FEATURE_DIM
-        params, sizes = _dense_stack(inputs, config.hidden_units, n_classes, config.dropout > 0)
+        params, sizes = _dense_stack(d, config.hidden_units, n_classes, config.dropout > 0)
         if config.model == "transfer":
-            s = config.backbone_size
-            backbone = BACKBONE_CHUNK * ((s // 2) ** 2 * BACKBONE_CHANNELS + s * s * 3) * FLOAT
+            inputs = FEATURE_DIMS[config.backbone]
+            params, sizes = _dense_stack(inputs, config.hidden_units, n_classes, config.dropout > 0)
+            backbone = backbone_bytes(config)
     else:
         h, w, c = (image_shape + (1, 1, 1))[:3]
         k, f = config.kernel_size, config.filters
@@ -242,9 +322,10 @@ def scored_per_round(config: ExperimentConfig, strategies: Sequence[str], pool_i
 
 def dataset_bytes(config: ExperimentConfig, shape: DataShape) -> int:
     """Bytes of one prepared copy of the data: float32 pool and test images, and for
-    transfer their backbone features."""
+    transfer their backbone features, or the embedding the model reads."""
     images = shape.pool_images(config) + shape.test_images(config)
-    per_image = shape.pixels + (FEATURE_DIM if config.model == "transfer" else 0)
+    extra = FEATURE_DIMS[config.backbone] if config.model == "transfer" else (embedding_width(config) or 0)
+    per_image = shape.pixels + extra
     return images * per_image * FLOAT
 
 
