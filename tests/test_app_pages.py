@@ -323,6 +323,26 @@ def test_model_page_transfer_head_summary_and_reference():
     assert "%" in metric(at, "Test accuracy with every pool label")
 
 
+def test_model_page_computes_self_supervised_embeddings_then_reads_them_from_the_cache(monkeypatch, tmp_path):
+    """Choose the self-supervised embedding: a button trains the encoder (a progress bar while it
+    does), the layer table is a head on its 16 numbers; a second browser session on the same pool
+    is told the embeddings were read from the cache, without a click."""
+    monkeypatch.setenv("ALCORE_CACHE_DIR", str(tmp_path))
+    at = app(page="model")
+    at.selectbox(key="w_embedding").set_value("self_supervised").run()
+    at.number_input(key="w_encoder_steps").set_value(10).run()
+    at.number_input(key="w_embedding_dim").set_value(16).run()
+    assert not at.exception, at.exception
+    assert not at.metric  # nothing built before the embedding is there
+    next(b for b in at.button if b.label == "Compute the embeddings").click().run()
+    assert not at.exception, at.exception
+    assert any("computed in" in s.value for s in at.success), [s.value for s in at.success]
+    assert metric(at, "Parameters") == f"{16 * 10 + 10:,}"
+    other = app(config=at.session_state["config"], page="model")
+    assert any("read from the cache" in s.value for s in other.success), [s.value for s in other.success]
+    assert metric(other, "Parameters") == f"{16 * 10 + 10:,}"
+
+
 def test_model_page_transfer_offline_says_so_without_a_traceback(monkeypatch):
     """transfer with ImageNet weights on a machine that cannot download them: "Train on every pool
     label" says what the dataset pages say when offline, not a red box of traceback (issue 18, 2)."""

@@ -52,3 +52,20 @@ def test_bad_arguments_exit_nonzero_and_say_what_is_allowed(tmp_path):
     bad.write_text("{}")
     p = cli("summarize", str(bad))
     assert p.returncode == 2 and "bad.json: missing 'schema_version'" in p.stderr
+
+
+def test_run_on_self_supervised_embeddings_shows_progress_then_reads_the_cache(tmp_path):
+    """--embedding self_supervised trains the encoder with a progress bar (on standard error) and
+    says where the embeddings went; the same command again reads them from the cache."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), ALCORE_CACHE_DIR=str(tmp_path))
+    args = [sys.executable, "-m", "alcore", "run", "--embedding", "self_supervised", "--encoder-steps", "10",
+            "--embedding-dim", "16", "--rounds", "1", "--out", str(tmp_path / "r.json")]
+    first = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
+    assert first.returncode == 0, first.stderr
+    assert "training the encoder" in first.stderr and "10/10" in first.stderr and "loss=" in first.stderr
+    assert "self_supervised embeddings (16 numbers per image) computed in" in first.stdout
+    second = subprocess.run(args + ["--no-progress"], capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
+    assert second.returncode == 0, second.stderr
+    assert "read from the cache" in second.stdout and "training the encoder" not in second.stderr
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["config"]["embedding"] == "self_supervised" and data["config"]["encoder_steps"] == 10
