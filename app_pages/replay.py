@@ -164,7 +164,8 @@ if ds is not None:
         show_figure(pool_map_figure(frame, res.dataset.class_names, f"Round {r}: {shown}", highlight=chosen,
                                     method=method),
                     f"pool_map_{method}_round{r}", key=MAP, on_select=replay.clicked_on_map, selection_mode="points")
-        st.caption("Colour is the true class. Stars are the batch picked this round, outlined dots the images "
+        st.caption(f"A map of the pool's {replay.map_source(res.config, ds)}. "
+                   "Colour is the true class. Stars are the batch picked this round, outlined dots the images "
                    "labeled before it; click a point to explain it above. Picks of an uncertainty strategy tend "
                    "to sit where two class clouds meet.")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections import OrderedDict
 
 import streamlit as st
@@ -66,13 +67,45 @@ def round_probs(result, round_: int, data):
     return found
 
 
+def map_source(cfg, data) -> str:
+    """What the pool map places, in words: the run's embedding where it read one and it is here
+    without computing it (in this server's cache, or the run's file), else the pixels."""
+    if cfg.embedding == "pixels" or cfg.model == "transfer":
+        return "pixels"
+    from alcore.engine.embeddings import cached
+    from dashboard.data import embedding_cache
+
+    try:
+        here = cfg.embedding == "file" and os.path.isfile(cfg.embedding_file or "") or \
+            cached(data, cfg, embedding_cache()) is not None
+    except OSError:
+        here = False
+    return f"{cfg.embedding} embedding" if here else "pixels"
+
+
+def map_inputs(cfg, data):
+    """(what the pool map places, :func:`map_source`)."""
+    what = map_source(cfg, data)
+    if what == "pixels":
+        return data.x_pool, what
+    from alcore.data.datasets import DatasetUnavailableError
+    from alcore.engine.embeddings import compute_embeddings
+    from dashboard.data import embedding_cache
+
+    try:
+        return compute_embeddings(data, cfg, cache=embedding_cache())[0].features_pool, what
+    except (OSError, ValueError, DatasetUnavailableError):
+        return data.x_pool, "pixels"
+
+
 def pool_map(results, result, data, method: str):
     """A 2-D map of ``result``'s pool (``method``: "pca" or "tsne"; t-SNE within a run slot) that
     holds every image any run of ``results`` on the same pool labeled; None after saying why."""
     cfg = result.config
     same_pool = [x for x in results if x.config.data_key() == cfg.data_key() and x.dataset.n_pool == result.dataset.n_pool]
     keep = run_keep(same_pool)  # every image any of these runs labeled is always on the map
-    maps, key = _remembered(MAPS), (cfg.data_key(), method, hashlib.sha256(keep.tobytes()).hexdigest()[:16])
+    x, what = map_inputs(cfg, data)
+    maps, key = _remembered(MAPS), (cfg.data_key(), what, method, hashlib.sha256(keep.tobytes()).hexdigest()[:16])
     embedding = maps.get(key)
     if embedding is not None:
         return embedding
@@ -81,10 +114,10 @@ def pool_map(results, result, data, method: str):
             with run_slot_for_one_call() as ok:
                 if ok:
                     with st.spinner(f"t-SNE of {min(2000, len(data.y_pool)):,} pool images..."):
-                        embedding = embed_pool(data.x_pool, keep, method="tsne", random_state=0)
+                        embedding = embed_pool(x, keep, method="tsne", random_state=0)
         else:
             with st.spinner("Projecting the pool..."):
-                embedding = embed_pool(data.x_pool, keep, method="pca", random_state=0)
+                embedding = embed_pool(x, keep, method="pca", random_state=0)
     except ValueError as e:
         st.warning(plain(e), icon=":material/warning:")
     if embedding is not None:
