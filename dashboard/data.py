@@ -22,13 +22,19 @@ def _dataset_cache(max_mb: int | None) -> DatasetCache:
 
 
 @st.cache_resource(show_spinner=False)
+def _embedding_cache(folder: str, max_bytes: int):
+    from alcore.engine.embeddings import EmbeddingCache
+
+    return EmbeddingCache(folder, max_bytes)
+
+
 def embedding_cache():
     """The embeddings on this server's disk ($ALCORE_CACHE_DIR, bounded by
     $ALCORE_EMBEDDING_CACHE_MB), one object for every session: two sessions asking for the same
     embedding at once compute it once."""
-    from alcore.engine.embeddings import EmbeddingCache
+    from alcore.engine.embeddings import default_cache_bytes, default_cache_dir
 
-    return EmbeddingCache()
+    return _embedding_cache(str(default_cache_dir()), default_cache_bytes())
 
 
 def embedding_progress(where=None):

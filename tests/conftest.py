@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import gzip
+import os
 import struct
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "datasets"
+# Embeddings the tests compute go to a folder of this test session, never the user's cache.
+os.environ.setdefault("ALCORE_CACHE_DIR", tempfile.mkdtemp(prefix="alcore-test-cache-"))
 
 
 def write_idx(path: Path, array: np.ndarray) -> Path:

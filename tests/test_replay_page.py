@@ -197,6 +197,40 @@ def test_replay_an_uploaded_race_and_refuse_a_broken_file(finished_race):
     assert any("No runs to replay yet" in i.value for i in at.info)
 
 
+def test_the_map_of_a_run_on_an_embedding_places_the_embedding(digits, cache, monkeypatch, tmp_path):
+    """A race on the self-supervised embedding, replayed from its files: the map says it places the
+    embedding (read from the cache, not trained again) and its points are not the pixels' PCA."""
+    from alcore.engine import simclr
+    from alcore.engine.embeddings import EmbeddingCache
+    from alcore.engine.race import Race
+
+    monkeypatch.setenv("ALCORE_CACHE_DIR", str(tmp_path))
+    cfg = TINY.replace(embedding="self_supervised", encoder_steps=10, embedding_dim=16)
+    race = Race(cfg, ["margin"], [0], dataset_for=lambda c: digits, cache=cache, embeddings=EmbeddingCache())
+    while race.step() is not None:
+        pass
+    files = [("ssl.json", race.results()[0].model_dump_json().encode(), "application/json")]
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the encoder was trained again")
+
+    monkeypatch.setattr(simclr, "train_encoder", no_training)
+    at = app()
+    at = rerun(at.file_uploader(key="replay_files").set_value(files))
+    assert any("map of the pool's self_supervised embedding" in c.value for c in at.caption), \
+        [c.value for c in at.caption]
+    on_map = charts(at)["Round 0: all 1,438 pool images"]
+    xs = [x for trace in on_map["data"] for x in values(trace["x"])]
+    pixel_race = Race(TINY, ["margin"], [0], dataset_for=lambda c: digits, cache=cache)
+    pixel_race.step()
+    at2 = app()
+    at2 = rerun(at2.file_uploader(key="replay_files").set_value(
+        [("px.json", pixel_race.results()[0].model_dump_json().encode(), "application/json")]))
+    assert any("map of the pool's pixels" in c.value for c in at2.caption)
+    xs_pixels = [x for trace in charts(at2)["Round 0: all 1,438 pool images"]["data"] for x in values(trace["x"])]
+    assert sorted(xs) != pytest.approx(sorted(xs_pixels), abs=1e-3)
+
+
 def test_what_cannot_be_replayed_says_why(finished_race, digits, cache, monkeypatch):
     from alcore.engine.loop import Experiment
 
