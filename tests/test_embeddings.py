@@ -294,8 +294,11 @@ def test_dinov2_through_kerashub(small, store, monkeypatch):
     """With KerasHub installed: the ViT-S/14 built with random weights gives 384 features (its
     class token) at the patch multiple nearest backbone_size, and the preset offline says so."""
     keras_hub = pytest.importorskip("keras_hub")
+    from alcore.engine.transfer import backbone_input_size
+
     cfg = ExperimentConfig(embedding="pretrained", backbone="dinov2_small", backbone_weights="random",
-                           backbone_size=30, rounds=1)
+                           backbone_size=32, rounds=1)
+    assert backbone_input_size(cfg) == 28  # two 14-pixel patches a side
     ds, _ = compute_embeddings(small, cfg, cache=store)
     assert ds.features_pool.shape == (400, 384) and np.isfinite(ds.features_pool).all()
 

@@ -115,7 +115,7 @@ def _dinov2(config: ExperimentConfig):
                 f"download") from e
     net.trainable = False
     images = keras.Input((size, size, 3), name="images")
-    tokens = net(images)  # (n, 1 + patches, 384): the class token first
+    tokens = net({"images": images})  # (n, 1 + patches, 384): the class token first
     return keras.Model(images, tokens[:, 0], name="dinov2_small_cls")
 
 
