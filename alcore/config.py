@@ -46,6 +46,19 @@ IMAGE_SIZE_DEFAULT = 32
 # The datasets read from a folder (data_dir) when given one.
 DATA_DIR_DATASETS = ("mnist", "fashion_mnist", "idx")
 
+
+def check_model_has_dropout(what: str, config) -> None:
+    """ValueError naming the fix when ``config``'s model would give identical stochastic passes
+    (``what`` names who asks for them: "strategy 'bald'", "mc_evaluation")."""
+    model = getattr(config, "model", None)
+    dropout = getattr(config, "dropout", 0.0)
+    if model == "cnn" and getattr(config, "dense_dropout", None) is not None:
+        dropout = max(dropout, config.dense_dropout)  # either of the cnn's two dropout layers will do
+    if model not in ("mlp", "cnn") or not dropout > 0:
+        which = f"model {model!r}" if model not in ("mlp", "cnn") else f"model {model!r} with dropout {dropout}"
+        raise ValueError(f"{what} needs stochastic forward passes, but {which} has no "
+                         f"dropout, so every pass would agree: choose mlp or cnn with dropout > 0")
+
 class ExperimentConfig(BaseModel):
     """Everything that decides a run. Same config (seed included) -> same picks."""
 
@@ -346,8 +359,6 @@ class ExperimentConfig(BaseModel):
         if self.dataset == "images" and not self.data_file:
             raise ValueError("dataset 'images' needs data_file: the path of a .zip of images (or a folder of them)")
         if self.mc_evaluation:
-            from alcore.strategies.bayesian import check_model_has_dropout
-
             check_model_has_dropout("mc_evaluation", self)
         if self.rounds is None and self.label_budget is None and self.target_accuracy is None:
             raise ValueError("set at least one of rounds, label_budget or target_accuracy, "
