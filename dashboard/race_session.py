@@ -212,6 +212,9 @@ class RaceSession:
         lock = race_lock()
         with lock:
             pass  # a round still being finished by this session's previous script run (Stop, a page switch)
+        if self.running and self.read_only:  # however it was asked for (Continue is disabled for it)
+            self.state[RUNNING] = False
+            st.error(NOT_YOURS, icon=":material/block:")
         board = LiveBoard()
         if not self.running:
             board.draw(race)

@@ -1,5 +1,6 @@
 """AppTest for every page, with the real alcore on tiny configurations."""
 import json
+import os
 import re
 
 import pytest
@@ -451,6 +452,33 @@ def test_a_refused_npz_says_why_right_under_the_upload():
     kinds = [type(x).__name__ for x in left]
     assert kinds.index("Error") == kinds.index("FileUploader") + 1  # right under the file
     assert not (at.session_state["uploads"].folder).exists()  # checked in memory: nothing was written (issue 19)
+
+
+def test_refused_uploads_leave_nothing_on_disk_and_a_replaced_one_goes(tmp_path, monkeypatch):
+    """Issue 19: three refused 95 MB junk files left 283 MB on the server; now each is refused
+    from its bytes before anything is written, and a replaced upload is removed."""
+    import tempfile
+
+    from test_limits import _disk_bytes, _junk_uploads, _npz_bytes
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "server"))  # the server's upload folder, empty
+    root = tmp_path / "server" / "alcore-uploads"
+    at = app()
+    for data, name, suffix in _junk_uploads(tmp_path):
+        at.selectbox(key="w_dataset").set_value("npz" if suffix == ".npz" else "images").run()
+        at.file_uploader[0].set_value((name, data, "application/octet-stream")).run()
+        assert not at.exception, at.exception
+        assert any(shown(e.value).startswith(f"Refused: {name}: ") for e in at.error), [e.value for e in at.error]
+    assert _disk_bytes(root) == 0
+    at.selectbox(key="w_dataset").set_value("npz").run()
+    at.file_uploader[0].set_value(("a.npz", _npz_bytes(60, seed=1), "application/octet-stream")).run()
+    assert metric(at, "Pool images") == "48"
+    first = at.session_state["config"].data_file
+    at.file_uploader[0].set_value(("b.npz", _npz_bytes(90, seed=2), "application/octet-stream")).run()
+    assert metric(at, "Pool images") == "72"
+    second = at.session_state["config"].data_file
+    assert [p.name for p in root.rglob("*.npz")] == ["b.npz"] and second.endswith("b.npz")
+    assert not os.path.exists(first)
 
 
 def test_class_names_and_file_names_from_an_upload_are_shown_as_text():
