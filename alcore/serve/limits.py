@@ -320,7 +320,7 @@ class DeploymentLimits(BaseModel):
 
     def path_problems(self, config: ExperimentConfig, upload_dir: Optional[str | Path] = None) -> list[str]:
         """Paths on the server the config would read, unless this deployment allows them.
-        ``upload_dir``: where the dashboard keeps uploads, the one place ``data_file`` may
+        ``upload_dir``: where the dashboard keeps this session's uploads, the one place ``data_file`` may
         point to without server paths."""
         if self.allow_server_paths:
             return []
