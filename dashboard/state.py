@@ -91,11 +91,12 @@ def visitor_key() -> str:
 
 
 def remember_visitor() -> None:
-    """Have the browser keep :func:`visitor_key` in a first-party cookie (set by a script, which
-    only runs until the browser has it). Without cookies the key lasts as long as the session."""
+    """Have the browser keep :func:`visitor_key` in a first-party cookie (set by a script, once
+    per session that did not bring it). Without cookies the key lasts as long as the session."""
     key = visitor_key()
-    if st.context.cookies.get(VISITOR_COOKIE) == key:
+    if st.context.cookies.get(VISITOR_COOKIE) == key or st.session_state.get(VISITOR_COOKIE) == key:
         return
+    st.session_state[VISITOR_COOKIE] = key
     secure = "; Secure" if str(st.context.url or "").startswith("https:") else ""
     st.sidebar.html(f"<script>document.cookie = '{VISITOR_COOKIE}={key}; path=/; "
                     f"max-age={VISITOR_DAYS * 86400}; SameSite=Lax{secure}';</script>", unsafe_allow_javascript=True)
