@@ -616,7 +616,7 @@ def test_idx_folders_are_refused_or_loaded(files):
         for name, raw in files.items():
             (Path(folder) / name).write_bytes(raw)
         cfg = ExperimentConfig(dataset="idx", data_dir=folder)
-        check_dataset(cfg, folder, "dataset: idx")
+        check_dataset(cfg, Path(folder).name, "dataset: idx")  # a dataset's source names the folder, not its path
 
 
 class _WritesAMarker:
