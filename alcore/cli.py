@@ -7,6 +7,7 @@ the field's description.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import typing
@@ -112,7 +113,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
                   f"{', '.join('--' + k.replace('_', '-') for k in given)}", file=sys.stderr)
             return 2
         try:
-            exp = Experiment.resume(load_result(ns.resume))
+            exp = Experiment.resume(_data_beside(load_result(ns.resume), ns.resume))
         except (ResultFileError, ValueError, DatasetUnavailableError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
@@ -269,6 +270,24 @@ def cmd_autolabel(ns: argparse.Namespace) -> int:
               f"{fmt(s.min_confidence):>10}{s.test_accuracy:>15.4f}")
     print(f"done: {report.stop_reason}; test accuracy change {report.gain:+.4f}")
     return 0
+
+
+def _data_beside(result, result_path: str):
+    """The result with its data file as found here: a file downloaded from the dashboard names
+    it without a folder (no server's path), so where that name is not found from the working
+    folder, the copy beside the result file. A file whose SHA-256 is not the one the result
+    recorded is refused (ValueError)."""
+    from alcore.data.datasets import sha256_of_file
+
+    path, sha = result.config.data_file, result.dataset.file_sha256
+    if path and not os.path.isabs(path) and not os.path.exists(path):
+        beside = os.path.join(os.path.dirname(os.path.abspath(result_path)), path)
+        if os.path.exists(beside):
+            path = beside
+            result = result.model_copy(update={"config": result.config.replace(data_file=beside)})
+    if path and sha and os.path.isfile(path) and sha256_of_file(path) != sha:
+        raise ValueError(f"{path}: not the file {result.label} was made on (its SHA-256 differs)")
+    return result
 
 
 def _run_dataset(result, data_file: Optional[str]):

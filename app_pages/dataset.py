@@ -8,7 +8,7 @@ from dashboard.data import dataset
 from dashboard.display import plain, sentence, show_figure, show_pitfalls
 from dashboard.limits import deployment_limits
 from dashboard.state import REFERENCE_ACCURACY, config
-from dashboard.uploads import image_zip_upload, save_upload, show_image_report
+from dashboard.uploads import image_zip_upload, keep_upload, show_image_report
 from dashboard.widgets import bind, choice, commit, help_text, label, number, optional_int
 
 st.title("Dataset")
@@ -37,7 +37,9 @@ def file_upload(source: str, cfg, values: dict):
         up = st.file_uploader("Your .npz (x_train, y_train, optional x_test, y_test, class_names)",
                               type=["npz"], max_upload_size=100)
         if up is not None:
-            values["data_file"] = save_upload(up.getvalue(), up.name)
+            values["data_file"] = keep_upload(up, ".npz")  # checked before it is written
+            if values["data_file"] is None:
+                return False, None
         elif cfg.data_file is None or not cfg.data_file.endswith(".npz"):
             st.info("Upload a .npz file to use your own images.")
             return False, None

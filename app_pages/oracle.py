@@ -6,12 +6,12 @@ import streamlit as st
 
 from alcore.figures import oracle_curve_figure, upscale
 from alcore.engine.oracle import OracleRun, confusions, cost_summary
-from alcore.results.records import strategy_label, to_json
+from alcore.results.records import strategy_label
 from dashboard import labelling, oracle_session as oracle
 from dashboard.label_export import export_buttons
 from dashboard.display import config_caption, plain, show_figure, show_table
 from dashboard.state import config, race_lock, race_settings
-from dashboard.uploads import result_uploads
+from dashboard.uploads import download_json, result_uploads, results_on_local_data
 
 IMAGE_PX = 144  # an 8x8 digit drawn 18x, a 28x28 MNIST digit about 5x
 
@@ -43,8 +43,9 @@ with setup:
     with b2.expander("Continue labelling from a result file", icon=":material/upload_file:"):
         mine = result_uploads("Your run's result file (JSON), downloaded from this page", key="oracle_file",
                               multiple=False, check=oracle.labelled_by_a_person)
-        reopen = st.button("Continue this run", key="oracle_reopen", disabled=not mine.uploaded)
-if (pressed and oracle.start(oc)) or (reopen and mine.runs and oracle.resume(mine.runs[0])):
+        mine_here = results_on_local_data(mine.runs, "oracle_data")  # a file's data: asked for, never read by path
+        reopen = st.button("Continue this run", key="oracle_reopen", disabled=not mine.uploaded or mine_here is None)
+if (pressed and oracle.start(oc)) or (reopen and mine_here and oracle.resume(mine_here[0])):
     st.rerun()  # once, so the setup's button says "Start over"
 run = oracle.current()
 if run is None:
@@ -92,7 +93,7 @@ with numbers:
     if mixups:
         st.caption("Your mix-ups: " + "; ".join(f"{t} labelled {g}" + (f" ({n}x)" if n > 1 else "")
                                                for t, g, n in ((plain(t), plain(g), n) for t, g, n in mixups)))
-    st.download_button("Download your run's result file (JSON)", to_json(run.result()),
+    st.download_button("Download your run's result file (JSON)", download_json(run.result()),
                        f"{rc.dataset}_{rc.strategy}_seed{rc.seed}_person.json", "application/json",
                        on_click="ignore", key="oracle_download", icon=":material/download:")
     export_buttons(run.result(), ds, f"{rc.dataset}_{rc.strategy}_seed{rc.seed}_person", "oracle_labels")

@@ -12,7 +12,7 @@ from dashboard.data import dataset
 from dashboard.display import plain, show_figure, show_table
 from dashboard.replay_session import MAP, ROUND, RUN
 from dashboard.state import RACE, race_lock
-from dashboard.uploads import result_uploads
+from dashboard.uploads import local_data, result_uploads
 
 st.title("Replay")
 st.write("Scrub through the rounds of a run: the batch it picked, the images it was most and least sure "
@@ -68,8 +68,9 @@ m3.metric("Picked this round", len(rnd.selected))
 m4.metric("Candidates scored", f"{rnd.pool.n_scored:,}" if rnd.pool is not None else "-")
 
 ds = datasets[which]
-if ds is None:
-    ds = dataset(cfg)  # says why where it cannot be loaded here (or this server does not allow it)
+if ds is None:  # a file's data: this session's upload of the file it names by its SHA-256, never its path
+    here = local_data(cfg, res.dataset.file_sha256, "replay_data", res.label)
+    ds = None if here is None else dataset(here)  # says why where it cannot be loaded here
     if ds is not None and (problem := dataset_problem(res, ds)):
         st.error(f"**This file's images cannot be shown:** {plain(problem)}.", icon=":material/warning:")
         ds = None

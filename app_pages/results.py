@@ -4,12 +4,13 @@ import streamlit as st
 
 from alcore.figures import autolabel_figure, class_balance_figure, confusion_figure, gallery, stopping_signals_figure, upscale
 from alcore.analysis.metrics import group_metrics, metrics_frame
-from alcore.results.records import ImageRef, curves_csv, to_json
+from alcore.results.records import ImageRef, curves_csv
 from alcore.strategies.base import is_baseline
 from dashboard.label_export import export_buttons
 from dashboard.display import metric_columns, plain, show_figure, show_table
 from dashboard.limits import one_call_within_labels
 from dashboard.state import RACE, race_lock
+from dashboard.uploads import download_json
 
 st.title("Results")
 race = st.session_state.get(RACE)
@@ -36,7 +37,7 @@ d1, d2 = st.columns(2)
 d1.download_button("Download curves (CSV)", curves_csv(results), "curves.csv", "text/csv", on_click="ignore")
 with d2:
     for i, res in enumerate(results):
-        st.download_button(f"Download {res.label} result file (JSON)", to_json(res),
+        st.download_button(f"Download {res.label} result file (JSON)", download_json(res),
                            f"{res.config.dataset}_{res.config.strategy}_seed{res.config.seed}.json",
                            "application/json", on_click="ignore", key=f"dl_{i}")
 

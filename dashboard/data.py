@@ -2,15 +2,18 @@
 shared read-only by every session of the process and bounded by bytes; nothing else is."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from alcore import ExperimentConfig
 from alcore.data.datasets import Dataset, DatasetCache, DatasetUnavailableError, load_raw
 from alcore.serve.limits import DeploymentLimits, whole_pool_size
+from alcore.serve.uploads import MAX_AGE_S
 from dashboard.display import plain, show_problems
 from dashboard.limits import deployment_limits
 from dashboard.state import config
-from dashboard.uploads import upload_dir
+from dashboard.uploads import session_folder, session_uploads
 
 
 @st.cache_resource(show_spinner=False)
@@ -29,10 +32,19 @@ def _whole_pool_size(key: tuple, _config: ExperimentConfig) -> int:
     return whole_pool_size(len(raw.y_train), raw.x_test is not None, _config.test_size)
 
 
+def _gone(cfg: ExperimentConfig, limits: DeploymentLimits) -> list[str]:
+    """This session's upload the config names, where it is no longer kept (said without its path)."""
+    if limits.allow_server_paths or not cfg.data_file or session_uploads().holds(cfg.data_file):
+        return []
+    return [f"your upload {Path(cfg.data_file).name} is no longer kept on this server (an upload goes when "
+            f"its session ends, after {MAX_AGE_S / 3600:.0f} hours unused, or when the server needs the room): "
+            f"upload it again"]
+
+
 def _prepared(cfg: ExperimentConfig, limits: DeploymentLimits) -> tuple[Dataset | None, list[str]]:
     """The prepared dataset, or the limits problems that refuse it (DatasetUnavailableError and
     ValueError propagate)."""
-    problems = limits.path_problems(cfg, upload_dir())
+    problems = limits.path_problems(cfg, session_folder()) or _gone(cfg, limits)
     if not problems:
         whole = None
         if limits.max_pool_size is not None and cfg.pool_size is None:

@@ -15,13 +15,13 @@ from alcore.analysis.pitfalls import accuracy_interval
 from alcore.data.datasets import RawData
 from alcore.engine.labelling import AUDIT_DEFAULT, AUDIT_MAX, AUDIT_MIN, LabellingRun, parse_class_names
 from alcore.figures import upscale
-from alcore.results.records import ResultFileError, RunResult, strategy_label, to_json
+from alcore.results.records import ResultFileError, RunResult, strategy_label
 from dashboard import oracle_session as oracle
 from dashboard.display import config_caption, plain, show_problems, show_table
 from dashboard.label_export import export_buttons
 from dashboard.limits import deployment_limits, one_call_within_labels
 from dashboard.state import race_lock, trainer_cache
-from dashboard.uploads import refuse, result_uploads, upload_dir
+from dashboard.uploads import download_json, refuse, result_uploads, session_folder
 
 RUN = "labelling_run"
 IMAGE_PX = 144
@@ -38,7 +38,7 @@ def _images(path: str, size: int, _mtime: int) -> RawData | None:
 
 def unlabeled_images(cfg: ExperimentConfig) -> RawData | None:
     """The images of an upload without labels (the Dataset page's .zip), else None."""
-    if cfg.dataset != "images" or not cfg.data_file or deployment_limits().path_problems(cfg, upload_dir()):
+    if cfg.dataset != "images" or not cfg.data_file or deployment_limits().path_problems(cfg, session_folder()):
         return None  # the Dataset page says why a path may not be read
     from alcore.data.images import load_report
 
@@ -161,7 +161,7 @@ def progress(run: LabellingRun) -> None:
                    column_config={"accuracy": pct, "low": pct, "high": pct})
         res, rc = run.result(), run.config
         stem = f"images_{rc.strategy}_seed{rc.seed}_labelled"
-        st.download_button("Download your run's result file (JSON)", to_json(res), f"{stem}.json", "application/json",
+        st.download_button("Download your run's result file (JSON)", download_json(res), f"{stem}.json", "application/json",
                            on_click="ignore", key="labelling_download", icon=":material/download:")
         export_buttons(res, run.dataset, stem, "labelling_labels")
 

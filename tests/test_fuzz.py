@@ -616,7 +616,7 @@ def test_idx_folders_are_refused_or_loaded(files):
         for name, raw in files.items():
             (Path(folder) / name).write_bytes(raw)
         cfg = ExperimentConfig(dataset="idx", data_dir=folder)
-        check_dataset(cfg, folder, "dataset: idx")
+        check_dataset(cfg, Path(folder).name, "dataset: idx")  # a dataset's source names the folder, not its path
 
 
 class _WritesAMarker:
@@ -708,6 +708,25 @@ def test_an_attackers_dataset_is_refused_by_the_server_before_it_is_loaded(tmp_p
     assert problems and ATTACK_WORDS[vector] in problems[0], problems
     assert "this server allows at most" in problems[0] and all(len(p) < 400 for p in problems)
     assert peak < 32 * 2**20, f"{peak / 2**20:.0f} MB allocated to check {vector}"
+
+
+UPLOAD_WORDS = {"686M values": "arrays unpack to 686,696,010 bytes", "686M values, 2-D": "arrays unpack to",
+                "2 000 classes": "has 2,000 classes", "100 000 classes": "has 100,000 classes"}
+
+
+@pytest.mark.parametrize("vector", list(UPLOAD_WORDS))
+def test_an_attackers_upload_is_refused_from_its_bytes_before_it_is_written(tmp_path, vector):
+    """The same files as uploads: refused in memory by what they are, whatever the settings,
+    and nothing is written (a test split over the cap is the settings' problem: test_size fixes it)."""
+    from alcore.serve.limits import DeploymentLimits
+    from alcore.serve.uploads import SessionUploads, UploadRefused, UploadStore
+
+    data = _attack_npz(tmp_path, vector).read_bytes()
+    store = UploadStore(tmp_path / "uploads")
+    with time_limit(), pytest.raises(UploadRefused) as refused:
+        SessionUploads(store).keep(data, f"{vector}.npz", ".npz", "dataset", DeploymentLimits())
+    assert str(refused.value).startswith(f"{vector}.npz: ") and UPLOAD_WORDS[vector] in str(refused.value)
+    assert not (tmp_path / "uploads").exists()
 
 
 def test_an_attackers_result_file_is_refused_by_its_size_alone():

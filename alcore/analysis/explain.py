@@ -147,8 +147,13 @@ def replay_refusal(result: RunResult) -> Optional[str]:
 def dataset_problem(result: RunResult, dataset) -> Optional[str]:
     """Why ``dataset`` is not the one the run was made on (None when nothing says so): its pool
     size and classes, and the true labels of the images in the run's galleries, a fingerprint
-    that catches another split or shuffle of the same data before its images are shown."""
+    that catches another split or shuffle of the same data before its images are shown; for a
+    user's file, its SHA-256 where both are known."""
     ds = result.dataset
+    here = getattr(dataset, "file_sha256", None)
+    if ds.file_sha256 and here and here != ds.file_sha256:
+        return (f"the data file here is not the one {run_label(result.config)} was made on (its SHA-256 "
+                f"differs: {here[:12]}... against {ds.file_sha256[:12]}...)")
     if len(dataset.y_pool) != ds.n_pool or dataset.n_classes != ds.n_classes:
         return (f"the dataset here has {len(dataset.y_pool):,} pool images in {dataset.n_classes} classes, but "
                 f"{run_label(result.config)} was made on {ds.n_pool:,} in {ds.n_classes}")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import glob
 import gzip
+import hashlib
+import io
 import math
 import os
 import re
@@ -18,7 +20,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import numpy as np
 
@@ -63,6 +65,9 @@ class RawData:
     source: str
     # The file each training image came from (the images loader), for exporting labels by name.
     train_files: Optional[tuple[str, ...]] = None
+    # SHA-256 of the user's file the arrays were read from (a .npz or a .zip of images; None for
+    # the others): what a result file records instead of the file's path (see sha256_of_file()).
+    file_sha256: Optional[str] = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,6 +94,7 @@ class Dataset:
     # The file each pool image came from, where the dataset has files (the images loader).
     pool_files: Optional[tuple[str, ...]] = field(default=None, repr=False)
     test_files: Optional[tuple[str, ...]] = field(default=None, repr=False)
+    file_sha256: Optional[str] = None  # RawData.file_sha256
 
     @property
     def inputs_pool(self) -> np.ndarray:
@@ -123,6 +129,7 @@ class Dataset:
             "n_classes": self.n_classes,
             "class_names": list(self.class_names),
             "image_shape": list(self.image_shape),
+            "file_sha256": self.file_sha256,
         }
 
 
@@ -393,7 +400,8 @@ def load_idx_folder(folder: str | os.PathLike, class_names: Optional[Sequence[st
     if class_names is None:
         k = int(max(y_train.max(initial=0), y_test.max(initial=0) if y_test is not None else 0)) + 1
         class_names = _idx_class_names(folder, k)
-    return RawData(x_train, y_train, x_test, y_test, tuple(class_names), f"idx files in {folder}")
+    # the folder's name, not its path: the source goes into result files, which are shared
+    return RawData(x_train, y_train, x_test, y_test, tuple(class_names), f"idx files in {folder.name or folder}")
 
 
 # What each array of a .npz may hold (numpy dtype kinds): real numbers; strings (or
@@ -483,6 +491,16 @@ def regular_file(path: str, kind: str) -> tuple[str, os.stat_result]:
     return where, st
 
 
+def sha256_of_file(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes (hex), read in chunks: the fingerprint that names a user's data
+    file in a result file, where its path would say where it lies on the machine that ran it."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def _npz_stat(path: str) -> str:
     """The file's name for messages, once it is known to be a regular file within MAX_BYTES."""
     where, st = regular_file(path, "npz file")
@@ -514,14 +532,28 @@ def _npz_damaged(where: str, e: Exception) -> DatasetFileError:
     return DatasetFileError(f"{where}: not a readable .npz file ({type(e).__name__}: {str(e)[:200]})")
 
 
-def npz_headers(path: str | os.PathLike) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+NpzSource = Union[str, os.PathLike, bytes]
+
+
+def _npz_source(source: NpzSource, name: Optional[str]):
+    """What zipfile opens for a user's ``.npz`` (its path, or its bytes: an upload checked before
+    it is written anywhere) and the file's name for messages."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        where = os.path.basename(name or "") or "uploaded .npz"
+        if len(source) > MAX_BYTES:
+            raise DatasetFileError(f"{where}: {len(source)} bytes is over the {MAX_BYTES}-byte limit")
+        return io.BytesIO(source), where
+    return str(source), _npz_stat(str(source))
+
+
+def npz_headers(source: NpzSource, name: Optional[str] = None) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     """The arrays a user's ``.npz`` announces, ``{key: (shape, dtype)}``, read from the .npy
     headers inside the zip without unpacking any data (checked as :func:`load_npz` checks
-    them). Their unpacked size is ``prod(shape) * dtype.itemsize`` each."""
-    path = str(path)
-    where = _npz_stat(path)
+    them). Their unpacked size is ``prod(shape) * dtype.itemsize`` each. ``source``: the file's
+    path, or its bytes (``name``: the file's name for messages)."""
+    opened, where = _npz_source(source, name)
     try:
-        with zipfile.ZipFile(path) as zf:
+        with zipfile.ZipFile(opened) as zf:
             return {k: (shape, dtype) for k, (_, shape, dtype) in _npz_checked(zf, where).items()}
     except DatasetFileError:
         raise
@@ -529,12 +561,12 @@ def npz_headers(path: str | os.PathLike) -> dict[str, tuple[tuple[int, ...], np.
         raise _npz_damaged(where, e) from e
 
 
-def npz_arrays(path: str | os.PathLike, keys: Sequence[str]) -> dict[str, np.ndarray]:
-    """Some of a user's ``.npz`` arrays (``keys`` that it holds), after every header is checked."""
-    path = str(path)
-    where = _npz_stat(path)
+def npz_arrays(source: NpzSource, keys: Sequence[str], name: Optional[str] = None) -> dict[str, np.ndarray]:
+    """Some of a user's ``.npz`` arrays (``keys`` that it holds), after every header is checked
+    (``source``, ``name``: as for :func:`npz_headers`)."""
+    opened, where = _npz_source(source, name)
     try:
-        with zipfile.ZipFile(path) as zf:
+        with zipfile.ZipFile(opened) as zf:
             checked = _npz_checked(zf, where)
             arrays = {}
             for k in keys:
@@ -562,7 +594,7 @@ def load_npz(path: str | os.PathLike) -> RawData:
     where = os.path.basename(path)
     names = _npz_class_names(arrays["class_names"], where) if "class_names" in arrays else None
     return RawData(arrays["x_train"], arrays["y_train"], arrays.get("x_test"), arrays.get("y_test"),
-                   names, f"npz file {where}")
+                   names, f"npz file {where}", file_sha256=sha256_of_file(path))
 
 
 def _idx_dir_for(name: str, data_dir: Optional[str]) -> Optional[Path]:
@@ -744,6 +776,7 @@ def prepare(raw: RawData, config: ExperimentConfig) -> Dataset:
         class_names=class_names, source=raw.source,
         display_offset=offset, display_scale=scale, pool_origin=_readonly(origin), notes=tuple(notes),
         pool_files=None if raw.train_files is None else tuple(raw.train_files[i] for i in origin),
+        file_sha256=raw.file_sha256,
     )
 
 

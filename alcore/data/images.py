@@ -49,7 +49,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from alcore.data.datasets import (MAX_ELEMENTS, DatasetFileError, RawData, check_class_names, regular_file)
+from alcore.data.datasets import (MAX_ELEMENTS, DatasetFileError, RawData, check_class_names, regular_file,
+                                   sha256_of_file)
 
 # -- limits (each named in the message that refuses something over it) -------------------
 MAX_MEMBERS = 60_000  # files in the archive or folder: CIFAR-10 as PNG files is 60 000
@@ -446,6 +447,15 @@ def _open_members(path: str, lim: ImageLimits, skips: _Skips, stack) -> tuple[li
     where, _ = regular_file(path, "image zip")
     try:
         f = stack.enter_context(open(path, "rb"))
+    except OSError as e:
+        raise DatasetFileError(f"{where}: cannot be read ({e.strerror or e})") from e
+    return _zip_file_members(f, where, lim, skips, stack), where
+
+
+def _zip_file_members(f, where: str, lim: ImageLimits, skips: _Skips, stack) -> list[_Member]:
+    """The members of the zip open as ``f`` (a file or the bytes of an upload), after the
+    archive's declared entry count is checked and before its central directory is parsed."""
+    try:
         declared = _zip_declared_entries(f)
         if declared is not None and declared > lim.max_members:
             raise DatasetFileError(f"{where}: {declared:,} files, over the limit of {lim.max_members:,} (MAX_MEMBERS)")
@@ -455,7 +465,25 @@ def _open_members(path: str, lim: ImageLimits, skips: _Skips, stack) -> tuple[li
         raise
     except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError, RuntimeError) as e:
         raise DatasetFileError(f"{where}: not a readable .zip file ({type(e).__name__}: {str(e)[:200]})") from e
-    return _zip_members(zf, where, lim, skips), where
+    return _zip_members(zf, where, lim, skips)
+
+
+def check_image_zip(data: bytes, name: str, *, limits: Optional[ImageLimits] = None) -> None:
+    """What can be known of an uploaded zip of images from its directory alone, before it is
+    kept anywhere: a readable zip, within the limits on its files and their unpacked bytes,
+    holding at least one image file by its name. Raises :class:`DatasetFileError` naming the
+    file and the problem. (Whether its images decode is known only once they are loaded.)"""
+    import contextlib
+
+    where = os.path.basename(name or "") or "uploaded zip"
+    lim = limits or ImageLimits()
+    skips = _Skips()
+    with contextlib.ExitStack() as stack:
+        members = _zip_file_members(io.BytesIO(data), where, lim, skips, stack)
+    if not any(_is_image(m.parts) for m in members):
+        shown = "; ".join(skips.named[:5])
+        raise DatasetFileError(f"{where}: holds no image file (JPEG, PNG, BMP or WebP: {', '.join(IMAGE_EXTENSIONS)})"
+                               + (f"; {skips.count} file(s) skipped: {shown}" if skips.count else ""))
 
 
 def _assign(members: list[_Member], labels_csv: Optional[dict[str, str]], skips: _Skips):
@@ -525,14 +553,16 @@ def load_images(path: str | os.PathLike, image_size: int = 32, *, limits: Option
                 skips.add(m.name, why)
             else:
                 kept.append((m.name, split, label))
-    source = f"image {'folder' if os.path.isdir(path) else 'zip'} {where}"
-    images = _assemble(decoder, kept, layout, source, where, skips, csv_member)
+    folder = os.path.isdir(path)
+    source = f"image {'folder' if folder else 'zip'} {where}"
+    images = _assemble(decoder, kept, layout, source, where, skips, csv_member,
+                       None if folder else sha256_of_file(path))
     _remember(path, image_size, images)
     return images
 
 
 def _assemble(decoder: _Decoder, kept: list, layout: str, source: str, where: str, skips: _Skips,
-              csv_member: Optional[_Member]) -> ImageSet:
+              csv_member: Optional[_Member], sha256: Optional[str] = None) -> ImageSet:
     if not kept:
         shown = "; ".join(skips.named[:5])
         raise DatasetFileError(f"{where}: no image could be used" + (f" ({skips.count} file(s) skipped: {shown})"
@@ -566,7 +596,7 @@ def _assemble(decoder: _Decoder, kept: list, layout: str, source: str, where: st
         words += ", test split from the 'test' folder"
     raw = RawData(np.ascontiguousarray(x[~is_test]), y[~is_test], x[is_test] if test_folder else None,
                   y[is_test] if test_folder else None, names or None, source,
-                  tuple(f for f, t in zip(files, is_test) if not t))
+                  tuple(f for f, t in zip(files, is_test) if not t), sha256)
     return ImageSet(raw, layout, words, layout != "unlabeled", colour, test_folder,
                     tuple(skips.named), skips.count)
 

@@ -75,7 +75,7 @@ def _dataset(raw: RawData, class_names: Sequence[str], audit: np.ndarray, audit_
                    x_test=_readonly(xt), y_test=_readonly(y_test), class_names=tuple(class_names), source=raw.source,
                    display_offset=offset, display_scale=scale, pool_origin=_readonly(origin),
                    pool_files=None if files is None else tuple(files[i] for i in origin),
-                   test_files=None if files is None else tuple(files[i] for i in audit))
+                   test_files=None if files is None else tuple(files[i] for i in audit), file_sha256=raw.file_sha256)
 
 
 def labelled_dataset(result: RunResult, images: RawData) -> Dataset:
