@@ -388,6 +388,14 @@ class ProbCoverStrategy(Strategy):
             return cls()
         return cls(config.probcover_radius, config.probcover_purity)
 
+    @staticmethod
+    def radius_origin(config) -> str:
+        """How the radius of a run with ``config`` came about, as the CLI and the pages say it."""
+        if config.probcover_radius is not None:
+            return "as set (probcover_radius)"
+        return (f"chosen by the purity rule: the largest radius whose balls hold one k-means cluster for "
+                f"at least {config.probcover_purity:.0%} of the images")
+
     def restore(self, rounds) -> None:
         if self.radius is None:
             self.radius_ = next((r.probcover_radius for r in reversed(rounds)
