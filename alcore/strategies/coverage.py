@@ -430,6 +430,7 @@ def gaussian_gains(x: np.ndarray, rows: np.ndarray, gamma: float, floor: np.ndar
     if x_sq is None:
         x_sq = row_sq_norms(x)
     n = len(x)
+    weights = np.asarray(weights, dtype=x.dtype)  # float32 blocks stay float32 (no copy per block)
     out = np.empty(len(rows))
     step = max(1, chunk_elements // max(n, 1))
     for s in range(0, len(rows), step):
