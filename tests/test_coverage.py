@@ -402,6 +402,18 @@ def test_settings_come_from_the_config_and_bad_ones_are_refused(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("embeddings, message", [
+    (np.zeros((19, 8)), "19 rows but there are 20 candidates"),
+    (np.where(np.eye(20, 8) > 0, np.nan, 1.0), "NaN or infinite"),
+    (None, "embeddings are missing"),
+], ids=["rows", "nan", "missing"])
+def test_bad_candidate_features_are_refused_clearly(name, embeddings, message):
+    bad = StrategyInput(probs=np.full((20, 4), 0.25), embeddings=embeddings, labeled_embeddings=np.ones((3, 8)))
+    with pytest.raises(ValueError, match=message):
+        STRATEGIES[name].from_config().select(bad, 3, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_labeled_features_are_required_and_checked(name):
     x = blobs(0)
     s = STRATEGIES[name].from_config()

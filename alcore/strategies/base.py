@@ -155,6 +155,14 @@ def check_batch(batch_size: int, n_candidates: int) -> None:
                          f"unlabeled candidates left")
 
 
+def check_whole(value, field: str, minimum: int = 1) -> int:
+    """``value`` as an int when it is a whole number >= ``minimum`` (not a bool); ValueError naming
+    ``field`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{field} must be a whole number >= {minimum}, got {value!r}")
+    return int(value)
+
+
 def top_k(scores: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     """Positions of the k highest scores, best first; equal scores are ordered by
     a random key drawn from ``rng``, so ties break the same way for the same seed."""

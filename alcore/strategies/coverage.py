@@ -44,7 +44,7 @@ from typing import Optional
 import numpy as np
 
 from alcore.strategies.base import (UNCERTAINTY_SCORES, Need, Selection, Strategy, StrategyInput, check_batch,
-                                   register, top_k)
+                                   check_whole, register, top_k)
 from alcore.strategies.diversity import (CHUNK_ELEMENTS, MINIBATCH_THRESHOLD, _float_array, _thread_limit,
                                         check_embeddings, fit_kmeans, min_sq_distances, row_sq_norms,
                                         sq_distance_block)
@@ -218,9 +218,7 @@ class TypiClustStrategy(Strategy):
 
     def __init__(self, neighbors: int = TYPICALITY_NEIGHBORS, normalize: bool = True,
                  min_cluster_size: int = MIN_CLUSTER_SIZE, minibatch_threshold: int = MINIBATCH_THRESHOLD):
-        if isinstance(neighbors, bool) or not isinstance(neighbors, (int, np.integer)) or neighbors < 1:
-            raise ValueError(f"typiclust_neighbors must be a whole number >= 1, got {neighbors!r}")
-        self.neighbors = int(neighbors)
+        self.neighbors = check_whole(neighbors, "typiclust_neighbors")
         self.normalize = normalize
         self.min_cluster_size = min_cluster_size
         self.minibatch_threshold = minibatch_threshold
@@ -421,6 +419,17 @@ class ProbCoverStrategy(Strategy):
 
 # ------------------------------------------------------------------------ herding
 
+def check_bandwidth(bandwidth, optional: bool = False) -> Optional[float]:
+    """A kernel width: a finite number > 0 (or None where ``optional``); ValueError naming
+    herding_bandwidth otherwise."""
+    if bandwidth is None and optional:
+        return None
+    if bandwidth is None or not (np.isfinite(bandwidth) and bandwidth > 0):
+        raise ValueError(f"herding_bandwidth must be a number > 0{' (or empty)' if optional else ''}, "
+                         f"got {bandwidth!r}")
+    return float(bandwidth)
+
+
 def gaussian_gains(x: np.ndarray, rows: np.ndarray, gamma: float, floor: np.ndarray, weights: np.ndarray,
                    x_sq: Optional[np.ndarray] = None, chunk_elements: int = CHUNK_ELEMENTS) -> np.ndarray:
     r"""For each row i in ``rows``: :math:`\sum_j w_j \max\big(k(x_i, x_j) - f_j, 0\big)` with
@@ -463,9 +472,7 @@ def herding_select(candidates: np.ndarray, labeled: np.ndarray, batch_size: int,
     candidates, labeled = _float_array(candidates), _float_array(labeled)
     n = len(candidates)
     check_batch(batch_size, n)
-    if not (np.isfinite(bandwidth) and bandwidth > 0):
-        raise ValueError(f"herding_bandwidth must be a number > 0, got {bandwidth!r}")
-    gamma = 1.0 / float(bandwidth) ** 2
+    gamma = 1.0 / check_bandwidth(bandwidth) ** 2
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
     w = w / n  # the gains are means over the candidates, as scikit-activeml's utilities
     x_sq = row_sq_norms(candidates)
@@ -548,9 +555,7 @@ class MaxHerdingStrategy(Strategy):
     config_fields = ("herding_bandwidth",)
 
     def __init__(self, bandwidth: Optional[float] = None, normalize: bool = True):
-        if bandwidth is not None and not (np.isfinite(bandwidth) and bandwidth > 0):
-            raise ValueError(f"herding_bandwidth must be a number > 0 (or empty), got {bandwidth!r}")
-        self.bandwidth = bandwidth
+        self.bandwidth = check_bandwidth(bandwidth, optional=True)
         self.normalize = normalize
 
     @classmethod
@@ -599,13 +604,11 @@ class UHerdingStrategy(Strategy):
 
     def __init__(self, bandwidth: Optional[float] = None, measure: str = "margin", temperature: float = 1.0,
                  normalize: bool = True):
-        if bandwidth is not None and not (np.isfinite(bandwidth) and bandwidth > 0):
-            raise ValueError(f"herding_bandwidth must be a number > 0 (or empty), got {bandwidth!r}")
         if measure not in UNCERTAINTY_SCORES:
             raise ValueError(f"unknown uherding_measure {measure!r}; choose one of {', '.join(UNCERTAINTY_SCORES)}")
         if not (np.isfinite(temperature) and temperature > 0):
             raise ValueError(f"uherding_temperature must be a number > 0, got {temperature!r}")
-        self.bandwidth = bandwidth
+        self.bandwidth = check_bandwidth(bandwidth, optional=True)
         self.measure = measure
         self.temperature = float(temperature)
         self.normalize = normalize

@@ -42,8 +42,8 @@ from typing import Optional
 
 import numpy as np
 
-from alcore.strategies.base import (Need, Selection, Strategy, StrategyInput, check_batch, check_probs, margin_scores,
-                                   register, top_k)
+from alcore.strategies.base import (Need, Selection, Strategy, StrategyInput, check_batch, check_probs, check_whole,
+                                   margin_scores, register, top_k)
 
 # Largest temporary distance block, in elements (2**22 float64 = 32 MiB).
 CHUNK_ELEMENTS = 2 ** 22
@@ -563,9 +563,7 @@ class MarginClusterStrategy(Strategy):
     config_fields = ("margin_cluster_factor",)
 
     def __init__(self, factor: int = 10, minibatch_threshold: int = MINIBATCH_THRESHOLD):
-        if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or factor < 1:
-            raise ValueError(f"margin_cluster_factor must be a whole number >= 1, got {factor!r}")
-        self.factor = int(factor)
+        self.factor = check_whole(factor, "margin_cluster_factor")
         self.minibatch_threshold = minibatch_threshold
 
     @classmethod
