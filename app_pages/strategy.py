@@ -45,7 +45,7 @@ with left:
     if "probcover_radius" in reads:
         values["probcover_radius"] = optional_float("probcover_radius", "chosen by the purity rule", max_value=2.0,
                                                     step=0.01, format="%.2f")
-        values["probcover_purity"] = slider("probcover_purity", min_value=0.5, max_value=0.99, step=0.01)
+        values["probcover_purity"] = slider("probcover_purity", step=0.01)
     if "herding_bandwidth" in reads:
         values["herding_bandwidth"] = optional_float("herding_bandwidth", "each strategy's default",
                                                      max_value=10.0, step=0.05, format="%.2f")
