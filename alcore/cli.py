@@ -143,10 +143,17 @@ def cmd_run(ns: argparse.Namespace) -> int:
     _print_image_report(cfg)
     out = Path(ns.out) if ns.out else None
     try:
+        noted = False
         for r in exp:
             print(f"round {r.round:3d}  labels {r.n_labeled:6d}  test_accuracy {r.test_accuracy:.4f}  "
                   f"test_loss {r.test_loss:.4f}  epochs {r.epochs:4d}  train {r.train_seconds:6.3f}s  "
                   f"query {r.query_seconds:6.3f}s", flush=True)
+            if r.probcover_radius is not None and not noted:  # once: it is the run's radius
+                from alcore.strategies.coverage import ProbCoverStrategy
+
+                print(f"probcover: ball radius {r.probcover_radius:g}, {ProbCoverStrategy.radius_origin(cfg)}",
+                      flush=True)
+                noted = True
             if out is not None and ns.save_every_round:
                 save_result(exp.result(), out)
     except KeyboardInterrupt:

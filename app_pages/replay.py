@@ -7,6 +7,7 @@ from alcore.figures import (gallery, overlap_figure, pool_map_figure, probabilit
                             upscale)
 from alcore.results.records import strategy_label
 from alcore.strategies.base import strategy_class
+from alcore.strategies.coverage import ProbCoverStrategy
 from dashboard import replay_session as replay
 from dashboard.data import dataset
 from dashboard.display import plain, show_figure, show_table
@@ -86,6 +87,9 @@ if ds is not None:
                 + f"true {names_shown[int(ds.y_pool[i])]}, score {s:.3f}"
                 for i, p, s in zip(rnd.selected, predicted, rnd.selected_scores)]
         st.markdown(f"**The batch {plain(strategy_label(cfg))} picked in round {r}** ({len(rnd.selected)} images)")
+        if rnd.probcover_radius is not None:
+            st.caption(f"probcover covered the pool with balls of radius **{rnd.probcover_radius:g}**, "
+                       + plain(ProbCoverStrategy.radius_origin(cfg)) + ".")
         st.image(list(images), caption=caps, width=112)
     else:
         st.caption("This round picks nothing: the run stopped here (" + plain(res.stop_reason or "stopped") + ").")

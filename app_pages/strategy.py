@@ -40,6 +40,18 @@ with left:
         values["hybrid_measure"] = choice("hybrid_measure", ["margin", "least_confidence", "ratio", "entropy"])
     if "margin_cluster_factor" in reads:
         values["margin_cluster_factor"] = number("margin_cluster_factor")
+    if "typiclust_neighbors" in reads:
+        values["typiclust_neighbors"] = number("typiclust_neighbors", step=1)
+    if "probcover_radius" in reads:
+        values["probcover_radius"] = optional_float("probcover_radius", "chosen by the purity rule", max_value=2.0,
+                                                    step=0.01, format="%.2f")
+        values["probcover_purity"] = slider("probcover_purity", step=0.01)
+    if "herding_bandwidth" in reads:
+        values["herding_bandwidth"] = optional_float("herding_bandwidth", "each strategy's default",
+                                                     max_value=10.0, step=0.05, format="%.2f")
+    if "uherding_measure" in reads:
+        values["uherding_measure"] = choice("uherding_measure", ["margin", "least_confidence", "ratio", "entropy"])
+        values["uherding_temperature"] = number("uherding_temperature", step=0.1, format="%.2f")
     if "mc_passes" in reads:
         top = min(200, limits.max_mc_passes or 200)
         key = bind("mc_passes")

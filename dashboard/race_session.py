@@ -23,7 +23,9 @@ import streamlit as st
 from alcore import ExperimentConfig
 from alcore.analysis.pitfalls import not_better_than_random, unstable_curves
 from alcore.figures import learning_curve_figure
+from alcore.results.records import run_label
 from alcore.strategies.base import is_baseline
+from alcore.strategies.coverage import ProbCoverStrategy
 from dashboard.display import plain, sentence, show_figure, show_pitfalls, show_table
 from dashboard.limits import claim_run_slot, deployment_limits, race_refusal, release_run_slot
 from dashboard.state import RACE, REFERENCE_ACCURACY, RUNNING, race_lock, trainer_cache, use_setup, visitor_key
@@ -324,6 +326,10 @@ def _board(race, key: str, live: bool) -> None:
     last = frame.sort_values("round").groupby("run").tail(1)[["run", "n_labeled", "test_accuracy"]]
     show_table(last.rename(columns={"n_labeled": "labels", "test_accuracy": "test accuracy"}), "last_accuracies",
                download=not live, column_config={"test accuracy": st.column_config.NumberColumn(format="percent")})
+    radii = race.probcover_radii()
+    if radii:
+        st.caption("**probcover's ball radius**, " + plain(ProbCoverStrategy.radius_origin(radii[0][0])) + ": "
+                   + " · ".join(f"{plain(run_label(c))} **{r:g}**" for c, r in radii))
     if race.done:
         st.success("Race finished. Open **Results** for the picked images, confusion matrices and metrics.")
 

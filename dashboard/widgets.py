@@ -23,7 +23,7 @@ WIDGET_RANGES = {
     "batch_size": (1, 100_000), "dropout": (0.0, 0.9), "dense_dropout": (0.0, 0.9), "learning_rate": (1e-6, 10.0),
     "momentum": (0.0, 0.99),
     "patience": (1, 1000), "validation_fraction": (0.05, 0.5), "uncertainty_threshold": (0.0, 0.99),
-    "changed_threshold": (0.0, 0.99), "seeds": (1, 20),
+    "changed_threshold": (0.0, 0.99), "seeds": (1, 20), "probcover_purity": (0.5, 0.99),
 }
 
 

@@ -122,6 +122,37 @@ def test_strategy_page_explains_every_strategy():
     assert at.slider(key="w_hybrid_fraction").value == 0.5
 
 
+def test_strategy_page_offers_the_coverage_strategies_settings():
+    at = app(page="strategy")
+    assert "w_probcover_radius" not in at.session_state  # drawn only for the strategies that read them
+    at.multiselect[0].set_value(["typiclust", "probcover", "maxherding", "uherding", "random"]).run()
+    assert not at.exception, at.exception
+    shown_text = " ".join(m.value for m in at.markdown)
+    assert all(f"**{name}**" in shown_text for name in ("typiclust", "probcover", "maxherding", "uherding"))
+    assert at.number_input(key="w_typiclust_neighbors").value == 20
+    assert at.number_input(key="w_probcover_radius").value == 0.0  # 0: chosen by the purity rule
+    assert at.slider(key="w_probcover_purity").value == 0.95
+    assert at.selectbox(key="w_uherding_measure").value == "margin"
+    at.number_input(key="w_probcover_radius").set_value(0.4).run()
+    at.number_input(key="w_herding_bandwidth").set_value(0.5).run()
+    at.number_input(key="w_typiclust_neighbors").set_value(10).run()
+    cfg = at.session_state["config"]
+    assert (cfg.probcover_radius, cfg.herding_bandwidth, cfg.typiclust_neighbors) == (0.4, 0.5, 10)
+    at.number_input(key="w_probcover_radius").set_value(0.0).run()
+    assert at.session_state["config"].probcover_radius is None
+
+
+def test_run_page_shows_the_radius_probcover_chose():
+    at = app(TINY, page="run", race_settings={"strategies": ["probcover", "random"], "seeds": 2})
+    race_on(at.button(key="start").click().run())
+    race = at.session_state["race"]
+    radii = [r for _, r in race.probcover_radii()]
+    assert len(radii) == 2 and all(0 < r < 2 for r in radii)
+    caption = next(shown(c.value) for c in at.caption if "ball radius" in c.value)
+    assert "purity rule" in caption
+    assert all(f"probcover (seed {seed}) **{r:g}**" in caption for seed, r in zip((0, 1), radii))
+
+
 def race_app():
     at = app(TINY, page="run")
     at.button(key="start").click().run()

@@ -39,6 +39,18 @@ def test_optional_fields_can_be_unset(tmp_path):
     assert data["config"]["rounds"] is None and [r["n_labeled"] for r in data["rounds"]] == [10, 15, 20, 25]
 
 
+def test_probcover_says_its_radius_once_and_the_file_keeps_it(tmp_path):
+    out = tmp_path / "p.json"
+    p = cli("run", "--strategy", "probcover", "--initial-strategy", "typiclust", "--rounds", "2", "--max-epochs", "5",
+            "--out", str(out))
+    assert p.returncode == 0, p.stderr
+    said = [line for line in p.stdout.splitlines() if line.startswith("probcover: ball radius")]
+    assert len(said) == 1 and "purity rule" in said[0]
+    rounds = json.loads(out.read_text())["rounds"]
+    assert rounds[0]["probcover_radius"] == rounds[1]["probcover_radius"] == float(said[0].split()[3].rstrip(","))
+    assert "probcover_radius" not in rounds[2]  # the last round picks nothing
+
+
 def test_bad_arguments_exit_nonzero_and_say_what_is_allowed(tmp_path):
     p = cli("run", "--strategy", "psychic")
     assert p.returncode == 2 and "invalid choice: 'psychic'" in p.stderr and "margin" in p.stderr

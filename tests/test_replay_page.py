@@ -289,3 +289,14 @@ def test_a_stale_run_name_from_the_browser_is_not_compared_with_a_number(finishe
     assert at.selectbox(key="replay_run").value == 0 and at.slider(key="replay_round").value == 0
     at = rerun(at.slider(key="replay_round").set_value(1))
     assert at.slider(key="replay_round").value == 1
+
+
+def test_a_probcover_round_says_the_radius_it_covered_with(digits, cache):
+    from alcore.engine.race import Race
+
+    race = Race(TINY.replace(probcover_radius=0.35), ["probcover"], [0], dataset_for=lambda cfg: digits,
+                cache=cache)
+    race.step()
+    at = app(race=race)
+    caption = next(shown(c.value) for c in at.caption if "radius" in c.value)
+    assert "balls of radius **0.35**, as set (probcover_radius)" in caption

@@ -100,7 +100,7 @@ def labelling_config(config: ExperimentConfig) -> ExperimentConfig:
     knows here). An initial strategy that needs the labels is refused."""
     if config.initial_strategy == "balanced":
         raise ValueError("the 'balanced' initial strategy needs the labels of the images; with images "
-                         "without labels choose 'random' or 'kmeans'")
+                         "without labels choose 'random', 'kmeans' or 'typiclust'")
     if config.warm_start:
         raise ValueError("warm_start is not supported when a person labels the images")
     return config.replace(inspect_k=0)

@@ -140,5 +140,15 @@ class Race:
         return pd.DataFrame(self.curve_rows(), columns=["group", "key", "run", "strategy", "seed", "source", "run_id",
                                                         "round", "n_labeled", "test_accuracy"])
 
+    def probcover_radii(self) -> list[tuple[ExperimentConfig, float]]:
+        """(config, ball radius) of every probcover run that has picked a batch: the radius its
+        last such round used (set, or chosen by the purity rule on its first round)."""
+        out = []
+        for e in self.experiments:
+            radius = next((r.probcover_radius for r in reversed(e.rounds) if r.probcover_radius is not None), None)
+            if radius is not None:
+                out.append((e.config, radius))
+        return out
+
     def results(self) -> list[RunResult]:
         return [e.result() for e in self.experiments if e.rounds]

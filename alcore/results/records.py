@@ -168,6 +168,9 @@ class RoundResult(_Strict):
     validation_loss: Optional[float] = None
     penalty_c: Optional[float] = Field(None, gt=0.0, exclude_if=lambda v: v is None,
                                        description="softmax with penalty_cv: the C cross-validation chose")
+    probcover_radius: Optional[float] = Field(None, gt=0.0, exclude_if=lambda v: v is None,
+                                              description="probcover: the ball radius this round used (set, or "
+                                                          "chosen by the purity rule on the run's first round)")
     train_seconds: Seconds
     score_seconds: Seconds
     select_seconds: Seconds
