@@ -10,6 +10,7 @@ from dashboard.label_export import export_buttons
 from dashboard.display import metric_columns, plain, show_figure, show_table
 from dashboard.limits import one_call_within_labels
 from dashboard.state import RACE, race_lock
+from dashboard.widgets import target_accuracy
 
 st.title("Results")
 race = st.session_state.get(RACE)
@@ -23,8 +24,7 @@ with race_lock():  # a round the Run page was computing when the visitor came he
 labels = [r.label for r in results]
 
 st.subheader("Metrics")
-default_target = float(np.round(max(r.rounds[-1].test_accuracy for r in results) * 0.95, 2))
-target = st.slider("Target accuracy (for 'labels to target')", 0.05, 1.0, min(max(default_target, 0.05), 1.0), 0.01)
+target = target_accuracy(results)
 frame = metrics_frame(results, target)
 fmt = metric_columns()
 show_table(frame.drop(columns=["group", "key", "strategy"]), "metrics_per_run", column_config=fmt)

@@ -1,0 +1,54 @@
+"""What a reader notices across the pages (issue 18's rough edges): one name and one format per
+concept, advice that fits this server, one colour per strategy, legible galleries. AppTest with
+the real alcore on tiny configurations (tests/test_app_pages.py's helpers)."""
+import pytest
+
+from alcore import ExperimentConfig
+from alcore.analysis.metrics import default_target
+from alcore.cli import build_parser
+from alcore.engine.race import Race
+from test_app_pages import TINY, app, race_app
+
+TARGET = "Target accuracy (%)"
+
+
+def target_input(at):
+    return next(n for n in at.number_input if n.label == TARGET)
+
+
+def test_target_accuracy_has_one_name_and_is_in_percent_on_every_page():
+    """Results asked for the target of 'labels to target' on a 0.92 slider and Compare as a number
+    0.92, under other names than the Strategy page's target_accuracy (0.920)."""
+    at = race_app()
+    race = at.session_state["race"]
+    best = max(r.rounds[-1].test_accuracy for r in race.results())
+    at.switch_page("app_pages/results.py").run()
+    assert not any("arget" in s.label for s in at.slider)
+    on_results = target_input(at)
+    assert on_results.value == pytest.approx(round(best * 0.95, 2) * 100) and on_results.max == 100.0
+    on_results.set_value(50.0).run()
+    assert not at.exception, at.exception
+    at.switch_page("app_pages/compare.py").run()
+    assert target_input(at).value == on_results.proto.default  # the same default, the same format
+
+    at = app(ExperimentConfig(target_accuracy=0.9), page="strategy")
+    w = at.number_input(key="w_target_accuracy")
+    assert w.label.startswith("Target accuracy (%") and w.value == 90.0
+    w.set_value(85.5).run()
+    assert at.session_state["config"].target_accuracy == 0.855  # the config (link, JSON) keeps the fraction
+
+
+def test_labels_to_target_starts_at_the_runs_own_target_accuracy():
+    race = Race(TINY.replace(rounds=None, target_accuracy=0.3, label_budget=40), ["margin", "random"], [0])
+    race.step()
+    assert default_target(race.results()) == 0.3
+    plain = Race(TINY, ["margin"], [0])
+    plain.step()
+    best = plain.results()[0].rounds[-1].test_accuracy
+    assert default_target(plain.results()) == max(0.05, round(best * 0.95, 2))
+
+
+def test_the_cli_calls_it_target_accuracy_and_keeps_the_old_flag():
+    parser = build_parser()
+    assert parser.parse_args(["summarize", "r.json", "--target-accuracy", "0.9"]).target_accuracy == 0.9
+    assert parser.parse_args(["summarize", "r.json", "--target", "0.9"]).target_accuracy == 0.9
