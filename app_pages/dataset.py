@@ -4,7 +4,7 @@ import streamlit as st
 
 from alcore.figures import label_distribution_figure, upscale
 from alcore.analysis.pitfalls import batch_pitfalls, tiny_test_set
-from dashboard.data import dataset
+from dashboard.data import dataset, refused_switch
 from dashboard.display import plain, sentence, show_figure, show_pitfalls
 from dashboard.limits import deployment_limits
 from dashboard.state import REFERENCE_ACCURACY, config
@@ -72,6 +72,9 @@ def page():
         if not loadable:
             return
         why_not = st.container()  # why the data cannot be used: right under where it was chosen (issue 18)
+        if kept := refused_switch(cfg, values):  # a dataset that cannot be had here: the setup stays
+            why_not.error(kept, icon=":material/cloud_off:")
+            return
         values["pool_size"] = optional_int("pool_size", "whole training split", max_value=limits.max_pool_size)
         if limits.max_pool_size is not None:
             st.caption(f"This server allows pools of up to {limits.max_pool_size:,} images.")

@@ -7,7 +7,7 @@ from alcore import ExperimentConfig
 from alcore.analysis.metrics import default_target
 from alcore.cli import build_parser
 from alcore.engine.race import Race
-from test_app_pages import TINY, app, race_app
+from test_app_pages import TINY, app, metric, race_app, shown
 
 TARGET = "Target accuracy (%)"
 
@@ -52,3 +52,53 @@ def test_the_cli_calls_it_target_accuracy_and_keeps_the_old_flag():
     parser = build_parser()
     assert parser.parse_args(["summarize", "r.json", "--target-accuracy", "0.9"]).target_accuracy == 0.9
     assert parser.parse_args(["summarize", "r.json", "--target", "0.9"]).target_accuracy == 0.9
+
+
+def offline(monkeypatch, name: str) -> None:
+    """keras.datasets.<name> as on a machine without a network (and no copy cached)."""
+    from alcore._tf import keras
+
+    def fail():
+        raise Exception("URL fetch failure: Temporary failure in name resolution")
+
+    monkeypatch.setattr(getattr(keras.datasets, name), "load_data", fail)
+
+
+def test_offline_advice_fits_what_this_server_allows(monkeypatch, idx_folder):
+    """The offline message said "point data_dir" where the Data dir box is hidden (a server that
+    reads no folders of its own)."""
+    offline(monkeypatch, "mnist")
+    at = app()
+    at.selectbox(key="w_dataset").set_value("mnist").run()
+    said = shown(at.error[0].value)
+    assert said.startswith("**mnist is not available here.** Could not load mnist through keras.datasets")
+    assert "data_dir" not in said.lower() and "data dir" not in said.lower() and not at.text_input
+    assert "choose **digits**" in said and ".npz" in said
+
+    monkeypatch.setenv("ALCORE_ALLOW_SERVER_PATHS", "1")  # a machine whose folders are the visitor's own
+    at = app()
+    at.selectbox(key="w_dataset").set_value("mnist").run()
+    said = shown(at.error[0].value)
+    assert "Point **Data dir** on the Dataset page at a folder of its idx files" in said
+    at.text_input(key="w_data_dir").set_value(str(idx_folder)).run()  # the box is there to do it
+    assert not at.error and metric(at, "Pool images") == "90"
+    assert at.session_state["config"].dataset == "mnist"
+
+
+def test_a_dataset_that_cannot_load_leaves_the_setup_and_the_race_as_they_were(monkeypatch):
+    """The Dataset page switched the session to a dataset that could not load: the sidebar, the
+    link and every page then stood on it."""
+    offline(monkeypatch, "cifar10")
+    at = race_app()
+    race, before = at.session_state["race"], at.session_state["config"]
+    at.switch_page("app_pages/dataset.py").run()
+    at.selectbox(key="w_dataset").set_value("cifar10").run()
+    assert not at.exception, at.exception
+    said = shown(at.error[0].value)
+    assert "cifar10 is not available here" in said and "The setup stays on **digits**" in said
+    assert at.session_state["config"] == before and at.session_state["race"] is race
+    assert "**digits**" in at.sidebar.markdown[0].value and "dataset" not in at.query_params
+    at.switch_page("app_pages/results.py").run()  # what was computed is still there
+    assert not at.exception and any(s.value == "Inside a round" for s in at.subheader)
+    at.switch_page("app_pages/dataset.py").run()
+    assert at.selectbox(key="w_dataset").value == "digits" and metric(at, "Pool images") == "1,438"

@@ -45,7 +45,14 @@ _NPY_HEADER_BYTES = 10_000  # numpy's own default cap on a .npy header
 
 
 class DatasetUnavailableError(OSError):
-    """A dataset could not be fetched or found (offline, missing folder)."""
+    """A dataset could not be fetched or found (offline, missing folder). ``reason``: what went
+    wrong; ``fix``: what to do about it on the machine that runs this code (it may name a folder
+    to point data_dir at, which a server that reads no folders of its own cannot offer its
+    visitors; the dashboard gives them its own advice). The message is both."""
+
+    def __init__(self, reason: str, *, fix: Optional[str] = None):
+        super().__init__(f"{reason}; {fix}" if fix else reason)
+        self.reason, self.fix = reason, fix
 
 
 class DatasetFileError(ValueError):
@@ -592,11 +599,11 @@ def load_keras_dataset(name: str, data_dir: Optional[str] = None) -> RawData:
     try:
         (x_train, y_train), (x_test, y_test) = loader()
     except Exception as e:
-        hint = ("; for offline use point data_dir (or $ALCORE_DATA_DIR) at a folder of its idx files"
-                if name != "cifar10" else "")
         raise DatasetUnavailableError(
             f"could not load {name} through keras.datasets (download needed on first use, "
-            f"is this machine offline?): {type(e).__name__}: {e}{hint}") from e
+            f"is this machine offline?): {type(e).__name__}: {e}",
+            fix="for offline use point data_dir (or $ALCORE_DATA_DIR) at a folder of its idx files"
+            if name != "cifar10" else None) from e
     return RawData(x_train, y_train.reshape(-1), x_test, y_test.reshape(-1), names, f"keras.datasets.{name}")
 
 
