@@ -37,9 +37,10 @@ with setup:
     oc = cfg.replace(strategy=strategy)
     s2.markdown(config_caption(oc))
     b1, b2 = st.columns([1, 4])
+    # no tooltip: Streamlit draws it above the button, over the strategy box, and it stays there
+    # while the pointer rests on the button (as after a click); the info below says what Start does
     pressed = b1.button("Start over" if run is not None else "Start labelling", type="primary" if run is None else
-                        "secondary", key="oracle_start", help="Train round 0 on the initial labels; the model then "
-                        "asks about its first batch.")
+                        "secondary", key="oracle_start")
     with b2.expander("Continue labelling from a result file", icon=":material/upload_file:"):
         mine = result_uploads("Your run's result file (JSON), downloaded from this page", key="oracle_file",
                               multiple=False, check=oracle.labelled_by_a_person)
@@ -48,8 +49,9 @@ if (pressed and oracle.start(oc)) or (reopen and mine.runs and oracle.resume(min
     st.rerun()  # once, so the setup's button says "Start over"
 run = oracle.current()
 if run is None:
-    st.info("Press **Start labelling**. The initial labels are given (as in every run); from then on "
-            "you are the oracle.", icon=":material/touch_app:")
+    st.info("Press **Start labelling**: round 0 trains on the initial labels (given, as in every run), and "
+            "the model then asks you about its first batch. From then on you are the oracle.",
+            icon=":material/touch_app:")
     st.stop()
 
 with race_lock():  # a retrain still finishing from this session's previous script run

@@ -102,3 +102,16 @@ def test_a_dataset_that_cannot_load_leaves_the_setup_and_the_race_as_they_were(m
     assert not at.exception and any(s.value == "Inside a round" for s in at.subheader)
     at.switch_page("app_pages/dataset.py").run()
     assert at.selectbox(key="w_dataset").value == "digits" and metric(at, "Pool images") == "1,438"
+
+
+def test_start_labelling_has_no_tooltip_to_cover_the_strategy_box():
+    """Streamlit draws a button's tooltip above it, over Be the oracle's strategy box, and it stayed
+    there while the pointer rested on the button after the click (tests/e2e/test_oracle_e2e.py
+    looks in the browser)."""
+    at = app(TINY, page="oracle")
+    start = at.button(key="oracle_start")
+    assert start.label == "Start labelling" and not start.help
+    assert any("round 0 trains on the initial labels" in i.value for i in at.info)  # said where it covers nothing
+    start.click().run()
+    assert not at.exception, at.exception
+    assert at.button(key="oracle_start").label == "Start over" and not at.button(key="oracle_start").help
