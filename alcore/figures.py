@@ -6,7 +6,7 @@ notebook can reuse them. No Streamlit here.
 from __future__ import annotations
 
 import html
-from typing import Collection, Optional, Sequence
+from typing import Collection, NamedTuple, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -157,6 +157,10 @@ def class_balance_figure(counts: dict[str, np.ndarray], class_names: Sequence[st
     return fig
 
 
+GALLERY_PX = 112  # a gallery image's side on screen, at least: an 8x8 digit 14x, a 28x28 one 4x
+CAPTION_NAME = 10  # characters of a class name in a gallery caption; the details table has the whole name
+
+
 def upscale(images: np.ndarray, min_size: int = 56) -> np.ndarray:
     """Nearest-neighbour enlargement so 8x8 or 28x28 images stay crisp on screen."""
     images = np.asarray(images)
@@ -168,19 +172,65 @@ def upscale(images: np.ndarray, min_size: int = 56) -> np.ndarray:
     return images.repeat(factor, axis=1).repeat(factor, axis=2)
 
 
-def gallery(images: np.ndarray, refs: Sequence[ImageRef], class_names: Sequence[str],
-            with_score: bool = False) -> tuple[list[np.ndarray], list[str]]:
-    """Images (already in [0, 1]) and captions for a gallery of pool images:
-    predicted class and confidence, with the true label when the model is wrong."""
-    captions = []
-    for ref in refs:
-        text = f"#{ref.index}: {class_names[ref.predicted]} ({ref.confidence:.0%})"
-        if ref.label != ref.predicted:
-            text += f" (true {class_names[ref.label]})"
-        if with_score and ref.score is not None:
-            text += f", score {ref.score:.3f}"
-        captions.append(text)
+def short_name(name, limit: int = CAPTION_NAME) -> str:
+    """A class name cut to ``limit`` characters ("Ankle bo…") for a caption under a small image."""
+    name = str(name)
+    return name if len(name) <= limit else name[:limit - 1] + "…"
+
+
+def gallery_caption(index: int, class_names: Sequence[str], predicted: Optional[int] = None,
+                    label: Optional[int] = None, confidence: Optional[float] = None) -> str:
+    """One or two lines under a gallery image: "#219: 5 (20%), true 8": its pool index, the
+    predicted class with its confidence where known, and the true class where the prediction is
+    wrong (or unknown). ``class_names`` as they are to be shown (short, escaped by the caller)."""
+    text = f"#{index}:"
+    if predicted is not None:  # no-break spaces: a line breaks after the comma, not inside "true 8"
+        text += f" {class_names[predicted]}" + (f"\u00a0({confidence:.0%})" if confidence is not None else "")
+    if label is not None and label != predicted:
+        text += ("," if predicted is not None else "") + f" true\u00a0{class_names[label]}"
+    return text
+
+
+def gallery(images: np.ndarray, refs: Sequence[ImageRef], class_names: Sequence[str]) -> tuple[list[np.ndarray], list[str]]:
+    """Images (already in [0, 1]) and their captions (:func:`gallery_caption`) for a gallery of
+    pool images."""
+    captions = [gallery_caption(r.index, class_names, r.predicted, r.label, r.confidence) for r in refs]
     return [np.asarray(im) for im in images], captions
+
+
+class GalleryImage(NamedTuple):
+    """A pool image as a gallery shows it where the round recorded no ImageRef (its picks)."""
+    index: int
+    predicted: Optional[int]
+    label: int
+    confidence: Optional[float] = None
+    score: Optional[float] = None
+
+
+def picked_images(rnd, labels: np.ndarray) -> list[GalleryImage]:
+    """A round's picks with their predicted class (where the file records it), true class
+    (``labels``: the pool's) and score."""
+    predicted = rnd.selected_predicted or [None] * len(rnd.selected)
+    return [GalleryImage(int(i), None if p is None else int(p), int(labels[i]), None, float(s))
+            for i, p, s in zip(rnd.selected, predicted, rnd.selected_scores)]
+
+
+def gallery_details(sections: dict[str, Sequence], class_names: Sequence[str]) -> pd.DataFrame:
+    """What the short captions of a page's galleries leave out, one row per image: the gallery
+    (``sections``' key), pool index, predicted class and confidence, true class, whether the
+    prediction is right, and the strategy's score. Each item has ``index``, ``predicted``,
+    ``label`` and, where known, ``confidence`` and ``score`` (an ImageRef does)."""
+    rows = []
+    for title, items in sections.items():
+        for it in items:
+            predicted, confidence = getattr(it, "predicted", None), getattr(it, "confidence", None)
+            rows.append({"gallery": title, "pool index": int(it.index),
+                         "predicted": None if predicted is None else class_names[predicted],
+                         "confidence": confidence, "true class": class_names[it.label],
+                         "right": None if predicted is None else bool(predicted == it.label),
+                         "score": getattr(it, "score", None)})
+    return pd.DataFrame(rows, columns=["gallery", "pool index", "predicted", "confidence", "true class", "right",
+                                       "score"])
 
 
 def stopping_signals_figure(result: RunResult) -> go.Figure:

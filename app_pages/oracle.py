@@ -9,7 +9,7 @@ from alcore.engine.oracle import OracleRun, confusions, cost_summary
 from alcore.results.records import strategy_label, to_json
 from dashboard import labelling, oracle_session as oracle
 from dashboard.label_export import export_buttons
-from dashboard.display import config_caption, plain, show_figure, show_table
+from dashboard.display import caption_names, config_caption, plain, show_figure, show_gallery, show_table
 from dashboard.state import config, race_lock, race_settings
 from dashboard.uploads import result_uploads
 
@@ -155,9 +155,9 @@ else:
 mistakes = [x for x in records if not x.right]
 if mistakes:
     st.subheader("Your mistakes")
-    images = upscale(ds.display_images(ds.x_pool[[x.index for x in mistakes]]), 84)
-    st.image(list(images), width=84, caption=[f"#{x.index}: you said {shown[x.given]}, truly {shown[x.truth]}"
-                                              for x in mistakes])
+    short = caption_names(names)  # whole names in "Every label you gave" below
+    show_gallery(ds.display_images(ds.x_pool[[x.index for x in mistakes]]),
+                 [f"#{x.index}: you said {short[x.given]}, true {short[x.truth]}" for x in mistakes])
 if records:
     with st.expander("Every label you gave", expanded=False):
         show_table(pd.DataFrame([{"batch": x.round + 1, "pool index": x.index, "your label": names[x.given],

@@ -115,3 +115,36 @@ def test_start_labelling_has_no_tooltip_to_cover_the_strategy_box():
     start.click().run()
     assert not at.exception, at.exception
     assert at.button(key="oracle_start").label == "Start over" and not at.button(key="oracle_start").help
+
+
+def test_gallery_captions_are_short_and_say_the_truth_only_where_the_model_is_wrong():
+    from alcore.figures import gallery_caption, gallery_details, picked_images, short_name
+
+    names = [str(c) for c in range(10)]
+    assert gallery_caption(219, names, 5, 8, 0.2) == "#219: 5\u00a0(20%), true\u00a08"  # breaks after the comma
+    assert gallery_caption(807, names, 4, 4) == "#807: 4"
+    assert gallery_caption(3, names, None, 7) == "#3: true\u00a07"  # a file without predicted classes
+    assert short_name("Ankle boot and more") == "Ankle boo…" and short_name("Sandal") == "Sandal"
+    race = Race(TINY, ["margin"], [0])
+    race.step()
+    rnd, ds = race.experiments[0].rounds[0], race.experiments[0].dataset
+    picked = picked_images(rnd, ds.y_pool)
+    assert [p.index for p in picked] == rnd.selected and [p.score for p in picked] == rnd.selected_scores
+    table = gallery_details({"picked": picked, "least confident": rnd.least_confident}, ds.class_names)
+    assert len(table) == len(picked) + len(rnd.least_confident)
+    assert table["score"].notna().sum() == len(picked) and table["confidence"].notna().sum() == len(rnd.least_confident)
+
+
+def test_galleries_are_sent_as_png_with_captions_of_one_or_two_lines():
+    """8x8 digits were sent as JPEG 84 px wide (blurred edges) with captions of 3-4 lines; the
+    browser test (tests/e2e/test_dashboard_e2e.py) measures the sizes, gaps and lines."""
+    at = race_app()
+    at.switch_page("app_pages/results.py").run()
+    next(s for s in at.slider if s.label == "Round").set_value(0).run()
+    assert len(at.image) == 3  # picked, least and most confident
+    for gallery in at.image:
+        assert all(url.endswith(".png") for url in gallery.value)
+        assert all(len(c) <= 24 for c in gallery.captions), gallery.captions  # 2 lines of a 112-px image
+    at.switch_page("app_pages/dataset.py").run()
+    centroids = at.image[-1]
+    assert all(url.endswith(".png") for url in centroids.value) and all(len(c) <= 28 for c in centroids.captions)
