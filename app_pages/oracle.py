@@ -70,7 +70,7 @@ records, costs = run.labels(), run.costs()
 
 # ------------------------------------------------- the curves and what the mistakes cost
 chart, numbers = st.columns([3, 2], gap="large")
-show_figure(oracle_curve_figure(costs), "oracle_curves", where=chart, key="oracle_curve")
+show_figure(oracle_curve_figure(costs, strategy=rc.strategy), "oracle_curves", where=chart, key="oracle_curve")
 with numbers:
     wrong = sum(not x.right for x in records)
     last = costs[-1]

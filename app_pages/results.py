@@ -6,7 +6,6 @@ from alcore.figures import (autolabel_figure, class_balance_figure, confusion_fi
                             picked_images, stopping_signals_figure)
 from alcore.analysis.metrics import group_metrics, metrics_frame
 from alcore.results.records import curves_csv, to_json
-from alcore.strategies.base import is_baseline
 from dashboard.label_export import export_buttons
 from dashboard.display import (caption_names, metric_columns, plain, show_figure, show_gallery,
                                show_gallery_details, show_table)
@@ -94,8 +93,8 @@ for e, rr in zip(runs, results):
     taken = np.concatenate([np.asarray(rr.initial_indices), np.asarray(rr.validation_indices, dtype=int)]
                            + [np.asarray(x.selected, dtype=int) for x in rr.rounds[:upto]])
     counts[rr.label] = np.bincount(e.dataset.y_pool[taken.astype(int)], minlength=len(names))
-baselines = {rr.label for rr in results if is_baseline(rr.config.strategy)}
-show_figure(class_balance_figure(counts, names, f"Labels per class after round {r_idx}", baselines),
+show_figure(class_balance_figure(counts, names, f"Labels per class after round {r_idx}",
+                                 {rr.label: rr.config.strategy for rr in results}),
             f"labels_per_class_round{r_idx}", where=f2, key="balance")
 
 with st.expander("Stopping signals: could this run have known when to stop?"):

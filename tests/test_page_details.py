@@ -1,13 +1,15 @@
 """What a reader notices across the pages (issue 18's rough edges): one name and one format per
 concept, advice that fits this server, one colour per strategy, legible galleries. AppTest with
 the real alcore on tiny configurations (tests/test_app_pages.py's helpers)."""
+import json
+
 import pytest
 
 from alcore import ExperimentConfig
 from alcore.analysis.metrics import default_target
 from alcore.cli import build_parser
 from alcore.engine.race import Race
-from test_app_pages import TINY, app, metric, race_app, shown
+from test_app_pages import TINY, app, metric, race_app, race_on, shown
 
 TARGET = "Target accuracy (%)"
 
@@ -148,3 +150,48 @@ def test_galleries_are_sent_as_png_with_captions_of_one_or_two_lines():
     at.switch_page("app_pages/dataset.py").run()
     centroids = at.image[-1]
     assert all(url.endswith(".png") for url in centroids.value) and all(len(c) <= 28 for c in centroids.captions)
+
+
+def trace_colors(chart) -> dict[str, str]:
+    """Legend name -> colour of a drawn Plotly chart's lines, bars or markers."""
+    out = {}
+    for t in json.loads(chart.proto.spec)["data"]:
+        color = (t.get("line") or {}).get("color") or (t.get("marker") or {}).get("color")
+        if t.get("name") and isinstance(color, str) and t.get("showlegend", True):
+            out[t["name"]] = color
+    return out
+
+
+def test_every_strategy_has_a_colour_of_its_own_and_random_is_grey():
+    from alcore.figures import RANDOM_COLOR, group_colors, strategy_color
+    from alcore.strategies.base import STRATEGIES
+
+    colors = [strategy_color(s) for s in STRATEGIES]
+    assert len(set(colors)) == len(STRATEGIES) and strategy_color("random") == RANDOM_COLOR
+    hybrids = group_colors(["hybrid 0%", "hybrid 20%", "hybrid 100%", "random"], {})
+    assert len(set(hybrids.values())) == 4 and hybrids["random"] == RANDOM_COLOR  # shades of hybrid's colour
+    assert group_colors(["margin"], {})["margin"] == group_colors(["entropy", "margin", "random"], {})["margin"] \
+        == strategy_color("margin")
+
+
+def test_a_strategy_keeps_its_colour_across_races_and_pages():
+    """Colours were handed out in the order of the groups drawn: margin was blue beside random and
+    red beside entropy, and the person's curve on Be the oracle was always blue."""
+    from alcore.figures import RANDOM_COLOR, strategy_color
+
+    margin, entropy = strategy_color("margin"), strategy_color("entropy")
+    for strategies in (["margin", "random"], ["entropy", "margin", "random"]):
+        at = app(TINY, page="run", race_settings={"strategies": strategies, "seeds": 1})
+        race_on(at.button(key="start").click().run())
+        on_run = trace_colors(at.get("plotly_chart")[0])
+        assert on_run["margin (seed 0)"] == margin and on_run["random (seed 0)"] == RANDOM_COLOR
+        at.switch_page("app_pages/results.py").run()
+        balance = trace_colors(next(c for c in at.get("plotly_chart") if "Labels per class" in c.proto.spec))
+        assert balance["margin (seed 0)"] == margin and balance["random (seed 0)"] == RANDOM_COLOR
+        at.switch_page("app_pages/compare.py").run()
+        assert trace_colors(at.get("plotly_chart")[0])["margin"] == margin
+    assert on_run["entropy (seed 0)"] == entropy != margin
+    at.switch_page("app_pages/oracle.py").run()
+    at.button(key="oracle_start").click().run()  # entropy asks: the first strategy raced
+    assert not at.exception, at.exception
+    assert trace_colors(next(c for c in at.get("plotly_chart")))["you"] == entropy
