@@ -88,9 +88,11 @@ HOVER_CURVE = "%{x} labels: %{y:.2%}<extra>%{fullData.name}</extra>"
 
 def learning_curve_figure(frame: pd.DataFrame, *, aggregate: bool = True, band: str = "ci95",
                           target: Optional[float] = None, title: str = "Test accuracy vs labels",
-                          target_name: str = "target") -> go.Figure:
+                          target_name: str = "target", max_labels: Optional[int] = None) -> go.Figure:
     """Accuracy-versus-labels curves. With ``aggregate``, runs of one group (several
-    seeds) become a mean line with a shaded band; otherwise one line per run."""
+    seeds) become a mean line with a shaded band; otherwise one line per run. The labels axis
+    starts at 0 and, given ``max_labels`` (a race's planned labels), ends there from the first
+    point on, so a live race's curves grow into a fixed frame."""
     fig = go.Figure()
     groups = sorted(frame["group"].unique(), key=natural_order) if len(frame) else []
     strategies = {g: key.strategy for g, key in zip(frame["group"], frame["key"])} if "key" in frame else {}
@@ -125,6 +127,12 @@ def learning_curve_figure(frame: pd.DataFrame, *, aggregate: bool = True, band: 
     if target is not None:
         fig.add_hline(y=target, line=dict(color="#444", dash="dot", width=1),
                       annotation_text=f"{text(target_name)} {target:.0%}", annotation_position="bottom right")
+    if max_labels:
+        fig.update_xaxes(range=[0, max_labels * 1.03])  # a little room for the last marker
+    else:
+        fig.update_xaxes(rangemode="tozero")
+    # an accuracy lies in 0-100%: one point alone was drawn on an axis from -50% to 100%
+    fig.update_yaxes(autorangeoptions=dict(minallowed=0, maxallowed=1.01))
     fig.update_layout(title=text(title), xaxis_title="Labels used", yaxis_title="Test accuracy",
                       yaxis_tickformat=".0%", uirevision="curves", hovermode="x unified",
                       showlegend=True,  # Plotly hides the legend of a one-curve figure: name it anyway

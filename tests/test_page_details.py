@@ -195,3 +195,35 @@ def test_a_strategy_keeps_its_colour_across_races_and_pages():
     at.button(key="oracle_start").click().run()  # entropy asks: the first strategy raced
     assert not at.exception, at.exception
     assert trace_colors(next(c for c in at.get("plotly_chart")))["you"] == entropy
+
+
+def _draw_the_live_board():
+    import streamlit as st
+
+    from dashboard.race_session import LiveBoard
+
+    LiveBoard().draw(st.session_state["race"], live=True)
+
+
+def test_the_run_chart_spans_the_planned_labels_from_its_first_point():
+    """The first point of a race (one round, 10 labels) sat on an x axis from 9 to 11."""
+    from streamlit.testing.v1 import AppTest
+
+    race = Race(TINY, ["margin", "random"], [0])
+    race.step()
+    assert race.planned_labels() == TINY.initial + 2 * TINY.batch_size
+    at = AppTest.from_function(_draw_the_live_board, default_timeout=60)
+    at.session_state["race"] = race
+    at.run()
+    assert not at.exception, at.exception
+    layout = json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]
+    assert layout["xaxis"]["range"][0] == 0 and layout["xaxis"]["range"][1] >= race.planned_labels()
+    assert layout["yaxis"]["autorangeoptions"] == {"minallowed": 0, "maxallowed": 1.01}  # not -50% to 100%
+
+    assert Race(TINY.replace(rounds=None, target_accuracy=0.9), ["margin"], [0]).planned_labels() is None
+    assert Race(TINY.replace(rounds=None, label_budget=25), ["margin"], [0]).planned_labels() == 25
+    assert Race(TINY.replace(rounds=5000), ["margin"], [0]).planned_labels() == 1438  # no more than the pool
+    from alcore.figures import learning_curve_figure
+
+    unbounded = learning_curve_figure(race.curve_frame())  # Compare: no plan, but from 0
+    assert unbounded.layout.xaxis.rangemode == "tozero" and unbounded.layout.xaxis.range is None
