@@ -227,3 +227,11 @@ def test_the_run_chart_spans_the_planned_labels_from_its_first_point():
 
     unbounded = learning_curve_figure(race.curve_frame())  # Compare: no plan, but from 0
     assert unbounded.layout.xaxis.rangemode == "tozero" and unbounded.layout.xaxis.range is None
+
+
+def test_the_sidebar_link_is_one_line_that_scrolls():
+    """The link wrapped in the narrow sidebar broke mid-word ("/or" "acle"); the browser test
+    (tests/e2e/test_share_e2e.py) measures that it takes one line."""
+    at = app(ExperimentConfig(batch_size=20), page="strategy")
+    link = at.sidebar.code[0]
+    assert "batch_size=20" in link.value and link.proto.wrap_lines is False
