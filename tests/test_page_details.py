@@ -235,3 +235,38 @@ def test_the_sidebar_link_is_one_line_that_scrolls():
     at = app(ExperimentConfig(batch_size=20), page="strategy")
     link = at.sidebar.code[0]
     assert "batch_size=20" in link.value and link.proto.wrap_lines is False
+
+
+@pytest.mark.parametrize("changes, features_layer", [
+    ({"model": "mlp", "hidden_units": (16, 8), "dropout": 0.3}, "dense_1"),
+    ({"model": "mlp", "hidden_units": (16,), "dropout": 0.0}, "dense_0"),
+    ({"model": "cnn", "filters": 4, "kernel_size": 2, "dropout": 0.25, "dense_dropout": 0.5}, "dense"),
+    ({"model": "softmax"}, "flatten"),
+])
+def test_the_features_are_found_by_their_role_and_every_layer_keeps_its_own_name(changes, features_layer):
+    """The layer the diversity strategies read their features from was named "embedding", a
+    Dropout among them, and the Model page's layer table showed that name."""
+    import numpy as np
+
+    from alcore._tf import keras
+    from alcore.data.datasets import load_dataset
+    from alcore.engine.models import ModelSpec
+    from alcore.engine.training import Trainer
+
+    cfg = ExperimentConfig(**changes)
+    ds = load_dataset(cfg.replace(pool_size=200, test_size=50))
+    trainer = Trainer(ModelSpec.from_config(cfg, ds.inputs_pool.shape[1:], ds.n_classes))
+    names = [layer.name for layer in trainer.model.layers]
+    assert "embedding" not in names
+    assert all(layer.name.startswith("dropout") for layer in trainer.model.layers
+               if isinstance(layer, keras.layers.Dropout))
+    x = ds.inputs_pool[:20]
+    expected = keras.Model(trainer.model.inputs, trainer.model.get_layer(features_layer).output)(x, training=False)
+    assert np.allclose(trainer.embed(x), np.reshape(np.asarray(expected), (len(x), -1)))  # the same features as before
+
+
+def test_the_model_page_lists_the_layers_by_what_they_are():
+    at = app(ExperimentConfig(model="mlp", dropout=0.2), page="model")
+    table = at.dataframe[0].value
+    assert "embedding" not in set(table["layer"])
+    assert list(table.loc[table["type"] == "Dropout", "layer"]) == ["dropout_0"]
