@@ -99,7 +99,7 @@ def _error_text(e: Exception) -> str:
 
 
 def cmd_run(ns: argparse.Namespace) -> int:
-    from alcore.data.datasets import DatasetUnavailableError
+    from alcore.data.datasets import DatasetUnavailableError, dataset_title
 
     from alcore.engine.loop import Experiment
     from alcore.results.records import ResultFileError, curves_csv, load_result, save_result
@@ -136,7 +136,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 2
     ds = exp.dataset
-    print(f"{ds.name}: pool {len(ds.y_pool)}, test {len(ds.y_test)}, {ds.n_classes} classes, "
+    print(f"{dataset_title(ds.name)}: pool {len(ds.y_pool)}, test {len(ds.y_test)}, {ds.n_classes} classes, "
           f"images {'x'.join(map(str, ds.image_shape))}; model {cfg.model}, strategy {cfg.strategy}, "
           f"seed {cfg.seed}", flush=True)
     _print_image_report(cfg)

@@ -270,3 +270,20 @@ def test_the_model_page_lists_the_layers_by_what_they_are():
     table = at.dataframe[0].value
     assert "embedding" not in set(table["layer"])
     assert list(table.loc[table["type"] == "Dropout", "layer"]) == ["dropout_0"]
+
+
+def test_the_run_header_names_an_npz_file_once(tmp_path, capsys):
+    """`python -m alcore run` began with "npz:npz file kmnist.npz: pool ..."."""
+    from alcore.cli import main
+    from alcore.data.datasets import dataset_title
+    from conftest import npz_with_classes
+
+    data = tmp_path / "kmnist.npz"
+    data.write_bytes(npz_with_classes(["a", "b", "c"]))
+    assert main(["run", "--dataset", "npz", "--data-file", str(data), "--model", "softmax", "--initial", "9",
+                 "--batch-size", "3", "--rounds", "1", "--test-size", "12"]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert header.startswith("npz file kmnist.npz: pool ") and header.count("npz") == 2, header
+    # result files keep the name they always had; Compare's group names read it once too
+    assert dataset_title("npz:npz file kmnist.npz") == "npz file kmnist.npz" and dataset_title("mnist") == "mnist"
+    assert dataset_title("idx:idx files in emnist") == "idx files in emnist"

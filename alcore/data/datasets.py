@@ -607,6 +607,14 @@ def load_keras_dataset(name: str, data_dir: Optional[str] = None) -> RawData:
     return RawData(x_train, y_train.reshape(-1), x_test, y_test.reshape(-1), names, f"keras.datasets.{name}")
 
 
+def dataset_title(name: str) -> str:
+    """A dataset's name as a reader reads it. A user's file or folder is named by its kind and its
+    source ("npz:npz file kmnist.npz", as result files record it); the source alone already says
+    the kind ("npz file kmnist.npz")."""
+    kind, sep, source = str(name).partition(":")
+    return source if sep and source and kind in ("idx", "npz", "images") else str(name)
+
+
 def load_raw(config: ExperimentConfig) -> RawData:
     data_dir = config.data_dir or os.environ.get("ALCORE_DATA_DIR")
     if config.dataset == "digits":
