@@ -8,7 +8,7 @@ from dashboard.data import dataset, refused_switch
 from dashboard.display import caption_names, plain, sentence, show_figure, show_gallery, show_pitfalls
 from dashboard.limits import deployment_limits
 from dashboard.state import REFERENCE_ACCURACY, config
-from dashboard.uploads import image_zip_upload, save_upload, show_image_report
+from dashboard.uploads import image_zip_upload, save_upload, show_image_report, upload_limits_caption, upload_mb
 from dashboard.widgets import bind, choice, commit, help_text, label, number, optional_int
 
 st.title("Dataset")
@@ -36,7 +36,7 @@ def file_upload(source: str, cfg, values: dict):
         return image_zip_upload(cfg, values)
     if source == "npz":
         up = st.file_uploader("Your .npz (x_train, y_train, optional x_test, y_test, class_names)",
-                              type=["npz"], max_upload_size=100)
+                              type=["npz"], max_upload_size=upload_mb("npz"), help=upload_limits_caption("npz"))
         if up is not None:
             values["data_file"] = save_upload(up.getvalue(), up.name)
         elif cfg.data_file is None or not cfg.data_file.endswith(".npz"):

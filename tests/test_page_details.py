@@ -287,3 +287,26 @@ def test_the_run_header_names_an_npz_file_once(tmp_path, capsys):
     # result files keep the name they always had; Compare's group names read it once too
     assert dataset_title("npz:npz file kmnist.npz") == "npz file kmnist.npz" and dataset_title("mnist") == "mnist"
     assert dataset_title("idx:idx files in emnist") == "idx files in emnist"
+
+
+def test_every_uploader_states_the_limit_this_server_keeps(monkeypatch):
+    """Result-file uploaders said "64MB per file" where the server reads at most 16 MB, and the
+    .zip uploader 200 MB where Streamlit refuses anything over server.maxUploadSize (100)."""
+    import tomllib
+
+    from conftest import ROOT
+
+    server = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())["server"]["maxUploadSize"]
+    at = app(page="compare")
+    results = at.get("file_uploader")[0].proto
+    assert results.max_upload_size_mb == 16 and "At most 16 MB of result files at once" in results.help
+    monkeypatch.setenv("ALCORE_MAX_RESULT_MB", "8")
+    at = app(page="compare")
+    assert at.get("file_uploader")[0].proto.max_upload_size_mb == 8
+    at = app()
+    at.selectbox(key="w_dataset").set_value("npz").run()
+    npz = at.get("file_uploader")[0].proto
+    assert npz.max_upload_size_mb == min(256, server) and "unpack to at most 256 MB" in npz.help
+    at.selectbox(key="w_dataset").set_value("images").run()
+    assert at.get("file_uploader")[0].proto.max_upload_size_mb == server
+    assert any(c.value.startswith(f"At most {server} MB per .zip") for c in at.caption)

@@ -111,6 +111,8 @@ def test_race_results_download_compare(page, app_server, playwright_api, tmp_pat
     expect(page.get_by_text("No runs to compare yet")).to_be_visible(timeout=PAGE_TIMEOUT_MS)
     wait_idle(page)
 
+    # the uploader states this server's limit for result files (issue 18: it said 64MB where 16 MB held)
+    expect(page.get_by_test_id("stFileUploaderDropzoneInstructions")).to_contain_text("16MB per file")
     with page.expect_file_chooser(timeout=PAGE_TIMEOUT_MS) as fc:
         page.get_by_test_id("stFileUploaderDropzone").click()
     fc.value.set_files(str(good))
