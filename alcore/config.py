@@ -162,6 +162,11 @@ class ExperimentConfig(BaseModel):
         None, ge=0.0, lt=1.0, description="cnn: dropout rate after its Dense(128) layer (empty: the "
         "same as dropout; Gal et al. 2017 use 0.25 after pooling and 0.5 here)."
     )
+    mc_evaluation: bool = Field(
+        False, description="mlp / cnn: report test accuracy (and loss) from the mean of mc_passes "
+        "forward passes with dropout active (MC dropout), instead of one pass with dropout off. "
+        "Only what is reported changes; every strategy's picks stay the same."
+    )
     augment_shift: float = Field(
         0.0, ge=0.0, le=0.5, description="mlp / cnn: during training, shift each image by up to "
         "this fraction of its height and width at random (0: no shifts). Transfer models never "
@@ -340,6 +345,10 @@ class ExperimentConfig(BaseModel):
             raise ValueError("dataset 'npz' needs data_file: the path of a .npz file")
         if self.dataset == "images" and not self.data_file:
             raise ValueError("dataset 'images' needs data_file: the path of a .zip of images (or a folder of them)")
+        if self.mc_evaluation:
+            from alcore.strategies.bayesian import check_model_has_dropout
+
+            check_model_has_dropout("mc_evaluation", self)
         if self.rounds is None and self.label_budget is None and self.target_accuracy is None:
             raise ValueError("set at least one of rounds, label_budget or target_accuracy, "
                              "or the run would never stop")

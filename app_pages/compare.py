@@ -71,7 +71,7 @@ metrics = metrics_frame(results, target)
 seed_stats = seed_statistics(metrics)
 smallest = min(results, key=lambda r: r.dataset.n_test)  # the noisiest test set loaded
 tiny = tiny_test_set(smallest.dataset.n_test, float(metrics["final_accuracy"].median()),
-                     test_size=smallest.config.test_size)
+                     test_size=smallest.config.test_size, dataset=smallest.config.dataset)
 against_random = not_better_than_random(metrics, seed_stats.pairs)
 show_pitfalls([p for p in (tiny, model_selection([r.config for r in results])) if p] + unstable_curves(metrics))
 fmt = metric_columns()

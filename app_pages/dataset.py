@@ -102,7 +102,8 @@ def page():
         d.metric("Image size", "x".join(str(s) for s in ds.image_shape))
         st.caption(f"Source: {plain(ds.source)}")
         # the Model page's reference accuracy, where trained, is what the runs head for
-        tiny = tiny_test_set(len(ds.y_test), st.session_state.get(REFERENCE_ACCURACY), test_size=cfg.test_size)
+        tiny = tiny_test_set(len(ds.y_test), st.session_state.get(REFERENCE_ACCURACY), test_size=cfg.test_size,
+                             dataset=cfg.dataset)
         show_pitfalls(([tiny] if tiny else []) + batch_pitfalls(cfg, len(ds.y_pool)))
         show_figure(label_distribution_figure(ds.y_pool, ds.class_names), "label_distribution", key="label_dist")
 

@@ -36,6 +36,8 @@ with c1:
         values["dropout"] = slider("dropout")
     if values["model"] == "cnn":
         values["dense_dropout"] = optional_float("dense_dropout", "same as dropout", max_value=0.9)
+    # reported accuracy from MC-dropout passes: only models with dropout have them
+    values["mc_evaluation"] = toggle("mc_evaluation") if values["model"] in ("mlp", "cnn") else False
     if values["model"] in ("mlp", "cnn"):
         st.caption("Augmentation (training only)")
         for field in ("augment_shift", "augment_rotation", "augment_zoom"):
@@ -115,7 +117,7 @@ st.write("The ceiling the learning curves are heading for: the same model traine
 refs = st.session_state.setdefault("reference", {})
 ref_key = (cfg.data_key(), cfg.seed, spec, cfg.optimizer, cfg.learning_rate, cfg.train_batch_size, cfg.max_epochs,
            cfg.validation, cfg.patience, cfg.l2, cfg.weight_decay, cfg.min_steps, cfg.max_steps, cfg.penalty_c,
-           cfg.penalty_cv)
+           cfg.penalty_cv, cfg.mc_evaluation, cfg.mc_passes)
 if st.button("Train on every pool label", type="primary"):
     from alcore.engine.loop import Experiment
 

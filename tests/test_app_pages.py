@@ -104,6 +104,16 @@ def test_model_page_summary_and_reference_accuracy():
     assert acc > 0.9
 
 
+def test_model_page_offers_mc_evaluation_only_for_models_with_dropout():
+    at = app(page="model")
+    assert not [t for t in at.toggle if t.key == "w_mc_evaluation"]  # softmax: no dropout, no passes
+    at.selectbox(key="w_model").set_value("mlp").run()
+    at.toggle(key="w_mc_evaluation").set_value(True).run()
+    assert not at.exception and at.session_state["config"].mc_evaluation
+    at.selectbox(key="w_model").set_value("softmax").run()  # switching back turns it off, no error
+    assert not at.exception and not at.error and not at.session_state["config"].mc_evaluation
+
+
 def test_strategy_page_explains_every_strategy():
     at = app(page="strategy")
     assert len(at.latex) == len(STRATEGIES)

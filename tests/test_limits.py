@@ -330,6 +330,14 @@ def test_images_scored_per_round_count_the_stochastic_passes():
         "each round scores 1,000,000 images (candidates x mc_passes); this server allows at most 200,000: set "
         "candidates lower, or lower mc_passes"]
     assert SERVER.cost_problems(cfg.replace(candidates=2000), ["bald"]) == []
+    # mc_evaluation runs the 10 000 test images mc_passes times too, whatever the strategy
+    mc = cfg.replace(candidates=2000, mc_evaluation=True)
+    assert SERVER.cost_problems(mc, ["margin"]) == [
+        "each round scores 502,000 images (candidates x mc_passes, test images x mc_passes); this server allows "
+        "at most 200,000: set candidates lower, or lower mc_passes, or turn mc_evaluation off"]
+    assert SERVER.cost_problems(mc.replace(mc_passes=10), ["margin"]) == []
+    assert SERVER.run_problems(mc.replace(mc_passes=60), ["margin"], 1)[0].startswith(
+        "mc_passes 60 is over this server's limit of 50 (used by mc_evaluation)")
 
 
 def test_the_data_a_race_holds_counts_one_copy_per_seed_that_draws_its_pool():

@@ -363,9 +363,13 @@ class Experiment:
 
     def _evaluate(self) -> tuple[float, float, np.ndarray]:
         """Test accuracy, mean cross-entropy (probabilities clipped at 1e-7, as in
-        training) and predicted classes of the trainer's current model."""
-        ds = self.dataset
-        pt = self.trainer.predict_proba(ds.inputs_test)
+        training) and predicted classes of the trainer's current model: one pass with
+        dropout off, or with ``mc_evaluation`` the mean of ``mc_passes`` passes with it on."""
+        ds, cfg = self.dataset, self.config
+        if cfg.mc_evaluation:
+            pt = self.trainer.predict_proba_mc_mean(ds.inputs_test, cfg.mc_passes)
+        else:
+            pt = self.trainer.predict_proba(ds.inputs_test)
         pred = pt.argmax(axis=1)
         py = np.clip(pt[np.arange(len(pt)), ds.y_test], 1e-7, 1.0)
         return float((pred == ds.y_test).mean()), float(-np.log(py).mean()), pred

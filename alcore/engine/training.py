@@ -287,6 +287,28 @@ class Trainer:
                 out[t, i:i + PREDICT_CHUNK] = self._mc_head_fn(features).numpy()
         return out
 
+    def predict_proba_mc_mean(self, x: np.ndarray, passes: int) -> np.ndarray:
+        """Mean of ``passes`` stochastic forward passes with dropout active, (n, classes):
+        the MC-dropout predictive distribution, summed chunk by chunk so memory does not
+        grow with the passes. The dropout masks' random state is put back afterwards, so
+        the passes a strategy draws next are the ones it would draw without this call."""
+        if self._mc_head_fn is None:
+            raise ValueError(f"model {self.spec.model!r} has no dropout, so stochastic passes would all "
+                             f"agree: choose mlp or cnn with dropout > 0")
+        x = np.asarray(x, dtype=np.float32)
+        states = [v for v in self.model.non_trainable_variables if "seed_generator" in v.path]
+        saved = [v.numpy() for v in states]
+        out = np.zeros((len(x), self.spec.n_classes), dtype=np.float32)
+        try:
+            for i in range(0, len(x), PREDICT_CHUNK):
+                features = self._mc_trunk_fn(x[i:i + PREDICT_CHUNK])
+                for _ in range(passes):
+                    out[i:i + PREDICT_CHUNK] += self._mc_head_fn(features).numpy()
+        finally:
+            for v, value in zip(states, saved):
+                v.assign(value)
+        return out / passes
+
     def embed(self, x: np.ndarray) -> np.ndarray:
         """Penultimate-layer features (the inputs, flattened, for softmax): (n, d)."""
         x = np.asarray(x, dtype=np.float32)

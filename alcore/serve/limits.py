@@ -100,7 +100,8 @@ class DeploymentLimits(BaseModel):
         "min_steps..max_steps schedule.")
     max_scored_per_round: Optional[int] = Field(
         200_000, ge=1, description="Most images run through the model each round to pick: "
-        "candidates (or the whole unlabeled pool) x mc_passes for bald / var_ratios / mean_std.")
+        "candidates (or the whole unlabeled pool) x mc_passes for bald / var_ratios / mean_std, "
+        "plus test images x mc_passes with mc_evaluation.")
     max_dataset_mb: Optional[int] = Field(
         400, ge=1, description="Most megabytes of prepared data a race holds: float32 pool and "
         "test images (and transfer features), once per seed that draws its own pool.")
@@ -217,7 +218,7 @@ class DeploymentLimits(BaseModel):
         return problems
 
     def training_problems(self, config: ExperimentConfig, strategies: Sequence[str],
-                          pool_images: Optional[int] = None) -> list[str]:
+                          pool_images: Optional[int] = None, test_images: int = 0) -> list[str]:
         """Gradient steps per round and images scored per round over this server's caps."""
         problems = []
         steps = resources.steps_per_round(config)
@@ -226,11 +227,13 @@ class DeploymentLimits(BaseModel):
                             f"{self.max_steps_per_round:,}: lower max_epochs (or set max_steps), or raise "
                             f"train_batch_size")
         if self.max_scored_per_round is not None and pool_images is not None:
-            scored = resources.scored_per_round(config, strategies, pool_images)
+            scored = resources.scored_per_round(config, strategies, pool_images, test_images)
             if scored > self.max_scored_per_round:
-                problems.append(f"each round scores {scored:,} images (candidates x mc_passes); this server "
+                what = "candidates x mc_passes" + (", test images x mc_passes" if config.mc_evaluation else "")
+                fix = ", or turn mc_evaluation off" if config.mc_evaluation else ""
+                problems.append(f"each round scores {scored:,} images ({what}); this server "
                                 f"allows at most {self.max_scored_per_round:,}: set candidates lower, or lower "
-                                f"mc_passes")
+                                f"mc_passes{fix}")
         return problems
 
     def dataset_problems(self, config: ExperimentConfig, shape: Optional[DataShape] = None,
@@ -373,6 +376,7 @@ class DeploymentLimits(BaseModel):
                                 f"label_budget")
         if self.max_mc_passes is not None and config.mc_passes > self.max_mc_passes:
             stochastic = [s for s in dict.fromkeys(strategies) if Need.MC_PASSES in strategy_class(s).needs]
+            stochastic += ["mc_evaluation"] if config.mc_evaluation else []
             if stochastic:
                 problems.append(f"mc_passes {config.mc_passes} is over this server's limit of "
                                 f"{self.max_mc_passes} (used by {', '.join(stochastic)}): set it to "
@@ -397,7 +401,7 @@ class DeploymentLimits(BaseModel):
                                 and shape.file_bytes > self.max_file_mb * MB):
             return problems  # nothing more is read of such a file
         return (problems + self.model_problems(config, shape.image_shape, shape.n_classes)
-                + self.training_problems(config, strategies, shape.pool_images(config))
+                + self.training_problems(config, strategies, shape.pool_images(config), shape.test_images(config))
                 + self.result_problems(config, shape))
 
     def check(self, config: ExperimentConfig, strategies: Optional[Sequence[str]] = None, n_runs: int = 1, *,

@@ -229,13 +229,15 @@ def steps_per_round(config: ExperimentConfig) -> Optional[int]:
     return config.max_epochs * per_epoch * (2 if config.refit else 1)
 
 
-def scored_per_round(config: ExperimentConfig, strategies: Sequence[str], pool_images: int) -> int:
-    """Images run through the model each round to pick the next batch: the candidates (or
-    the whole unlabeled pool) times the passes of the stochastic strategies raced."""
+def scored_per_round(config: ExperimentConfig, strategies: Sequence[str], pool_images: int,
+                     test_images: int = 0) -> int:
+    """Images run through the model each round besides training: the candidates (or the
+    whole unlabeled pool) times the passes of the stochastic strategies raced, and with
+    ``mc_evaluation`` the test images times mc_passes (one pass each otherwise, not counted)."""
     candidates = min(config.candidates, pool_images) if config.candidates is not None else pool_images
     passes = config.mc_passes if any(Need.MC_PASSES in STRATEGIES[s].needs for s in strategies
                                      if s in STRATEGIES) else 1
-    return candidates * passes
+    return candidates * passes + (test_images * config.mc_passes if config.mc_evaluation else 0)
 
 
 def dataset_bytes(config: ExperimentConfig, shape: DataShape) -> int:

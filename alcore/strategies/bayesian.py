@@ -209,7 +209,7 @@ class BayesianStrategy(Strategy):
         dropout is refused here, before any training, with a message that names the fix."""
         if config is None:
             return cls(DEFAULT_PASSES)
-        check_model_has_dropout(cls.name, config)
+        check_model_has_dropout(f"strategy {cls.name!r}", config)
         return cls(getattr(config, "mc_passes", DEFAULT_PASSES))
 
     def select(self, inputs: StrategyInput, batch_size: int, rng: np.random.Generator) -> Selection:
@@ -258,13 +258,14 @@ class MeanStdStrategy(BayesianStrategy):
     score = staticmethod(mean_std_scores)
 
 
-def check_model_has_dropout(name: str, config) -> None:
-    """ValueError naming the fix when ``config``'s model would give identical passes."""
+def check_model_has_dropout(what: str, config) -> None:
+    """ValueError naming the fix when ``config``'s model would give identical passes
+    (``what`` names who asks for them: "strategy 'bald'", "mc_evaluation")."""
     model = getattr(config, "model", None)
     dropout = getattr(config, "dropout", 0.0)
     if model == "cnn" and getattr(config, "dense_dropout", None) is not None:
         dropout = max(dropout, config.dense_dropout)  # either of the cnn's two dropout layers will do
     if model not in ("mlp", "cnn") or not dropout > 0:
-        what = f"model {model!r}" if model not in ("mlp", "cnn") else f"model {model!r} with dropout {dropout}"
-        raise ValueError(f"strategy {name!r} needs stochastic forward passes, but {what} has no "
+        which = f"model {model!r}" if model not in ("mlp", "cnn") else f"model {model!r} with dropout {dropout}"
+        raise ValueError(f"{what} needs stochastic forward passes, but {which} has no "
                          f"dropout, so every pass would agree: choose mlp or cnn with dropout > 0")
