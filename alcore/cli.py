@@ -100,7 +100,7 @@ def _error_text(e: Exception) -> str:
 
 
 def cmd_run(ns: argparse.Namespace) -> int:
-    from alcore.data.datasets import DatasetUnavailableError
+    from alcore.data.datasets import DatasetUnavailableError, dataset_title
 
     from alcore.engine.loop import Experiment
     from alcore.results.records import ResultFileError, curves_csv, load_result, save_result
@@ -137,7 +137,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 2
     ds = exp.dataset
-    print(f"{ds.name}: pool {len(ds.y_pool)}, test {len(ds.y_test)}, {ds.n_classes} classes, "
+    print(f"{dataset_title(ds.name)}: pool {len(ds.y_pool)}, test {len(ds.y_test)}, {ds.n_classes} classes, "
           f"images {'x'.join(map(str, ds.image_shape))}; model {cfg.model}, strategy {cfg.strategy}, "
           f"seed {cfg.seed}", flush=True)
     _print_image_report(cfg)
@@ -218,8 +218,8 @@ def cmd_summarize(ns: argparse.Namespace) -> int:
     head = f"{'strategy':<22}{'runs':>5}{'final_acc':>11}{'aulc':>8}{'drops':>7}"
     if at is not None:
         head += f"{'acc@' + str(at):>11}"
-    if ns.target is not None:
-        head += f"{'labels_to_' + format(ns.target, 'g'):>18}"
+    if ns.target_accuracy is not None:
+        head += f"{'labels_to_' + format(round(ns.target_accuracy * 100, 4), 'g') + '%':>18}"  # 0.9: labels_to_90%
     print(head)
     for name, rs in sorted(groups.items()):
         curves = [r.curve() for r in rs]
@@ -231,8 +231,8 @@ def cmd_summarize(ns: argparse.Namespace) -> int:
             vals = [accuracy_at(n, a, at) for n, a in curves]
             vals = [v for v in vals if v is not None]
             line += f"{np.mean(vals):>11.4f}" if vals else f"{'-':>11}"
-        if ns.target is not None:
-            hits = [labels_to_target(n, a, ns.target) for n, a in curves]
+        if ns.target_accuracy is not None:
+            hits = [labels_to_target(n, a, ns.target_accuracy) for n, a in curves]
             reached = [h for h in hits if h is not None]
             txt = f"{np.mean(reached):.0f}" if reached else "-"
             if len(reached) < len(hits):
@@ -439,7 +439,9 @@ def build_parser() -> argparse.ArgumentParser:
                                           "labels whose accuracy fell over 5 points, summed over the runs)")
     s.add_argument("files", nargs="+")
     s.add_argument("--at", type=int, help="also report mean accuracy at this many labels")
-    s.add_argument("--target", type=float, help="also report labels needed to reach this accuracy")
+    # the config field's name, as on the dashboard; --target is the name it had before
+    s.add_argument("--target-accuracy", "--target", type=float, dest="target_accuracy", metavar="FRACTION",
+                   help="also report the labels each run needed to reach this test accuracy (0.9 for 90%%)")
     s.set_defaults(func=cmd_summarize)
     a = sub.add_parser("autolabel", help="pseudo-label the most confident pool images after a run "
                                          "(CEAL) and report what it does to test accuracy")

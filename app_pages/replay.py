@@ -3,14 +3,14 @@ import streamlit as st
 
 from alcore.analysis.explain import (candidate_scores, dataset_problem, picks_overlap, record_mismatches,
                                      replay_refusal, round_pool_map, round_sets)
-from alcore.figures import (gallery, overlap_figure, pool_map_figure, probability_bars_figure, score_rank_frame,
-                            upscale)
+from alcore.figures import (gallery, gallery_caption, overlap_figure, picked_images, pool_map_figure,
+                            probability_bars_figure, score_rank_frame, upscale)
 from alcore.results.records import strategy_label
 from alcore.strategies.base import strategy_class
 from alcore.strategies.coverage import ProbCoverStrategy
 from dashboard import replay_session as replay
 from dashboard.data import dataset
-from dashboard.display import plain, show_figure, show_table
+from dashboard.display import caption_names, plain, show_figure, show_gallery, show_gallery_details, show_table
 from dashboard.replay_session import MAP, ROUND, RUN
 from dashboard.state import RACE, race_lock
 from dashboard.uploads import local_data, result_uploads
@@ -78,28 +78,26 @@ if ds is None:  # a file's data: this session's upload of the file it names by i
 
 
 # ------------------------------------------------------------------ what the round shows
-names_shown = [plain(n) for n in res.dataset.class_names]  # captions render markdown; names come from files
+names_shown = caption_names(res.dataset.class_names)  # captions render markdown; names come from files
 if ds is not None:
-    if rnd.selected:
-        images = upscale(ds.display_images(ds.x_pool[rnd.selected]), 112)
-        predicted = rnd.selected_predicted or [None] * len(rnd.selected)
-        caps = [f"#{i}: " + (f"predicted {names_shown[p]}, " if p is not None else "")
-                + f"true {names_shown[int(ds.y_pool[i])]}, score {s:.3f}"
-                for i, p, s in zip(rnd.selected, predicted, rnd.selected_scores)]
+    picked = picked_images(rnd, ds.y_pool)
+    if picked:
         st.markdown(f"**The batch {plain(strategy_label(cfg))} picked in round {r}** ({len(rnd.selected)} images)")
         if rnd.probcover_radius is not None:
             st.caption(f"probcover covered the pool with balls of radius **{rnd.probcover_radius:g}**, "
                        + plain(ProbCoverStrategy.radius_origin(cfg)) + ".")
-        st.image(list(images), caption=caps, width=112)
+        show_gallery(ds.display_images(ds.x_pool[rnd.selected]),
+                     [gallery_caption(p.index, names_shown, p.predicted, p.label) for p in picked])
     else:
         st.caption("This round picks nothing: the run stopped here (" + plain(res.stop_reason or "stopped") + ").")
     for refs, title in ((rnd.least_confident, "Least confident unlabeled images"),
                         (rnd.most_confident, "Most confident unlabeled images")):
         if refs:
-            imgs, caps = gallery(upscale(ds.display_images(ds.x_pool[[x.index for x in refs]]), 84), refs,
-                                 names_shown)
+            imgs, caps = gallery(ds.display_images(ds.x_pool[[x.index for x in refs]]), refs, names_shown)
             st.markdown(f"**{title}**")
-            st.image(imgs, caption=caps, width=84)
+            show_gallery(imgs, caps)
+    show_gallery_details({"picked": picked, "least confident": rnd.least_confident,
+                          "most confident": rnd.most_confident}, res.dataset.class_names, f"images_round{r}")
 
 # ---------------------------------------------------------------------- why this image?
 st.subheader("Why this image?")
@@ -127,7 +125,7 @@ elif options:
         truth = int(ds.y_pool[chosen])
         left, right = st.columns([1, 3])
         left.image(upscale(ds.display_images(ds.x_pool[[chosen]]), 224)[0], width=224,
-                   caption=f"#{chosen}: true class {names_shown[truth]}")
+                   caption=f"#{chosen}: true class {plain(res.dataset.class_names[truth])}")
         if chosen in scored:
             ex = scored.explain(chosen)
             show_figure(probability_bars_figure(ex.probs, res.dataset.class_names, truth,

@@ -7,7 +7,7 @@ from dashboard.data import dataset_sizes
 from dashboard.display import show_pitfalls
 from dashboard.limits import deployment_limits
 from dashboard.state import config, race_settings
-from dashboard.widgets import WIDGET_RANGES, bind, choice, commit, number, optional_float, optional_int, slider
+from dashboard.widgets import WIDGET_RANGES, bind, choice, commit, number, optional_float, optional_int, optional_percent, slider
 
 st.title("Strategy")
 st.write("Pick the strategies to **race** on the same seeds: every strategy starts from the same "
@@ -31,7 +31,7 @@ with left:
         "batch_size": number("batch_size"),
         "rounds": optional_int("rounds", "no round limit", max_value=limits.max_rounds),
         "label_budget": optional_int("label_budget", "no budget", max_value=limits.max_labels),
-        "target_accuracy": optional_float("target_accuracy", "no target", max_value=1.0, format="%.3f"),
+        "target_accuracy": optional_percent("target_accuracy", "no target"),
         "candidates": optional_int("candidates", "score the whole unlabeled pool"),
     }
     reads = {f for name in chosen for f in STRATEGIES[name].config_fields}  # the settings the chosen ones read

@@ -321,6 +321,7 @@ def _board(race, key: str, live: bool) -> None:
     show_figure(learning_curve_figure(frame, aggregate=len(race.experiments) > len(set(frame["group"])),
                                       target=st.session_state.get(REFERENCE_ACCURACY),
                                       target_name="with every pool label (Model page)",
+                                      max_labels=race.planned_labels(),
                                       title="Test accuracy vs labels" + (" (live)" if live and not race.done else "")),
                 "learning_curves", key=key)
     last = frame.sort_values("round").groupby("run").tail(1)[["run", "n_labeled", "test_accuracy"]]

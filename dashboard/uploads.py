@@ -26,10 +26,39 @@ from alcore.results.records import ResultFileError, RunResult, load_result, to_j
 from alcore.serve.uploads import SessionUploads, UploadRefused, UploadStore, fingerprint_in_path, sha256_of, shown_name
 from dashboard.display import plain
 
-MAX_RESULT_MB = 64
 UPLOADS = "uploads"  # st.session_state: this session's SessionUploads
 UPLOAD_MEMO = "upload_memo"  # st.session_state: {uploader file id: its sha256, or why it was refused}
 DATASET, RESULT_DATA = "dataset", "result data"  # the roles of a session's uploads (one file each)
+
+
+# What each uploader says it takes ("16MB per file") is what this server takes. Streamlit refuses
+# any upload over server.maxUploadSize (.streamlit/config.toml) whatever a widget says, so no
+# widget states more than that; below it, each kind has this deployment's own limit.
+def server_upload_mb() -> int:
+    return int(st.get_option("server.maxUploadSize"))
+
+
+def upload_mb(kind: str) -> int:
+    """The most megabytes an uploader of ``kind`` ("result", "npz", "zip") takes on this server."""
+    from dashboard.limits import deployment_limits
+
+    limits, top = deployment_limits(), server_upload_mb()
+    own = {"result": limits.max_result_mb, "npz": limits.max_file_mb, "zip": None}[kind]
+    return top if own is None else max(1, min(own, top))
+
+
+def upload_limits_caption(kind: str) -> str:
+    """The limits an upload of ``kind`` is held to on this server, in a sentence."""
+    from dashboard.limits import deployment_limits
+
+    limits, mb = deployment_limits(), upload_mb(kind)
+    if kind == "result":
+        return (f"At most {mb:,} MB of result files at once on this server." if limits.max_result_mb is not None
+                else f"At most {mb:,} MB per file on this server.")
+    if kind == "npz":
+        return f"At most {mb:,} MB per file" + (f", with arrays that unpack to at most {limits.max_file_mb:,} MB"
+                                                  if limits.max_file_mb is not None else "") + ", on this server."
+    return f"At most {mb:,} MB per .zip on this server."
 
 
 def upload_root() -> Path:
@@ -130,7 +159,7 @@ def local_data(config: ExperimentConfig, sha256: str | None, key: str, what: str
             st.info(f"{plain(what)} was made on **{plain(name)}**, named by a path on the machine that made it, "
                     f"which the dashboard does not read. Upload the file to see its images (this older result "
                     f"file has no fingerprint to check it against).", icon=":material/upload_file:")
-        up = st.file_uploader(f"{name}", type=[suffix[1:]], key=key, max_upload_size=200)
+        up = st.file_uploader(f"{name}", type=[suffix[1:]], key=key, max_upload_size=upload_mb(suffix[1:]))
         path = None if up is None else keep_upload(up, suffix, RESULT_DATA, expect=sha256)
     return None if path is None else config.replace(data_file=path)
 
@@ -160,9 +189,9 @@ def image_zip_upload(cfg, values: dict):
     from dashboard.widgets import number
 
     up = st.file_uploader("Your images: a .zip with one folder per class, or the images and a labels.csv "
-                          "(file name, label)", type=["zip"], max_upload_size=200)
+                          "(file name, label)", type=["zip"], max_upload_size=upload_mb("zip"))
     slot = st.empty()
-    st.caption("Limits: " + ", ".join(ImageLimits().describe()) + ".")
+    st.caption(upload_limits_caption("zip") + " Inside it: " + ", ".join(ImageLimits().describe()) + ".")
     values["image_size"] = number("image_size", step=8)
     if up is not None:
         path = keep_upload(up, ".zip", where=slot)
@@ -209,8 +238,8 @@ def result_uploads(label: str, key: str, *, multiple: bool = True,
     """A result-file uploader and what it holds: each file loaded, checked by ``check(run,
     file name)`` where given (it raises ResultFileError to refuse), or refused right under the
     uploader. A file uploaded twice loads once."""
-    got = st.file_uploader(label, type=["json"], accept_multiple_files=multiple, max_upload_size=MAX_RESULT_MB,
-                           key=key, on_change=on_change)
+    got = st.file_uploader(label, type=["json"], accept_multiple_files=multiple, max_upload_size=upload_mb("result"),
+                           key=key, on_change=on_change, help=upload_limits_caption("result"))
     files = list(got or []) if multiple else [got] if got is not None else []
     out, seen = ResultUploads([], [], 0, len(files)), {}
     refused = 0

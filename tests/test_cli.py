@@ -22,8 +22,8 @@ def test_run_prints_a_line_per_round_and_writes_files(tmp_path):
     data = json.loads(out.read_text())
     assert data["config"]["batch_size"] == 10 and len(data["rounds"]) == 4
     assert len(csv.read_text().splitlines()) == 5
-    s = cli("summarize", str(out), "--at", "40", "--target", "0.5")
-    assert s.returncode == 0 and "margin" in s.stdout and "acc@40" in s.stdout
+    s = cli("summarize", str(out), "--at", "40", "--target-accuracy", "0.5")
+    assert s.returncode == 0 and "margin" in s.stdout and "acc@40" in s.stdout and "labels_to_50%" in s.stdout
     a = cli("autolabel", str(out), "--per-step", "20", "--steps", "2")
     assert a.returncode == 0, a.stderr
     assert [line.split()[1] for line in a.stdout.splitlines()[1:4]] == ["0", "20", "40"]

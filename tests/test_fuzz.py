@@ -40,7 +40,7 @@ from alcore.data.datasets import Dataset, DatasetFileError, DatasetUnavailableEr
 from alcore.analysis.groups import curve_frame
 from alcore.analysis.stats import aggregate_curves
 from alcore.figures import confusion_figure, learning_curve_figure, stopping_signals_figure
-from alcore.analysis.metrics import group_metrics, metrics_frame, summarize
+from alcore.analysis.metrics import default_target, group_metrics, metrics_frame, summarize
 from alcore.results.records import ResultFileError, RunResult, curves_csv, load_result, to_json
 
 GENERATED: Counter = Counter()  # files generated in this run, by kind
@@ -135,8 +135,7 @@ def use_result(res: RunResult) -> None:
     """What the Compare page and the CLI do with a loaded file."""
     frame = curve_frame([res, BASE], ["fuzz.json", "base.json"])
     aggregate_curves(frame, "ci95")
-    best = max(r.rounds[-1].test_accuracy for r in (res, BASE))
-    group_metrics(metrics_frame([res, BASE], max(0.05, round(best * 0.95, 2))))
+    group_metrics(metrics_frame([res, BASE], default_target([res, BASE])))  # as the pages do
     curves_csv([res])
     summarize(res, target=0.5)
     assert res.curve()[0] == sorted(res.curve()[0])

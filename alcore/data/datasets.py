@@ -47,7 +47,14 @@ _NPY_HEADER_BYTES = 10_000  # numpy's own default cap on a .npy header
 
 
 class DatasetUnavailableError(OSError):
-    """A dataset could not be fetched or found (offline, missing folder)."""
+    """A dataset could not be fetched or found (offline, missing folder). ``reason``: what went
+    wrong; ``fix``: what to do about it on the machine that runs this code (it may name a folder
+    to point data_dir at, which a server that reads no folders of its own cannot offer its
+    visitors; the dashboard gives them its own advice). The message is both."""
+
+    def __init__(self, reason: str, *, fix: Optional[str] = None):
+        super().__init__(f"{reason}; {fix}" if fix else reason)
+        self.reason, self.fix = reason, fix
 
 
 class DatasetFileError(ValueError):
@@ -624,12 +631,20 @@ def load_keras_dataset(name: str, data_dir: Optional[str] = None) -> RawData:
     try:
         (x_train, y_train), (x_test, y_test) = loader()
     except Exception as e:
-        hint = ("; for offline use point data_dir (or $ALCORE_DATA_DIR) at a folder of its idx files"
-                if name != "cifar10" else "")
         raise DatasetUnavailableError(
             f"could not load {name} through keras.datasets (download needed on first use, "
-            f"is this machine offline?): {type(e).__name__}: {e}{hint}") from e
+            f"is this machine offline?): {type(e).__name__}: {e}",
+            fix="for offline use point data_dir (or $ALCORE_DATA_DIR) at a folder of its idx files"
+            if name != "cifar10" else None) from e
     return RawData(x_train, y_train.reshape(-1), x_test, y_test.reshape(-1), names, f"keras.datasets.{name}")
+
+
+def dataset_title(name: str) -> str:
+    """A dataset's name as a reader reads it. A user's file or folder is named by its kind and its
+    source ("npz:npz file kmnist.npz", as result files record it); the source alone already says
+    the kind ("npz file kmnist.npz")."""
+    kind, sep, source = str(name).partition(":")
+    return source if sep and source and kind in ("idx", "npz", "images") else str(name)
 
 
 def load_raw(config: ExperimentConfig) -> RawData:

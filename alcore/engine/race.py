@@ -121,6 +121,14 @@ class Race:
         labels = max((e.rounds[-1].n_labeled for e in self.experiments if e.rounds), default=0)
         return RaceProgress(done, total, labels, self.seconds, left)
 
+    def planned_labels(self) -> Optional[int]:
+        """The most labels a run of this race can reach (its rounds or label budget, within the
+        pool); None where only a target or a label-free signal stops the runs."""
+        bounds = [e.config.max_labels() for e in self.experiments]
+        if any(b is None for b in bounds):
+            return None
+        return max(min(b, len(e.dataset.y_pool)) for b, e in zip(bounds, self.experiments))
+
     def curve_rows(self) -> list[dict]:
         """One row per finished round of every run (for figures and CSV)."""
         rows = []
