@@ -39,8 +39,12 @@ def show_problems(problems: list[str], icon=":material/block:", where=None) -> N
 
 
 def config_caption(cfg: ExperimentConfig) -> str:
+    from alcore.serve.uploads import shown_name
+
     budget = f"{cfg.rounds} rounds" if cfg.rounds is not None else f"budget {cfg.label_budget}"
-    return (f"**{cfg.dataset}** · model **{cfg.model}** · {cfg.initial} initial labels · "
+    # a user's file by its name (never the folder it is kept in on the server)
+    data = f"**{cfg.dataset}** {plain(shown_name(cfg.data_file))}" if cfg.data_file else f"**{cfg.dataset}**"
+    return (f"{data} · model **{cfg.model}** · {cfg.initial} initial labels · "
             f"batches of {cfg.batch_size} · {budget} · seed {cfg.seed}")
 
 

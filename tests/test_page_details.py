@@ -289,6 +289,17 @@ def test_the_run_header_names_an_npz_file_once(tmp_path, capsys):
     assert dataset_title("idx:idx files in emnist") == "idx files in emnist"
 
 
+def test_the_dashboards_run_header_names_a_users_file_never_its_folder():
+    """The Run page said only "images" for any uploaded .zip; the file it races on is what a
+    person with several uploads needs, and the folder it is kept in on the server is not theirs."""
+    from dashboard.display import config_caption
+
+    kept = "/tmp/alcore-uploads/3f9c0a/5be1d2/shapes.zip"
+    caption = config_caption(ExperimentConfig(dataset="images", data_file=kept)).replace("\\", "")  # as read
+    assert caption.startswith("**images** shapes.zip · model **softmax**") and "alcore-uploads" not in caption
+    assert config_caption(ExperimentConfig()).startswith("**digits** · model")
+
+
 def test_every_uploader_states_the_limit_this_server_keeps(monkeypatch):
     """Result-file uploaders said "64MB per file" where the server reads at most 16 MB, and the
     .zip uploader 200 MB where Streamlit refuses anything over server.maxUploadSize (100)."""
