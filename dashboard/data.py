@@ -2,6 +2,7 @@
 shared read-only by every session of the process and bounded by bytes; nothing else is."""
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import streamlit as st
@@ -10,7 +11,7 @@ from pydantic import ValidationError
 
 from alcore import ExperimentConfig
 from alcore.config import DATA_DIR_DATASETS, FILE_DATASETS
-from alcore.data.datasets import Dataset, DatasetCache, DatasetUnavailableError, load_raw
+from alcore.data.datasets import Dataset, DatasetCache, DatasetUnavailableError, load_dataset, load_raw
 from alcore.serve.limits import DeploymentLimits, whole_pool_size
 from alcore.serve.uploads import MAX_AGE_S
 from dashboard.display import plain, sentence, show_problems
@@ -20,18 +21,19 @@ from dashboard.uploads import session_folder, session_uploads
 
 
 @st.cache_resource(show_spinner=False)
-def _dataset_cache(max_mb: int | None) -> DatasetCache:
+def _dataset_cache(max_mb: int | None, image_limits) -> DatasetCache:
     # One cache for every session of this process, bounded by bytes (the deployer's
     # dataset_cache_mb). Arrays come back read-only: every session may share them, none
-    # may change them.
-    return DatasetCache(max_bytes=(1 << 62) if max_mb is None else max_mb * 1024 * 1024)
+    # may change them. A .zip of images is read within this server's image limits.
+    return DatasetCache(max_bytes=(1 << 62) if max_mb is None else max_mb * 1024 * 1024,
+                        loader=functools.partial(load_dataset, image_limits=image_limits))
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def _whole_pool_size(key: tuple, _config: ExperimentConfig) -> int:
+def _whole_pool_size(key: tuple, _config: ExperimentConfig, _image_limits) -> int:
     # Only the raw arrays' length, so a capped server refuses an oversized whole split
     # before preparing (and caching) it.
-    raw = load_raw(_config)
+    raw = load_raw(_config, image_limits=_image_limits)
     return whole_pool_size(len(raw.y_train), raw.x_test is not None, _config.test_size)
 
 
@@ -51,11 +53,12 @@ def _prepared(cfg: ExperimentConfig, limits: DeploymentLimits) -> tuple[Dataset 
     if not problems:
         whole = None
         if limits.max_pool_size is not None and cfg.pool_size is None:
-            whole = _whole_pool_size((cfg.dataset, cfg.data_dir, cfg.data_file, cfg.test_size), cfg)
+            whole = _whole_pool_size((cfg.dataset, cfg.data_dir, cfg.data_file, cfg.test_size, cfg.image_size,
+                                      limits.image_limits()), cfg, limits.image_limits())
         problems = limits.pool_problems(cfg, whole) + limits.dataset_problems(cfg)
     if problems:
         return None, problems
-    return _dataset_cache(limits.dataset_cache_mb).get(cfg), []
+    return _dataset_cache(limits.dataset_cache_mb, limits.image_limits()).get(cfg), []
 
 
 def dataset(cfg: ExperimentConfig | None = None, where=None) -> Dataset | None:

@@ -29,10 +29,10 @@ PHASES = {"audit": "Audit set", "initial": "Initial images", "rounds": "Batch"}
 
 
 @st.cache_resource(max_entries=2, show_spinner="Reading your images...")
-def _images(path: str, size: int, _mtime: int) -> RawData | None:
+def _images(path: str, size: int, _mtime: int, image_limits) -> RawData | None:
     from alcore.data.images import load_images
 
-    images = load_images(path, size)
+    images = load_images(path, size, limits=image_limits)
     return None if images.labeled else images.raw
 
 
@@ -46,7 +46,8 @@ def unlabeled_images(cfg: ExperimentConfig) -> RawData | None:
     if report is not None and report[0] != "images without labels":
         return None  # a labeled upload, loaded already: no second decoding
     try:
-        return _images(cfg.data_file, cfg.image_size, os.stat(cfg.data_file).st_mtime_ns)
+        return _images(cfg.data_file, cfg.image_size, os.stat(cfg.data_file).st_mtime_ns,
+                       deployment_limits().image_limits())
     except (OSError, ValueError):
         return None  # the Dataset page says why
 

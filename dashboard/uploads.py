@@ -185,13 +185,13 @@ def results_on_local_data(results: list[RunResult], key: str) -> list[RunResult]
 def image_zip_upload(cfg, values: dict):
     """The .zip-of-images uploader and the image size: (whether there is a zip to load, a
     placeholder right under the uploader for :func:`show_image_report`). Fills ``values``."""
-    from alcore.data.images import ImageLimits
+    from dashboard.limits import deployment_limits
     from dashboard.widgets import number
 
     up = st.file_uploader("Your images: a .zip with one folder per class, or the images and a labels.csv "
                           "(file name, label)", type=["zip"], max_upload_size=upload_mb("zip"))
     slot = st.empty()
-    st.caption(upload_limits_caption("zip") + " Inside it: " + ", ".join(ImageLimits().describe()) + ".")
+    st.caption(upload_limits_caption("zip") + " Inside it: " + ", ".join(deployment_limits().image_limits().describe()) + ".")
     values["image_size"] = number("image_size", step=8)
     if up is not None:
         path = keep_upload(up, ".zip", where=slot)

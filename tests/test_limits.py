@@ -786,3 +786,34 @@ def test_uploads_over_the_cap_remove_the_least_recently_used_sessions(tmp_path):
         SessionUploads(UploadStore(tmp_path / "small", max_bytes=size // 2)).keep(
             data[3], "d.npz", ".npz", "dataset", DeploymentLimits.unlimited())
     assert _disk_bytes(tmp_path / "small") == 0
+
+
+# ------------------------------------------------ image uploads within the deployment's limits (issue 16)
+
+def test_image_uploads_are_held_to_the_deployments_limits_and_none_lifts_them(tmp_path):
+    from alcore.data.images import MAX_MEMBERS, MAX_TOTAL_PIXELS, ImageLimits
+    from alcore.serve.uploads import SessionUploads, UploadRefused, UploadStore
+    from tests.imagesets import class_folder_zip
+
+    lim = SERVER.image_limits()
+    assert (lim.max_members, lim.max_total_pixels, lim.max_total_bytes) == (30_000, 300_000_000, 256 * 2**20)
+    assert "256 MiB unpacked in all" in lim.describe()
+    lifted = DeploymentLimits.from_sources({"ALCORE_MAX_UPLOAD_IMAGES": "none", "ALCORE_MAX_UPLOAD_PIXELS": "none",
+                                            "ALCORE_MAX_FILE_MB": "none"}, {}).image_limits()
+    assert lifted == ImageLimits() and lifted.max_members == MAX_MEMBERS and lifted.max_total_pixels == MAX_TOTAL_PIXELS
+
+    shapes = class_folder_zip(tmp_path / "shapes.zip", n_images=12, n_classes=3, size=20).read_bytes()
+    small = DeploymentLimits.from_sources({"ALCORE_MAX_UPLOAD_IMAGES": "10"}, {})
+    store = UploadStore(tmp_path / "uploads")
+    with pytest.raises(UploadRefused, match=r"shapes\.zip: 1[2-9] files, over the limit of 10 files per upload"):
+        SessionUploads(store).keep(shapes, "shapes.zip", ".zip", "dataset", small)
+    assert not any(p.is_file() for p in store.root.rglob("*"))  # refused before it was written
+    mine = SessionUploads(store)  # its folder goes with it
+    kept = mine.keep(shapes, "shapes.zip", ".zip", "dataset", SERVER)
+
+    # the pixels are read from the headers as the images load: 12 images of 20 x 20 are 4 800
+    cfg = ExperimentConfig(dataset="images", data_file=str(kept), image_size=8, test_size=3)
+    assert len(load_dataset(cfg, image_limits=SERVER.image_limits()).y_pool) == 9
+    few = DeploymentLimits.from_sources({"ALCORE_MAX_UPLOAD_PIXELS": "2000"}, {}).image_limits()
+    with pytest.raises(ValueError, match=r"hold [\d,]+ pixels, over the limit of 2,000 in all"):
+        load_dataset(cfg, image_limits=few)

@@ -647,7 +647,10 @@ def dataset_title(name: str) -> str:
     return source if sep and source and kind in ("idx", "npz", "images") else str(name)
 
 
-def load_raw(config: ExperimentConfig) -> RawData:
+def load_raw(config: ExperimentConfig, *, image_limits=None) -> RawData:
+    """The arrays a config names, as its source holds them. ``image_limits``: the
+    :class:`alcore.data.images.ImageLimits` a .zip of images is read within (the loader's own
+    by default; a server lowers them)."""
     data_dir = config.data_dir or os.environ.get("ALCORE_DATA_DIR")
     if config.dataset == "digits":
         return load_digits_raw()
@@ -660,7 +663,8 @@ def load_raw(config: ExperimentConfig) -> RawData:
     if config.dataset == "images":
         from alcore.data.images import load_images, require_labels
 
-        return require_labels(load_images(config.data_file, config.image_size), os.path.basename(config.data_file))
+        return require_labels(load_images(config.data_file, config.image_size, limits=image_limits),
+                              os.path.basename(config.data_file))
     raise ValueError(f"unknown dataset {config.dataset!r}")
 
 
@@ -795,13 +799,13 @@ def prepare(raw: RawData, config: ExperimentConfig) -> Dataset:
     )
 
 
-def load_dataset(config: ExperimentConfig) -> Dataset:
-    """Load and prepare the dataset a config names.
+def load_dataset(config: ExperimentConfig, *, image_limits=None) -> Dataset:
+    """Load and prepare the dataset a config names (``image_limits``: see :func:`load_raw`).
 
     Raises :class:`DatasetUnavailableError` when the data is not here, and a
     ``ValueError`` (a :class:`DatasetFileError` for the user's own files, naming
     them) when it cannot be used."""
-    raw = load_raw(config)
+    raw = load_raw(config, image_limits=image_limits)
     try:
         return prepare(raw, config)
     except DatasetFileError:

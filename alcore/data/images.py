@@ -87,7 +87,9 @@ class ImageLimits:
     max_total_pixels: int = MAX_TOTAL_PIXELS
 
     def describe(self) -> list[str]:
-        return [f"{self.max_members:,} files", f"{self.max_total_bytes / 2**30:g} GiB unpacked in all",
+        unpacked = (f"{self.max_total_bytes / 2**30:g} GiB" if self.max_total_bytes >= 2**30
+                    else f"{self.max_total_bytes / 2**20:g} MiB")
+        return [f"{self.max_members:,} files", f"{unpacked} unpacked in all",
                 f"{self.max_member_bytes / 2**20:g} MiB per file",
                 f"compression ratio {self.max_compression_ratio:g} per file",
                 f"{self.max_image_pixels:,} pixels per image", f"{self.max_total_pixels:,} pixels in all"]
@@ -180,11 +182,11 @@ def _zip_members(zf: zipfile.ZipFile, where: str, lim: ImageLimits, skips: _Skip
     infos = zf.infolist()
     if len(infos) > lim.max_members:
         raise DatasetFileError(f"{where}: {len(infos):,} files, over the limit of {lim.max_members:,} "
-                               f"(MAX_MEMBERS)")
+                               f"files per upload")
     total = sum(i.file_size for i in infos if not i.is_dir())
     if total > lim.max_total_bytes:
         raise DatasetFileError(f"{where}: its files unpack to {total:,} bytes in all, over the limit of "
-                               f"{lim.max_total_bytes:,} (MAX_TOTAL_BYTES): a zip bomb?")
+                               f"{lim.max_total_bytes:,}")
     out = []
     for info in infos:
         if info.is_dir():
@@ -417,7 +419,7 @@ class _Decoder:
                 if self.pixels > self.lim.max_total_pixels:
                     raise DatasetFileError(
                         f"{self.where}: the images up to {_short(member.name, 60)} hold {self.pixels:,} pixels, over "
-                        f"the limit of {self.lim.max_total_pixels:,} in all (MAX_TOTAL_PIXELS)")
+                        f"the limit of {self.lim.max_total_pixels:,} in all")
                 if im.format == "JPEG":
                     im.draft(None, (self.size, self.size))  # decode at a reduced scale: faster, less memory
                 im.load()
@@ -458,7 +460,7 @@ def _zip_file_members(f, where: str, lim: ImageLimits, skips: _Skips, stack) -> 
     try:
         declared = _zip_declared_entries(f)
         if declared is not None and declared > lim.max_members:
-            raise DatasetFileError(f"{where}: {declared:,} files, over the limit of {lim.max_members:,} (MAX_MEMBERS)")
+            raise DatasetFileError(f"{where}: {declared:,} files, over the limit of {lim.max_members:,} files per upload")
         f.seek(0)
         zf = stack.enter_context(zipfile.ZipFile(f))
     except DatasetFileError:

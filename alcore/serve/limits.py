@@ -108,6 +108,13 @@ class DeploymentLimits(BaseModel):
     max_file_mb: Optional[int] = Field(
         256, ge=1, description="Most megabytes an uploaded .npz may unpack to (read from its "
         "array headers before anything is loaded). MNIST as uint8 is 55 MB.")
+    max_upload_images: Optional[int] = Field(
+        30_000, ge=1, description="Most files in an uploaded .zip of images (checked from its directory "
+        "before it is kept): the largest pool and test set this server races, together.")
+    max_upload_pixels: Optional[int] = Field(
+        300_000_000, ge=1, description="Most pixels of all the images of an uploaded .zip together, as "
+        "their headers declare them, before they are scaled to image_size: what bounds the decoding "
+        "time (1 000 photos of 640x480 are 307 M). max_file_mb also bounds what the .zip unpacks to.")
     max_result_mb: Optional[int] = Field(
         16, ge=1, description="Most megabytes of result files read at once (one upload on Replay "
         "or Compare; parsing costs about 25 times the file's size) and the most a run's result "
@@ -122,6 +129,16 @@ class DeploymentLimits(BaseModel):
         "reuse across sessions (a whole MNIST pool is about 220 MB); least recently used "
         "ones are dropped beyond it. Datasets in use by a run stay in memory regardless. "
         "'none': no bound.")
+
+    def image_limits(self):
+        """The images loader's limits on this server: its own (alcore.data.images), lowered to
+        max_upload_images files, max_upload_pixels pixels and max_file_mb unpacked."""
+        from alcore.data.images import ImageLimits
+
+        own = ImageLimits()
+        lower = {"max_members": self.max_upload_images, "max_total_pixels": self.max_upload_pixels,
+                 "max_total_bytes": None if self.max_file_mb is None else self.max_file_mb * MB}
+        return ImageLimits(**{**vars(own), **{k: min(v, getattr(own, k)) for k, v in lower.items() if v is not None}})
 
     # -- reading ----------------------------------------------------------------------
     @classmethod

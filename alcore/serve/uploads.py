@@ -66,7 +66,7 @@ def check_upload(data: bytes, name: str, suffix: str, limits: DeploymentLimits) 
             if problems:
                 raise UploadRefused(f"{where}: {problems[0]}")
         else:
-            check_image_zip(data, where)
+            check_image_zip(data, where, limits=limits.image_limits())
     except DatasetFileError as e:
         raise UploadRefused(str(e)) from e
 
