@@ -65,6 +65,8 @@ if ds is not None:
                        + plain(ProbCoverStrategy.radius_origin(cfg)) + ".")
         show_gallery(ds.display_images(ds.x_pool[rnd.selected]),
                      [gallery_caption(p.index, names_shown, p.predicted, p.label, given=given) for p in picked])
+        if res.oracle == "person" and not rnd.given_labels:
+            st.caption("This batch was still waiting for the person's labels when the run was saved.")
     else:
         st.caption("This round picks nothing: the run stopped here (" + plain(res.stop_reason or "stopped") + ").")
     for refs, title in ((least, "Least confident unlabeled images"), (most, "Most confident unlabeled images")):

@@ -130,6 +130,7 @@ def test_replay_opens_a_labelling_runs_downloaded_file(labelled, monkeypatch):
     caps = captions_of(at, 0)
     assert [c.split(":")[0] for c in caps] == [f"#{i}" for i in res.rounds[2].selected]
     assert not any("labelled" in c for c in caps)
+    assert any("still waiting for the person's labels" in c.value for c in at.caption)
     assert at.image[3].captions == [f"#{res.rounds[2].selected[0]}: no label given (nobody labelled this image)"]
     assert retrained == [0, 2]
     assert len(scores_table(at)) == 4
@@ -216,3 +217,25 @@ def test_figures_never_name_a_class_for_an_unknown_label():
     assert list(by_name["picked this round (1)"].text) == ["no label, picked this round"]
     assert list(by_name["labeled before this round (1)"].text) == ["labelled emu, labeled before this round"]
     assert "no label" not in {t.name for t in pool_map_figure(frame.assign(label=[0, 1, 2]), CLASSES).data}
+
+
+def test_replay_offers_a_run_beside_the_simulated_oracle_too(digits, cache):
+    """Be the oracle on a labelled dataset: the person's labels train it, the dataset's are the truth."""
+    from alcore.engine.oracle import BatchAnswers, OracleRun
+
+    run = OracleRun(ExperimentConfig(model="softmax", rounds=2, seed=0), dataset=digits, cache=cache)
+    run.start()
+    answers = BatchAnswers(run.batch, 0.0)
+    for pos, i in enumerate(run.batch):
+        answers.answer(pos, (int(digits.y_pool[i]) + (pos == 0)) % 10, 1.0)  # the first one wrong
+    run.submit(answers)
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.session_state["oracle_run"] = run
+    at.run()
+    at.switch_page("app_pages/replay.py").run()
+    assert not at.exception, at.exception
+    assert at.radio(key="replay_source").options == ["Your runs on Be the oracle", "Result files"]
+    assert at.selectbox(key="replay_run").options == ["margin (seed 0, a person labelled)"]
+    assert any(m.label == "Test accuracy" for m in at.metric)  # the dataset's test split, not an audit set
+    at = rerun(at.slider(key="replay_round").set_value(1))
+    assert len(scores_table(at)) == 4 and not at.error and not at.warning  # round 1 trained on the person's labels
