@@ -299,18 +299,15 @@ def _data_beside(result, result_path: str):
 
 def _run_dataset(result, data_file: Optional[str]):
     """The dataset a result file was made on, loaded here (``data_file``: this machine's copy)."""
-    from alcore.data.datasets import load_dataset
+    from alcore.engine.labelling import run_dataset
 
     cfg = result.config if data_file is None else result.config.replace(data_file=data_file)
-    if not result.labelled_in_the_loop:
-        return load_dataset(cfg)
-    from alcore.data.images import load_images
-    from alcore.engine.labelling import fingerprint, labelled_dataset
-
-    images = load_images(cfg.data_file, cfg.image_size).raw
-    if result.images_sha256 is not None and result.images_sha256 != fingerprint(images):
-        raise ValueError(f"{cfg.data_file}: not the images {result.label} was labelled on")
-    return labelled_dataset(result, images)
+    try:
+        return run_dataset(result, cfg)
+    except ValueError as e:
+        if not result.labelled_in_the_loop:
+            raise
+        raise ValueError(f"{cfg.data_file}: {e}") from e
 
 
 def cmd_labels(ns: argparse.Namespace) -> int:

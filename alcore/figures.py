@@ -219,23 +219,32 @@ def short_name(name, limit: int = CAPTION_NAME) -> str:
     return name if len(name) <= limit else name[:limit - 1] + "…"
 
 
+def known(label: Optional[int]) -> bool:
+    """Whether an image's label is known: a class, not None or -1 (images without labels)."""
+    return label is not None and int(label) >= 0
+
+
 def gallery_caption(index: int, class_names: Sequence[str], predicted: Optional[int] = None,
-                    label: Optional[int] = None, confidence: Optional[float] = None) -> str:
+                    label: Optional[int] = None, confidence: Optional[float] = None, *, given: bool = False) -> str:
     """One or two lines under a gallery image: "#219: 5 (20%), true 8": its pool index, the
     predicted class with its confidence where known, and the true class where the prediction is
-    wrong (or unknown). ``class_names`` as they are to be shown (short, escaped by the caller)."""
+    wrong (or unknown). ``given``: ``label`` is the one a person gave (images without labels), shown
+    whether or not the model agrees ("labelled 8"), since a caption without it then says none was
+    given. A label of -1 (or None) is unknown and not shown. ``class_names`` as they are to be
+    shown (short, escaped by the caller)."""
     text = f"#{index}:"
     if predicted is not None:  # no-break spaces: a line breaks after the comma, not inside "true 8"
         text += f" {class_names[predicted]}" + (f"\u00a0({confidence:.0%})" if confidence is not None else "")
-    if label is not None and label != predicted:
-        text += ("," if predicted is not None else "") + f" true\u00a0{class_names[label]}"
+    if known(label) and (given or label != predicted):
+        text += ("," if predicted is not None else "") + f" {'labelled' if given else 'true'}\u00a0{class_names[label]}"
     return text
 
 
-def gallery(images: np.ndarray, refs: Sequence[ImageRef], class_names: Sequence[str]) -> tuple[list[np.ndarray], list[str]]:
+def gallery(images: np.ndarray, refs: Sequence[ImageRef], class_names: Sequence[str], *,
+            given: bool = False) -> tuple[list[np.ndarray], list[str]]:
     """Images (already in [0, 1]) and their captions (:func:`gallery_caption`) for a gallery of
     pool images."""
-    captions = [gallery_caption(r.index, class_names, r.predicted, r.label, r.confidence) for r in refs]
+    captions = [gallery_caption(r.index, class_names, r.predicted, r.label, r.confidence, given=given) for r in refs]
     return [np.asarray(im) for im in images], captions
 
 
@@ -250,27 +259,50 @@ class GalleryImage(NamedTuple):
 
 def picked_images(rnd, labels: np.ndarray) -> list[GalleryImage]:
     """A round's picks with their predicted class (where the file records it), true class
-    (``labels``: the pool's) and score."""
+    (``labels``: the pool's, -1 where unknown) and score."""
     predicted = rnd.selected_predicted or [None] * len(rnd.selected)
     return [GalleryImage(int(i), None if p is None else int(p), int(labels[i]), None, float(s))
             for i, p, s in zip(rnd.selected, predicted, rnd.selected_scores)]
 
 
-def gallery_details(sections: dict[str, Sequence], class_names: Sequence[str]) -> pd.DataFrame:
+def confident_images(probs: np.ndarray, candidates: np.ndarray, labels: np.ndarray,
+                     k: int) -> tuple[list[GalleryImage], list[GalleryImage]]:
+    """The ``k`` most and ``k`` least confident of a round's candidates (``candidates[i]``: the pool
+    index of row ``i`` of ``probs``), in the order the loop's galleries use
+    (:func:`alcore.engine.inspect.confidence_order`), for a round whose file keeps no galleries (a
+    run on images without labels); ``labels``: the pool's, -1 where unknown."""
+    from alcore.engine.inspect import confidence_order
+
+    probs, candidates = np.asarray(probs), np.asarray(candidates)
+    if not len(probs) or k <= 0:
+        return [], []
+    order = confidence_order(probs, candidates)
+
+    def image(row) -> GalleryImage:
+        i = int(candidates[row])
+        return GalleryImage(i, int(np.argmax(probs[row])), int(labels[i]), float(np.max(probs[row])))
+
+    return [image(r) for r in order[:k]], [image(r) for r in order[::-1][:k]]
+
+
+def gallery_details(sections: dict[str, Sequence], class_names: Sequence[str], *, given: bool = False) -> pd.DataFrame:
     """What the short captions of a page's galleries leave out, one row per image: the gallery
     (``sections``' key), pool index, predicted class and confidence, true class, whether the
     prediction is right, and the strategy's score. Each item has ``index``, ``predicted``,
-    ``label`` and, where known, ``confidence`` and ``score`` (an ImageRef does)."""
+    ``label`` and, where known, ``confidence`` and ``score`` (an ImageRef does). ``given``: the
+    labels are a person's ("label given", "agrees"); a label of -1 is unknown (empty)."""
+    label_col, right_col = ("label given", "agrees") if given else ("true class", "right")
     rows = []
     for title, items in sections.items():
         for it in items:
             predicted, confidence = getattr(it, "predicted", None), getattr(it, "confidence", None)
+            has = known(it.label)
             rows.append({"gallery": title, "pool index": int(it.index),
                          "predicted": None if predicted is None else class_names[predicted],
-                         "confidence": confidence, "true class": class_names[it.label],
-                         "right": None if predicted is None else bool(predicted == it.label),
+                         "confidence": confidence, label_col: class_names[it.label] if has else None,
+                         right_col: None if predicted is None or not has else bool(predicted == it.label),
                          "score": getattr(it, "score", None)})
-    return pd.DataFrame(rows, columns=["gallery", "pool index", "predicted", "confidence", "true class", "right",
+    return pd.DataFrame(rows, columns=["gallery", "pool index", "predicted", "confidence", label_col, right_col,
                                        "score"])
 
 
@@ -390,22 +422,25 @@ PREDICTED_COLOR, TRUE_COLOR, OTHER_COLOR = PALETTE[1], PALETTE[2], "#b0b7c3"
 
 
 def probability_bars_figure(probs: Sequence[float], class_names: Sequence[str], true_label: Optional[int] = None,
-                            title: str = "Class probabilities") -> go.Figure:
+                            title: str = "Class probabilities", *, given: bool = False) -> go.Figure:
     """One bar per class: the model's probability for it. The predicted class (highest bar)
     and the true class are coloured and named above their bars; when they differ the model
-    is wrong about this image."""
+    is wrong about this image. ``given``: ``true_label`` is the label a person gave ("labelled");
+    -1 (or None): no label is known."""
     p = np.asarray(probs, dtype=float)
     if p.ndim != 1 or len(p) != len(class_names):
         raise ValueError(f"{p.shape} probabilities for {len(class_names)} classes")
     predicted = int(np.argmax(p))
+    true_label = int(true_label) if known(true_label) else None
+    word = "labelled" if given else "true"
     colors, roles = [], []
     for c in range(len(p)):
         if c == predicted:
             colors.append(PREDICTED_COLOR)
-            roles.append("predicted" + (", true" if c == true_label else ""))
+            roles.append("predicted" + (f", {word}" if c == true_label else ""))
         elif c == true_label:
             colors.append(TRUE_COLOR)
-            roles.append("true class")
+            roles.append("labelled" if given else "true class")
         else:
             colors.append(OTHER_COLOR)
             roles.append("")
@@ -470,38 +505,46 @@ POOL_MAP_STYLE = {
     "picked": ("picked this round", "star", 17, 1.5, 1.0),
 }
 MAX_CLASS_LEGEND = 20
+UNKNOWN_COLOR, NO_LABEL = "#9e9e9e", "no label"  # a pool image whose label nobody gave (images without labels)
 
 
 def pool_map_figure(frame: pd.DataFrame, class_names: Sequence[str], title: str = "The pool in 2-D",
-                    highlight: Optional[int] = None, method: str = "pca") -> go.Figure:
+                    highlight: Optional[int] = None, method: str = "pca", *, given: bool = False) -> go.Figure:
     """Scatter of an :func:`alcore.analysis.explain.pool_map` frame: every point coloured by its true
     class; unlabeled images small and faint, labeled ones solid with an outline, this round's
     picks as large stars, so a batch landing between two class clouds is visible. Each
     point's ``customdata`` is its pool index (for clicks); ``highlight`` rings one image.
+    ``given``: the labels are those a person gave (images without labels); a label of -1 is
+    unknown and drawn grey as "no label".
 
     Every trace is WebGL (Scattergl): a few thousand points draw fast, and one renderer keeps
     the layers in trace order (picks on top)."""
     k = len(class_names)
     palette = PALETTE if k <= len(PALETTE) else qualitative.Alphabet
     color = {c: palette[c % len(palette)] for c in range(k)}
-    names = [text(c) for c in class_names]
+    color[-1] = UNKNOWN_COLOR
+    names = {c: text(n) for c, n in enumerate(class_names)}
+    names[-1] = NO_LABEL
+    said = {c: (f"labelled {n}" if given and c >= 0 else n) for c, n in names.items()}
     fig = go.Figure()
     hover = "#%{customdata}: %{text}<extra></extra>"
     unl = frame[frame["status"] == "unlabeled"]
     if k <= MAX_CLASS_LEGEND:  # a legend entry per class: click one to hide its cloud
-        for c in range(k):
+        for c in [*range(k), -1]:
             sub = unl[unl["label"] == c]
+            if c < 0 and not len(sub):
+                continue
             fig.add_trace(go.Scattergl(
                 x=sub["x"], y=sub["y"], mode="markers", name=names[c], legendgroup=f"class{c}",
                 marker=dict(color=color[c], size=POOL_MAP_STYLE["unlabeled"][2],
                             opacity=POOL_MAP_STYLE["unlabeled"][4]),
-                customdata=sub["index"], text=[f"{names[c]}, unlabeled"] * len(sub), hovertemplate=hover))
+                customdata=sub["index"], text=[f"{said[c]}, unlabeled"] * len(sub), hovertemplate=hover))
     else:
         fig.add_trace(go.Scattergl(
             x=unl["x"], y=unl["y"], mode="markers", name="unlabeled",
             marker=dict(color=[color[c] for c in unl["label"]], size=POOL_MAP_STYLE["unlabeled"][2],
                         opacity=POOL_MAP_STYLE["unlabeled"][4]),
-            customdata=unl["index"], text=[f"{names[c]}, unlabeled" for c in unl["label"]], hovertemplate=hover))
+            customdata=unl["index"], text=[f"{said[c]}, unlabeled" for c in unl["label"]], hovertemplate=hover))
     for status in ("labeled", "picked"):
         legend, symbol, size, outline, opacity = POOL_MAP_STYLE[status]
         sub = frame[frame["status"] == status]
@@ -509,7 +552,7 @@ def pool_map_figure(frame: pd.DataFrame, class_names: Sequence[str], title: str 
             x=sub["x"], y=sub["y"], mode="markers", name=f"{legend} ({len(sub)})",
             marker=dict(color=[color[c] for c in sub["label"]], size=size, symbol=symbol, opacity=opacity,
                         line=dict(width=outline, color="#111")),
-            customdata=sub["index"], text=[f"{names[c]}, {legend}" for c in sub["label"]], hovertemplate=hover))
+            customdata=sub["index"], text=[f"{said[c]}, {legend}" for c in sub["label"]], hovertemplate=hover))
     if highlight is not None:
         sub = frame[frame["index"] == highlight]
         if len(sub):

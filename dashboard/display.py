@@ -215,12 +215,12 @@ def show_gallery(images, captions=None, where=None, size: int | None = None) -> 
     (where or st).image(list(tiles), caption=captions, width=int(tiles.shape[2]), output_format="PNG")
 
 
-def show_gallery_details(sections: dict, class_names, name: str) -> None:
+def show_gallery_details(sections: dict, class_names, name: str, *, given: bool = False) -> None:
     """Under a page's galleries: everything their captions leave out (alcore.figures.gallery_details),
-    folded."""
+    folded. ``given``: the labels are a person's (images without labels)."""
     from alcore.figures import gallery_details
 
-    frame = gallery_details({k: v for k, v in sections.items() if v}, class_names)
+    frame = gallery_details({k: v for k, v in sections.items() if v}, class_names, given=given)
     if len(frame):
         with st.expander("Details of these images (whole class names, confidence, score)"):
             show_table(frame, name, download=False, column_config={

@@ -16,6 +16,7 @@ from alcore.data.datasets import RawData
 from alcore.engine.labelling import AUDIT_DEFAULT, AUDIT_MAX, AUDIT_MIN, LabellingRun, parse_class_names
 from alcore.figures import upscale
 from alcore.results.records import ResultFileError, RunResult, strategy_label
+from alcore.serve.uploads import shown_name
 from dashboard import oracle_session as oracle
 from dashboard.display import config_caption, plain, show_problems, show_table
 from dashboard.label_export import export_buttons
@@ -36,20 +37,35 @@ def _images(path: str, size: int, _mtime: int, image_limits) -> RawData | None:
     return None if images.labeled else images.raw
 
 
+def upload_images(cfg: ExperimentConfig) -> RawData:
+    """The images without labels of the .zip ``cfg`` names (this session's upload), read within this
+    server's limits and shared read-only; a ValueError says why they cannot be had, without a path."""
+    if problems := deployment_limits().path_problems(cfg, session_folder()):
+        raise ValueError("; ".join(problems))
+    name = shown_name(cfg.data_file)
+    try:
+        images = _images(cfg.data_file, cfg.image_size, os.stat(cfg.data_file).st_mtime_ns,
+                         deployment_limits().image_limits())
+    except OSError as e:  # its text holds the path
+        raise ValueError(f"{name} cannot be read on this server: upload it again") from e
+    if images is None:
+        raise ValueError(f"{name} holds labelled images (class folders or a labels CSV), not images without labels")
+    return images
+
+
 def unlabeled_images(cfg: ExperimentConfig) -> RawData | None:
     """The images of an upload without labels (the Dataset page's .zip), else None."""
-    if cfg.dataset != "images" or not cfg.data_file or deployment_limits().path_problems(cfg, session_folder()):
-        return None  # the Dataset page says why a path may not be read
+    if cfg.dataset != "images" or not cfg.data_file:
+        return None
     from alcore.data.images import load_report
 
     report = load_report(cfg.data_file, cfg.image_size)
     if report is not None and report[0] != "images without labels":
         return None  # a labeled upload, loaded already: no second decoding
     try:
-        return _images(cfg.data_file, cfg.image_size, os.stat(cfg.data_file).st_mtime_ns,
-                       deployment_limits().image_limits())
-    except (OSError, ValueError):
-        return None  # the Dataset page says why
+        return upload_images(cfg)
+    except ValueError:
+        return None  # the Dataset page says why (a path it may not read included)
 
 
 def _open(cfg: ExperimentConfig, make, n_pool: int, trains: int = 0) -> bool:
