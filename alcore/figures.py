@@ -36,7 +36,11 @@ def text(value) -> str:
 # One colour per strategy on every figure of every page: the baseline grey, every other strategy a
 # colour of its own in the registry's order (alcore.strategies.base.STRATEGIES), so a strategy keeps
 # its colour from race to race and page to page. Plotly's ten, and two more for the twelve.
-STRATEGY_PALETTE = tuple(qualitative.Plotly) + ("#8C564B", "#1F3A93")
+# Plotly's own ten first (the strategies registered first keep the colours they always had), then
+# Dark24's (its near-black left out: random is the grey one), so 17 and more strategies each have
+# their own colour.
+STRATEGY_PALETTE = tuple(dict.fromkeys(tuple(qualitative.Plotly) + ("#8C564B", "#1F3A93")
+                                       + tuple(c for c in qualitative.Dark24 if c != "#222A2A")))
 
 
 def strategy_color(name: str) -> str:
