@@ -24,7 +24,7 @@ NORMALIZATIONS = ("unit", "standardize", "none")
 VALIDATIONS = ("split", "fixed", "none")
 OPTIMIZERS = ("adam", "sgd")
 ACTIVATIONS = ("relu", "sigmoid", "tanh")
-INITIAL_STRATEGIES = ("random", "kmeans", "balanced")
+INITIAL_STRATEGIES = ("random", "kmeans", "typiclust", "balanced")
 
 
 # Fewest validation images early stopping may watch (mlp / cnn / transfer). A validation
@@ -49,6 +49,19 @@ FILE_DATASETS = ("npz", "images")
 IMAGE_SIZE_DEFAULT = 32
 # The datasets read from a folder (data_dir) when given one.
 DATA_DIR_DATASETS = ("mnist", "fashion_mnist", "idx")
+
+
+def check_model_has_dropout(what: str, config) -> None:
+    """ValueError naming the fix when ``config``'s model would give identical stochastic passes
+    (``what`` names who asks for them: "strategy 'bald'", "mc_evaluation")."""
+    model = getattr(config, "model", None)
+    dropout = getattr(config, "dropout", 0.0)
+    if model == "cnn" and getattr(config, "dense_dropout", None) is not None:
+        dropout = max(dropout, config.dense_dropout)  # either of the cnn's two dropout layers will do
+    if model not in ("mlp", "cnn") or not dropout > 0:
+        which = f"model {model!r}" if model not in ("mlp", "cnn") else f"model {model!r} with dropout {dropout}"
+        raise ValueError(f"{what} needs stochastic forward passes, but {which} has no "
+                         f"dropout, so every pass would agree: choose mlp or cnn with dropout > 0")
 
 class ExperimentConfig(BaseModel):
     """Everything that decides a run. Same config (seed included) -> same picks."""
@@ -91,10 +104,12 @@ class ExperimentConfig(BaseModel):
 
     # -- labels ---------------------------------------------------------------------
     initial: int = Field(10, ge=1, description="Number of initial labels.")
-    initial_strategy: Literal["random", "kmeans", "balanced"] = Field(
+    initial_strategy: Literal["random", "kmeans", "typiclust", "balanced"] = Field(
         "random", description="Cold start: the initial labels picked at random; as the "
         "pool images nearest the centres of k-means clusters of the pool (k = initial; "
-        "no label is looked at); or 'balanced': at random within each class, the same number "
+        "no label is looked at); 'typiclust': the most typical image (closest to its 20 nearest "
+        "neighbours) of each of k-means' initial clusters of the pool, largest cluster first (no "
+        "label is looked at; Hacohen et al. 2022); or 'balanced': at random within each class, the same number "
         "per class (initial / classes, the remainder to classes drawn at random). 'balanced' "
         "looks at the pool's labels, as published protocols do (Gal et al. 2017 start from 2 "
         "per class); a real cold start cannot."
@@ -274,6 +289,36 @@ class ExperimentConfig(BaseModel):
         10, ge=1, le=1000, description="margin_cluster: the batch is spread over k-means "
         "clusters of the margin_cluster_factor x batch_size most uncertain candidates."
     )
+    typiclust_neighbors: int = Field(
+        20, ge=1, le=1000, description="typiclust: K, the nearest neighbours whose mean distance "
+        "defines an image's typicality (Hacohen et al. 2022 use 20; in a cluster of fewer than 2K "
+        "unlabeled images, half of them)."
+    )
+    probcover_radius: Optional[float] = Field(
+        None, gt=0.0, le=2.0, description="probcover: radius of the balls around images, on features "
+        "scaled to unit length (distances 0-2). Empty: chosen once per run by the purity rule "
+        "(Yehuda et al. 2022), the largest radius on a 0.01 grid whose balls hold one k-means "
+        "pseudo-label (k = classes) for at least probcover_purity of the images."
+    )
+    probcover_purity: float = Field(
+        0.95, gt=0.0, lt=1.0, description="probcover: the share of pure balls the purity rule "
+        "asks for when it chooses the radius (the paper's alpha)."
+    )
+    herding_bandwidth: Optional[float] = Field(
+        None, gt=0.0, le=10.0, description="maxherding / uherding: width of the Gaussian kernel "
+        "exp(-d^2 / width^2) on features scaled to unit length. Empty: 1.0 for maxherding (the "
+        "reference code's default); for uherding the smallest distance between two labeled images, "
+        "each round (the paper's adaptive width)."
+    )
+    uherding_measure: Literal["least_confidence", "margin", "ratio", "entropy"] = Field(
+        "margin", description="uherding: the uncertainty measure each unlabeled image is weighted by "
+        "(the paper uses margin)."
+    )
+    uherding_temperature: float = Field(
+        1.0, gt=0.0, le=100.0, description="uherding: temperature T the probabilities are scaled by "
+        "before the uncertainty measure, softmax(log p / T): above 1 evens them out, below 1 sharpens "
+        "them (1: as the model gives them)."
+    )
     candidates: Optional[int] = Field(
         None, ge=1, description="Score a random subset of this many unlabeled pool "
         "images each round (empty: the whole unlabeled pool)."
@@ -344,10 +389,11 @@ class ExperimentConfig(BaseModel):
         return v
 
     @field_validator("learning_rate", "l2", "validation_fraction", "hybrid_fraction", "weight_decay",
-                     "augment_shift", "augment_rotation", "augment_zoom")
+                     "augment_shift", "augment_rotation", "augment_zoom", "probcover_radius",
+                     "probcover_purity", "herding_bandwidth", "uherding_temperature")
     @classmethod
     def _finite(cls, v):
-        if not math.isfinite(v):
+        if v is not None and not math.isfinite(v):
             raise ValueError("must be a finite number")
         return v
 
@@ -391,8 +437,6 @@ class ExperimentConfig(BaseModel):
         if self.embedding == "file" and not self.embedding_file:
             raise ValueError("embedding 'file' needs embedding_file: the path of a .npz of embeddings")
         if self.mc_evaluation:
-            from alcore.strategies.bayesian import check_model_has_dropout
-
             check_model_has_dropout("mc_evaluation", self)
         if self.rounds is None and self.label_budget is None and self.target_accuracy is None:
             raise ValueError("set at least one of rounds, label_budget or target_accuracy, "

@@ -123,6 +123,18 @@ def shared_fashion() -> Path:
     return folder
 
 
+def session_upload(data: bytes, name: str, suffix: str):
+    """A file kept as the Dataset page keeps an upload: (the session's uploads holding it, to put
+    in an AppTest's ``session_state["uploads"]``, and its path). The file goes when the first
+    is dropped."""
+    from alcore.serve.limits import DeploymentLimits
+    from alcore.serve.uploads import SessionUploads, UploadStore
+    from dashboard.uploads import upload_root
+
+    mine = SessionUploads(UploadStore(upload_root()))
+    return mine, str(mine.keep(data, name, suffix, "dataset", DeploymentLimits.unlimited()))
+
+
 def npz_with_classes(class_names, n: int = 60) -> bytes:
     """An uploadable .npz: n 8x8 images, class k a bright bar at rows 2k..2k+1, with these
     class names (the pages must show whatever text they hold as text)."""

@@ -22,8 +22,8 @@ def test_run_prints_a_line_per_round_and_writes_files(tmp_path):
     data = json.loads(out.read_text())
     assert data["config"]["batch_size"] == 10 and len(data["rounds"]) == 4
     assert len(csv.read_text().splitlines()) == 5
-    s = cli("summarize", str(out), "--at", "40", "--target", "0.5")
-    assert s.returncode == 0 and "margin" in s.stdout and "acc@40" in s.stdout
+    s = cli("summarize", str(out), "--at", "40", "--target-accuracy", "0.5")
+    assert s.returncode == 0 and "margin" in s.stdout and "acc@40" in s.stdout and "labels_to_50%" in s.stdout
     a = cli("autolabel", str(out), "--per-step", "20", "--steps", "2")
     assert a.returncode == 0, a.stderr
     assert [line.split()[1] for line in a.stdout.splitlines()[1:4]] == ["0", "20", "40"]
@@ -37,6 +37,18 @@ def test_optional_fields_can_be_unset(tmp_path):
     assert p.returncode == 0, p.stderr
     data = json.loads(out.read_text())
     assert data["config"]["rounds"] is None and [r["n_labeled"] for r in data["rounds"]] == [10, 15, 20, 25]
+
+
+def test_probcover_says_its_radius_once_and_the_file_keeps_it(tmp_path):
+    out = tmp_path / "p.json"
+    p = cli("run", "--strategy", "probcover", "--initial-strategy", "typiclust", "--rounds", "2", "--max-epochs", "5",
+            "--out", str(out))
+    assert p.returncode == 0, p.stderr
+    said = [line for line in p.stdout.splitlines() if line.startswith("probcover: ball radius")]
+    assert len(said) == 1 and "purity rule" in said[0]
+    rounds = json.loads(out.read_text())["rounds"]
+    assert rounds[0]["probcover_radius"] == rounds[1]["probcover_radius"] == float(said[0].split()[3].rstrip(","))
+    assert "probcover_radius" not in rounds[2]  # the last round picks nothing
 
 
 def test_bad_arguments_exit_nonzero_and_say_what_is_allowed(tmp_path):

@@ -78,6 +78,7 @@ def finished_race(digits, cache):
 
 def test_replay_a_race_from_the_run_page(monkeypatch):
     import alcore.analysis.explain
+    import dashboard.replay_session
 
     at = AppTest.from_file(APP, default_timeout=300)
     at.session_state["config"] = TINY
@@ -90,7 +91,8 @@ def test_replay_a_race_from_the_run_page(monkeypatch):
     assert race.done
     retrained = []
     real = alcore.analysis.explain.recover_round_probs
-    monkeypatch.setattr(alcore.analysis.explain, "recover_round_probs",
+    # where the page calls it (an earlier test in the process may have imported the module already)
+    monkeypatch.setattr(dashboard.replay_session, "recover_round_probs",
                         lambda res, r, **kw: retrained.append((res.config.strategy, r)) or real(res, r, **kw))
     at.switch_page("app_pages/replay.py").run()
     assert not at.exception, at.exception
@@ -247,7 +249,7 @@ def test_what_cannot_be_replayed_says_why(finished_race, digits, cache, monkeypa
     assert not any(d for d in at.dataframe if "measure" in d.value.columns)
     assert len(at.image[0].value) == TINY.batch_size  # its batch and map are still shown
     at = rerun(at.selectbox(key="replay_run").set_value(1))
-    assert any("data_file is a path on the server" in e.value for e in at.error)
+    assert any("which the dashboard does not read" in shown(i.value) for i in at.info)  # the path is ignored
     assert any("dataset is needed to retrain" in i.value for i in at.info)
     assert not at.image and at.metric  # nothing to draw images from; the round's numbers are shown
 
@@ -323,3 +325,14 @@ def test_a_stale_run_name_from_the_browser_is_not_compared_with_a_number(finishe
     assert at.selectbox(key="replay_run").value == 0 and at.slider(key="replay_round").value == 0
     at = rerun(at.slider(key="replay_round").set_value(1))
     assert at.slider(key="replay_round").value == 1
+
+
+def test_a_probcover_round_says_the_radius_it_covered_with(digits, cache):
+    from alcore.engine.race import Race
+
+    race = Race(TINY.replace(probcover_radius=0.35), ["probcover"], [0], dataset_for=lambda cfg: digits,
+                cache=cache)
+    race.step()
+    at = app(race=race)
+    caption = next(shown(c.value) for c in at.caption if "radius" in c.value)
+    assert "balls of radius **0.35**, as set (probcover_radius)" in caption

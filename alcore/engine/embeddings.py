@@ -316,7 +316,7 @@ def read_embedding_file(path: str, dataset: Dataset) -> tuple[np.ndarray, np.nda
     if dataset.pool_origin is None or dataset.test_origin is None:
         raise DatasetFileError(f"{where}: this dataset does not record which of its images are in the pool "
                                f"and test set, so a file of embeddings cannot be matched to it")
-    arrays = npz_arrays(path, ["train", "test"], EMBEDDING_NPZ_KINDS, required=("train",))
+    arrays = npz_arrays(path, ["train", "test"], kinds=EMBEDDING_NPZ_KINDS, required=("train",))
     train = _embedding_rows(arrays["train"], where, "train")
     n_train = (int(dataset.pool_origin.max()) + 1) if len(dataset.pool_origin) else 0
     if dataset.test_from_train:

@@ -9,6 +9,12 @@ import numpy as np
 from alcore.results.records import ImageRef, PoolSummary
 
 
+def confidence_order(probs: np.ndarray, pool_indices: np.ndarray) -> np.ndarray:
+    """Rows of ``probs`` from the most confident (highest class probability) to the least, ties
+    broken by pool index (``pool_indices[i]``: row ``i``'s), so galleries are deterministic."""
+    return np.lexsort((np.asarray(pool_indices), -np.asarray(probs).max(axis=1)))
+
+
 def confidence_extremes(probs: np.ndarray, pool_indices: np.ndarray, labels: np.ndarray,
                         k: int) -> tuple[list[ImageRef], list[ImageRef]]:
     """The ``k`` most and ``k`` least confident images among scored pool images.
@@ -21,7 +27,7 @@ def confidence_extremes(probs: np.ndarray, pool_indices: np.ndarray, labels: np.
         return [], []
     conf = probs.max(axis=1)
     pred = probs.argmax(axis=1)
-    order = np.lexsort((pool_indices, -conf))  # most confident first
+    order = confidence_order(probs, pool_indices)
 
     def ref(i):
         return ImageRef(index=int(pool_indices[i]), predicted=int(pred[i]),

@@ -79,11 +79,29 @@ def choose_kmeans(x_pool: np.ndarray, n: int, rng: np.random.Generator, exclude:
     return free[picks]
 
 
+def choose_typiclust(x_pool: np.ndarray, n: int, rng: np.random.Generator, exclude: np.ndarray,
+                     labels: Optional[np.ndarray] = None) -> np.ndarray:
+    """Cold start: TypiClust with no label yet (Hacohen et al. 2022): k-means of the pool's
+    pixels (scaled to unit length) into n clusters, and the most typical image of each, largest
+    cluster first (:func:`alcore.strategies.coverage.typiclust_select`; labels are never looked at)."""
+    from alcore.strategies.coverage import typiclust_select, unit_rows
+    from alcore.strategies.diversity import _thread_limit
+
+    if n > 2000:
+        raise ValueError(f"typiclust cold start supports up to 2000 initial labels (got {n}); "
+                         f"use initial_strategy 'random' for larger starts")
+    free = np.flatnonzero(~exclude)
+    x = unit_rows(x_pool[free].reshape(len(free), -1).astype(np.float32))
+    with _thread_limit():
+        picks, _ = typiclust_select(x, x[:0], n, rng)
+    return free[picks]
+
+
 ORACLES = ("simulated", "person")
 
 # Cold-start choosers: (pool images, how many, rng, already-taken mask, labels) -> pool indices.
 INITIAL_CHOOSERS: dict[str, Callable[..., np.ndarray]] = {"random": choose_random, "kmeans": choose_kmeans,
-                                                          "balanced": choose_balanced}
+                                                          "typiclust": choose_typiclust, "balanced": choose_balanced}
 
 
 def _resolve(config: ExperimentConfig) -> ExperimentConfig:
@@ -442,6 +460,7 @@ class Experiment:
         selected = np.empty(0, dtype=np.int64)
         scores = np.empty(0)
         predicted: list[int] = []
+        recorded: dict = {}
         select_seconds = 0.0
         if not reason:
             want = cfg.batch_size
@@ -457,6 +476,7 @@ class Experiment:
             selected = cand[picks]
             scores = np.asarray(sel.scores, dtype=np.float64)[picks]
             predicted = probs.argmax(axis=1)[picks].tolist()
+            recorded = dict(sel.record)
 
         result = RoundResult(
             round=r, n_labeled=self.n_labeled, n_train=len(train_idx), n_validation=len(val_idx),
@@ -467,7 +487,7 @@ class Experiment:
             query_seconds=score_seconds + select_seconds, eval_seconds=eval_seconds,
             selected=selected.tolist(), selected_scores=[float(s) for s in scores],
             selected_predicted=predicted,
-            pool=summary, most_confident=most, least_confident=least,
+            pool=summary, most_confident=most, least_confident=least, **recorded,
         )
         self.rounds.append(result)
         self._labeled.extend(int(i) for i in selected)
@@ -544,6 +564,7 @@ class Experiment:
             exp._taken[sel] = True
             exp._given.update(zip(r.selected, r.given_labels))
         exp.rounds = list(result.rounds)
+        exp.strategy.restore(exp.rounds)  # e.g. the radius ProbCover chose on the first round
         if result.status == "complete":
             exp.status, exp.stop_reason = "complete", result.stop_reason
         elif result.rounds:

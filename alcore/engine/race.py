@@ -130,6 +130,14 @@ class Race:
         labels = max((e.rounds[-1].n_labeled for e in self.experiments if e.rounds), default=0)
         return RaceProgress(done, total, labels, self.seconds, left)
 
+    def planned_labels(self) -> Optional[int]:
+        """The most labels a run of this race can reach (its rounds or label budget, within the
+        pool); None where only a target or a label-free signal stops the runs."""
+        bounds = [e.config.max_labels() for e in self.experiments]
+        if any(b is None for b in bounds):
+            return None
+        return max(min(b, len(e.dataset.y_pool)) for b, e in zip(bounds, self.experiments))
+
     def curve_rows(self) -> list[dict]:
         """One row per finished round of every run (for figures and CSV)."""
         rows = []
@@ -148,6 +156,16 @@ class Race:
 
         return pd.DataFrame(self.curve_rows(), columns=["group", "key", "run", "strategy", "seed", "source", "run_id",
                                                         "round", "n_labeled", "test_accuracy"])
+
+    def probcover_radii(self) -> list[tuple[ExperimentConfig, float]]:
+        """(config, ball radius) of every probcover run that has picked a batch: the radius its
+        last such round used (set, or chosen by the purity rule on its first round)."""
+        out = []
+        for e in self.experiments:
+            radius = next((r.probcover_radius for r in reversed(e.rounds) if r.probcover_radius is not None), None)
+            if radius is not None:
+                out.append((e.config, radius))
+        return out
 
     def results(self) -> list[RunResult]:
         return [e.result() for e in self.experiments if e.rounds]

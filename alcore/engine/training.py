@@ -32,7 +32,7 @@ from typing import Optional
 import numpy as np
 
 from alcore._tf import keras, tf
-from alcore.engine.models import ModelSpec, build_model
+from alcore.engine.models import ModelSpec, build_model, embedding_output
 
 PREDICT_CHUNK = 4096
 _EPS = 1e-7
@@ -135,7 +135,7 @@ class Trainer:
             self._mc_head_fn = tf.function(lambda f: head(f, training=True),
                                            input_signature=[tf.TensorSpec((None,) + tuple(head_in.shape[1:]),
                                                                           tf.float32)])
-        embed_model = keras.Model(self.model.inputs, self.model.get_layer("embedding").output)
+        embed_model = keras.Model(self.model.inputs, embedding_output(self.model))
         self._embed_fn = tf.function(lambda x: keras.ops.reshape(embed_model(x, training=False),
                                                                  (tf.shape(x)[0], -1)),
                                      input_signature=signature)

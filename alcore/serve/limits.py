@@ -116,15 +116,37 @@ class DeploymentLimits(BaseModel):
     max_file_mb: Optional[int] = Field(
         256, ge=1, description="Most megabytes an uploaded .npz may unpack to (read from its "
         "array headers before anything is loaded). MNIST as uint8 is 55 MB.")
+    max_upload_images: Optional[int] = Field(
+        30_000, ge=1, description="Most files in an uploaded .zip of images (checked from its directory "
+        "before it is kept): the largest pool and test set this server races, together.")
+    max_upload_pixels: Optional[int] = Field(
+        300_000_000, ge=1, description="Most pixels of all the images of an uploaded .zip together, as "
+        "their headers declare them, before they are scaled to image_size: what bounds the decoding "
+        "time (1 000 photos of 640x480 are 307 M). max_file_mb also bounds what the .zip unpacks to.")
     max_result_mb: Optional[int] = Field(
         16, ge=1, description="Most megabytes of result files read at once (one upload on Replay "
         "or Compare; parsing costs about 25 times the file's size) and the most a run's result "
         "file may reach, so that every run can be uploaded again. A preset's files are under 2 MB.")
+    max_uploads_mb: Optional[int] = Field(
+        1024, ge=1, description="Most megabytes of uploaded data files (.npz, .zip of images) kept on "
+        "the server's disk for every session together; beyond it the uploads of the sessions that "
+        "used theirs least recently are removed (they are asked to upload again). Each session keeps "
+        "at most its dataset and one file to view a result with, and its uploads go when it ends.")
     dataset_cache_mb: Optional[int] = Field(
         DEFAULT_DATASET_CACHE_MB, ge=0, description="Megabytes of prepared datasets kept for "
         "reuse across sessions (a whole MNIST pool is about 220 MB); least recently used "
         "ones are dropped beyond it. Datasets in use by a run stay in memory regardless. "
         "'none': no bound.")
+
+    def image_limits(self):
+        """The images loader's limits on this server: its own (alcore.data.images), lowered to
+        max_upload_images files, max_upload_pixels pixels and max_file_mb unpacked."""
+        from alcore.data.images import ImageLimits
+
+        own = ImageLimits()
+        lower = {"max_members": self.max_upload_images, "max_total_pixels": self.max_upload_pixels,
+                 "max_total_bytes": None if self.max_file_mb is None else self.max_file_mb * MB}
+        return ImageLimits(**{**vars(own), **{k: min(v, getattr(own, k)) for k, v in lower.items() if v is not None}})
 
     # -- reading ----------------------------------------------------------------------
     @classmethod
@@ -204,7 +226,8 @@ class DeploymentLimits(BaseModel):
                  "max_steps_per_round": "{} training steps per round",
                  "max_encoder_steps": "{} steps of encoder training",
                  "max_scored_per_round": "{} images scored per round", "max_dataset_mb": "{} MB of data",
-                 "max_file_mb": "{} MB per uploaded dataset", "max_result_mb": "{} MB of result files"}
+                 "max_file_mb": "{} MB per uploaded dataset", "max_result_mb": "{} MB of result files",
+                 "max_uploads_mb": "{} MB of uploads kept on the server"}
         return [w.format(f"{getattr(self, f):,}") for f, w in words.items() if getattr(self, f) is not None]
 
     # -- costs ------------------------------------------------------------------------
@@ -280,15 +303,9 @@ class DeploymentLimits(BaseModel):
         shape = shape or data_shape(config)
         if shape is None:
             return []
-        if self.max_file_mb is not None and shape.file_bytes is not None and shape.file_bytes > self.max_file_mb * MB:
-            return [f"the .npz file's arrays unpack to {shape.file_bytes:,} bytes ({_mb(shape.file_bytes)}); "
-                    f"this server allows at most {self.max_file_mb:,} MB: upload a smaller file"]
-        problems = []
-        if not shape.usable:
+        problems = self.file_problems(shape)
+        if not shape.usable or self._file_too_big(shape):
             return problems
-        if self.max_classes is not None and shape.n_classes is not None and shape.n_classes > self.max_classes:
-            problems.append(f"the dataset has {shape.n_classes:,} classes; this server allows at most "
-                            f"{self.max_classes:,}")
         n_test = shape.test_images(config)
         if self.max_test_size is not None and n_test > self.max_test_size:
             problems.append(f"the run would test on {n_test:,} images every round; this server allows at most "
@@ -303,6 +320,20 @@ class DeploymentLimits(BaseModel):
                                 f"{self.max_dataset_mb:,} MB: lower pool_size or test_size"
                                 + (", or race fewer seeds" if copies > 1 else ""))
         return problems
+
+    def file_problems(self, shape: DataShape) -> list[str]:
+        """What about a user's data file this server refuses whatever the settings: the bytes
+        its arrays unpack to and its classes (checked on an upload before it is kept)."""
+        if self._file_too_big(shape):
+            return [f"the .npz file's arrays unpack to {shape.file_bytes:,} bytes ({_mb(shape.file_bytes)}); "
+                    f"this server allows at most {self.max_file_mb:,} MB: upload a smaller file"]
+        if shape.usable and self.max_classes is not None and shape.n_classes is not None \
+                and shape.n_classes > self.max_classes:
+            return [f"the dataset has {shape.n_classes:,} classes; this server allows at most {self.max_classes:,}"]
+        return []
+
+    def _file_too_big(self, shape: DataShape) -> bool:
+        return self.max_file_mb is not None and shape.file_bytes is not None and shape.file_bytes > self.max_file_mb * MB
 
     def result_problems(self, config: ExperimentConfig, shape: DataShape) -> list[str]:
         """A run whose result file could grow over ``max_result_mb``: this server could not
@@ -344,7 +375,7 @@ class DeploymentLimits(BaseModel):
 
     def path_problems(self, config: ExperimentConfig, upload_dir: Optional[str | Path] = None) -> list[str]:
         """Paths on the server the config would read, unless this deployment allows them.
-        ``upload_dir``: where the dashboard keeps uploads, the one place ``data_file`` may
+        ``upload_dir``: where the dashboard keeps this session's uploads, the one place ``data_file`` may
         point to without server paths."""
         if self.allow_server_paths:
             return []
@@ -435,8 +466,7 @@ class DeploymentLimits(BaseModel):
             return self.embedding_problems(config, None) + self.training_problems(config, strategies)
         seeds = -(-n_runs // max(len(set(strategies)), 1))
         problems = self.dataset_problems(config, shape, seeds)
-        if not shape.usable or (shape.file_bytes is not None and self.max_file_mb is not None
-                                and shape.file_bytes > self.max_file_mb * MB):
+        if not shape.usable or self._file_too_big(shape):
             return problems  # nothing more is read of such a file
         return (problems + self.embedding_problems(config, shape.image_shape)
                 + self.model_problems(config, shape.image_shape, shape.n_classes)

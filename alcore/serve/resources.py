@@ -135,12 +135,20 @@ def _npz_shape(path: str, size: int, mtime: int) -> Optional[DataShape]:
 
 
 def _read_npz_shape(path: str) -> Optional[DataShape]:
-    from alcore.data.datasets import npz_headers
-
     try:
-        headers = npz_headers(path)
+        return npz_shape(path)
     except (OSError, ValueError):
         return None
+
+
+def npz_shape(source, name: Optional[str] = None) -> DataShape:
+    """The :class:`DataShape` of a user's ``.npz`` from its headers (and its labels, to count
+    the classes, when they are small): ``source`` its path or its bytes (an upload not yet
+    kept anywhere; ``name`` for messages). Raises :class:`alcore.data.datasets.DatasetFileError`
+    (a ValueError) naming a file that is not a usable .npz."""
+    from alcore.data.datasets import npz_headers
+
+    headers = npz_headers(source, name)
     shape = headers["x_train"][0]
     if len(shape) not in (3, 4) or shape[0] < 1:  # the loader says what is wrong; its size still counts
         return DataShape((), None, shape[0] if shape else 0, None, file_bytes=npz_file_bytes(headers), usable=False)
@@ -151,12 +159,12 @@ def _read_npz_shape(path: str) -> Optional[DataShape]:
     if "class_names" in headers:
         classes = int(headers["class_names"][0][0]) if len(headers["class_names"][0]) == 1 else None
     elif labels <= LABEL_READ_BYTES:
-        classes = _count_labels(path)
+        classes = _count_labels(source, name)
     return DataShape(image, classes, int(shape[0]), int(test[0][0]) if test and test[0] else None,
                      file_bytes=npz_file_bytes(headers))
 
 
-def _count_labels(path: str) -> Optional[int]:
+def _count_labels(source, name: Optional[str] = None) -> Optional[int]:
     """Distinct labels of a user's ``.npz`` (train and test), the classes it has without
     class names (the loader renumbers any other set of numbers to 0..K-1)."""
     import numpy as np
@@ -164,7 +172,7 @@ def _count_labels(path: str) -> Optional[int]:
     from alcore.data.datasets import npz_arrays
 
     try:
-        arrays = npz_arrays(path, ["y_train", "y_test"])
+        arrays = npz_arrays(source, ["y_train", "y_test"], name)
         return int(len(np.unique(np.concatenate([np.asarray(a).reshape(-1) for a in arrays.values()]))))
     except (OSError, TypeError, ValueError):
         return None
@@ -183,7 +191,7 @@ def embedding_width(config: ExperimentConfig) -> Optional[int]:
         from alcore.data.datasets import EMBEDDING_NPZ_KINDS, npz_headers
 
         try:
-            shape = npz_headers(config.embedding_file, EMBEDDING_NPZ_KINDS, ("train",))["train"][0]
+            shape = npz_headers(config.embedding_file, kinds=EMBEDDING_NPZ_KINDS, required=("train",))["train"][0]
         except (OSError, ValueError):
             return None
         return int(shape[1]) if len(shape) == 2 else None
