@@ -82,7 +82,7 @@ def test_grayscale_views_are_never_mirrored_and_colour_ones_sometimes():
 
 
 def test_encoder_training_is_deterministic_for_a_seed_and_lowers_the_loss(small):
-    x = small.x_pool / 16.0
+    x = small.x_pool
     seen = []
     e1, r1 = simclr.train_encoder(x, 16, 40, seed=3, progress=seen.append, report_seconds=0)
     e2, _ = simclr.train_encoder(x, 16, 40, seed=3)
@@ -95,24 +95,31 @@ def test_encoder_training_is_deterministic_for_a_seed_and_lowers_the_loss(small)
     assert [p.step for p in seen] == list(range(1, 41)) and seen[-1].fraction == 1.0
 
 
-def test_trained_embeddings_separate_classes_better_than_an_untrained_encoder(digits):
-    """The point of the training: a linear head on few labels does better on the trained
-    encoder's embeddings than on those of the same encoder at its initial weights."""
+def test_trained_embeddings_separate_classes_better_than_pixels_and_an_untrained_encoder(digits):
+    """The point of the training: a linear head on 50 labels (5 draws) does better on the trained
+    encoder's embeddings than on the same encoder at its initial weights, and than on the pixels
+    (measured: about 84%, 64% and 77%)."""
     from alcore.engine.softmax import SoftmaxLearner
 
-    x_pool, x_test = digits.x_pool / 16.0, digits.x_test / 16.0
+    x_pool, x_test = digits.x_pool, digits.x_test  # in [0, 1] (normalization 'unit')
     trained, _ = simclr.train_encoder(x_pool, 64, 300, seed=0)
     untrained, _ = simclr.build_encoder(x_pool.shape[1:], 64, 0)
-    labels = np.random.default_rng(0).permutation(len(x_pool))[:50]
 
-    def accuracy(enc):
-        fp, ft = emb.standardized(simclr.embed(enc, x_pool), simclr.embed(enc, x_test))
-        m = SoftmaxLearner(fp.shape[1], 10, 1.0)
-        m.fit(fp[labels], digits.y_pool[labels])
-        return float((m.predict_proba(ft).argmax(1) == digits.y_test).mean())
+    def accuracy(fp, ft):
+        out = []
+        for draw in range(5):
+            labels = np.random.default_rng(draw).permutation(len(fp))[:50]
+            m = SoftmaxLearner(fp.shape[1], 10, 1.0)
+            m.fit(fp[labels], digits.y_pool[labels])
+            out.append(float((m.predict_proba(ft).argmax(1) == digits.y_test).mean()))
+        return np.mean(out)
 
-    a_trained, a_untrained = accuracy(trained), accuracy(untrained)
-    assert a_trained > a_untrained + 0.1, (a_trained, a_untrained)
+    def embedded(enc):
+        return accuracy(*emb.standardized(simclr.embed(enc, x_pool), simclr.embed(enc, x_test)))
+
+    a_trained, a_untrained = embedded(trained), embedded(untrained)
+    a_pixels = accuracy(x_pool.reshape(len(x_pool), -1), x_test.reshape(len(x_test), -1))
+    assert a_trained > a_untrained + 0.1 and a_trained > a_pixels + 0.02, (a_trained, a_untrained, a_pixels)
 
 
 # ------------------------------------------------------------------------------ cache
