@@ -6,7 +6,7 @@ from alcore.config import EMBEDDING_MODELS
 from dashboard.data import dataset, embedding_cache, embedding_progress
 from dashboard.display import plain, show_problems, show_table
 from dashboard.limits import deployment_limits, one_call_within_labels, run_slot_for_one_call
-from dashboard.uploads import save_upload
+from dashboard.uploads import EMBEDDINGS, keep_upload, upload_limits_caption, upload_mb
 from dashboard.state import REFERENCE_ACCURACY, config, trainer_cache
 from dashboard.widgets import bind, choice, commit, help_text, label, number, optional_float, optional_int, slider, toggle
 
@@ -21,9 +21,10 @@ EMBEDDED = "embedded"  # this session's datasets with their embedding: {features
 def embedding_upload(cfg, values: dict) -> None:
     """The uploader of a .npz of embeddings (fills ``values['embedding_file']``)."""
     up = st.file_uploader("Your embeddings: a .npz with 'train' (one row per training image, in the "
-                          "dataset's order) and 'test' (one row per test image)", type=["npz"], max_upload_size=200)
+                          "dataset's order) and 'test' (one row per test image)", type=["npz"],
+                          max_upload_size=upload_mb("npz"), help=upload_limits_caption("npz"))
     if up is not None:
-        values["embedding_file"] = save_upload(up.getvalue(), up.name)
+        values["embedding_file"] = keep_upload(up, ".npz", role=EMBEDDINGS, what="embeddings")
     elif cfg.embedding_file is None:
         st.info("Upload a .npz of embeddings.")
 

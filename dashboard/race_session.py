@@ -114,9 +114,11 @@ class RaceSession:
         """Make the race Start asked for; False (after saying why) where it cannot start."""
         if not self.state.pop(START_REQUESTED, False):
             return True
+        from alcore.data.datasets import DatasetUnavailableError
+
         try:
             self.state[RACE] = self._new_race(cfg, strategies, seeds)
-        except ValueError as e:
+        except (ValueError, DatasetUnavailableError) as e:  # e.g. a pretrained backbone's weights, offline
             self.stop()
             # Start replaces the race: the previous one (another setup) is not shown under this
             # setup's header, nor kept in the address (its saved copy stays on the server)
@@ -153,6 +155,7 @@ class RaceSession:
 
     def reopen(self, race_id: str) -> bool:
         """Make the saved race ``race_id`` this session's race (stopped, ready to continue)."""
+        from alcore.data.datasets import DatasetUnavailableError
         from alcore.engine.store import SavedRaceError
 
         try:
@@ -172,7 +175,7 @@ class RaceSession:
                                         embeddings=embedding_cache(), progress=progress)
             bar.empty()
             mine = run_store().owned_by(race_id, visitor_key())
-        except (SavedRaceError, ValueError) as e:
+        except (SavedRaceError, ValueError, DatasetUnavailableError) as e:
             st.error(f"The saved race cannot be reopened: {plain(e)}", icon=":material/history:")
             return False
         self.state[RACE], self.state[RACE_ID], self.state[RUNNING] = race, race_id, False

@@ -28,7 +28,8 @@ from dashboard.display import plain
 
 UPLOADS = "uploads"  # st.session_state: this session's SessionUploads
 UPLOAD_MEMO = "upload_memo"  # st.session_state: {uploader file id: its sha256, or why it was refused}
-DATASET, RESULT_DATA = "dataset", "result data"  # the roles of a session's uploads (one file each)
+# the roles of a session's uploads (one file each)
+DATASET, RESULT_DATA, EMBEDDINGS = "dataset", "result data", "embeddings"
 
 
 # What each uploader says it takes ("16MB per file") is what this server takes. Streamlit refuses
@@ -94,10 +95,12 @@ def session_folder() -> Path:
     return session_uploads().folder
 
 
-def keep_upload(up, suffix: str, role: str = DATASET, where=None, expect: str | None = None) -> str | None:
+def keep_upload(up, suffix: str, role: str = DATASET, where=None, expect: str | None = None,
+                what: str = "data") -> str | None:
     """Keep a file the uploader holds (checked first, once per upload: nothing is written for a
     refused one) as this session's ``role`` file; its path, or None after refusing it right
-    under the uploader (in ``where``). ``expect``: the SHA-256 it must have."""
+    under the uploader (in ``where``). ``expect``: the SHA-256 it must have; ``what``: "data", or
+    "embeddings" for a .npz of embeddings."""
     from dashboard.limits import deployment_limits
 
     memo = st.session_state.setdefault(UPLOAD_MEMO, {})
@@ -112,7 +115,7 @@ def keep_upload(up, suffix: str, role: str = DATASET, where=None, expect: str | 
             raise UploadRefused(f"{shown_name(up.name)} is not the file that was asked for: its SHA-256 differs "
                                 f"({digest[:12]}... against {expect[:12]}...)")
         path = session_uploads().keep(data, up.name, suffix, role, deployment_limits(), sha256=digest,
-                                      checked=known is not None)
+                                      checked=known is not None, what=what)
     except UploadRefused as e:
         if not expect:  # a file refused for this request may be another request's
             memo[up.file_id] = str(e)

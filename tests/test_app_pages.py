@@ -377,6 +377,33 @@ def test_model_page_computes_self_supervised_embeddings_then_reads_them_from_the
     assert metric(other, "Parameters") == f"{16 * 10 + 10:,}"
 
 
+def test_model_page_reads_uploaded_embeddings_and_names_what_does_not_fit():
+    """embedding 'file': the uploaded .npz is checked and kept, its rows are what softmax reads
+    (10 numbers per image here); one with too few rows is refused in words, not a traceback."""
+    import io
+
+    import numpy as np
+
+    def npz(**arrays):
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        return buf.getvalue()
+
+    at = app(page="model")
+    at.selectbox(key="w_embedding").set_value("file").run()
+    assert any("Upload a .npz of embeddings" in i.value for i in at.info)
+    uploader = at.get("file_uploader")[0]
+    uploader.set_value([("short.npz", npz(train=np.zeros((100, 10))), "application/octet-stream")]).run()
+    assert not at.exception, at.exception
+    assert any("'train' has 100 rows" in shown(e.value) for e in at.error), [e.value for e in at.error]
+    uploader = at.get("file_uploader")[0]
+    uploader.set_value([("mine.npz", npz(train=np.random.default_rng(0).normal(size=(1797, 10))),
+                         "application/octet-stream")]).run()
+    assert not at.exception, at.exception
+    assert any("read from mine.npz" in s.value for s in at.success), [s.value for s in at.success]
+    assert metric(at, "Parameters") == f"{10 * 10 + 10:,}"
+
+
 def test_model_page_transfer_offline_says_so_without_a_traceback(monkeypatch):
     """transfer with ImageNet weights on a machine that cannot download them: "Train on every pool
     label" says what the dataset pages say when offline, not a red box of traceback (issue 18, 2)."""

@@ -413,3 +413,40 @@ def test_the_model_and_data_costs_count_the_embedding_not_the_pixels():
     shape = resources.KNOWN_SHAPES["mnist"]
     assert resources.dataset_bytes(cfg, shape) - resources.dataset_bytes(cfg.replace(embedding="pixels"), shape) \
         == 70_000 * 32 * 4
+
+
+# ---------------------------------------------------------------------- on a server
+
+def _npz_bytes(**arrays) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def test_an_uploaded_file_of_embeddings_is_checked_before_it_is_kept():
+    from alcore.serve.limits import DeploymentLimits
+    from alcore.serve.uploads import UploadRefused, check_upload
+
+    limits = DeploymentLimits()
+    check_upload(_npz_bytes(train=np.zeros((90, 4)), test=np.zeros((30, 4))), "e.npz", ".npz", limits, "embeddings")
+    with pytest.raises(UploadRefused, match="e.npz: missing array.*train"):
+        check_upload(_npz_bytes(x_train=np.zeros((90, 4))), "e.npz", ".npz", limits, "embeddings")
+    with pytest.raises(UploadRefused, match="arrays unpack to 4 MB; this server allows at most 1 MB"):
+        check_upload(_npz_bytes(train=np.zeros((2**18, 2))), "e.npz", ".npz", limits.model_copy(update={"max_file_mb": 1}),
+                     "embeddings")
+    with pytest.raises(UploadRefused, match="embeddings are a .npz file"):
+        check_upload(b"PK", "e.zip", ".zip", limits, "embeddings")
+
+
+def test_a_downloaded_result_names_the_embedding_file_without_its_folder(digits, tmp_path):
+    from alcore.results.records import without_server_paths
+
+    n = len(digits.pool_origin) + len(digits.test_origin)
+    path = tmp_path / "deep" / "mine.npz"
+    path.parent.mkdir()
+    np.savez(path, train=np.random.default_rng(0).normal(size=(n, 3)))
+    exp = Experiment(ExperimentConfig(embedding="file", embedding_file=str(path), rounds=0), dataset=digits)
+    list(exp)
+    assert without_server_paths(exp.result()).config.embedding_file == "mine.npz"

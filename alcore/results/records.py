@@ -481,15 +481,17 @@ def to_json(result: RunResult) -> str:
 
 
 def without_server_paths(result: RunResult) -> RunResult:
-    """The result as a visitor of the dashboard may download it: ``data_file`` cut to the file's
-    name (its fingerprint is ``dataset.file_sha256``) and ``data_dir`` left out, so the file says
+    """The result as a visitor of the dashboard may download it: ``data_file`` (and
+    ``embedding_file``) cut to the file's name (its fingerprint is ``dataset.file_sha256``) and
+    ``data_dir`` left out, so the file says
     nothing about where anything lies on the server. The CLI writes the paths as typed: a file
     written on one's own machine keeps them, for ``--resume``."""
     cfg = result.config
-    if cfg.data_file is None and cfg.data_dir is None:
+    if cfg.data_file is None and cfg.data_dir is None and cfg.embedding_file is None:
         return result
     name = os.path.basename(os.path.normpath(cfg.data_file)) if cfg.data_file else None
-    return result.model_copy(update={"config": cfg.replace(data_file=name, data_dir=None)})
+    embeddings = os.path.basename(os.path.normpath(cfg.embedding_file)) if cfg.embedding_file else None
+    return result.model_copy(update={"config": cfg.replace(data_file=name, data_dir=None, embedding_file=embeddings)})
 
 
 def save_result(result: RunResult, path: Union[str, os.PathLike]) -> Path:

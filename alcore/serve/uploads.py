@@ -44,24 +44,31 @@ class UploadRefused(ValueError):
     """An upload this server does not keep; the message names the file and the problem."""
 
 
-def check_upload(data: bytes, name: str, suffix: str, limits: DeploymentLimits) -> None:
+def check_upload(data: bytes, name: str, suffix: str, limits: DeploymentLimits, what: str = "data") -> None:
     """Refuse (:class:`UploadRefused`) what can be known to be unusable from the bytes alone,
     before they are written anywhere: a ``.npz`` that is not one (its .npy headers), or whose
     arrays unpack over ``max_file_mb`` or hold more than ``max_classes`` classes; a ``.zip``
     that is not a zip, is over the image loader's limits or holds no image file; either over
-    ``max_uploads_mb``."""
-    from alcore.data.datasets import DatasetFileError
+    ``max_uploads_mb``. ``what``: "data" (a dataset), or "embeddings" (a ``.npz`` of embeddings:
+    its ``train`` / ``test`` headers, unpacking to at most ``max_file_mb``)."""
+    from alcore.data.datasets import EMBEDDING_NPZ_KINDS, DatasetFileError, npz_headers
     from alcore.data.images import check_image_zip
-    from alcore.serve.resources import npz_shape
+    from alcore.serve.resources import npz_file_bytes, npz_shape
 
     where = shown_name(name)
-    if suffix not in SUFFIXES:
-        raise UploadRefused(f"{where}: a data file is a .npz or a .zip of images")
+    if suffix not in SUFFIXES or (what == "embeddings" and suffix != ".npz"):
+        raise UploadRefused(f"{where}: " + ("embeddings are a .npz file" if what == "embeddings"
+                                            else "a data file is a .npz or a .zip of images"))
     if limits.max_uploads_mb is not None and len(data) > limits.max_uploads_mb * MB:
         raise UploadRefused(f"{where} is {len(data) / MB:,.0f} MB; this server keeps at most "
                             f"{limits.max_uploads_mb:,} MB of uploads")
     try:
-        if suffix == ".npz":
+        if what == "embeddings":
+            nbytes = npz_file_bytes(npz_headers(data, where, kinds=EMBEDDING_NPZ_KINDS, required=("train",)))
+            if limits.max_file_mb is not None and nbytes > limits.max_file_mb * MB:
+                raise UploadRefused(f"{where}: its arrays unpack to {nbytes / MB:,.0f} MB; this server allows "
+                                    f"at most {limits.max_file_mb:,} MB")
+        elif suffix == ".npz":
             problems = limits.file_problems(npz_shape(data, where))
             if problems:
                 raise UploadRefused(f"{where}: {problems[0]}")
@@ -248,14 +255,15 @@ class SessionUploads:
         return sha is not None and Path(path).parent.parent == self.folder and self.find(sha) == Path(path)
 
     def keep(self, data: bytes, name: str, suffix: str, role: str, limits: DeploymentLimits,
-             sha256: Optional[str] = None, checked: bool = False) -> Path:
-        """Check the upload (unless ``checked``), then keep it as ``role``'s file: the file that
-        role held before is removed (where no other role holds it). Raises :class:`UploadRefused`."""
+             sha256: Optional[str] = None, checked: bool = False, what: str = "data") -> Path:
+        """Check the upload (unless ``checked``; ``what``: as for :func:`check_upload`), then keep
+        it as ``role``'s file: the file that role held before is removed (where no other role
+        holds it). Raises :class:`UploadRefused`."""
         sha256 = sha256 or sha256_of(data)
         path = self.find(sha256)
         if path is None:
             if not checked:
-                check_upload(data, name, suffix, limits)
+                check_upload(data, name, suffix, limits, what)
             self.store.sweep(keep=self.session)
             if not self.store.make_room(len(data), keep=self.session):
                 raise UploadRefused(f"{shown_name(name)} is {len(data) / MB:,.0f} MB; this server keeps at most "
