@@ -4,7 +4,8 @@ import streamlit as st
 
 from alcore.figures import label_distribution_figure
 from alcore.analysis.pitfalls import batch_pitfalls, tiny_test_set
-from dashboard.data import dataset, refused_switch
+from alcore.engine.embeddings import features_of
+from dashboard.data import dataset, embedding_if_here, refused_switch
 from dashboard.display import caption_names, plain, sentence, show_figure, show_gallery, show_pitfalls
 from dashboard.limits import deployment_limits
 from dashboard.state import REFERENCE_ACCURACY, config
@@ -22,10 +23,10 @@ NAMES = {"digits": "scikit-learn digits (8x8, offline)", "mnist": "MNIST", "fash
          "images": "Upload a .zip of images"}
 
 @st.cache_data(max_entries=8, show_spinner="Clustering the pool...")
-def centroids(data_key: tuple, k: int, _ds):
+def centroids(data_key: tuple, k: int, _ds, what: str = "pixels", _features=None):
     from alcore.engine.inspect import pool_centroids
 
-    c = pool_centroids(_ds.x_pool, k, seed=0, labels=_ds.y_pool)
+    c = pool_centroids(_ds.x_pool, k, seed=0, labels=_ds.y_pool, features=_features)
     return _ds.display_images(c.images), c.sizes, c.majority, c.purity
 
 
@@ -135,7 +136,14 @@ def page():
     k = st.slider("Clusters (k)", 2, top, key="centroid_k")
 
 
-    images, sizes, majority, purity = centroids(cfg.data_key(), k, ds)
+    features, what = embedding_if_here(cfg, ds)
+    if what != "pixels" and st.toggle(f"Cluster the {what} (Model page)", value=True, key="centroids_on_embedding",
+                                      help="k-means on the embedding the model reads; each cluster is drawn as "
+                                           "its image nearest the centre."):
+        st.caption(f"Clusters of the {what}: each drawn as its member nearest the centre.")
+        images, sizes, majority, purity = centroids(cfg.data_key(), k, ds, features_of(cfg), features)
+    else:
+        images, sizes, majority, purity = centroids(cfg.data_key(), k, ds)
     short = caption_names(ds.class_names)
     show_gallery(images, [f"{n} images, mostly\u00a0{short[m]}\u00a0({p:.0%})" for n, m, p in zip(sizes, majority, purity)])
 

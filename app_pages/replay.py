@@ -9,6 +9,7 @@ from alcore.results.records import strategy_label
 from alcore.strategies.base import strategy_class
 from alcore.strategies.coverage import ProbCoverStrategy
 from dashboard import replay_session as replay
+from dashboard.data import embedding_source
 from dashboard.display import caption_names, plain, show_figure, show_gallery, show_gallery_details, show_table
 from dashboard.replay_session import MAP, ROUND, RUN
 
@@ -147,7 +148,7 @@ if ds is not None:
         show_figure(pool_map_figure(frame, res.dataset.class_names, f"Round {r}: {shown}", highlight=chosen,
                                     method=method, given=given),
                     f"pool_map_{method}_round{r}", key=MAP, on_select=replay.clicked_on_map, selection_mode="points")
-        st.caption(f"A map of the pool's {replay.map_source(res.config, ds)}. "
+        st.caption(f"A map of the pool's {embedding_source(res.config, ds)}. "
                    + ("Colour is the label the person gave, in any round (grey: none given). " if given else
                       "Colour is the true class. ") + "Stars are the batch picked this round, outlined dots the images "
                    "labeled before it; click a point to explain it above. Picks of an uncertainty strategy tend "

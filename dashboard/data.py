@@ -3,6 +3,7 @@ shared read-only by every session of the process and bounded by bytes; nothing e
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 
 import streamlit as st
@@ -54,6 +55,35 @@ def embedding_progress(where=None):
         bar.progress(p.fraction, text=p.text())  # a Streamlit call: a click here abandons the training
 
     return show, bar
+
+
+def embedding_source(cfg: ExperimentConfig, data: Dataset) -> str:
+    """What a picture of the pool (Replay's map, Dataset's clusters) can place, in words: the
+    config's embedding where it is here without computing it (in this server's cache, or its file),
+    else the pixels."""
+    if cfg.embedding == "pixels" or cfg.model == "transfer":
+        return "pixels"
+    from alcore.engine.embeddings import cached
+
+    try:
+        here = cfg.embedding == "file" and os.path.isfile(cfg.embedding_file or "") or \
+            cached(data, cfg, embedding_cache()) is not None
+    except OSError:
+        here = False
+    return f"{cfg.embedding} embedding" if here else "pixels"
+
+
+def embedding_if_here(cfg: ExperimentConfig, data: Dataset):
+    """(the pool's rows of the config's embedding, or its pixels; :func:`embedding_source`)."""
+    what = embedding_source(cfg, data)
+    if what == "pixels":
+        return data.x_pool, what
+    from alcore.engine.embeddings import compute_embeddings
+
+    try:
+        return compute_embeddings(data, cfg, cache=embedding_cache())[0].features_pool, what
+    except (OSError, ValueError):  # DatasetUnavailableError is an OSError
+        return data.x_pool, "pixels"
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

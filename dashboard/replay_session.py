@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections import OrderedDict
 
 import numpy as np
@@ -19,6 +18,7 @@ from alcore.engine.labelling import given_pool_labels, labelled_dataset
 from alcore.figures import confident_images
 from dashboard import labelling, oracle_session
 from dashboard.data import dataset
+from dashboard.data import embedding_if_here
 from dashboard.display import plain, show_problems
 from dashboard.limits import deployment_limits, one_call_within_labels, run_slot_for_one_call
 from dashboard.state import RACE, race_lock, trainer_cache
@@ -174,44 +174,13 @@ def round_probs(result, round_: int, data):
     return found
 
 
-def map_source(cfg, data) -> str:
-    """What the pool map places, in words: the run's embedding where it read one and it is here
-    without computing it (in this server's cache, or the run's file), else the pixels."""
-    if cfg.embedding == "pixels" or cfg.model == "transfer":
-        return "pixels"
-    from alcore.engine.embeddings import cached
-    from dashboard.data import embedding_cache
-
-    try:
-        here = cfg.embedding == "file" and os.path.isfile(cfg.embedding_file or "") or \
-            cached(data, cfg, embedding_cache()) is not None
-    except OSError:
-        here = False
-    return f"{cfg.embedding} embedding" if here else "pixels"
-
-
-def map_inputs(cfg, data):
-    """(what the pool map places, :func:`map_source`)."""
-    what = map_source(cfg, data)
-    if what == "pixels":
-        return data.x_pool, what
-    from alcore.data.datasets import DatasetUnavailableError
-    from alcore.engine.embeddings import compute_embeddings
-    from dashboard.data import embedding_cache
-
-    try:
-        return compute_embeddings(data, cfg, cache=embedding_cache())[0].features_pool, what
-    except (OSError, ValueError, DatasetUnavailableError):
-        return data.x_pool, "pixels"
-
-
 def pool_map(results, result, data, method: str):
     """A 2-D map of ``result``'s pool (``method``: "pca" or "tsne"; t-SNE within a run slot) that
     holds every image any run of ``results`` on the same pool labeled; None after saying why."""
     cfg = result.config
     same_pool = [x for x in results if x.config.data_key() == cfg.data_key() and x.dataset.n_pool == result.dataset.n_pool]
     keep = run_keep(same_pool)  # every image any of these runs labeled is always on the map
-    x, what = map_inputs(cfg, data)
+    x, what = embedding_if_here(cfg, data)
     maps, key = _remembered(MAPS), (cfg.data_key(), what, method, hashlib.sha256(keep.tobytes()).hexdigest()[:16])
     embedding = maps.get(key)
     if embedding is not None:

@@ -377,6 +377,20 @@ def test_model_page_computes_self_supervised_embeddings_then_reads_them_from_the
     assert metric(other, "Parameters") == f"{16 * 10 + 10:,}"
 
 
+def test_dataset_page_clusters_the_embedding_once_it_is_here(digits):
+    """With the self-supervised embedding cached, the Dataset page clusters it (its toggle on) and
+    draws members; before it is computed, only the pixels."""
+    from alcore.engine.embeddings import EmbeddingCache, compute_embeddings
+
+    cfg = ExperimentConfig(embedding="self_supervised", encoder_steps=5, embedding_dim=8, encoder_seed=7)
+    at = app(config=cfg, page="dataset")
+    assert not [t for t in at.toggle if t.key == "centroids_on_embedding"]
+    compute_embeddings(digits, cfg, cache=EmbeddingCache())  # the dashboard's folder ($ALCORE_CACHE_DIR)
+    at = app(config=cfg, page="dataset")
+    assert at.toggle(key="centroids_on_embedding").value
+    assert any("Clusters of the self_supervised embedding" in c.value for c in at.caption)
+
+
 def test_model_page_reads_uploaded_embeddings_and_names_what_does_not_fit():
     """embedding 'file': the uploaded .npz is checked and kept, its rows are what softmax reads
     (10 numbers per image here); one with too few rows is refused in words, not a traceback."""

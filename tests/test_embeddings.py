@@ -450,3 +450,20 @@ def test_a_downloaded_result_names_the_embedding_file_without_its_folder(digits,
     exp = Experiment(ExperimentConfig(embedding="file", embedding_file=str(path), rounds=0), dataset=digits)
     list(exp)
     assert without_server_paths(exp.result()).config.embedding_file == "mine.npz"
+
+
+def test_pool_clusters_of_an_embedding_are_drawn_as_their_members(digits):
+    """k-means on features that hold each image's class: clusters as pure as the classes, each drawn
+    as a pool image (its member nearest the centre), not a mean."""
+    from alcore.engine.inspect import pool_centroids
+
+    rng = np.random.default_rng(0)
+    features = np.eye(10)[digits.y_pool] * 5 + rng.normal(0, 0.1, size=(len(digits.y_pool), 10))
+    c = pool_centroids(digits.x_pool, 10, labels=digits.y_pool, features=features)
+    assert c.purity.min() > 0.99 and sorted(c.majority) == list(range(10))
+    flat = digits.x_pool.reshape(len(digits.x_pool), -1)
+    for image, cluster in zip(c.images, range(10)):
+        members = np.flatnonzero(c.assignments == cluster)
+        assert any(np.array_equal(image.reshape(-1), flat[i]) for i in members)
+    pixels = pool_centroids(digits.x_pool, 10, labels=digits.y_pool)
+    assert pixels.purity.mean() < c.purity.mean()
