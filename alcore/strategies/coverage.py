@@ -548,8 +548,8 @@ class MaxHerdingStrategy(Strategy):
     family = "coverage"
     description = ("Label the image that most raises how well the labeled images cover the pool, where an "
                    "image counts as covered by its most similar labeled image (a Gaussian kernel).")
-    formula = (r"\begin{gathered}x_t = \arg\max_{x \in U} \tfrac{1}{n} \textstyle\sum_{j \in U} "
-               r"\max\big(k(x, x_j) - \max_{c \in L \cup S} k(x_c, x_j),\, 0\big) \\ "
+    formula = (r"\begin{gathered}x_t = \arg\max_{x \in U} \tfrac{1}{n} \textstyle\sum_{j \in U} g(x, x_j) \\ "
+               r"g(x, x_j) = \max\big(k(x, x_j) - \max_{c \in L \cup S} k(x_c, x_j),\, 0\big) \\ "
                r"k(a, b) = e^{-\lVert h(a) - h(b) \rVert^2 / \sigma^2}\end{gathered}")
     needs = frozenset({Need.EMBEDDINGS, Need.LABELED_EMBEDDINGS})
     config_fields = ("herding_bandwidth",)
@@ -596,8 +596,8 @@ class UHerdingStrategy(Strategy):
     family = "coverage"
     description = ("Like maxherding, but each unlabeled image counts as much as the model is unsure about it "
                    "(margin): cover the pool first, then the uncertain regions as the model improves.")
-    formula = (r"\begin{gathered}x_t = \arg\max_{x \in U} \tfrac{1}{n} \textstyle\sum_{j \in U} u(x_j)\, "
-               r"\max\big(k(x, x_j) - \max_{c \in L \cup S} k(x_c, x_j),\, 0\big) \\ "
+    formula = (r"\begin{gathered}x_t = \arg\max_{x \in U} \tfrac{1}{n} \textstyle\sum_{j \in U} u(x_j)\, g(x, x_j) \\ "
+               r"g(x, x_j) = \max\big(k(x, x_j) - \max_{c \in L \cup S} k(x_c, x_j),\, 0\big) \\ "
                r"u(x) = 1 - \big(p_T(\hat y_1 \mid x) - p_T(\hat y_2 \mid x)\big)\end{gathered}")
     needs = frozenset({Need.PROBS, Need.EMBEDDINGS, Need.LABELED_EMBEDDINGS})
     config_fields = ("herding_bandwidth", "uherding_measure", "uherding_temperature")
