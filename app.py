@@ -5,9 +5,10 @@ import streamlit as st
 # from fonts.gstatic.com on every visit (a request an offline or private deployment must not make).
 st.set_page_config(page_title="Active learning explorer", page_icon="🎯", layout="wide")
 
-from dashboard.display import figure_downloads  # noqa: E402
+from dashboard.display import figure_downloads, page_style  # noqa: E402
 from dashboard.limits import deployment_limits  # noqa: E402
 from dashboard.links import open_link, sidebar_summary  # noqa: E402
+from dashboard.state import remember_visitor  # noqa: E402
 from dashboard.streamlit_fixes import fixed_mmap_threshold, install_after_run_cleanup  # noqa: E402
 
 # Streamlit's own cleanup would clear Keras' and TensorFlow's state after every script run of
@@ -32,5 +33,7 @@ open_link(page)  # a session opened with a setup in its address starts from it (
 summary = st.sidebar.empty()
 sidebar_summary(summary)  # also writes the setup into the address
 figure_downloads()  # an SVG button beside every figure's PNG camera
+remember_visitor()  # the browser keeps the key to the races it starts (a cookie; never in an address)
+page_style()  # gaps between gallery images
 page.run()
 sidebar_summary(summary)  # again, now with what the page just stored (a page that stops keeps the first)

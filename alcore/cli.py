@@ -7,6 +7,7 @@ the field's description.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import typing
@@ -99,7 +100,7 @@ def _error_text(e: Exception) -> str:
 
 
 def cmd_run(ns: argparse.Namespace) -> int:
-    from alcore.data.datasets import DatasetUnavailableError
+    from alcore.data.datasets import DatasetUnavailableError, dataset_title
 
     from alcore.engine.loop import Experiment
     from alcore.results.records import ResultFileError, curves_csv, load_result, save_result
@@ -112,7 +113,8 @@ def cmd_run(ns: argparse.Namespace) -> int:
                   f"{', '.join('--' + k.replace('_', '-') for k in given)}", file=sys.stderr)
             return 2
         try:
-            exp = Experiment.resume(load_result(ns.resume))
+            with EmbeddingBar(disable=ns.no_progress) as bar:
+                exp = Experiment.resume(_data_beside(load_result(ns.resume), ns.resume), progress=bar)
         except (ResultFileError, ValueError, DatasetUnavailableError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
@@ -131,21 +133,32 @@ def cmd_run(ns: argparse.Namespace) -> int:
             print(f"error: {_error_text(e)}", file=sys.stderr)
             return 2
         try:
-            exp = Experiment(cfg)
+            with EmbeddingBar(disable=ns.no_progress) as bar:
+                exp = Experiment(cfg, progress=bar)
         except (ValueError, DatasetUnavailableError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
+        if exp.embedding_report is not None:
+            print(exp.embedding_report.text() + (f" ({exp.embedding_report.path})"
+                                                 if exp.embedding_report.source != "file" else ""), flush=True)
     ds = exp.dataset
-    print(f"{ds.name}: pool {len(ds.y_pool)}, test {len(ds.y_test)}, {ds.n_classes} classes, "
+    print(f"{dataset_title(ds.name)}: pool {len(ds.y_pool)}, test {len(ds.y_test)}, {ds.n_classes} classes, "
           f"images {'x'.join(map(str, ds.image_shape))}; model {cfg.model}, strategy {cfg.strategy}, "
           f"seed {cfg.seed}", flush=True)
     _print_image_report(cfg)
     out = Path(ns.out) if ns.out else None
     try:
+        noted = False
         for r in exp:
             print(f"round {r.round:3d}  labels {r.n_labeled:6d}  test_accuracy {r.test_accuracy:.4f}  "
                   f"test_loss {r.test_loss:.4f}  epochs {r.epochs:4d}  train {r.train_seconds:6.3f}s  "
                   f"query {r.query_seconds:6.3f}s", flush=True)
+            if r.probcover_radius is not None and not noted:  # once: it is the run's radius
+                from alcore.strategies.coverage import ProbCoverStrategy
+
+                print(f"probcover: ball radius {r.probcover_radius:g}, {ProbCoverStrategy.radius_origin(cfg)}",
+                      flush=True)
+                noted = True
             if out is not None and ns.save_every_round:
                 save_result(exp.result(), out)
     except KeyboardInterrupt:
@@ -163,6 +176,40 @@ def cmd_run(ns: argparse.Namespace) -> int:
         Path(ns.csv).write_text(curves_csv([res]))
         print(f"wrote {ns.csv}")
     return 0 if exp.done else 130
+
+
+class EmbeddingBar:
+    """A progress bar (tqdm, on standard error) for computing an embedding: one bar per stage
+    (training the encoder, embedding the images, backbone features), the loss beside it."""
+
+    def __init__(self, disable: bool = False):
+        self.disable = disable
+        self.bar = None
+        self.stage = None
+
+    def __enter__(self):
+        return self
+
+    def __call__(self, p) -> None:
+        from tqdm import tqdm
+
+        if p.stage != self.stage:
+            self.close()
+            self.stage = p.stage
+            self.bar = tqdm(total=p.total, desc=p.stage, unit="step" if p.loss is not None else "image",
+                            disable=self.disable, dynamic_ncols=True, file=sys.stderr)
+        self.bar.update(p.done - self.bar.n)
+        if p.loss is not None:
+            self.bar.set_postfix(loss=f"{p.loss:.3f}", refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
 
 
 def _print_image_report(cfg: ExperimentConfig) -> None:
@@ -210,8 +257,8 @@ def cmd_summarize(ns: argparse.Namespace) -> int:
     head = f"{'strategy':<22}{'runs':>5}{'final_acc':>11}{'aulc':>8}{'drops':>7}"
     if at is not None:
         head += f"{'acc@' + str(at):>11}"
-    if ns.target is not None:
-        head += f"{'labels_to_' + format(ns.target, 'g'):>18}"
+    if ns.target_accuracy is not None:
+        head += f"{'labels_to_' + format(round(ns.target_accuracy * 100, 4), 'g') + '%':>18}"  # 0.9: labels_to_90%
     print(head)
     for name, rs in sorted(groups.items()):
         curves = [r.curve() for r in rs]
@@ -223,8 +270,8 @@ def cmd_summarize(ns: argparse.Namespace) -> int:
             vals = [accuracy_at(n, a, at) for n, a in curves]
             vals = [v for v in vals if v is not None]
             line += f"{np.mean(vals):>11.4f}" if vals else f"{'-':>11}"
-        if ns.target is not None:
-            hits = [labels_to_target(n, a, ns.target) for n, a in curves]
+        if ns.target_accuracy is not None:
+            hits = [labels_to_target(n, a, ns.target_accuracy) for n, a in curves]
             reached = [h for h in hits if h is not None]
             txt = f"{np.mean(reached):.0f}" if reached else "-"
             if len(reached) < len(hits):
@@ -271,20 +318,35 @@ def cmd_autolabel(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _data_beside(result, result_path: str):
+    """The result with its data file as found here: a file downloaded from the dashboard names
+    it without a folder (no server's path), so where that name is not found from the working
+    folder, the copy beside the result file. A file whose SHA-256 is not the one the result
+    recorded is refused (ValueError)."""
+    from alcore.data.datasets import sha256_of_file
+
+    path, sha = result.config.data_file, result.dataset.file_sha256
+    if path and not os.path.isabs(path) and not os.path.exists(path):
+        beside = os.path.join(os.path.dirname(os.path.abspath(result_path)), path)
+        if os.path.exists(beside):
+            path = beside
+            result = result.model_copy(update={"config": result.config.replace(data_file=beside)})
+    if path and sha and os.path.isfile(path) and sha256_of_file(path) != sha:
+        raise ValueError(f"{path}: not the file {result.label} was made on (its SHA-256 differs)")
+    return result
+
+
 def _run_dataset(result, data_file: Optional[str]):
     """The dataset a result file was made on, loaded here (``data_file``: this machine's copy)."""
-    from alcore.data.datasets import load_dataset
+    from alcore.engine.labelling import run_dataset
 
     cfg = result.config if data_file is None else result.config.replace(data_file=data_file)
-    if not result.labelled_in_the_loop:
-        return load_dataset(cfg)
-    from alcore.data.images import load_images
-    from alcore.engine.labelling import fingerprint, labelled_dataset
-
-    images = load_images(cfg.data_file, cfg.image_size).raw
-    if result.images_sha256 is not None and result.images_sha256 != fingerprint(images):
-        raise ValueError(f"{cfg.data_file}: not the images {result.label} was labelled on")
-    return labelled_dataset(result, images)
+    try:
+        return run_dataset(result, cfg)
+    except ValueError as e:
+        if not result.labelled_in_the_loop:
+            raise
+        raise ValueError(f"{cfg.data_file}: {e}") from e
 
 
 def cmd_labels(ns: argparse.Namespace) -> int:
@@ -392,6 +454,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--csv", help="write the learning curve (CSV) here")
     run.add_argument("--save-every-round", action="store_true",
                      help="rewrite --out after every round, so an interrupted run keeps its rounds")
+    run.add_argument("--no-progress", action="store_true",
+                     help="no progress bar while an embedding is computed (self_supervised, pretrained)")
     run.add_argument("--resume", metavar="FILE",
                      help="continue the stopped run in this result file with its own settings; picks are "
                           "the same as an uninterrupted run's (writes back to FILE unless --out is given)")
@@ -413,7 +477,9 @@ def build_parser() -> argparse.ArgumentParser:
                                           "labels whose accuracy fell over 5 points, summed over the runs)")
     s.add_argument("files", nargs="+")
     s.add_argument("--at", type=int, help="also report mean accuracy at this many labels")
-    s.add_argument("--target", type=float, help="also report labels needed to reach this accuracy")
+    # the config field's name, as on the dashboard; --target is the name it had before
+    s.add_argument("--target-accuracy", "--target", type=float, dest="target_accuracy", metavar="FRACTION",
+                   help="also report the labels each run needed to reach this test accuracy (0.9 for 90%%)")
     s.set_defaults(func=cmd_summarize)
     a = sub.add_parser("autolabel", help="pseudo-label the most confident pool images after a run "
                                          "(CEAL) and report what it does to test accuracy")

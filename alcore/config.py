@@ -16,11 +16,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "idx", "npz", "images")
 MODELS = ("softmax", "mlp", "cnn", "transfer")
+EMBEDDINGS = ("pixels", "self_supervised", "pretrained", "file")
+BACKBONES = ("mobilenet_v2", "dinov2_small")
+# The models that can read an embedding (a vector per image) instead of the images.
+EMBEDDING_MODELS = ("softmax", "mlp")
 NORMALIZATIONS = ("unit", "standardize", "none")
 VALIDATIONS = ("split", "fixed", "none")
 OPTIMIZERS = ("adam", "sgd")
 ACTIVATIONS = ("relu", "sigmoid", "tanh")
-INITIAL_STRATEGIES = ("random", "kmeans", "balanced")
+INITIAL_STRATEGIES = ("random", "kmeans", "typiclust", "balanced")
 
 
 # Fewest validation images early stopping may watch (mlp / cnn / transfer). A validation
@@ -34,7 +38,7 @@ MIN_VALIDATION = 50
 # weight decay or a step schedule, and loading it must say so (alcore.results.records).
 BEFORE_FIELD_EXISTED = {
     "kernel_size": 3, "dense_dropout": None, "augment_shift": 0.0, "augment_rotation": 0.0,
-    "augment_zoom": 0.0, "min_steps": 0, "max_steps": None, "weight_decay": 0.0,
+    "augment_zoom": 0.0, "min_steps": 0, "max_steps": None, "weight_decay": 0.0, "embedding": "pixels",
 }
 
 # Datasets that ship their own test split (prepare() draws nothing from the seed for
@@ -45,6 +49,19 @@ FILE_DATASETS = ("npz", "images")
 IMAGE_SIZE_DEFAULT = 32
 # The datasets read from a folder (data_dir) when given one.
 DATA_DIR_DATASETS = ("mnist", "fashion_mnist", "idx")
+
+
+def check_model_has_dropout(what: str, config) -> None:
+    """ValueError naming the fix when ``config``'s model would give identical stochastic passes
+    (``what`` names who asks for them: "strategy 'bald'", "mc_evaluation")."""
+    model = getattr(config, "model", None)
+    dropout = getattr(config, "dropout", 0.0)
+    if model == "cnn" and getattr(config, "dense_dropout", None) is not None:
+        dropout = max(dropout, config.dense_dropout)  # either of the cnn's two dropout layers will do
+    if model not in ("mlp", "cnn") or not dropout > 0:
+        which = f"model {model!r}" if model not in ("mlp", "cnn") else f"model {model!r} with dropout {dropout}"
+        raise ValueError(f"{what} needs stochastic forward passes, but {which} has no "
+                         f"dropout, so every pass would agree: choose mlp or cnn with dropout > 0")
 
 class ExperimentConfig(BaseModel):
     """Everything that decides a run. Same config (seed included) -> same picks."""
@@ -87,10 +104,12 @@ class ExperimentConfig(BaseModel):
 
     # -- labels ---------------------------------------------------------------------
     initial: int = Field(10, ge=1, description="Number of initial labels.")
-    initial_strategy: Literal["random", "kmeans", "balanced"] = Field(
+    initial_strategy: Literal["random", "kmeans", "typiclust", "balanced"] = Field(
         "random", description="Cold start: the initial labels picked at random; as the "
         "pool images nearest the centres of k-means clusters of the pool (k = initial; "
-        "no label is looked at); or 'balanced': at random within each class, the same number "
+        "no label is looked at); 'typiclust': the most typical image (closest to its 20 nearest "
+        "neighbours) of each of k-means' initial clusters of the pool, largest cluster first (no "
+        "label is looked at; Hacohen et al. 2022); or 'balanced': at random within each class, the same number "
         "per class (initial / classes, the remainder to classes drawn at random). 'balanced' "
         "looks at the pool's labels, as published protocols do (Gal et al. 2017 start from 2 "
         "per class); a real cold start cannot."
@@ -124,7 +143,7 @@ class ExperimentConfig(BaseModel):
         "softmax", description="softmax: multinomial logistic regression fitted to convergence "
         "(L-BFGS) every round; mlp: Dense hidden layers; "
         "cnn: Conv-Conv-Pool-Dropout-Dense(128)-Dropout-Dense; transfer: a frozen pretrained "
-        "MobileNetV2's features (computed once) and a dense head like mlp's."
+        "backbone's features (computed once; see backbone) and a dense head like mlp's."
     )
     penalty_c: float = Field(
         1.0, gt=0.0, le=1e6, description="softmax: inverse strength C of the L2 penalty, as in "
@@ -135,13 +154,44 @@ class ExperimentConfig(BaseModel):
         False, description="softmax: choose C each round by 5-fold cross-validation on the labeled "
         "set among penalty_c x 0.1, 0.3, 1, 3, 10 (from 20 labels on)."
     )
+    embedding: Literal["pixels", "self_supervised", "pretrained", "file"] = Field(
+        "pixels", description="What softmax / mlp read for each image: its pixels; 'self_supervised': "
+        "the embedding of a small CNN trained on the unlabeled pool itself (SimCLR, no label read; "
+        "trained once and kept in the embedding cache); 'pretrained': the features of a frozen "
+        "pretrained backbone (downloaded on first use); 'file': your own embeddings from "
+        "embedding_file. Strategies that need embeddings get the model's penultimate layer: for "
+        "softmax the embedding itself."
+    )
+    encoder_steps: int = Field(
+        1000, ge=1, le=1_000_000, description="self_supervised: gradient steps of SimCLR training, "
+        "each on 256 pool images seen twice (the whole pool if smaller): 1 000 steps are about 4 "
+        "passes over 60 000 images."
+    )
+    embedding_dim: int = Field(
+        128, ge=8, le=1024, description="self_supervised: numbers per image in the embedding "
+        "(channels of the encoder's last convolution)."
+    )
+    encoder_seed: int = Field(
+        0, ge=0, le=2**31 - 1, description="self_supervised: seed of the encoder's training. Apart "
+        "from seed, so every seed of a race reads the same embeddings."
+    )
+    embedding_file: Optional[str] = Field(
+        None, description="file: a .npz with 'train' (one row per image of the dataset's training "
+        "split, in its order) and 'test' (one row per image of its test split; leave it out for a "
+        "dataset without one, whose test images are held out of 'train')."
+    )
+    backbone: Literal["mobilenet_v2", "dinov2_small"] = Field(
+        "mobilenet_v2", description="transfer / pretrained: the frozen backbone: MobileNetV2 "
+        "(Keras Applications, supervised on ImageNet, 1280 features) or DINOv2 ViT-S/14 (KerasHub, "
+        "self-supervised, 384 features; needs pip install keras-hub)."
+    )
     backbone_weights: Literal["imagenet", "random"] = Field(
-        "imagenet", description="transfer: ImageNet weights (downloaded on first use) or "
-        "deterministic random weights (offline; useless features, for trying the pipeline)."
+        "imagenet", description="transfer / pretrained: the backbone's published weights (downloaded "
+        "on first use) or deterministic random weights (offline; useless features, for trying the pipeline)."
     )
     backbone_size: int = Field(
-        96, ge=32, le=224, description="transfer: images are resized to this many pixels "
-        "square before the backbone."
+        96, ge=32, le=224, description="transfer / pretrained: images are resized to this many pixels "
+        "square before the backbone (for dinov2_small, to the nearest multiple of its 14-pixel patches)."
     )
     hidden_units: tuple[int, ...] = Field(
         (128,), description="mlp: units of each hidden Dense layer (comma-separated)."
@@ -161,6 +211,11 @@ class ExperimentConfig(BaseModel):
     dense_dropout: Optional[float] = Field(
         None, ge=0.0, lt=1.0, description="cnn: dropout rate after its Dense(128) layer (empty: the "
         "same as dropout; Gal et al. 2017 use 0.25 after pooling and 0.5 here)."
+    )
+    mc_evaluation: bool = Field(
+        False, description="mlp / cnn: report test accuracy (and loss) from the mean of mc_passes "
+        "forward passes with dropout active (MC dropout), instead of one pass with dropout off. "
+        "Only what is reported changes; every strategy's picks stay the same."
     )
     augment_shift: float = Field(
         0.0, ge=0.0, le=0.5, description="mlp / cnn: during training, shift each image by up to "
@@ -234,6 +289,36 @@ class ExperimentConfig(BaseModel):
         10, ge=1, le=1000, description="margin_cluster: the batch is spread over k-means "
         "clusters of the margin_cluster_factor x batch_size most uncertain candidates."
     )
+    typiclust_neighbors: int = Field(
+        20, ge=1, le=1000, description="typiclust: K, the nearest neighbours whose mean distance "
+        "defines an image's typicality (Hacohen et al. 2022 use 20; in a cluster of fewer than 2K "
+        "unlabeled images, half of them)."
+    )
+    probcover_radius: Optional[float] = Field(
+        None, gt=0.0, le=2.0, description="probcover: radius of the balls around images, on features "
+        "scaled to unit length (distances 0-2). Empty: chosen once per run by the purity rule "
+        "(Yehuda et al. 2022), the largest radius on a 0.01 grid whose balls hold one k-means "
+        "pseudo-label (k = classes) for at least probcover_purity of the images."
+    )
+    probcover_purity: float = Field(
+        0.95, gt=0.0, lt=1.0, description="probcover: the share of pure balls the purity rule "
+        "asks for when it chooses the radius (the paper's alpha)."
+    )
+    herding_bandwidth: Optional[float] = Field(
+        None, gt=0.0, le=10.0, description="maxherding / uherding: width of the Gaussian kernel "
+        "exp(-d^2 / width^2) on features scaled to unit length. Empty: 1.0 for maxherding (the "
+        "reference code's default); for uherding the smallest distance between two labeled images, "
+        "each round (the paper's adaptive width)."
+    )
+    uherding_measure: Literal["least_confidence", "margin", "ratio", "entropy"] = Field(
+        "margin", description="uherding: the uncertainty measure each unlabeled image is weighted by "
+        "(the paper uses margin)."
+    )
+    uherding_temperature: float = Field(
+        1.0, gt=0.0, le=100.0, description="uherding: temperature T the probabilities are scaled by "
+        "before the uncertainty measure, softmax(log p / T): above 1 evens them out, below 1 sharpens "
+        "them (1: as the model gives them)."
+    )
     candidates: Optional[int] = Field(
         None, ge=1, description="Score a random subset of this many unlabeled pool "
         "images each round (empty: the whole unlabeled pool)."
@@ -304,10 +389,11 @@ class ExperimentConfig(BaseModel):
         return v
 
     @field_validator("learning_rate", "l2", "validation_fraction", "hybrid_fraction", "weight_decay",
-                     "augment_shift", "augment_rotation", "augment_zoom")
+                     "augment_shift", "augment_rotation", "augment_zoom", "probcover_radius",
+                     "probcover_purity", "herding_bandwidth", "uherding_temperature")
     @classmethod
     def _finite(cls, v):
-        if not math.isfinite(v):
+        if v is not None and not math.isfinite(v):
             raise ValueError("must be a finite number")
         return v
 
@@ -326,6 +412,8 @@ class ExperimentConfig(BaseModel):
                 data = {**data, "image_size": IMAGE_SIZE_DEFAULT}
             if dataset not in DATA_DIR_DATASETS and data.get("data_dir") is not None:
                 data = {**data, "data_dir": None}
+            if data.get("embedding", "pixels") != "file" and data.get("embedding_file") is not None:
+                data = {**data, "embedding_file": None}
         return data
 
     @model_validator(mode="after")
@@ -340,6 +428,16 @@ class ExperimentConfig(BaseModel):
             raise ValueError("dataset 'npz' needs data_file: the path of a .npz file")
         if self.dataset == "images" and not self.data_file:
             raise ValueError("dataset 'images' needs data_file: the path of a .zip of images (or a folder of them)")
+        if self.embedding != "pixels" and self.model not in EMBEDDING_MODELS:
+            raise ValueError(f"embedding '{self.embedding}' is read by the softmax and mlp models; model "
+                             f"'{self.model}' reads " + ("images" if self.model == "cnn" else
+                                                        "its backbone's features already (mlp on embedding "
+                                                        "'pretrained' is the same with them standardized)") +
+                             ": choose model softmax or mlp, or embedding 'pixels'")
+        if self.embedding == "file" and not self.embedding_file:
+            raise ValueError("embedding 'file' needs embedding_file: the path of a .npz of embeddings")
+        if self.mc_evaluation:
+            check_model_has_dropout("mc_evaluation", self)
         if self.rounds is None and self.label_budget is None and self.target_accuracy is None:
             raise ValueError("set at least one of rounds, label_budget or target_accuracy, "
                              "or the run would never stop")

@@ -6,7 +6,8 @@ notebook can reuse them. No Streamlit here.
 from __future__ import annotations
 
 import html
-from typing import Collection, Optional, Sequence
+import zlib
+from typing import Mapping, NamedTuple, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,7 @@ from plotly.subplots import make_subplots
 from alcore.analysis.groups import natural_order
 from alcore.analysis.stats import aggregate_curves
 from alcore.results.records import ImageRef, RunResult
+from alcore.strategies.base import STRATEGIES, is_baseline
 
 PALETTE = qualitative.Plotly
 RANDOM_COLOR = "#7f7f7f"
@@ -31,15 +33,49 @@ def text(value) -> str:
 
 # ------------------------------------------------------------------------- curves
 
-def _colors(groups: Sequence[str], baselines: Collection[str] = ()) -> dict[str, str]:
-    """A colour per group, in order; the ``baselines`` (random's groups) grey."""
-    colors, i = {}, 0
-    for g in groups:
-        if g in baselines:
-            colors[g] = RANDOM_COLOR
-        else:
-            colors[g] = PALETTE[i % len(PALETTE)]
-            i += 1
+# One colour per strategy on every figure of every page: the baseline grey, every other strategy a
+# colour of its own in the registry's order (alcore.strategies.base.STRATEGIES), so a strategy keeps
+# its colour from race to race and page to page. Plotly's ten, and two more for the twelve.
+# Plotly's own ten first (the strategies registered first keep the colours they always had), then
+# Dark24's (its near-black left out: random is the grey one), so 17 and more strategies each have
+# their own colour.
+STRATEGY_PALETTE = tuple(dict.fromkeys(tuple(qualitative.Plotly) + ("#8C564B", "#1F3A93")
+                                       + tuple(c for c in qualitative.Dark24 if c != "#222A2A")))
+
+
+def strategy_color(name: str) -> str:
+    """The colour of strategy ``name`` (a registry name: 'margin', 'hybrid') wherever it is drawn.
+    A name the registry does not know (a file from another version) gets a colour of its own name."""
+    if is_baseline(name):
+        return RANDOM_COLOR
+    others = [s for s in STRATEGIES if not is_baseline(s)]
+    i = others.index(name) if name in others else zlib.crc32(str(name).encode())
+    return STRATEGY_PALETTE[i % len(STRATEGY_PALETTE)]
+
+
+def _shade(hex_color: str, t: float) -> str:
+    """``hex_color`` mixed with white (t > 0) or black (t < 0) by |t|."""
+    h = hex_color.lstrip("#")
+    rgb = [int(h[i:i + 2], 16) for i in (0, 2, 4)]
+    target = 255 if t > 0 else 0
+    return "#" + "".join(f"{round(c + (target - c) * abs(t)):02x}" for c in rgb)
+
+
+def _strategy_of(group: str, strategies: Mapping[str, str]) -> str:
+    return strategies.get(group) or str(group).split(" ", 1)[0]
+
+
+def group_colors(groups: Sequence[str], strategies: Mapping[str, str]) -> dict[str, str]:
+    """Each group in its strategy's colour (:func:`strategy_color`; ``strategies``: group ->
+    registry name, else the group's first word); groups of one strategy (hybrid 0%, 20%, 100%)
+    in shades of it, darker to lighter in the order given."""
+    of = {g: _strategy_of(g, strategies) for g in groups}
+    colors = {}
+    for name in dict.fromkeys(of.values()):
+        mine = [g for g in groups if of[g] == name]
+        base = strategy_color(name)
+        for i, g in enumerate(mine):
+            colors[g] = base if len(mine) == 1 else _shade(base, -0.35 + 0.75 * i / (len(mine) - 1))
     return colors
 
 
@@ -56,13 +92,16 @@ HOVER_CURVE = "%{x} labels: %{y:.2%}<extra>%{fullData.name}</extra>"
 
 def learning_curve_figure(frame: pd.DataFrame, *, aggregate: bool = True, band: str = "ci95",
                           target: Optional[float] = None, title: str = "Test accuracy vs labels",
-                          target_name: str = "target") -> go.Figure:
+                          target_name: str = "target", max_labels: Optional[int] = None) -> go.Figure:
     """Accuracy-versus-labels curves. With ``aggregate``, runs of one group (several
-    seeds) become a mean line with a shaded band; otherwise one line per run."""
+    seeds) become a mean line with a shaded band; otherwise one line per run. The labels axis
+    starts at 0 and, given ``max_labels`` (a race's planned labels), ends there from the first
+    point on, so a live race's curves grow into a fixed frame."""
     fig = go.Figure()
     groups = sorted(frame["group"].unique(), key=natural_order) if len(frame) else []
-    baselines = {g for g, key in zip(frame["group"], frame["key"]) if key.is_baseline} if "key" in frame else ()
-    colors = _colors(groups, baselines)
+    strategies = {g: key.strategy for g, key in zip(frame["group"], frame["key"])} if "key" in frame else {}
+    colors = group_colors(groups, strategies)
+    dash = {g: "dash" if is_baseline(_strategy_of(g, strategies)) else "solid" for g in groups}  # random's
     if aggregate and len(frame):
         agg = aggregate_curves(frame, band)
         for g in groups:
@@ -78,7 +117,7 @@ def learning_curve_figure(frame: pd.DataFrame, *, aggregate: bool = True, band: 
             fig.add_trace(go.Scatter(
                 x=sub["n_labeled"], y=sub["mean"], mode="lines+markers",
                 name=text(f"{g} (mean of {runs})" if runs > 1 else g),
-                line=dict(color=color, width=2.5, dash="dash" if color == RANDOM_COLOR else "solid"),
+                line=dict(color=color, width=2.5, dash=dash[g]),
                 marker=dict(size=4), legendgroup=g, hovertemplate=HOVER_CURVE))
     else:
         for run_id, sub in frame.groupby("run_id", sort=True):
@@ -87,11 +126,17 @@ def learning_curve_figure(frame: pd.DataFrame, *, aggregate: bool = True, band: 
             name = sub["run"].iloc[0] + (f" [{sub['source'].iloc[0]}]" if sub["source"].iloc[0] else "")
             fig.add_trace(go.Scatter(
                 x=sub["n_labeled"], y=sub["test_accuracy"], mode="lines+markers", name=text(name),
-                line=dict(color=color, width=2, dash="dash" if color == RANDOM_COLOR else "solid"),
+                line=dict(color=color, width=2, dash=dash[g]),
                 marker=dict(size=4), legendgroup=g, hovertemplate=HOVER_CURVE))
     if target is not None:
         fig.add_hline(y=target, line=dict(color="#444", dash="dot", width=1),
                       annotation_text=f"{text(target_name)} {target:.0%}", annotation_position="bottom right")
+    if max_labels:
+        fig.update_xaxes(range=[0, max_labels * 1.03])  # a little room for the last marker
+    else:
+        fig.update_xaxes(rangemode="tozero")
+    # an accuracy lies in 0-100%: one point alone was drawn on an axis from -50% to 100%
+    fig.update_yaxes(autorangeoptions=dict(minallowed=0, maxallowed=1.01))
     fig.update_layout(title=text(title), xaxis_title="Labels used", yaxis_title="Test accuracy",
                       yaxis_tickformat=".0%", uirevision="curves", hovermode="x unified",
                       showlegend=True,  # Plotly hides the legend of a one-curve figure: name it anyway
@@ -142,11 +187,11 @@ def confusion_figure(confusion, class_names: Sequence[str],
 
 def class_balance_figure(counts: dict[str, np.ndarray], class_names: Sequence[str],
                          title: str = "Class balance of the acquired labels",
-                         baselines: Collection[str] = ()) -> go.Figure:
-    """Grouped bars: labels acquired per class, one bar group per run (``baselines``: the runs
-    of the random baseline, drawn grey)."""
+                         strategies: Optional[Mapping[str, str]] = None) -> go.Figure:
+    """Grouped bars: labels acquired per class, one bar group per run, in its strategy's colour
+    (``strategies``: run -> registry name; see :func:`group_colors`)."""
     groups = list(counts)
-    colors = _colors(groups, baselines)
+    colors = group_colors(groups, strategies or {})
     fig = go.Figure()
     names = [text(c) for c in class_names]
     for g in groups:
@@ -155,6 +200,10 @@ def class_balance_figure(counts: dict[str, np.ndarray], class_names: Sequence[st
                       height=380, margin=dict(l=10, r=10, t=60, b=10))
     fig.update_xaxes(type="category")
     return fig
+
+
+GALLERY_PX = 112  # a gallery image's side on screen, at least: an 8x8 digit 14x, a 28x28 one 4x
+CAPTION_NAME = 10  # characters of a class name in a gallery caption; the details table has the whole name
 
 
 def upscale(images: np.ndarray, min_size: int = 56) -> np.ndarray:
@@ -168,19 +217,97 @@ def upscale(images: np.ndarray, min_size: int = 56) -> np.ndarray:
     return images.repeat(factor, axis=1).repeat(factor, axis=2)
 
 
-def gallery(images: np.ndarray, refs: Sequence[ImageRef], class_names: Sequence[str],
-            with_score: bool = False) -> tuple[list[np.ndarray], list[str]]:
-    """Images (already in [0, 1]) and captions for a gallery of pool images:
-    predicted class and confidence, with the true label when the model is wrong."""
-    captions = []
-    for ref in refs:
-        text = f"#{ref.index}: {class_names[ref.predicted]} ({ref.confidence:.0%})"
-        if ref.label != ref.predicted:
-            text += f" (true {class_names[ref.label]})"
-        if with_score and ref.score is not None:
-            text += f", score {ref.score:.3f}"
-        captions.append(text)
+def short_name(name, limit: int = CAPTION_NAME) -> str:
+    """A class name cut to ``limit`` characters ("Ankle bo…") for a caption under a small image."""
+    name = str(name)
+    return name if len(name) <= limit else name[:limit - 1] + "…"
+
+
+def known(label: Optional[int]) -> bool:
+    """Whether an image's label is known: a class, not None or -1 (images without labels)."""
+    return label is not None and int(label) >= 0
+
+
+def gallery_caption(index: int, class_names: Sequence[str], predicted: Optional[int] = None,
+                    label: Optional[int] = None, confidence: Optional[float] = None, *, given: bool = False) -> str:
+    """One or two lines under a gallery image: "#219: 5 (20%), true 8": its pool index, the
+    predicted class with its confidence where known, and the true class where the prediction is
+    wrong (or unknown). ``given``: ``label`` is the one a person gave (images without labels), shown
+    whether or not the model agrees ("labelled 8"), since a caption without it then says none was
+    given. A label of -1 (or None) is unknown and not shown. ``class_names`` as they are to be
+    shown (short, escaped by the caller)."""
+    text = f"#{index}:"
+    if predicted is not None:  # no-break spaces: a line breaks after the comma, not inside "true 8"
+        text += f" {class_names[predicted]}" + (f"\u00a0({confidence:.0%})" if confidence is not None else "")
+    if known(label) and (given or label != predicted):
+        text += ("," if predicted is not None else "") + f" {'labelled' if given else 'true'}\u00a0{class_names[label]}"
+    return text
+
+
+def gallery(images: np.ndarray, refs: Sequence[ImageRef], class_names: Sequence[str], *,
+            given: bool = False) -> tuple[list[np.ndarray], list[str]]:
+    """Images (already in [0, 1]) and their captions (:func:`gallery_caption`) for a gallery of
+    pool images."""
+    captions = [gallery_caption(r.index, class_names, r.predicted, r.label, r.confidence, given=given) for r in refs]
     return [np.asarray(im) for im in images], captions
+
+
+class GalleryImage(NamedTuple):
+    """A pool image as a gallery shows it where the round recorded no ImageRef (its picks)."""
+    index: int
+    predicted: Optional[int]
+    label: int
+    confidence: Optional[float] = None
+    score: Optional[float] = None
+
+
+def picked_images(rnd, labels: np.ndarray) -> list[GalleryImage]:
+    """A round's picks with their predicted class (where the file records it), true class
+    (``labels``: the pool's, -1 where unknown) and score."""
+    predicted = rnd.selected_predicted or [None] * len(rnd.selected)
+    return [GalleryImage(int(i), None if p is None else int(p), int(labels[i]), None, float(s))
+            for i, p, s in zip(rnd.selected, predicted, rnd.selected_scores)]
+
+
+def confident_images(probs: np.ndarray, candidates: np.ndarray, labels: np.ndarray,
+                     k: int) -> tuple[list[GalleryImage], list[GalleryImage]]:
+    """The ``k`` most and ``k`` least confident of a round's candidates (``candidates[i]``: the pool
+    index of row ``i`` of ``probs``), in the order the loop's galleries use
+    (:func:`alcore.engine.inspect.confidence_order`), for a round whose file keeps no galleries (a
+    run on images without labels); ``labels``: the pool's, -1 where unknown."""
+    from alcore.engine.inspect import confidence_order
+
+    probs, candidates = np.asarray(probs), np.asarray(candidates)
+    if not len(probs) or k <= 0:
+        return [], []
+    order = confidence_order(probs, candidates)
+
+    def image(row) -> GalleryImage:
+        i = int(candidates[row])
+        return GalleryImage(i, int(np.argmax(probs[row])), int(labels[i]), float(np.max(probs[row])))
+
+    return [image(r) for r in order[:k]], [image(r) for r in order[::-1][:k]]
+
+
+def gallery_details(sections: dict[str, Sequence], class_names: Sequence[str], *, given: bool = False) -> pd.DataFrame:
+    """What the short captions of a page's galleries leave out, one row per image: the gallery
+    (``sections``' key), pool index, predicted class and confidence, true class, whether the
+    prediction is right, and the strategy's score. Each item has ``index``, ``predicted``,
+    ``label`` and, where known, ``confidence`` and ``score`` (an ImageRef does). ``given``: the
+    labels are a person's ("label given", "agrees"); a label of -1 is unknown (empty)."""
+    label_col, right_col = ("label given", "agrees") if given else ("true class", "right")
+    rows = []
+    for title, items in sections.items():
+        for it in items:
+            predicted, confidence = getattr(it, "predicted", None), getattr(it, "confidence", None)
+            has = known(it.label)
+            rows.append({"gallery": title, "pool index": int(it.index),
+                         "predicted": None if predicted is None else class_names[predicted],
+                         "confidence": confidence, label_col: class_names[it.label] if has else None,
+                         right_col: None if predicted is None or not has else bool(predicted == it.label),
+                         "score": getattr(it, "score", None)})
+    return pd.DataFrame(rows, columns=["gallery", "pool index", "predicted", "confidence", label_col, right_col,
+                                       "score"])
 
 
 def stopping_signals_figure(result: RunResult) -> go.Figure:
@@ -299,22 +426,25 @@ PREDICTED_COLOR, TRUE_COLOR, OTHER_COLOR = PALETTE[1], PALETTE[2], "#b0b7c3"
 
 
 def probability_bars_figure(probs: Sequence[float], class_names: Sequence[str], true_label: Optional[int] = None,
-                            title: str = "Class probabilities") -> go.Figure:
+                            title: str = "Class probabilities", *, given: bool = False) -> go.Figure:
     """One bar per class: the model's probability for it. The predicted class (highest bar)
     and the true class are coloured and named above their bars; when they differ the model
-    is wrong about this image."""
+    is wrong about this image. ``given``: ``true_label`` is the label a person gave ("labelled");
+    -1 (or None): no label is known."""
     p = np.asarray(probs, dtype=float)
     if p.ndim != 1 or len(p) != len(class_names):
         raise ValueError(f"{p.shape} probabilities for {len(class_names)} classes")
     predicted = int(np.argmax(p))
+    true_label = int(true_label) if known(true_label) else None
+    word = "labelled" if given else "true"
     colors, roles = [], []
     for c in range(len(p)):
         if c == predicted:
             colors.append(PREDICTED_COLOR)
-            roles.append("predicted" + (", true" if c == true_label else ""))
+            roles.append("predicted" + (f", {word}" if c == true_label else ""))
         elif c == true_label:
             colors.append(TRUE_COLOR)
-            roles.append("true class")
+            roles.append("labelled" if given else "true class")
         else:
             colors.append(OTHER_COLOR)
             roles.append("")
@@ -379,38 +509,46 @@ POOL_MAP_STYLE = {
     "picked": ("picked this round", "star", 17, 1.5, 1.0),
 }
 MAX_CLASS_LEGEND = 20
+UNKNOWN_COLOR, NO_LABEL = "#9e9e9e", "no label"  # a pool image whose label nobody gave (images without labels)
 
 
 def pool_map_figure(frame: pd.DataFrame, class_names: Sequence[str], title: str = "The pool in 2-D",
-                    highlight: Optional[int] = None, method: str = "pca") -> go.Figure:
+                    highlight: Optional[int] = None, method: str = "pca", *, given: bool = False) -> go.Figure:
     """Scatter of an :func:`alcore.analysis.explain.pool_map` frame: every point coloured by its true
     class; unlabeled images small and faint, labeled ones solid with an outline, this round's
     picks as large stars, so a batch landing between two class clouds is visible. Each
     point's ``customdata`` is its pool index (for clicks); ``highlight`` rings one image.
+    ``given``: the labels are those a person gave (images without labels); a label of -1 is
+    unknown and drawn grey as "no label".
 
     Every trace is WebGL (Scattergl): a few thousand points draw fast, and one renderer keeps
     the layers in trace order (picks on top)."""
     k = len(class_names)
     palette = PALETTE if k <= len(PALETTE) else qualitative.Alphabet
     color = {c: palette[c % len(palette)] for c in range(k)}
-    names = [text(c) for c in class_names]
+    color[-1] = UNKNOWN_COLOR
+    names = {c: text(n) for c, n in enumerate(class_names)}
+    names[-1] = NO_LABEL
+    said = {c: (f"labelled {n}" if given and c >= 0 else n) for c, n in names.items()}
     fig = go.Figure()
     hover = "#%{customdata}: %{text}<extra></extra>"
     unl = frame[frame["status"] == "unlabeled"]
     if k <= MAX_CLASS_LEGEND:  # a legend entry per class: click one to hide its cloud
-        for c in range(k):
+        for c in [*range(k), -1]:
             sub = unl[unl["label"] == c]
+            if c < 0 and not len(sub):
+                continue
             fig.add_trace(go.Scattergl(
                 x=sub["x"], y=sub["y"], mode="markers", name=names[c], legendgroup=f"class{c}",
                 marker=dict(color=color[c], size=POOL_MAP_STYLE["unlabeled"][2],
                             opacity=POOL_MAP_STYLE["unlabeled"][4]),
-                customdata=sub["index"], text=[f"{names[c]}, unlabeled"] * len(sub), hovertemplate=hover))
+                customdata=sub["index"], text=[f"{said[c]}, unlabeled"] * len(sub), hovertemplate=hover))
     else:
         fig.add_trace(go.Scattergl(
             x=unl["x"], y=unl["y"], mode="markers", name="unlabeled",
             marker=dict(color=[color[c] for c in unl["label"]], size=POOL_MAP_STYLE["unlabeled"][2],
                         opacity=POOL_MAP_STYLE["unlabeled"][4]),
-            customdata=unl["index"], text=[f"{names[c]}, unlabeled" for c in unl["label"]], hovertemplate=hover))
+            customdata=unl["index"], text=[f"{said[c]}, unlabeled" for c in unl["label"]], hovertemplate=hover))
     for status in ("labeled", "picked"):
         legend, symbol, size, outline, opacity = POOL_MAP_STYLE[status]
         sub = frame[frame["status"] == status]
@@ -418,7 +556,7 @@ def pool_map_figure(frame: pd.DataFrame, class_names: Sequence[str], title: str 
             x=sub["x"], y=sub["y"], mode="markers", name=f"{legend} ({len(sub)})",
             marker=dict(color=[color[c] for c in sub["label"]], size=size, symbol=symbol, opacity=opacity,
                         line=dict(width=outline, color="#111")),
-            customdata=sub["index"], text=[f"{names[c]}, {legend}" for c in sub["label"]], hovertemplate=hover))
+            customdata=sub["index"], text=[f"{said[c]}, {legend}" for c in sub["label"]], hovertemplate=hover))
     if highlight is not None:
         sub = frame[frame["index"] == highlight]
         if len(sub):
@@ -435,25 +573,27 @@ def pool_map_figure(frame: pd.DataFrame, class_names: Sequence[str], title: str 
 
 # ---------------------------------------------------------- a person as the oracle
 
-def oracle_curve_figure(costs, title: str = "Test accuracy vs labels") -> go.Figure:
+def oracle_curve_figure(costs, title: str = "Test accuracy vs labels", strategy: Optional[str] = None) -> go.Figure:
     """The person's learning curve beside the simulated oracle's of the same seed (same initial
     labels and weights, so both start at one point) and, once the person has made a mistake,
     the curve of the same images with their true labels: the gap to it is what the mistakes
     cost. ``costs``: the :class:`alcore.engine.oracle.RoundCost` rows of an ``OracleRun``; rounds
-    whose model trained on a wrong label are drawn with a cross."""
+    whose model trained on a wrong label are drawn with a cross. Both runs of ``strategy`` (the one
+    that asks) in its colour (:func:`strategy_color`): yours solid, the simulated oracle's dashed."""
     n = [c.n_labeled for c in costs]
+    color = strategy_color(strategy) if strategy else PALETTE[0]
     fig = go.Figure()
     sim = [(c.n_labeled, c.simulated_accuracy) for c in costs if c.simulated_accuracy is not None]
     fig.add_trace(go.Scatter(x=[p[0] for p in sim], y=[p[1] for p in sim], mode="lines+markers",
-                             name="simulated oracle (same seed)", line=dict(color=RANDOM_COLOR, width=2, dash="dash"),
+                             name="simulated oracle (same seed)", line=dict(color=_shade(color, 0.35), width=2, dash="dash"),
                              marker=dict(size=5), hovertemplate=HOVER_CURVE))
     if any(c.mistakes for c in costs):
         fig.add_trace(go.Scatter(x=n, y=[c.truth_accuracy for c in costs], mode="lines+markers",
-                                 name="your images, true labels", line=dict(color=PALETTE[2], width=2, dash="dot"),
+                                 name="your images, true labels", line=dict(color="#444", width=2, dash="dot"),
                                  marker=dict(size=5), hovertemplate=HOVER_CURVE))
     fig.add_trace(go.Scatter(
         x=n, y=[c.accuracy for c in costs], mode="lines+markers", name="you",
-        line=dict(color=PALETTE[0], width=3),
+        line=dict(color=color, width=3),
         marker=dict(size=[11 if c.mistakes else 7 for c in costs],
                     symbol=["x" if c.mistakes else "circle" for c in costs]),
         customdata=[c.mistakes for c in costs],

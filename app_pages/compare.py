@@ -11,6 +11,7 @@ from alcore.analysis.stats import seed_statistics, setting_effect, swept_setting
 from dashboard.display import metric_columns, pair_warnings, plain, show_figure, show_pitfalls, show_table
 from dashboard.state import RACE
 from dashboard.uploads import result_uploads
+from dashboard.widgets import target_accuracy
 
 
 @st.cache_resource(show_spinner="Loading the preset's result files...")
@@ -61,17 +62,16 @@ c1, c2, c3 = st.columns(3)
 aggregate = c1.toggle("Average seeds", value=True)
 band = c2.selectbox("Band", ["ci95", "std", "minmax"], disabled=not aggregate,
                     format_func={"ci95": "95% confidence interval", "std": "± 1 std", "minmax": "min-max"}.get)
-best = max(r.rounds[-1].test_accuracy for r in results)
-target = c3.number_input("Target accuracy", 0.05, 1.0, float(round(best * 0.95, 2)), 0.01)
+target = target_accuracy(results, where=c3)
 frame = curve_frame(results, sources)
 show_figure(learning_curve_figure(frame, aggregate=aggregate, band=band, target=target,
-                                  title="Test accuracy vs labels"), "compare_learning_curves", key="compare_curves")
+                                  target_name="target accuracy", title="Test accuracy vs labels"), "compare_learning_curves", key="compare_curves")
 
 metrics = metrics_frame(results, target)
 seed_stats = seed_statistics(metrics)
 smallest = min(results, key=lambda r: r.dataset.n_test)  # the noisiest test set loaded
 tiny = tiny_test_set(smallest.dataset.n_test, float(metrics["final_accuracy"].median()),
-                     test_size=smallest.config.test_size)
+                     test_size=smallest.config.test_size, dataset=smallest.config.dataset)
 against_random = not_better_than_random(metrics, seed_stats.pairs)
 show_pitfalls([p for p in (tiny, model_selection([r.config for r in results])) if p] + unstable_curves(metrics))
 fmt = metric_columns()

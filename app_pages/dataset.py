@@ -2,13 +2,14 @@
 import numpy as np
 import streamlit as st
 
-from alcore.figures import label_distribution_figure, upscale
+from alcore.figures import label_distribution_figure
 from alcore.analysis.pitfalls import batch_pitfalls, tiny_test_set
-from dashboard.data import dataset
-from dashboard.display import plain, sentence, show_figure, show_pitfalls
+from alcore.engine.embeddings import features_of
+from dashboard.data import dataset, embedding_if_here, refused_switch
+from dashboard.display import caption_names, plain, sentence, show_figure, show_gallery, show_pitfalls
 from dashboard.limits import deployment_limits
 from dashboard.state import REFERENCE_ACCURACY, config
-from dashboard.uploads import image_zip_upload, save_upload, show_image_report
+from dashboard.uploads import image_zip_upload, keep_upload, show_image_report, upload_limits_caption, upload_mb
 from dashboard.widgets import bind, choice, commit, help_text, label, number, optional_int
 
 st.title("Dataset")
@@ -16,15 +17,16 @@ st.write("Active learning starts from an **unlabeled pool**: the model is traine
          "scores the pool, and asks for the labels it expects to learn most from. "
          "The **test set** only measures accuracy; training never sees it.")
 
+SAMPLE_PX = 84  # samples per class: a row per class, so smaller than a gallery's images (8x8 digits 11x)
 NAMES = {"digits": "scikit-learn digits (8x8, offline)", "mnist": "MNIST", "fashion_mnist": "Fashion-MNIST",
          "cifar10": "CIFAR-10", "idx": "Folder of idx files", "npz": "Upload a .npz",
          "images": "Upload a .zip of images"}
 
 @st.cache_data(max_entries=8, show_spinner="Clustering the pool...")
-def centroids(data_key: tuple, k: int, _ds):
+def centroids(data_key: tuple, k: int, _ds, what: str = "pixels", _features=None):
     from alcore.engine.inspect import pool_centroids
 
-    c = pool_centroids(_ds.x_pool, k, seed=0, labels=_ds.y_pool)
+    c = pool_centroids(_ds.x_pool, k, seed=0, labels=_ds.y_pool, features=_features)
     return _ds.display_images(c.images), c.sizes, c.majority, c.purity
 
 
@@ -35,9 +37,11 @@ def file_upload(source: str, cfg, values: dict):
         return image_zip_upload(cfg, values)
     if source == "npz":
         up = st.file_uploader("Your .npz (x_train, y_train, optional x_test, y_test, class_names)",
-                              type=["npz"], max_upload_size=100)
+                              type=["npz"], max_upload_size=upload_mb("npz"), help=upload_limits_caption("npz"))
         if up is not None:
-            values["data_file"] = save_upload(up.getvalue(), up.name)
+            values["data_file"] = keep_upload(up, ".npz")  # checked before it is written
+            if values["data_file"] is None:
+                return False, None
         elif cfg.data_file is None or not cfg.data_file.endswith(".npz"):
             st.info("Upload a .npz file to use your own images.")
             return False, None
@@ -72,6 +76,9 @@ def page():
         if not loadable:
             return
         why_not = st.container()  # why the data cannot be used: right under where it was chosen (issue 18)
+        if kept := refused_switch(cfg, values):  # a dataset that cannot be had here: the setup stays
+            why_not.error(kept, icon=":material/cloud_off:")
+            return
         values["pool_size"] = optional_int("pool_size", "whole training split", max_value=limits.max_pool_size)
         if limits.max_pool_size is not None:
             st.caption(f"This server allows pools of up to {limits.max_pool_size:,} images.")
@@ -98,7 +105,8 @@ def page():
         d.metric("Image size", "x".join(str(s) for s in ds.image_shape))
         st.caption(f"Source: {plain(ds.source)}")
         # the Model page's reference accuracy, where trained, is what the runs head for
-        tiny = tiny_test_set(len(ds.y_test), st.session_state.get(REFERENCE_ACCURACY), test_size=cfg.test_size)
+        tiny = tiny_test_set(len(ds.y_test), st.session_state.get(REFERENCE_ACCURACY), test_size=cfg.test_size,
+                             dataset=cfg.dataset)
         show_pitfalls(([tiny] if tiny else []) + batch_pitfalls(cfg, len(ds.y_pool)))
         show_figure(label_distribution_figure(ds.y_pool, ds.class_names), "label_distribution", key="label_dist")
 
@@ -112,7 +120,7 @@ def page():
         pick = rng.choice(members, min(per_class, len(members)), replace=False)
         cols = st.columns([1, 8])
         cols[0].markdown(f"**{plain(name)}**")
-        cols[1].image(list(upscale(ds.display_images(ds.x_pool[pick]))), width=56)
+        show_gallery(ds.display_images(ds.x_pool[pick]), where=cols[1], size=SAMPLE_PX)
     if ds.n_classes > 20:
         st.caption(f"First 20 of {ds.n_classes} classes shown.")
 
@@ -128,9 +136,16 @@ def page():
     k = st.slider("Clusters (k)", 2, top, key="centroid_k")
 
 
-    images, sizes, majority, purity = centroids(cfg.data_key(), k, ds)
-    st.image(list(upscale(images, 84)), width=84,
-             caption=[f"{n} images · mostly {plain(ds.class_names[m])} ({p:.0%})" for n, m, p in zip(sizes, majority, purity)])
+    features, what = embedding_if_here(cfg, ds)
+    if what != "pixels" and st.toggle(f"Cluster the {what} (Model page)", value=True, key="centroids_on_embedding",
+                                      help="k-means on the embedding the model reads; each cluster is drawn as "
+                                           "its image nearest the centre."):
+        st.caption(f"Clusters of the {what}: each drawn as its member nearest the centre.")
+        images, sizes, majority, purity = centroids(cfg.data_key(), k, ds, features_of(cfg), features)
+    else:
+        images, sizes, majority, purity = centroids(cfg.data_key(), k, ds)
+    short = caption_names(ds.class_names)
+    show_gallery(images, [f"{n} images, mostly\u00a0{short[m]}\u00a0({p:.0%})" for n, m, p in zip(sizes, majority, purity)])
 
 
 page()

@@ -2,8 +2,10 @@
 import pandas as pd
 import streamlit as st
 
+from alcore.config import EMBEDDING_MODELS
 from dashboard.data import dataset
 from dashboard.display import plain, show_problems, show_table
+from dashboard.embeddings import embedding_upload, show_embedding
 from dashboard.limits import deployment_limits, one_call_within_labels
 from dashboard.state import REFERENCE_ACCURACY, config, trainer_cache
 from dashboard.widgets import bind, choice, commit, help_text, label, number, optional_float, optional_int, slider, toggle
@@ -19,10 +21,18 @@ values = {}
 with c1:
     st.subheader("Architecture")
     values["model"] = choice("model")
-    if values["model"] == "transfer":
+    values["embedding"] = choice("embedding") if values["model"] in EMBEDDING_MODELS else "pixels"
+    if values["embedding"] == "self_supervised":
+        values["encoder_steps"] = number("encoder_steps", step=100)
+        values["embedding_dim"] = number("embedding_dim", step=16)
+    if values["embedding"] == "file":
+        embedding_upload(cfg, values)
+    if values["model"] == "transfer" or values["embedding"] == "pretrained":
+        values["backbone"] = choice("backbone")
         values["backbone_weights"] = choice("backbone_weights")
         values["backbone_size"] = number("backbone_size")
-        st.caption("MobileNetV2 turns every image into 1280 features once per dataset (the first round "
+    if values["model"] == "transfer":
+        st.caption("The backbone turns every image into features once per dataset (the first round "
                    "waits for it); each round then trains only the head below.")
     if values["model"] in ("mlp", "transfer"):
         values["hidden_units"] = st.text_input(label("hidden_units"),
@@ -36,7 +46,9 @@ with c1:
         values["dropout"] = slider("dropout")
     if values["model"] == "cnn":
         values["dense_dropout"] = optional_float("dense_dropout", "same as dropout", max_value=0.9)
-    if values["model"] in ("mlp", "cnn"):
+    # reported accuracy from MC-dropout passes: only models with dropout have them
+    values["mc_evaluation"] = toggle("mc_evaluation") if values["model"] in ("mlp", "cnn") else False
+    if values["model"] == "cnn" or (values["model"] == "mlp" and values["embedding"] == "pixels"):
         st.caption("Augmentation (training only)")
         for field in ("augment_shift", "augment_rotation", "augment_zoom"):
             values[field] = slider(field)
@@ -79,6 +91,10 @@ cfg = config()
 ds = dataset(cfg)
 if not ok or ds is None:
     st.stop()
+if cfg.embedding != "pixels" and cfg.model != "transfer":
+    ds = show_embedding(cfg, ds)
+    if ds is None:
+        st.stop()
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -93,8 +109,8 @@ from alcore.engine.models import ModelSpec  # noqa: E402  (no TensorFlow import:
 
 from alcore.engine.transfer import FEATURE_DIMS  # noqa: E402
 
-spec = ModelSpec.from_config(cfg, (FEATURE_DIMS["mobilenet_v2"],) if cfg.model == "transfer" else ds.image_shape,
-                             ds.n_classes)
+spec = ModelSpec.from_config(cfg, (FEATURE_DIMS[cfg.backbone],) if cfg.model == "transfer" else
+                             ds.inputs_pool.shape[1:], ds.n_classes)
 st.subheader("Layers")
 if too_big := deployment_limits().model_problems(cfg, ds.image_shape, ds.n_classes):
     show_problems(too_big)  # counted, not built: building it is what would take the memory
@@ -113,9 +129,9 @@ st.subheader("Reference accuracy")
 st.write("The ceiling the learning curves are heading for: the same model trained on **every** pool "
          f"label ({len(ds.y_pool):,} images), the same way.")
 refs = st.session_state.setdefault("reference", {})
-ref_key = (cfg.data_key(), cfg.seed, spec, cfg.optimizer, cfg.learning_rate, cfg.train_batch_size, cfg.max_epochs,
+ref_key = (cfg.data_key(), cfg.seed, spec, ds.features_of, cfg.optimizer, cfg.learning_rate, cfg.train_batch_size, cfg.max_epochs,
            cfg.validation, cfg.patience, cfg.l2, cfg.weight_decay, cfg.min_steps, cfg.max_steps, cfg.penalty_c,
-           cfg.penalty_cv)
+           cfg.penalty_cv, cfg.mc_evaluation, cfg.mc_passes)
 if st.button("Train on every pool label", type="primary"):
     from alcore.engine.loop import Experiment
 

@@ -6,12 +6,12 @@ import streamlit as st
 
 from alcore.figures import oracle_curve_figure, upscale
 from alcore.engine.oracle import OracleRun, confusions, cost_summary
-from alcore.results.records import strategy_label, to_json
+from alcore.results.records import strategy_label
 from dashboard import labelling, oracle_session as oracle
 from dashboard.label_export import export_buttons
-from dashboard.display import config_caption, plain, show_figure, show_table
+from dashboard.display import caption_names, config_caption, plain, show_figure, show_gallery, show_table
 from dashboard.state import config, race_lock, race_settings
-from dashboard.uploads import result_uploads
+from dashboard.uploads import download_json, result_uploads, results_on_local_data
 
 IMAGE_PX = 144  # an 8x8 digit drawn 18x, a 28x28 MNIST digit about 5x
 
@@ -37,19 +37,22 @@ with setup:
     oc = cfg.replace(strategy=strategy)
     s2.markdown(config_caption(oc))
     b1, b2 = st.columns([1, 4])
+    # no tooltip: Streamlit draws it above the button, over the strategy box, and it stays there
+    # while the pointer rests on the button (as after a click); the info below says what Start does
     pressed = b1.button("Start over" if run is not None else "Start labelling", type="primary" if run is None else
-                        "secondary", key="oracle_start", help="Train round 0 on the initial labels; the model then "
-                        "asks about its first batch.")
+                        "secondary", key="oracle_start")
     with b2.expander("Continue labelling from a result file", icon=":material/upload_file:"):
         mine = result_uploads("Your run's result file (JSON), downloaded from this page", key="oracle_file",
                               multiple=False, check=oracle.labelled_by_a_person)
-        reopen = st.button("Continue this run", key="oracle_reopen", disabled=not mine.uploaded)
-if (pressed and oracle.start(oc)) or (reopen and mine.runs and oracle.resume(mine.runs[0])):
+        mine_here = results_on_local_data(mine.runs, "oracle_data")  # a file's data: asked for, never read by path
+        reopen = st.button("Continue this run", key="oracle_reopen", disabled=not mine.uploaded or mine_here is None)
+if (pressed and oracle.start(oc)) or (reopen and mine_here and oracle.resume(mine_here[0])):
     st.rerun()  # once, so the setup's button says "Start over"
 run = oracle.current()
 if run is None:
-    st.info("Press **Start labelling**. The initial labels are given (as in every run); from then on "
-            "you are the oracle.", icon=":material/touch_app:")
+    st.info("Press **Start labelling**: round 0 trains on the initial labels (given, as in every run), and "
+            "the model then asks you about its first batch. From then on you are the oracle.",
+            icon=":material/touch_app:")
     st.stop()
 
 with race_lock():  # a retrain still finishing from this session's previous script run
@@ -68,7 +71,7 @@ records, costs = run.labels(), run.costs()
 
 # ------------------------------------------------- the curves and what the mistakes cost
 chart, numbers = st.columns([3, 2], gap="large")
-show_figure(oracle_curve_figure(costs), "oracle_curves", where=chart, key="oracle_curve")
+show_figure(oracle_curve_figure(costs, strategy=rc.strategy), "oracle_curves", where=chart, key="oracle_curve")
 with numbers:
     wrong = sum(not x.right for x in records)
     last = costs[-1]
@@ -92,7 +95,7 @@ with numbers:
     if mixups:
         st.caption("Your mix-ups: " + "; ".join(f"{t} labelled {g}" + (f" ({n}x)" if n > 1 else "")
                                                for t, g, n in ((plain(t), plain(g), n) for t, g, n in mixups)))
-    st.download_button("Download your run's result file (JSON)", to_json(run.result()),
+    st.download_button("Download your run's result file (JSON)", download_json(run.result()),
                        f"{rc.dataset}_{rc.strategy}_seed{rc.seed}_person.json", "application/json",
                        on_click="ignore", key="oracle_download", icon=":material/download:")
     export_buttons(run.result(), ds, f"{rc.dataset}_{rc.strategy}_seed{rc.seed}_person", "oracle_labels")
@@ -153,9 +156,9 @@ else:
 mistakes = [x for x in records if not x.right]
 if mistakes:
     st.subheader("Your mistakes")
-    images = upscale(ds.display_images(ds.x_pool[[x.index for x in mistakes]]), 84)
-    st.image(list(images), width=84, caption=[f"#{x.index}: you said {shown[x.given]}, truly {shown[x.truth]}"
-                                              for x in mistakes])
+    short = caption_names(names)  # whole names in "Every label you gave" below
+    show_gallery(ds.display_images(ds.x_pool[[x.index for x in mistakes]]),
+                 [f"#{x.index}: you said {short[x.given]}, true {short[x.truth]}" for x in mistakes])
 if records:
     with st.expander("Every label you gave", expanded=False):
         show_table(pd.DataFrame([{"batch": x.round + 1, "pool index": x.index, "your label": names[x.given],

@@ -1,18 +1,17 @@
 """Replay page: scrub through the rounds of a run; why each image was picked."""
 import streamlit as st
 
-from alcore.analysis.explain import (candidate_scores, dataset_problem, picks_overlap, record_mismatches,
-                                     replay_refusal, round_pool_map, round_sets)
-from alcore.figures import (gallery, overlap_figure, pool_map_figure, probability_bars_figure, score_rank_frame,
-                            upscale)
+from alcore.analysis.explain import (candidate_scores, picks_overlap, record_mismatches, replay_refusal,
+                                     round_pool_map, round_sets)
+from alcore.figures import (gallery, gallery_caption, overlap_figure, picked_images, pool_map_figure,
+                            probability_bars_figure, score_rank_frame, upscale)
 from alcore.results.records import strategy_label
 from alcore.strategies.base import strategy_class
+from alcore.strategies.coverage import ProbCoverStrategy
 from dashboard import replay_session as replay
-from dashboard.data import dataset
-from dashboard.display import plain, show_figure, show_table
+from dashboard.data import embedding_source
+from dashboard.display import caption_names, plain, show_figure, show_gallery, show_gallery_details, show_table
 from dashboard.replay_session import MAP, ROUND, RUN
-from dashboard.state import RACE, race_lock
-from dashboard.uploads import result_uploads
 
 st.title("Replay")
 st.write("Scrub through the rounds of a run: the batch it picked, the images it was most and least sure "
@@ -20,27 +19,7 @@ st.write("Scrub through the rounds of a run: the batch it picked, the images it 
          "model (cold start makes it the same model the run had) and shows the image's class probabilities "
          "and its score and rank under each uncertainty measure.")
 
-race = st.session_state.get(RACE)
-has_race = race is not None and any(e.rounds for e in race.experiments)
-sources = ["race", "files"] if has_race else ["files"]
-if st.session_state.get("replay_source") not in sources:
-    st.session_state.pop("replay_source", None)  # the race is gone (a new one not started yet)
-source = st.radio("Runs from", sources, horizontal=True, key="replay_source",
-                  format_func={"race": "This session's race", "files": "Result files"}.get)
-
-results, names, datasets = [], [], []
-if source == "race":
-    with race_lock():  # a round the Run page was still computing is finished first
-        runs = [e for e in race.experiments if e.rounds]
-        results = [e.result() for e in runs]
-    datasets = [e.dataset for e in runs]
-    names = [r.label for r in results]
-else:
-    uploads = result_uploads("Result files (JSON) of one race: several strategies on a seed can be compared",
-                             key="replay_files", on_change=replay.forget_uploads)
-    results, files = replay.kept_uploads(uploads)
-    names = [f"{x.label} [{name}]" for x, name in zip(results, files)]
-    datasets = [None] * len(results)  # loaded below, for the run shown only
+results, names, datasets = replay.runs_to_replay()  # a file's data is loaded below, for the run shown only
 if not results:
     st.info("No runs to replay yet: upload result files (from **Results**, **Compare** or the CLI), "
             "or race strategies on the **Run** page.")
@@ -57,51 +36,56 @@ if n_rounds > 1:
 else:
     r = 0
     c2.caption("This run has one round.")
-rnd = res.rounds[r]
-cfg = res.config
+rnd, cfg, given = res.rounds[r], res.config, res.labelled_in_the_loop  # given: every label a person's
 
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("Labels", rnd.n_labeled)
-m2.metric("Test accuracy", f"{rnd.test_accuracy:.2%}",
-          f"{rnd.test_accuracy - res.rounds[r - 1].test_accuracy:+.2%}" if r else None)
+accuracy_name, audit_note = replay.accuracy_text(res, r)
+m2.metric(accuracy_name, f"{rnd.test_accuracy:.2%}", f"{rnd.test_accuracy - res.rounds[r - 1].test_accuracy:+.2%}" if r else None)
 m3.metric("Picked this round", len(rnd.selected))
 m4.metric("Candidates scored", f"{rnd.pool.n_scored:,}" if rnd.pool is not None else "-")
+if audit_note:
+    st.caption(audit_note)
 
-ds = datasets[which]
-if ds is None:
-    ds = dataset(cfg)  # says why where it cannot be loaded here (or this server does not allow it)
-    if ds is not None and (problem := dataset_problem(res, ds)):
-        st.error(f"**This file's images cannot be shown:** {plain(problem)}.", icon=":material/warning:")
-        ds = None
-
+# a file's data: this session's upload of the file it names by its SHA-256, never its path
+ds = datasets[which] if datasets[which] is not None else replay.file_dataset(res)
+labels = None if ds is None else replay.pool_labels(res, ds)  # a person's where a person labelled, -1 unknown
+refusal = replay_refusal(res)
+# a labelling run's file keeps no galleries (nobody knew the truth): its retrained round gives them
+found = replay.round_probs(res, r, ds) if given and ds is not None and not refusal else None
+most, least = replay.galleries(res, rnd, labels, found)
 
 # ------------------------------------------------------------------ what the round shows
-names_shown = [plain(n) for n in res.dataset.class_names]  # captions render markdown; names come from files
+names_shown = caption_names(res.dataset.class_names)  # captions render markdown; names come from files
 if ds is not None:
-    if rnd.selected:
-        images = upscale(ds.display_images(ds.x_pool[rnd.selected]), 112)
-        predicted = rnd.selected_predicted or [None] * len(rnd.selected)
-        caps = [f"#{i}: " + (f"predicted {names_shown[p]}, " if p is not None else "")
-                + f"true {names_shown[int(ds.y_pool[i])]}, score {s:.3f}"
-                for i, p, s in zip(rnd.selected, predicted, rnd.selected_scores)]
+    picked = picked_images(rnd, labels)
+    if picked:
         st.markdown(f"**The batch {plain(strategy_label(cfg))} picked in round {r}** ({len(rnd.selected)} images)")
-        st.image(list(images), caption=caps, width=112)
+        if rnd.probcover_radius is not None:
+            st.caption(f"probcover covered the pool with balls of radius **{rnd.probcover_radius:g}**, "
+                       + plain(ProbCoverStrategy.radius_origin(cfg)) + ".")
+        show_gallery(ds.display_images(ds.x_pool[rnd.selected]),
+                     [gallery_caption(p.index, names_shown, p.predicted, p.label, given=given) for p in picked])
+        if res.oracle == "person" and not rnd.given_labels:
+            st.caption("This batch was still waiting for the person's labels when the run was saved.")
     else:
         st.caption("This round picks nothing: the run stopped here (" + plain(res.stop_reason or "stopped") + ").")
-    for refs, title in ((rnd.least_confident, "Least confident unlabeled images"),
-                        (rnd.most_confident, "Most confident unlabeled images")):
+    for refs, title in ((least, "Least confident unlabeled images"), (most, "Most confident unlabeled images")):
         if refs:
-            imgs, caps = gallery(upscale(ds.display_images(ds.x_pool[[x.index for x in refs]]), 84), refs,
-                                 names_shown)
+            imgs, caps = gallery(ds.display_images(ds.x_pool[[x.index for x in refs]]), refs, names_shown, given=given)
             st.markdown(f"**{title}**")
-            st.image(imgs, caption=caps, width=84)
+            show_gallery(imgs, caps)
+    if given:
+        st.caption("Captions say the label the person gave (in any round) where there is one; none, where "
+                   "nobody labelled the image. The confident images are from this round's model, retrained.")
+    show_gallery_details({"picked": picked, "least confident": least, "most confident": most},
+                         res.dataset.class_names, f"images_round{r}", given=given)
 
 # ---------------------------------------------------------------------- why this image?
 st.subheader("Why this image?")
-roles = replay.explainable(rnd, replay.clicked(which, r))
+roles = replay.explainable(rnd, replay.clicked(which, r), most, least)
 options = list(roles)
 chosen = None
-refusal = replay_refusal(res)
 if refusal:
     st.info(plain(refusal) + ".", icon=":material/info:")
 elif ds is None:
@@ -112,21 +96,21 @@ elif options:
         st.session_state.pop(key, None)
     chosen = st.selectbox("Image (or click a point on the map below)", options, key=key,
                           format_func={i: f"#{i} ({roles[i]})" for i in options}.__getitem__)  # no page globals
-    found = replay.round_probs(res, r, ds)
+    found = found if given else replay.round_probs(res, r, ds)  # a labelling run's: retrained above
     if found is not None:
         scored = candidate_scores(found.probs, found.candidates)
         if mismatch := record_mismatches(found, rnd):
             st.warning("The retrained model differs from the one the run recorded (another TensorFlow version "
                        "or machine?), so these numbers are not exactly the run's: " + plain("; ".join(mismatch[:3])),
                        icon=":material/warning:")
-        truth = int(ds.y_pool[chosen])
+        truth = int(labels[chosen])
         left, right = st.columns([1, 3])
         left.image(upscale(ds.display_images(ds.x_pool[[chosen]]), 224)[0], width=224,
-                   caption=f"#{chosen}: true class {names_shown[truth]}")
+                   caption=replay.label_caption(chosen, truth, res.dataset.class_names, given))
         if chosen in scored:
             ex = scored.explain(chosen)
             show_figure(probability_bars_figure(ex.probs, res.dataset.class_names, truth,
-                                                f"Round {r}'s model on image #{chosen}"),
+                                                f"Round {r}'s model on image #{chosen}", given=given),
                         f"probabilities_round{r}_image{chosen}", where=right, key="replay_bars")
             own = strategy_class(cfg.strategy).uncertainty_measure(cfg)
             table = score_rank_frame(ex, batch_size=len(rnd.selected) or cfg.batch_size, strategy=own)
@@ -158,13 +142,15 @@ if ds is not None:
                            "neighbours together and separates classes better, on at most 2,000 images.")
     embedding = replay.pool_map(results, res, ds, method)
     if embedding is not None:
-        frame = round_pool_map(res, r, embedding, ds.y_pool)
+        frame = round_pool_map(res, r, embedding, labels)
         shown = f"{len(embedding.index):,} of {embedding.n_pool:,} pool images" if embedding.subsampled else \
             f"all {embedding.n_pool:,} pool images"
         show_figure(pool_map_figure(frame, res.dataset.class_names, f"Round {r}: {shown}", highlight=chosen,
-                                    method=method),
+                                    method=method, given=given),
                     f"pool_map_{method}_round{r}", key=MAP, on_select=replay.clicked_on_map, selection_mode="points")
-        st.caption("Colour is the true class. Stars are the batch picked this round, outlined dots the images "
+        st.caption(f"A map of the pool's {embedding_source(res.config, ds)}. "
+                   + ("Colour is the label the person gave, in any round (grey: none given). " if given else
+                      "Colour is the true class. ") + "Stars are the batch picked this round, outlined dots the images "
                    "labeled before it; click a point to explain it above. Picks of an uncertainty strategy tend "
                    "to sit where two class clouds meet.")
 

@@ -2,14 +2,17 @@
 import numpy as np
 import streamlit as st
 
-from alcore.figures import autolabel_figure, class_balance_figure, confusion_figure, gallery, stopping_signals_figure, upscale
+from alcore.figures import (autolabel_figure, class_balance_figure, confusion_figure, gallery, gallery_caption,
+                            picked_images, stopping_signals_figure)
 from alcore.analysis.metrics import group_metrics, metrics_frame
-from alcore.results.records import ImageRef, curves_csv, to_json
-from alcore.strategies.base import is_baseline
+from alcore.results.records import curves_csv
 from dashboard.label_export import export_buttons
-from dashboard.display import metric_columns, plain, show_figure, show_table
+from dashboard.display import (caption_names, metric_columns, plain, show_figure, show_gallery,
+                               show_gallery_details, show_table)
 from dashboard.limits import one_call_within_labels
 from dashboard.state import RACE, race_lock
+from dashboard.uploads import download_json
+from dashboard.widgets import target_accuracy
 
 st.title("Results")
 race = st.session_state.get(RACE)
@@ -23,8 +26,7 @@ with race_lock():  # a round the Run page was computing when the visitor came he
 labels = [r.label for r in results]
 
 st.subheader("Metrics")
-default_target = float(np.round(max(r.rounds[-1].test_accuracy for r in results) * 0.95, 2))
-target = st.slider("Target accuracy (for 'labels to target')", 0.05, 1.0, min(max(default_target, 0.05), 1.0), 0.01)
+target = target_accuracy(results, where=st.columns([1, 3])[0])
 frame = metrics_frame(results, target)
 fmt = metric_columns()
 show_table(frame.drop(columns=["group", "key", "strategy"]), "metrics_per_run", column_config=fmt)
@@ -36,7 +38,7 @@ d1, d2 = st.columns(2)
 d1.download_button("Download curves (CSV)", curves_csv(results), "curves.csv", "text/csv", on_click="ignore")
 with d2:
     for i, res in enumerate(results):
-        st.download_button(f"Download {res.label} result file (JSON)", to_json(res),
+        st.download_button(f"Download {res.label} result file (JSON)", download_json(res),
                            f"{res.config.dataset}_{res.config.strategy}_seed{res.config.seed}.json",
                            "application/json", on_click="ignore", key=f"dl_{i}")
 
@@ -51,7 +53,7 @@ r_idx = c2.slider("Round", 0, len(res.rounds) - 1, len(res.rounds) - 1) if len(r
 rnd = res.rounds[r_idx]
 ds = exp.dataset
 names = ds.class_names
-shown_names = [plain(n) for n in names]  # captions render markdown; class names come from files
+names_shown = caption_names(names)  # captions render markdown; class names come from files
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("Labels", rnd.n_labeled)
 m2.metric("Test accuracy", f"{rnd.test_accuracy:.2%}",
@@ -60,28 +62,28 @@ m3.metric("L-BFGS iterations" if res.config.model == "softmax" else "Epochs", rn
 m4.metric("Train + query", f"{rnd.train_seconds + rnd.query_seconds:.3f} s")
 
 
-def show(refs, title, with_score=False):
+def show(refs, title):
     if not refs:
         st.caption(f"{title}: none this round.")
         return
-    images = ds.display_images(ds.x_pool[[ref.index for ref in refs]])
-    imgs, caps = gallery(upscale(images, 84), refs, shown_names, with_score)
+    imgs, caps = gallery(ds.display_images(ds.x_pool[[ref.index for ref in refs]]), refs, names_shown)
     st.markdown(f"**{title}**")
-    st.image(imgs, caption=caps, width=84)
+    show_gallery(imgs, caps)
 
 
-if rnd.selected:
-    picked = [ImageRef(index=i, predicted=p, confidence=0.0, label=int(ds.y_pool[i]), score=s)
-              for i, p, s in zip(rnd.selected, rnd.selected_predicted, rnd.selected_scores)]
-    images = ds.display_images(ds.x_pool[rnd.selected])
-    caps = [f"#{p.index}: predicted {shown_names[p.predicted]}, true {shown_names[p.label]}, score {p.score:.3f}"
-            for p in picked]
+st.caption("Under each image: its pool index, the predicted class (with its confidence), and the true class "
+           "where the prediction is wrong. The details are under the images.")
+picked = picked_images(rnd, ds.y_pool)
+if picked:
     st.markdown(f"**The batch {res.config.strategy} picked after this round** ({len(picked)} images)")
-    st.image(list(upscale(images, 84)), caption=caps, width=84)
+    show_gallery(ds.display_images(ds.x_pool[rnd.selected]),
+                 [gallery_caption(p.index, names_shown, p.predicted, p.label) for p in picked])
 else:
     st.caption("The last round picks nothing: the run stopped here (" + plain(res.stop_reason or "stopped") + ").")
 show(rnd.least_confident, "Least confident unlabeled images")
 show(rnd.most_confident, "Most confident unlabeled images")
+show_gallery_details({"picked": picked, "least confident": rnd.least_confident,
+                      "most confident": rnd.most_confident}, names, f"images_{res.label}_round{r_idx}")
 
 f1, f2 = st.columns(2)
 show_figure(confusion_figure(rnd.confusion, names, f"Confusion matrix, round {r_idx}"),
@@ -92,8 +94,8 @@ for e, rr in zip(runs, results):
     taken = np.concatenate([np.asarray(rr.initial_indices), np.asarray(rr.validation_indices, dtype=int)]
                            + [np.asarray(x.selected, dtype=int) for x in rr.rounds[:upto]])
     counts[rr.label] = np.bincount(e.dataset.y_pool[taken.astype(int)], minlength=len(names))
-baselines = {rr.label for rr in results if is_baseline(rr.config.strategy)}
-show_figure(class_balance_figure(counts, names, f"Labels per class after round {r_idx}", baselines),
+show_figure(class_balance_figure(counts, names, f"Labels per class after round {r_idx}",
+                                 {rr.label: rr.config.strategy for rr in results}),
             f"labels_per_class_round{r_idx}", where=f2, key="balance")
 
 with st.expander("Stopping signals: could this run have known when to stop?"):

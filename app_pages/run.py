@@ -6,7 +6,7 @@ from dashboard.data import dataset_sizes
 from dashboard.display import config_caption, show_pitfalls
 from dashboard.race_session import RaceSession
 from dashboard.state import AUTOSTART, REFERENCE_ACCURACY, config, race_settings
-from dashboard.uploads import result_uploads
+from dashboard.uploads import result_uploads, results_on_local_data
 
 st.title("Run")
 cfg, rs = config(), race_settings()
@@ -39,9 +39,11 @@ def continue_from_files() -> None:
                    "from **Results** or written by `python -m alcore run --out`. The race goes on from "
                    "their last round and picks what an uninterrupted race would have.")
         files = result_uploads("Result files (JSON)", key="continue_files")
-        if not files.uploaded or not st.button("Open these runs", key="open_files", disabled=session.running):
+        runs = results_on_local_data(files.runs, "continue_data")  # a file's data: asked for, never read by path
+        if not files.uploaded or not st.button("Open these runs", key="open_files",
+                                               disabled=session.running or runs is None):
             return
-        if not files.refused and session.open_results(files.runs):  # a refused file is named above
+        if not files.refused and runs and session.open_results(runs):  # a refused file is named above
             st.rerun()
 
 
@@ -55,7 +57,9 @@ def live() -> None:
               key="start", help="Start a new race with the current setup")
     b2.button("Stop", on_click=session.stop, disabled=not running, key="stop")
     b3.button("Continue", on_click=session.request_continue, key="continue",
-              disabled=running or race is None or race.done, help="Continue the stopped race")
+              disabled=running or race is None or race.done or session.read_only,
+              help="Only the browser that started a race continues it" if session.read_only else
+              "Continue the stopped race")
     for why in session.refusals():
         st.error(why, icon=":material/block:")
     if not started:

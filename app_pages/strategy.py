@@ -7,7 +7,7 @@ from dashboard.data import dataset_sizes
 from dashboard.display import show_pitfalls
 from dashboard.limits import deployment_limits
 from dashboard.state import config, race_settings
-from dashboard.widgets import WIDGET_RANGES, bind, choice, commit, number, optional_float, optional_int, slider
+from dashboard.widgets import WIDGET_RANGES, bind, choice, commit, number, optional_float, optional_int, optional_percent, slider
 
 st.title("Strategy")
 st.write("Pick the strategies to **race** on the same seeds: every strategy starts from the same "
@@ -31,7 +31,7 @@ with left:
         "batch_size": number("batch_size"),
         "rounds": optional_int("rounds", "no round limit", max_value=limits.max_rounds),
         "label_budget": optional_int("label_budget", "no budget", max_value=limits.max_labels),
-        "target_accuracy": optional_float("target_accuracy", "no target", max_value=1.0, format="%.3f"),
+        "target_accuracy": optional_percent("target_accuracy", "no target"),
         "candidates": optional_int("candidates", "score the whole unlabeled pool"),
     }
     reads = {f for name in chosen for f in STRATEGIES[name].config_fields}  # the settings the chosen ones read
@@ -40,6 +40,18 @@ with left:
         values["hybrid_measure"] = choice("hybrid_measure", ["margin", "least_confidence", "ratio", "entropy"])
     if "margin_cluster_factor" in reads:
         values["margin_cluster_factor"] = number("margin_cluster_factor")
+    if "typiclust_neighbors" in reads:
+        values["typiclust_neighbors"] = number("typiclust_neighbors", step=1)
+    if "probcover_radius" in reads:
+        values["probcover_radius"] = optional_float("probcover_radius", "chosen by the purity rule", max_value=2.0,
+                                                    step=0.01, format="%.2f")
+        values["probcover_purity"] = slider("probcover_purity", step=0.01)
+    if "herding_bandwidth" in reads:
+        values["herding_bandwidth"] = optional_float("herding_bandwidth", "each strategy's default",
+                                                     max_value=10.0, step=0.05, format="%.2f")
+    if "uherding_measure" in reads:
+        values["uherding_measure"] = choice("uherding_measure", ["margin", "least_confidence", "ratio", "entropy"])
+        values["uherding_temperature"] = number("uherding_temperature", step=0.1, format="%.2f")
     if "mc_passes" in reads:
         top = min(200, limits.max_mc_passes or 200)
         key = bind("mc_passes")

@@ -9,7 +9,7 @@ BALD 145 / 335 labels to 90% / 95%.
 
     python bench/learning_cnn.py --out results/cnn            # the whole study (long on 2 cores)
     python bench/learning_cnn.py --seeds 1 --strategies margin,random --label-budget 60   # a quick look
-    python -m alcore summarize results/cnn/*.json --target 0.9
+    python -m alcore summarize results/cnn/*.json --target-accuracy 0.9
 
 Every run's result file is written as soon as it finishes, and runs whose complete file
 with the same settings already exists are skipped, so an interrupted study continues

@@ -39,8 +39,12 @@ def show_problems(problems: list[str], icon=":material/block:", where=None) -> N
 
 
 def config_caption(cfg: ExperimentConfig) -> str:
+    from alcore.serve.uploads import shown_name
+
     budget = f"{cfg.rounds} rounds" if cfg.rounds is not None else f"budget {cfg.label_budget}"
-    return (f"**{cfg.dataset}** · model **{cfg.model}** · {cfg.initial} initial labels · "
+    # a user's file by its name (never the folder it is kept in on the server)
+    data = f"**{cfg.dataset}** {plain(shown_name(cfg.data_file))}" if cfg.data_file else f"**{cfg.dataset}**"
+    return (f"{data} · model **{cfg.model}** · {cfg.initial} initial labels · "
             f"batches of {cfg.batch_size} · {budget} · seed {cfg.seed}")
 
 
@@ -190,6 +194,49 @@ def metric_columns() -> dict:
             "drops": number("curve drops", format="%d", help=(
                 f"rounds after the first {DROP_AFTER_LABELS} labels whose test accuracy fell more than "
                 f"{DROP_POINTS * 100:g} points below the previous round's: 0 for a stable learner"))}
+
+
+def caption_names(class_names) -> list[str]:
+    """Class names as a gallery caption shows them: cut short (alcore.figures.short_name), then
+    escaped (plain), so an escape is never cut in two."""
+    from alcore.figures import short_name
+
+    return [plain(short_name(n)) for n in class_names]
+
+
+def show_gallery(images, captions=None, where=None, size: int | None = None) -> None:
+    """A wrapping row of pool images, each enlarged nearest-neighbour to at least ``size`` px
+    (default alcore.figures.GALLERY_PX) and sent as PNG (Streamlit's JPEG blurs the enlarged
+    pixels), with the gap page_style() puts between them. ``captions``: one or two lines each
+    (alcore.figures.gallery_caption); the rest goes in show_gallery_details()."""
+    from alcore.figures import GALLERY_PX, upscale
+
+    tiles = upscale(images, size or GALLERY_PX)
+    (where or st).image(list(tiles), caption=captions, width=int(tiles.shape[2]), output_format="PNG")
+
+
+def show_gallery_details(sections: dict, class_names, name: str, *, given: bool = False) -> None:
+    """Under a page's galleries: everything their captions leave out (alcore.figures.gallery_details),
+    folded. ``given``: the labels are a person's (images without labels)."""
+    from alcore.figures import gallery_details
+
+    frame = gallery_details({k: v for k, v in sections.items() if v}, class_names, given=given)
+    if len(frame):
+        with st.expander("Details of these images (whole class names, confidence, score)"):
+            show_table(frame, name, download=False, column_config={
+                "confidence": st.column_config.NumberColumn(format="percent"),
+                "score": st.column_config.NumberColumn(format="%.4f")})
+
+
+# The page's own CSS, the same on every page: a gap between the images of a gallery (Streamlit lays
+# an image list edge to edge, which made a row of digits one black band).
+_STYLE = """<style>
+[data-testid="stImage"] { column-gap: 12px; }
+</style>"""
+
+
+def page_style() -> None:
+    st.html(_STYLE)
 
 
 def show_pitfalls(pitfalls, where=None) -> None:

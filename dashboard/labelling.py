@@ -15,13 +15,14 @@ from alcore.analysis.pitfalls import accuracy_interval
 from alcore.data.datasets import RawData
 from alcore.engine.labelling import AUDIT_DEFAULT, AUDIT_MAX, AUDIT_MIN, LabellingRun, parse_class_names
 from alcore.figures import upscale
-from alcore.results.records import ResultFileError, RunResult, strategy_label, to_json
+from alcore.results.records import ResultFileError, RunResult, strategy_label
+from alcore.serve.uploads import shown_name
 from dashboard import oracle_session as oracle
 from dashboard.display import config_caption, plain, show_problems, show_table
 from dashboard.label_export import export_buttons
 from dashboard.limits import deployment_limits, one_call_within_labels
 from dashboard.state import race_lock, trainer_cache
-from dashboard.uploads import refuse, result_uploads, upload_dir
+from dashboard.uploads import download_json, refuse, result_uploads, session_folder
 
 RUN = "labelling_run"
 IMAGE_PX = 144
@@ -29,26 +30,42 @@ PHASES = {"audit": "Audit set", "initial": "Initial images", "rounds": "Batch"}
 
 
 @st.cache_resource(max_entries=2, show_spinner="Reading your images...")
-def _images(path: str, size: int, _mtime: int) -> RawData | None:
+def _images(path: str, size: int, _mtime: int, image_limits) -> RawData | None:
     from alcore.data.images import load_images
 
-    images = load_images(path, size)
+    images = load_images(path, size, limits=image_limits)
     return None if images.labeled else images.raw
+
+
+def upload_images(cfg: ExperimentConfig) -> RawData:
+    """The images without labels of the .zip ``cfg`` names (this session's upload), read within this
+    server's limits and shared read-only; a ValueError says why they cannot be had, without a path."""
+    if problems := deployment_limits().path_problems(cfg, session_folder()):
+        raise ValueError("; ".join(problems))
+    name = shown_name(cfg.data_file)
+    try:
+        images = _images(cfg.data_file, cfg.image_size, os.stat(cfg.data_file).st_mtime_ns,
+                         deployment_limits().image_limits())
+    except OSError as e:  # its text holds the path
+        raise ValueError(f"{name} cannot be read on this server: upload it again") from e
+    if images is None:
+        raise ValueError(f"{name} holds labelled images (class folders or a labels CSV), not images without labels")
+    return images
 
 
 def unlabeled_images(cfg: ExperimentConfig) -> RawData | None:
     """The images of an upload without labels (the Dataset page's .zip), else None."""
-    if cfg.dataset != "images" or not cfg.data_file or deployment_limits().path_problems(cfg, upload_dir()):
-        return None  # the Dataset page says why a path may not be read
+    if cfg.dataset != "images" or not cfg.data_file:
+        return None
     from alcore.data.images import load_report
 
     report = load_report(cfg.data_file, cfg.image_size)
     if report is not None and report[0] != "images without labels":
         return None  # a labeled upload, loaded already: no second decoding
     try:
-        return _images(cfg.data_file, cfg.image_size, os.stat(cfg.data_file).st_mtime_ns)
-    except (OSError, ValueError):
-        return None  # the Dataset page says why
+        return upload_images(cfg)
+    except ValueError:
+        return None  # the Dataset page says why (a path it may not read included)
 
 
 def _open(cfg: ExperimentConfig, make, n_pool: int, trains: int = 0) -> bool:
@@ -161,7 +178,7 @@ def progress(run: LabellingRun) -> None:
                    column_config={"accuracy": pct, "low": pct, "high": pct})
         res, rc = run.result(), run.config
         stem = f"images_{rc.strategy}_seed{rc.seed}_labelled"
-        st.download_button("Download your run's result file (JSON)", to_json(res), f"{stem}.json", "application/json",
+        st.download_button("Download your run's result file (JSON)", download_json(res), f"{stem}.json", "application/json",
                            on_click="ignore", key="labelling_download", icon=":material/download:")
         export_buttons(res, run.dataset, stem, "labelling_labels")
 

@@ -54,9 +54,12 @@ def sidebar_summary(slot) -> None:
     with slot.container():
         st.caption("Current setup")
         st.markdown(config_caption(cfg))
-        st.markdown("Racing: " + ", ".join(f"`{s}`" for s in rs["strategies"]) + f" · {rs['seeds']} seed(s)")
-        st.caption("Link to this setup (the copy button is at the box's right; the address bar holds the same):")
-        st.code(share_url(st.context.url, setup_params()), language=None, wrap_lines=True)
+        st.markdown("Racing: " + ", ".join(f"`{s}`" for s in rs["strategies"]) + f"\u00a0·\u00a0{rs['seeds']}\u00a0seed(s)")
+        st.caption("Link to this setup, on one line (the copy button at the box's right copies it whole; the "
+                   "address bar holds the same):")
+        # one line that scrolls: a URL wrapped in the narrow sidebar broke mid-word (no break points to choose
+        # without changing what the copy button copies)
+        st.code(share_url(st.context.url, setup_params()), language=None, wrap_lines=False)
         if missing := left_out(cfg):
             st.caption(f"The link leaves out {' and '.join(missing)}: whoever opens it chooses the data on the "
                        f"Dataset page; every other setting applies.")

@@ -29,20 +29,26 @@ from alcore import ExperimentConfig
 from alcore.engine import cancel
 from alcore.analysis.pitfalls import not_better_than_random, unstable_curves
 from alcore.figures import learning_curve_figure
+from alcore.results.records import run_label
 from alcore.strategies.base import is_baseline
+from alcore.strategies.coverage import ProbCoverStrategy
 from dashboard.display import plain, sentence, show_figure, show_pitfalls, show_table
 from dashboard.limits import (claim_run_slot, deployment_limits, race_refusal, release_run_slot, run_slot_releaser,
                               stoppable)
 from dashboard.state import (RACE, REFERENCE_ACCURACY, RUNNING, hold_race, race_lock, release_models, session_gone_check,
-                             trainer_cache, use_setup)
-from dashboard.uploads import refuse
+                             trainer_cache, use_setup, visitor_key)
+from dashboard.uploads import local_data, refuse
 
 RACE_ID = "race_id"  # the saved race's id; also the page address's ?run= parameter
+READ_ONLY = "race_read_only"  # the race was reopened from another browser's link: look, not continue
 SAVED = "race_saved_rounds"  # rounds on disk per run of the saved race
 REFUSED = "race_refused"  # why Start / Continue did nothing, or why the race stopped
 START_REQUESTED = "start_requested"
 COMPUTING = "race_computing"  # which script run computes this session's race (a Computing, under race_lock)
 STEP_SECONDS = 0.3  # redraw at least this often while rounds are fast
+NOT_YOURS = ("This race was started in another browser, so it opened read-only here: look at it on **Results** "
+             "and **Replay**; only the browser that started it can continue it. **Start** races this setup as "
+             "your own.")
 
 
 def run_store():
@@ -96,8 +102,16 @@ class RaceSession:
         self.state[START_REQUESTED] = True
         self.state[RUNNING] = True
 
+    @property
+    def read_only(self) -> bool:
+        """A race another browser started, opened from its link: shown, never continued here."""
+        return self.race is not None and self.state.get(READ_ONLY, False)
+
     def request_continue(self) -> None:
         race = self.race
+        if self.read_only:
+            self.state[REFUSED] = [NOT_YOURS]
+            return
         refused = race_refusal(race.base, [e.config.strategy for e in race.experiments], len(race.experiments))
         if refused:
             self.state[REFUSED] = refused
@@ -119,9 +133,11 @@ class RaceSession:
         """Make the race Start asked for; False (after saying why) where it cannot start."""
         if not self.state.pop(START_REQUESTED, False):
             return True
+        from alcore.data.datasets import DatasetUnavailableError
+
         try:
             self.state[RACE] = self._new_race(cfg, strategies, seeds)
-        except ValueError as e:
+        except (ValueError, DatasetUnavailableError) as e:  # e.g. a pretrained backbone's weights, offline
             self.stop()
             release_run_slot()  # Start took it; nothing computes
             # Start replaces the race: the previous one (another setup) is not shown under this
@@ -136,12 +152,18 @@ class RaceSession:
         from alcore.config import RaceConfig
         from alcore.engine.race import Race
 
+        from dashboard.data import embedding_cache, embedding_progress
+
         setup = RaceConfig.counted(cfg, strategies, n_seeds)
+        progress, bar = embedding_progress()
         with st.spinner("Loading TensorFlow and the data..."):
-            race = Race.of(setup, dataset_for=_load, cache=trainer_cache())
+            race = Race.of(setup, dataset_for=_load, cache=trainer_cache(), embeddings=embedding_cache(),
+                           progress=progress)
+        bar.empty()
         race_id = run_store().new_id()
+        self.state[READ_ONLY] = False
         try:
-            run_store().create(race_id, setup)
+            run_store().create(race_id, setup, owner=visitor_key())
         except OSError as e:  # the race still runs; only the saved copy is missing
             st.warning(f"This race cannot be saved on the server ({plain(e.strerror or e)}); download its "
                        f"results from **Results** before closing the tab.")
@@ -154,20 +176,32 @@ class RaceSession:
 
     def reopen(self, race_id: str) -> bool:
         """Make the saved race ``race_id`` this session's race (stopped, ready to continue)."""
+        from alcore.data.datasets import DatasetUnavailableError
         from alcore.engine.store import SavedRaceError
 
         try:
             m = run_store().manifest(race_id)
-            problems = deployment_limits().run_problems(m.base, m.strategies, len(m.strategies) * len(m.seeds))
+            # a user's file is this session's upload of it (asked for by its fingerprint), never the saved path
+            base = local_data(m.base, None, "reopen_data", "The race saved at this address")
+            if base is None:
+                return False
+            problems = deployment_limits().run_problems(base, m.strategies, len(m.strategies) * len(m.seeds))
             if problems:
                 raise SavedRaceError(" ".join(sentence(p) for p in problems))
+            from dashboard.data import embedding_cache, embedding_progress
+
+            progress, bar = embedding_progress()
             with st.spinner("Reopening the saved race (loading TensorFlow and the data)..."):
-                race = run_store().open(race_id, dataset_for=_load, cache=trainer_cache())
-        except (SavedRaceError, ValueError) as e:
+                race = run_store().open(race_id, dataset_for=_load, cache=trainer_cache(), data_file=base.data_file,
+                                        embeddings=embedding_cache(), progress=progress)
+            bar.empty()
+            mine = run_store().owned_by(race_id, visitor_key())
+        except (SavedRaceError, ValueError, DatasetUnavailableError) as e:
             st.error(f"The saved race cannot be reopened: {plain(e)}", icon=":material/history:")
             return False
         self.state[RACE], self.state[RACE_ID], self.state[RUNNING] = race, race_id, False
         hold_race(race)
+        self.state[READ_ONLY] = not mine
         use_setup(race.base, race.setup.strategies, len(race.setup.seeds))  # the setup pages show the reopened race
         return True
 
@@ -176,7 +210,7 @@ class RaceSession:
         from alcore.engine.store import SavedRaceError
 
         try:
-            race_id = run_store().import_results(results)
+            race_id = run_store().import_results(results, owner=visitor_key())
         except SavedRaceError as e:
             refuse(e)
             return False
@@ -192,7 +226,8 @@ class RaceSession:
             done = self.race.progress().rounds_done
             st.info(f"Reopened the finished race saved at this address ({done} rounds): look at it on **Results**."
                     if self.race.done else f"Reopened the race saved at this address: {done} finished rounds. "
-                    "Press **Continue** to go on, or look at it on **Results**.", icon=":material/history:")
+                    + (NOT_YOURS if self.read_only else "Press **Continue** to go on, or look at it on **Results**."),
+                    icon=":material/history:")
         race_id = self.state.get(RACE_ID)
         if self.race is not None and st.query_params.get("run") != race_id:
             if race_id:
@@ -206,18 +241,23 @@ class RaceSession:
         """The race as it stands; while it runs, its rounds, computed here with the board
         redrawn between them (see the module's docstring)."""
         race = self.race
-        if self.state.get(RACE_ID):
+        if self.state.get(RACE_ID) and not self.read_only:
             st.caption(":material/bookmark: Every finished round is saved on this server: this page's address "
-                       "(it ends in `?run=...`) reopens the race, even after the tab is closed.")
+                       "(it ends in `?run=...`) reopens the race, even after the tab is closed. In this browser "
+                       "it opens ready to continue; anyone else you give it to can look at the race, not continue "
+                       "or stop it.")
         lock = race_lock()
         computing = self.state.setdefault(COMPUTING, Computing())
+        if self.running and self.read_only:  # however it was asked for (Continue is disabled for it)
+            self.state[RUNNING] = False
+            st.error(NOT_YOURS, icon=":material/block:")
         board = LiveBoard()
         if not self.running:
             with lock:  # a round still being stopped by this session's previous script run (Stop, a page switch)
                 if computing.run is None:
                     release_run_slot()  # Start or Continue took one, and Stop came before any round
             board.draw(race)
-            if not race.done and any(e.rounds for e in race.experiments):
+            if not race.done and not self.read_only and any(e.rounds for e in race.experiments):
                 st.info(f"Stopped after round {race.progress().rounds_done}: every finished round is kept. "
                         "Press **Continue** to go on.", icon=":material/pause_circle:")
             race_warnings(race)
@@ -342,11 +382,16 @@ def _board(race, key: str, live: bool) -> None:
     show_figure(learning_curve_figure(frame, aggregate=len(race.experiments) > len(set(frame["group"])),
                                       target=st.session_state.get(REFERENCE_ACCURACY),
                                       target_name="with every pool label (Model page)",
+                                      max_labels=race.planned_labels(),
                                       title="Test accuracy vs labels" + (" (live)" if live and not race.done else "")),
                 "learning_curves", key=key)
     last = frame.sort_values("round").groupby("run").tail(1)[["run", "n_labeled", "test_accuracy"]]
     show_table(last.rename(columns={"n_labeled": "labels", "test_accuracy": "test accuracy"}), "last_accuracies",
                download=not live, column_config={"test accuracy": st.column_config.NumberColumn(format="percent")})
+    radii = race.probcover_radii()
+    if radii:
+        st.caption("**probcover's ball radius**, " + plain(ProbCoverStrategy.radius_origin(radii[0][0])) + ": "
+                   + " · ".join(f"{plain(run_label(c))} **{r:g}**" for c, r in radii))
     if race.done:
         st.success("Race finished. Open **Results** for the picked images, confusion matrices and metrics.")
 

@@ -7,6 +7,8 @@ copied address reopens the setup.
 """
 from __future__ import annotations
 
+import re
+import secrets
 import threading
 import uuid
 from typing import Callable
@@ -69,6 +71,37 @@ def sync_link() -> None:
     wanted.update({k: [v] if isinstance(v, str) else list(v) for k, v in setup_params().items()})
     if wanted != current:
         st.query_params.from_dict(wanted)
+
+
+VISITOR = "visitor_key"  # this browser's secret: it owns the races it starts (alcore.engine.store)
+VISITOR_COOKIE = "alcore_visitor"
+_KEY = re.compile(r"[A-Za-z0-9_-]{32,64}")
+VISITOR_DAYS = 7  # as long as a saved race is kept (alcore.engine.store.RunStore.max_age_s)
+
+
+def visitor_key() -> str:
+    """The secret that lets this browser continue the races it started: kept in this session's
+    state and, where the browser accepts the cookie :func:`remember_visitor` sets, in the browser,
+    so a reloaded tab or a restarted server still knows it. Never in an address: a link shows
+    a race, the key continues it."""
+    key = st.session_state.get(VISITOR)
+    if key is None:
+        cookie = st.context.cookies.get(VISITOR_COOKIE)
+        key = cookie if isinstance(cookie, str) and _KEY.fullmatch(cookie) else secrets.token_urlsafe(32)
+        st.session_state[VISITOR] = key
+    return key
+
+
+def remember_visitor() -> None:
+    """Have the browser keep :func:`visitor_key` in a first-party cookie (set by a script, once
+    per session that did not bring it). Without cookies the key lasts as long as the session."""
+    key = visitor_key()
+    if st.context.cookies.get(VISITOR_COOKIE) == key or st.session_state.get(VISITOR_COOKIE) == key:
+        return
+    st.session_state[VISITOR_COOKIE] = key
+    secure = "; Secure" if str(st.context.url or "").startswith("https:") else ""
+    st.sidebar.html(f"<script>document.cookie = '{VISITOR_COOKIE}={key}; path=/; "
+                    f"max-age={VISITOR_DAYS * 86400}; SameSite=Lax{secure}';</script>", unsafe_allow_javascript=True)
 
 
 def session_owner() -> str:

@@ -23,7 +23,7 @@ WIDGET_RANGES = {
     "batch_size": (1, 100_000), "dropout": (0.0, 0.9), "dense_dropout": (0.0, 0.9), "learning_rate": (1e-6, 10.0),
     "momentum": (0.0, 0.99),
     "patience": (1, 1000), "validation_fraction": (0.05, 0.5), "uncertainty_threshold": (0.0, 0.99),
-    "changed_threshold": (0.0, 0.99), "seeds": (1, 20),
+    "changed_threshold": (0.0, 0.99), "seeds": (1, 20), "probcover_purity": (0.5, 0.99),
 }
 
 
@@ -111,6 +111,33 @@ def optional_int(field: str, what_none: str, **kw) -> int | None:
     v = st.number_input(f"{label(field)} (0 = {what_none})", min_value=0, step=1, key=key,
                         help=help_text(field), **kw)
     return None if v == 0 else int(v)
+
+
+def optional_percent(field: str, what_none: str) -> float | None:
+    """A number input in percent for a fraction field (target_accuracy: 0.9 is shown as 90),
+    where 0 stands for 'not set' (None); the field keeps its fraction (link, CLI, JSON)."""
+    key = bind(field, lambda v: 0.0 if v is None else round(float(v) * 100, 4))
+    v = st.number_input(f"{label(field)} (%; 0 = {what_none})", min_value=0.0, max_value=100.0, step=0.5,
+                        format="%.1f", key=key, help=help_text(field) + " In percent here; a fraction in "
+                        "links, on the command line and in result files.")
+    return None if v == 0 else round(float(v) / 100, 6)
+
+
+TARGET_HELP = ("'Labels to target' is how many labels a run used to first reach this test accuracy. "
+               "Starts at the runs' own target_accuracy (Strategy page) where they share one, else at 95% "
+               "of the best final accuracy; `python -m alcore summarize --target-accuracy` does the same "
+               "(as a fraction).")
+
+
+def target_accuracy(results, where=None, key: str | None = None) -> float:
+    """The target accuracy of 'labels to target' (Results, Compare), in percent as every
+    accuracy the pages show; returns the fraction."""
+    from alcore.analysis.metrics import default_target
+
+    shown = (where or st).number_input(f"{label('target_accuracy')} (%)", min_value=5.0, max_value=100.0,
+                                       value=round(default_target(results) * 100, 1), step=0.5, format="%.1f",
+                                       key=key, help=TARGET_HELP)
+    return round(float(shown) / 100, 6)
 
 
 def optional_float(field: str, what_none: str, **kw) -> float | None:

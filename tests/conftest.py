@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import gzip
+import os
 import struct
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "datasets"
+# Embeddings the tests compute go to a folder of this test session, never the user's cache.
+os.environ.setdefault("ALCORE_CACHE_DIR", tempfile.mkdtemp(prefix="alcore-test-cache-"))
 
 
 def write_idx(path: Path, array: np.ndarray) -> Path:
@@ -117,6 +121,18 @@ def shared_fashion() -> Path:
     if not folder.is_dir():
         pytest.skip(f"needs the verified Fashion-MNIST copy at {folder} (absent outside this workspace)")
     return folder
+
+
+def session_upload(data: bytes, name: str, suffix: str):
+    """A file kept as the Dataset page keeps an upload: (the session's uploads holding it, to put
+    in an AppTest's ``session_state["uploads"]``, and its path). The file goes when the first
+    is dropped."""
+    from alcore.serve.limits import DeploymentLimits
+    from alcore.serve.uploads import SessionUploads, UploadStore
+    from dashboard.uploads import upload_root
+
+    mine = SessionUploads(UploadStore(upload_root()))
+    return mine, str(mine.keep(data, name, suffix, "dataset", DeploymentLimits.unlimited()))
 
 
 def npz_with_classes(class_names, n: int = 60) -> bytes:

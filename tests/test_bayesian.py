@@ -216,3 +216,25 @@ def test_a_model_without_dropout_is_refused_with_the_fix(changes, digits, cache,
     for name in BAYESIAN:
         with pytest.raises(ValueError, match="choose mlp or cnn with dropout > 0"):
             Experiment(_bayesian_config(name, **changes), dataset=digits, cache=cache)
+
+
+# ------------------------------------------------------ reported accuracy from MC dropout
+
+def test_mc_evaluation_reports_the_mean_of_the_passes_and_leaves_every_pick_alone(digits, cache):
+    """mc_evaluation changes what is reported (test accuracy from the mean of mc_passes
+    passes), not what is picked: BALD draws the same masks and labels the same images."""
+    plain = list(Experiment(_bayesian_config("bald"), dataset=digits, cache=cache))
+    exp = Experiment(_bayesian_config("bald", mc_evaluation=True), dataset=digits, cache=cache)
+    mc = list(exp)
+    assert [r.selected for r in mc] == [r.selected for r in plain]
+    assert [r.test_accuracy for r in mc] != [r.test_accuracy for r in plain]
+    # the reported accuracy is the mean prediction's, measured on the run's final model
+    probs = exp.trainer.predict_proba_mc_mean(digits.inputs_test, 4)
+    assert mc[-1].test_accuracy == pytest.approx(float((probs.argmax(1) == digits.y_test).mean()))
+    assert np.trace(np.array(mc[-1].confusion)) / len(digits.y_test) == pytest.approx(mc[-1].test_accuracy)
+
+
+@pytest.mark.parametrize("changes", [dict(model="softmax"), dict(model="mlp", dropout=0.0)])
+def test_mc_evaluation_without_dropout_is_refused_naming_the_field(changes):
+    with pytest.raises(ValueError, match="mc_evaluation needs stochastic forward passes.*dropout > 0"):
+        _bayesian_config("margin", mc_evaluation=True, **changes)

@@ -22,8 +22,8 @@ def test_run_prints_a_line_per_round_and_writes_files(tmp_path):
     data = json.loads(out.read_text())
     assert data["config"]["batch_size"] == 10 and len(data["rounds"]) == 4
     assert len(csv.read_text().splitlines()) == 5
-    s = cli("summarize", str(out), "--at", "40", "--target", "0.5")
-    assert s.returncode == 0 and "margin" in s.stdout and "acc@40" in s.stdout
+    s = cli("summarize", str(out), "--at", "40", "--target-accuracy", "0.5")
+    assert s.returncode == 0 and "margin" in s.stdout and "acc@40" in s.stdout and "labels_to_50%" in s.stdout
     a = cli("autolabel", str(out), "--per-step", "20", "--steps", "2")
     assert a.returncode == 0, a.stderr
     assert [line.split()[1] for line in a.stdout.splitlines()[1:4]] == ["0", "20", "40"]
@@ -39,6 +39,18 @@ def test_optional_fields_can_be_unset(tmp_path):
     assert data["config"]["rounds"] is None and [r["n_labeled"] for r in data["rounds"]] == [10, 15, 20, 25]
 
 
+def test_probcover_says_its_radius_once_and_the_file_keeps_it(tmp_path):
+    out = tmp_path / "p.json"
+    p = cli("run", "--strategy", "probcover", "--initial-strategy", "typiclust", "--rounds", "2", "--max-epochs", "5",
+            "--out", str(out))
+    assert p.returncode == 0, p.stderr
+    said = [line for line in p.stdout.splitlines() if line.startswith("probcover: ball radius")]
+    assert len(said) == 1 and "purity rule" in said[0]
+    rounds = json.loads(out.read_text())["rounds"]
+    assert rounds[0]["probcover_radius"] == rounds[1]["probcover_radius"] == float(said[0].split()[3].rstrip(","))
+    assert "probcover_radius" not in rounds[2]  # the last round picks nothing
+
+
 def test_bad_arguments_exit_nonzero_and_say_what_is_allowed(tmp_path):
     p = cli("run", "--strategy", "psychic")
     assert p.returncode == 2 and "invalid choice: 'psychic'" in p.stderr and "margin" in p.stderr
@@ -52,3 +64,20 @@ def test_bad_arguments_exit_nonzero_and_say_what_is_allowed(tmp_path):
     bad.write_text("{}")
     p = cli("summarize", str(bad))
     assert p.returncode == 2 and "bad.json: missing 'schema_version'" in p.stderr
+
+
+def test_run_on_self_supervised_embeddings_shows_progress_then_reads_the_cache(tmp_path):
+    """--embedding self_supervised trains the encoder with a progress bar (on standard error) and
+    says where the embeddings went; the same command again reads them from the cache."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), ALCORE_CACHE_DIR=str(tmp_path))
+    args = [sys.executable, "-m", "alcore", "run", "--embedding", "self_supervised", "--encoder-steps", "10",
+            "--embedding-dim", "16", "--rounds", "1", "--out", str(tmp_path / "r.json")]
+    first = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
+    assert first.returncode == 0, first.stderr
+    assert "training the encoder" in first.stderr and "10/10" in first.stderr and "loss=" in first.stderr
+    assert "self_supervised embeddings (16 numbers per image) computed in" in first.stdout
+    second = subprocess.run(args + ["--no-progress"], capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
+    assert second.returncode == 0, second.stderr
+    assert "read from the cache" in second.stdout and "training the encoder" not in second.stderr
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["config"]["embedding"] == "self_supervised" and data["config"]["encoder_steps"] == 10

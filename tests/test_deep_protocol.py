@@ -194,7 +194,7 @@ def test_gal_architecture_and_kernel_size_limits():
     model = build_model(spec)
     assert [tuple(model.get_layer(n).output.shape[1:]) for n in ("conv_1", "conv_2", "pool")] == \
         [(25, 25, 32), (22, 22, 32), (11, 11, 32)]
-    assert model.get_layer("dropout_1").rate == 0.25 and model.get_layer("embedding").rate == 0.5
+    assert model.get_layer("dropout_1").rate == 0.25 and model.get_layer("dropout_2").rate == 0.5
     with pytest.raises(ValueError, match="kernel_size 5 needs images of at least 10x10"):
         build_model(ModelSpec.from_config(ExperimentConfig(model="cnn", kernel_size=5), (8, 8, 1), 10))
 

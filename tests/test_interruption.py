@@ -170,6 +170,46 @@ def test_cli_resume_refuses_other_settings_and_finished_runs(tmp_path, cache, ca
     assert "bad.json" in capsys.readouterr().err
 
 
+def test_cli_keeps_its_own_paths_and_continues_a_dashboard_download_beside_its_data(tmp_path, cache, capsys,
+                                                                                   monkeypatch):
+    """Issue 19: the CLI writes the data file's path as typed (the user's own machine) and its
+    SHA-256; a file downloaded from the dashboard names the file without a folder, and continues
+    with the copy beside it, never with another file of that name."""
+    import hashlib
+    import json
+
+    from alcore.results.records import without_server_paths
+    from conftest import npz_with_classes
+
+    data = npz_with_classes(["ant", "bee", "cat"], n=90)
+    (tmp_path / "mine.npz").write_bytes(data)
+    out = tmp_path / "cli.json"
+    assert cli_main(["run", "--dataset", "npz", "--data-file", str(tmp_path / "mine.npz"), "--initial", "6",
+                     "--batch-size", "6", "--rounds", "2", "--max-epochs", "5", "--out", str(out)]) == 0
+    written = json.loads(out.read_text())
+    assert written["config"]["data_file"] == str(tmp_path / "mine.npz")
+    assert written["dataset"]["file_sha256"] == hashlib.sha256(data).hexdigest()
+
+    cfg = ExperimentConfig(dataset="npz", data_file=str(tmp_path / "mine.npz"), initial=6, batch_size=6, rounds=2,
+                           max_epochs=5)
+    stopped = Experiment(cfg, cache=cache)
+    list(stopped.run(max_rounds=1))
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    path = save_result(without_server_paths(stopped.result()), folder / "run.json")
+    assert json.loads(path.read_text())["config"]["data_file"] == "mine.npz"
+    monkeypatch.chdir(tmp_path / "downloads")
+    assert cli_main(["run", "--resume", str(path)]) == 2  # no copy of the data yet
+    assert "mine.npz" in capsys.readouterr().err
+    (folder / "mine.npz").write_bytes(npz_with_classes(["ant", "bee", "cat"], n=60))  # another file, same name
+    assert cli_main(["run", "--resume", str(path)]) == 2
+    assert "not the file margin (seed 0) was made on (its SHA-256 differs)" in capsys.readouterr().err
+    (folder / "mine.npz").write_bytes(data)
+    monkeypatch.chdir(tmp_path)  # the copy beside the result file, from another folder
+    assert cli_main(["run", "--resume", str(path)]) == 0
+    assert load_result(path).status == "complete"
+
+
 # ------------------------------------------------------------------ atomic writes
 
 WRITER = textwrap.dedent("""

@@ -155,4 +155,5 @@ def test_the_cli_exports_a_labelling_runs_labels_from_its_file(unlabeled, tmp_pa
     other = make_zip(tmp_path / "other.zip", {f"{c}{i:02d}.png": encode(blob(col, seed=i + 1))
                                               for c, col in COLOURS.items() for i in range(16)})
     p = cli("labels", str(result), "--data-file", other)
-    assert p.returncode == 2 and "not the images" in p.stderr and "Traceback" not in p.stderr
+    assert p.returncode == 2 and "the images differ from the ones this run was labelled on" in p.stderr \
+        and "Traceback" not in p.stderr

@@ -9,8 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from alcore import ExperimentConfig
 from alcore.engine.oracle import BatchAnswers
-from conftest import ROOT
-from dashboard.uploads import save_upload
+from conftest import ROOT, session_upload
 from test_images import COLOURS, blob, encode, make_zip
 from test_labelling import truth_of
 
@@ -21,14 +20,19 @@ APP = str(ROOT / "app.py")
 def cfg(tmp_path_factory):
     members = {f"{c}{i:02d}.png": encode(blob(col, seed=i)) for c, col in COLOURS.items() for i in range(16)}
     path = make_zip(tmp_path_factory.mktemp("u") / "u.zip", members)
-    path = save_upload(open(path, "rb").read(), "u.zip", ".zip")  # where the Dataset page's uploader keeps it
+    global UPLOADS
+    UPLOADS, path = session_upload(open(path, "rb").read(), "u.zip", ".zip")  # where the Dataset page keeps it
     return ExperimentConfig(dataset="images", data_file=path, image_size=12, model="softmax", initial=6,
                             batch_size=10, rounds=2, seed=3)
+
+
+UPLOADS = None  # the uploads of the sessions below (one folder: the test's "same visitor")
 
 
 def page(cfg):
     at = AppTest.from_file(APP, default_timeout=180)
     at.session_state["config"] = cfg
+    at.session_state["uploads"] = UPLOADS
     at.run()
     at.switch_page("app_pages/oracle.py").run()
     assert not at.exception, at.exception

@@ -1,5 +1,8 @@
 """Deployment limits: reading the deployer's settings, the checks, and the run-slot table."""
+import os
+import re
 import threading
+import time
 
 import pytest
 
@@ -251,8 +254,6 @@ def test_run_slots_hold_under_concurrent_requests():
 
 import io  # noqa: E402
 import json  # noqa: E402
-import os  # noqa: E402
-import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -339,6 +340,14 @@ def test_images_scored_per_round_count_the_stochastic_passes():
         "each round scores 1,000,000 images (candidates x mc_passes); this server allows at most 200,000: set "
         "candidates lower, or lower mc_passes"]
     assert SERVER.cost_problems(cfg.replace(candidates=2000), ["bald"]) == []
+    # mc_evaluation runs the 10 000 test images mc_passes times too, whatever the strategy
+    mc = cfg.replace(candidates=2000, mc_evaluation=True)
+    assert SERVER.cost_problems(mc, ["margin"]) == [
+        "each round scores 502,000 images (candidates x mc_passes, test images x mc_passes); this server allows "
+        "at most 200,000: set candidates lower, or lower mc_passes, or turn mc_evaluation off"]
+    assert SERVER.cost_problems(mc.replace(mc_passes=10), ["margin"]) == []
+    assert SERVER.run_problems(mc.replace(mc_passes=60), ["margin"], 1)[0].startswith(
+        "mc_passes 60 is over this server's limit of 50 (used by mc_evaluation)")
 
 
 def test_the_data_a_race_holds_counts_one_copy_per_seed_that_draws_its_pool():
@@ -641,3 +650,179 @@ def test_compare_refuses_an_oversized_upload_by_its_size():
     assert not at.exception, at.exception
     assert any("big.json is 17 MB; this server reads result files of at most 16 MB" in e.value.replace("\\", "")
                for e in at.error)
+
+
+# --------------------------------------------------------- uploads on the server's disk (issue 19)
+
+def _npz_bytes(n: int = 30, classes: int = 3, seed: int = 0) -> bytes:
+    import io
+
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    buf = io.BytesIO()
+    np.savez(buf, x_train=rng.integers(0, 255, (n, 8, 8)).astype(np.uint8), y_train=np.arange(n) % classes)
+    return buf.getvalue()
+
+
+def _disk_bytes(folder) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.exists() else 0
+
+
+def _junk_uploads(tmp_path) -> list[tuple[bytes, str, str]]:
+    """Three files the issue's attacker uploaded (refused 95 MB files left 283 MB), small: bytes
+    that are no zip, a zip without one image, and an npz whose headers declare 655 MB."""
+    import random
+
+    bomb = forged_npz(tmp_path / "bomb.npz", (686_000, 25, 40)).read_bytes()
+    zipped = tmp_path / "notes.zip"
+    with zipfile.ZipFile(zipped, "w") as z:
+        z.writestr("readme.txt", "no images here")
+    return [(random.Random(0).randbytes(200_000), "junk.npz", ".npz"), (zipped.read_bytes(), "notes.zip", ".zip"),
+            (bomb, "bomb.npz", ".npz")]
+
+
+def test_refused_uploads_leave_nothing_on_disk(tmp_path):
+    from alcore.serve.uploads import SessionUploads, UploadRefused, UploadStore
+
+    store = UploadStore(tmp_path / "uploads")
+    mine = SessionUploads(store)
+    words = ["junk.npz: not a readable .npz file", "notes.zip: holds no image file",
+             "bomb.npz: the .npz file's arrays unpack to 686,686,000 bytes (655 MB); this server allows at most 256 MB"]
+    for (data, name, suffix), said in zip(_junk_uploads(tmp_path), words):
+        with pytest.raises(UploadRefused, match=re.escape(said)):
+            mine.keep(data, name, suffix, "dataset", SERVER)
+    assert _disk_bytes(store.root) == 0
+    with pytest.raises(UploadRefused, match="has 200 classes; this server allows at most 100"):
+        mine.keep(_npz_bytes(400, classes=200), "many.npz", ".npz", "dataset", SERVER)
+    assert _disk_bytes(store.root) == 0
+
+
+def test_an_upload_is_kept_under_its_session_by_its_hash_and_name(tmp_path):
+    import hashlib
+
+    from alcore.serve.uploads import SessionUploads, UploadStore, fingerprint_in_path
+
+    store = UploadStore(tmp_path / "uploads")
+    a, b = SessionUploads(store), SessionUploads(store)
+    data = _npz_bytes()
+    path = a.keep(data, "C:\\Users\\me\\../my data (1).npz", ".npz", "dataset", SERVER)
+    sha = hashlib.sha256(data).hexdigest()
+    assert path == store.root / a.session / sha / "my data (1).npz" and path.read_bytes() == data
+    assert fingerprint_in_path(str(path), store.root) == sha
+    assert a.holds(str(path)) and not b.holds(str(path))  # the other session cannot name it
+    assert a.find(sha) == path and b.find(sha) is None
+    assert a.session != b.session and len(a.session) >= 16
+
+
+def test_replacing_an_upload_removes_the_old_file(tmp_path):
+    from alcore.serve.uploads import SessionUploads, UploadStore
+
+    store = UploadStore(tmp_path / "uploads")
+    mine = SessionUploads(store)
+    first = mine.keep(_npz_bytes(seed=1), "a.npz", ".npz", "dataset", SERVER)
+    second = mine.keep(_npz_bytes(seed=2), "b.npz", ".npz", "dataset", SERVER)
+    assert not first.exists() and not first.parent.exists() and second.exists()
+    # a file two roles hold stays until neither does
+    shared = mine.keep(_npz_bytes(seed=2), "b.npz", ".npz", "result data", SERVER)
+    assert shared == second
+    third = mine.keep(_npz_bytes(seed=3), "c.npz", ".npz", "dataset", SERVER)
+    assert second.exists() and third.exists()
+    mine.keep(_npz_bytes(seed=3), "c.npz", ".npz", "result data", SERVER)
+    assert not second.exists() and third.exists()
+    assert sorted(p.name for p in mine.folder.iterdir()) == [third.parent.name]
+
+
+def test_a_sessions_uploads_go_when_its_state_is_dropped(tmp_path):
+    import gc
+
+    from alcore.serve.uploads import SessionUploads, UploadStore
+
+    store = UploadStore(tmp_path / "uploads")
+    mine = SessionUploads(store)
+    folder = mine.folder
+    mine.keep(_npz_bytes(), "a.npz", ".npz", "dataset", SERVER)
+    state = {"uploads": mine}  # as Streamlit holds it, in the session's state
+    del mine
+    gc.collect()
+    assert folder.exists()
+    state.clear()  # Streamlit drops a closed session's state
+    gc.collect()
+    assert not folder.exists()
+
+
+def test_the_sweep_removes_stale_uploads_and_temporary_files(tmp_path):
+    from alcore.serve.uploads import MAX_AGE_S, SessionUploads, UploadStore
+
+    store = UploadStore(tmp_path / "uploads")
+    stale, live = SessionUploads(store), SessionUploads(store)
+    old_file = stale.keep(_npz_bytes(seed=1), "old.npz", ".npz", "dataset", SERVER)
+    live_file = live.keep(_npz_bytes(seed=2), "new.npz", ".npz", "dataset", SERVER)
+    killed = live.folder / "ab" / ".x.npz.k1ll3d.tmp"  # a write that was killed, in a live session
+    killed.parent.mkdir()
+    killed.write_bytes(b"x" * 100)
+    legacy = [store.root / "0123456789abcdef-mine.tmp", store.root / "0123456789abcdef-mine.npz"]
+    for p in legacy:  # what the versions that kept every upload at the top left there
+        p.write_bytes(b"x" * 100)
+    now = time.time()
+    for p, age in ((stale.folder, MAX_AGE_S + 60), (killed, 2 * 3600), (legacy[0], 2 * 3600), (legacy[1], 2 * 3600)):
+        os.utime(p, (now - age, now - age))
+    fresh_temp = live.folder / ".y.npz.s4v1ng.tmp"
+    fresh_temp.write_bytes(b"y")
+    removed = store.sweep(now)
+    assert not old_file.exists() and not stale.folder.exists() and not killed.exists()
+    assert not any(p.exists() for p in legacy)
+    assert live_file.exists() and fresh_temp.exists()
+    assert set(removed) >= {stale.session, killed.name, legacy[0].name, legacy[1].name}
+    assert store.sweep(now) == []
+
+
+def test_uploads_over_the_cap_remove_the_least_recently_used_sessions(tmp_path):
+    from alcore.serve.uploads import SessionUploads, UploadRefused, UploadStore
+
+    data = [_npz_bytes(200, seed=i) for i in range(4)]
+    size = len(data[0])
+    store = UploadStore(tmp_path / "uploads", max_bytes=int(2.5 * size))
+    a, b, c = SessionUploads(store), SessionUploads(store), SessionUploads(store)
+    fa = a.keep(data[0], "a.npz", ".npz", "dataset", SERVER)
+    fb = b.keep(data[1], "b.npz", ".npz", "dataset", SERVER)
+    then = time.time() - 60
+    os.utime(b.folder, (then, then))  # b used its upload longest ago
+    fc = c.keep(data[2], "c.npz", ".npz", "dataset", SERVER)
+    assert fa.exists() and not fb.exists() and fc.exists()
+    assert _disk_bytes(store.root) <= store.max_bytes
+    with pytest.raises(UploadRefused, match="this server keeps at most"):
+        SessionUploads(UploadStore(tmp_path / "small", max_bytes=size // 2)).keep(
+            data[3], "d.npz", ".npz", "dataset", DeploymentLimits.unlimited())
+    assert _disk_bytes(tmp_path / "small") == 0
+
+
+# ------------------------------------------------ image uploads within the deployment's limits (issue 16)
+
+def test_image_uploads_are_held_to_the_deployments_limits_and_none_lifts_them(tmp_path):
+    from alcore.data.images import MAX_MEMBERS, MAX_TOTAL_PIXELS, ImageLimits
+    from alcore.serve.uploads import SessionUploads, UploadRefused, UploadStore
+    from tests.imagesets import class_folder_zip
+
+    lim = SERVER.image_limits()
+    assert (lim.max_members, lim.max_total_pixels, lim.max_total_bytes) == (30_000, 300_000_000, 256 * 2**20)
+    assert "256 MiB unpacked in all" in lim.describe()
+    lifted = DeploymentLimits.from_sources({"ALCORE_MAX_UPLOAD_IMAGES": "none", "ALCORE_MAX_UPLOAD_PIXELS": "none",
+                                            "ALCORE_MAX_FILE_MB": "none"}, {}).image_limits()
+    assert lifted == ImageLimits() and lifted.max_members == MAX_MEMBERS and lifted.max_total_pixels == MAX_TOTAL_PIXELS
+
+    shapes = class_folder_zip(tmp_path / "shapes.zip", n_images=12, n_classes=3, size=20).read_bytes()
+    small = DeploymentLimits.from_sources({"ALCORE_MAX_UPLOAD_IMAGES": "10"}, {})
+    store = UploadStore(tmp_path / "uploads")
+    with pytest.raises(UploadRefused, match=r"shapes\.zip: 1[2-9] files, over the limit of 10 files per upload"):
+        SessionUploads(store).keep(shapes, "shapes.zip", ".zip", "dataset", small)
+    assert not any(p.is_file() for p in store.root.rglob("*"))  # refused before it was written
+    mine = SessionUploads(store)  # its folder goes with it
+    kept = mine.keep(shapes, "shapes.zip", ".zip", "dataset", SERVER)
+
+    # the pixels are read from the headers as the images load: 12 images of 20 x 20 are 4 800
+    cfg = ExperimentConfig(dataset="images", data_file=str(kept), image_size=8, test_size=3)
+    assert len(load_dataset(cfg, image_limits=SERVER.image_limits()).y_pool) == 9
+    few = DeploymentLimits.from_sources({"ALCORE_MAX_UPLOAD_PIXELS": "2000"}, {}).image_limits()
+    with pytest.raises(ValueError, match=r"hold [\d,]+ pixels, over the limit of 2,000 in all"):
+        load_dataset(cfg, image_limits=few)

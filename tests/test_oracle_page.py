@@ -7,7 +7,7 @@ import re
 from streamlit.testing.v1 import AppTest
 
 from alcore import ExperimentConfig
-from conftest import ROOT, npz_with_classes
+from conftest import ROOT, npz_with_classes, session_upload
 from test_app_pages import fresh_run_slots  # noqa: F401 (a fixture: the process-wide run slots, emptied)
 
 APP = str(ROOT / "app.py")
@@ -119,11 +119,10 @@ def test_keyboard_shortcuts_label_the_first_open_image_when_the_classes_are_digi
 
 
 def test_any_dataset_with_class_names_shows_them_as_text_without_digit_keys():
-    from dashboard.uploads import save_upload
-
-    path = save_upload(npz_with_classes(EVIL, n=90), "evil.npz")
+    mine, path = session_upload(npz_with_classes(EVIL, n=90), "evil.npz", ".npz")
     cfg = ExperimentConfig(dataset="npz", data_file=path, initial=6, batch_size=3, rounds=1, max_epochs=5)
-    at = started(cfg)
+    at = oracle_page(cfg, uploads=mine)
+    at.button(key="oracle_start").click().run()
     assert not at.error, [e.value for e in at.error]
     names = [b.label for b in label_buttons(at, 0)]
     assert [shown(n) for n in names] == EVIL  # reads as the name; escaped, so nothing renders from it

@@ -38,7 +38,23 @@ def test_the_accuracy_near_the_current_one_decides():
     assert tiny_test_set(360, 0.5) is not None  # digits' 360 test images early in a run, near 50%
     assert tiny_test_set(360, 0.97) is None  # ... and at its end
     whole_split = tiny_test_set(100, 0.5, test_size=None)
-    assert "whole test split" in whole_split.fix and "at least 381" in whole_split.fix
+    assert "at least 381" in whole_split.fix
+
+
+@pytest.mark.parametrize("dataset, says", [
+    ("images", "put at least 381 images in it (one folder per class inside); otherwise 20% of the images are "
+               "held out: set test_size to at least 381 on the Dataset page, or upload more images"),
+    ("npz", "If your .npz has x_test and y_test, give them at least 381 images; otherwise 20% of x_train is held "
+            "out: set test_size to at least 381"),
+    ("idx", "If your folder has test files (t10k-*), give them at least 381 images"),
+    ("digits", "20% of the images are held out for testing: set test_size to at least 381 on the Dataset page"),
+    ("mnist", "This is the dataset's whole test split; no setting makes it larger"),
+])
+def test_the_fix_for_a_tiny_test_set_says_where_more_test_images_come_from(dataset, says):
+    """Issue 16: an uploaded .zip of images was told to hold out 'x_test, y_test', the .npz's words."""
+    fix = tiny_test_set(100, 0.5, dataset=dataset).fix
+    assert fix.startswith("For ±5 points at 50%, test on at least 381 images. ") and says in fix
+    assert dataset in ("npz",) or "x_test" not in fix
 
 
 # ----------------------------------------------------------- test data and stopping

@@ -78,6 +78,7 @@ def finished_race(digits, cache):
 
 def test_replay_a_race_from_the_run_page(monkeypatch):
     import alcore.analysis.explain
+    import dashboard.replay_session
 
     at = AppTest.from_file(APP, default_timeout=300)
     at.session_state["config"] = TINY
@@ -90,7 +91,8 @@ def test_replay_a_race_from_the_run_page(monkeypatch):
     assert race.done
     retrained = []
     real = alcore.analysis.explain.recover_round_probs
-    monkeypatch.setattr(alcore.analysis.explain, "recover_round_probs",
+    # where the page calls it (an earlier test in the process may have imported the module already)
+    monkeypatch.setattr(dashboard.replay_session, "recover_round_probs",
                         lambda res, r, **kw: retrained.append((res.config.strategy, r)) or real(res, r, **kw))
     at.switch_page("app_pages/replay.py").run()
     assert not at.exception, at.exception
@@ -197,6 +199,40 @@ def test_replay_an_uploaded_race_and_refuse_a_broken_file(finished_race):
     assert any("No runs to replay yet" in i.value for i in at.info)
 
 
+def test_the_map_of_a_run_on_an_embedding_places_the_embedding(digits, cache, monkeypatch, tmp_path):
+    """A race on the self-supervised embedding, replayed from its files: the map says it places the
+    embedding (read from the cache, not trained again) and its points are not the pixels' PCA."""
+    from alcore.engine import simclr
+    from alcore.engine.embeddings import EmbeddingCache
+    from alcore.engine.race import Race
+
+    monkeypatch.setenv("ALCORE_CACHE_DIR", str(tmp_path))
+    cfg = TINY.replace(embedding="self_supervised", encoder_steps=10, embedding_dim=16)
+    race = Race(cfg, ["margin"], [0], dataset_for=lambda c: digits, cache=cache, embeddings=EmbeddingCache())
+    while race.step() is not None:
+        pass
+    files = [("ssl.json", race.results()[0].model_dump_json().encode(), "application/json")]
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the encoder was trained again")
+
+    monkeypatch.setattr(simclr, "train_encoder", no_training)
+    at = app()
+    at = rerun(at.file_uploader(key="replay_files").set_value(files))
+    assert any("map of the pool's self_supervised embedding" in c.value for c in at.caption), \
+        [c.value for c in at.caption]
+    on_map = charts(at)["Round 0: all 1,438 pool images"]
+    xs = [x for trace in on_map["data"] for x in values(trace["x"])]
+    pixel_race = Race(TINY, ["margin"], [0], dataset_for=lambda c: digits, cache=cache)
+    pixel_race.step()
+    at2 = app()
+    at2 = rerun(at2.file_uploader(key="replay_files").set_value(
+        [("px.json", pixel_race.results()[0].model_dump_json().encode(), "application/json")]))
+    assert any("map of the pool's pixels" in c.value for c in at2.caption)
+    xs_pixels = [x for trace in charts(at2)["Round 0: all 1,438 pool images"]["data"] for x in values(trace["x"])]
+    assert sorted(xs) != pytest.approx(sorted(xs_pixels), abs=1e-3)
+
+
 def test_what_cannot_be_replayed_says_why(finished_race, digits, cache, monkeypatch):
     from alcore.engine.loop import Experiment
 
@@ -213,7 +249,7 @@ def test_what_cannot_be_replayed_says_why(finished_race, digits, cache, monkeypa
     assert not any(d for d in at.dataframe if "measure" in d.value.columns)
     assert len(at.image[0].value) == TINY.batch_size  # its batch and map are still shown
     at = rerun(at.selectbox(key="replay_run").set_value(1))
-    assert any("data_file is a path on the server" in e.value for e in at.error)
+    assert any("which the dashboard does not read" in shown(i.value) for i in at.info)  # the path is ignored
     assert any("dataset is needed to retrain" in i.value for i in at.info)
     assert not at.image and at.metric  # nothing to draw images from; the round's numbers are shown
 
@@ -289,3 +325,14 @@ def test_a_stale_run_name_from_the_browser_is_not_compared_with_a_number(finishe
     assert at.selectbox(key="replay_run").value == 0 and at.slider(key="replay_round").value == 0
     at = rerun(at.slider(key="replay_round").set_value(1))
     assert at.slider(key="replay_round").value == 1
+
+
+def test_a_probcover_round_says_the_radius_it_covered_with(digits, cache):
+    from alcore.engine.race import Race
+
+    race = Race(TINY.replace(probcover_radius=0.35), ["probcover"], [0], dataset_for=lambda cfg: digits,
+                cache=cache)
+    race.step()
+    at = app(race=race)
+    caption = next(shown(c.value) for c in at.caption if "radius" in c.value)
+    assert "balls of radius **0.35**, as set (probcover_radius)" in caption

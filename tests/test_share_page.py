@@ -104,6 +104,9 @@ def test_the_ranges_of_links_are_the_widgets_own():
         assert (w.min, w.max) == WIDGET_RANGES[key], key
     seeds = next(n for n in at.number_input if n.label == "Seeds per strategy")
     assert (seeds.min, seeds.max) == WIDGET_RANGES["seeds"]
+    at.multiselect[0].set_value(["probcover", "random"]).run()
+    purity = at.slider(key="w_probcover_purity")
+    assert (purity.min, purity.max) == WIDGET_RANGES["probcover_purity"]
 
 
 @pytest.mark.parametrize("edge", ["high", "over"])
@@ -116,7 +119,7 @@ def test_values_at_the_widgets_edges_open_and_beyond_them_are_refused(edge, monk
         monkeypatch.setenv(DeploymentLimits.env_name(field), "none")
     over = {"batch_size": "100001", "dropout": "0.95", "learning_rate": "5e-07", "momentum": "0.995",
             "patience": "1001", "validation_fraction": "0.6", "uncertainty_threshold": "0.995",
-            "changed_threshold": "0.995", "seeds": "21"}
+            "changed_threshold": "0.995", "seeds": "21", "probcover_purity": "0.995"}
     high = {k: repr(v[1]) if isinstance(v[1], float) else str(v[1]) for k, v in WIDGET_RANGES.items()}
     params = {"model": "mlp", "optimizer": "sgd", **(high if edge == "high" else over)}
     at = opened(params, page="model")
@@ -191,6 +194,9 @@ def test_every_figure_and_table_exports_in_one_click_and_a_race_says_what_it_can
     {"pool_size": "1", "test_size": "1", "initial": "100000"},
     {"strategies": ["hybrid", "margin_cluster", "bald"], "hybrid_fraction": "0.33", "mc_passes": "200",
      "margin_cluster_factor": "1000", "model": "cnn", "filters": "512", "candidates": "1"},
+    {"strategies": ["typiclust", "probcover", "maxherding", "uherding"], "typiclust_neighbors": "1000",
+     "probcover_radius": "2.0", "probcover_purity": "0.99", "herding_bandwidth": "10", "uherding_temperature": "100",
+     "uherding_measure": "entropy", "initial_strategy": "typiclust"},
     {"label_budget": "100000000", "rounds": "none", "seed": "2147483647", "train_batch_size": "8192",
      "max_epochs": "10000", "l2": "1000000000", "validation": "fixed", "validation_size": "100000"},
 ])

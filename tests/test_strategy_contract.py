@@ -75,7 +75,7 @@ def test_a_batch_larger_than_the_candidates_is_refused_clearly(name):
 def test_a_strategy_describes_itself(name):
     cls = STRATEGIES[name]
     assert cls.name == name
-    assert cls.family in ("baseline", "uncertainty", "hybrid", "diversity", "bayesian")
+    assert cls.family in ("baseline", "uncertainty", "hybrid", "diversity", "coverage", "bayesian")
     assert cls.description.endswith(".") and "\n" not in cls.description
     assert cls.formula.strip()
     assert cls.__doc__

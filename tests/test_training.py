@@ -109,6 +109,24 @@ def test_stochastic_passes_need_dropout(cache, digits):
         soft.predict_proba_mc(digits.x_pool[:5], passes=2)
 
 
+def test_mc_mean_is_the_mean_of_the_passes_and_leaves_the_next_passes_unchanged(cache, digits):
+    mlp = cache.get(spec_for(digits, model="mlp", hidden_units=[32], dropout=0.5))
+    mlp.set_weights(mlp.initial_weights(0))
+    x = digits.x_pool[:300]
+    mean = mlp.predict_proba_mc_mean(x, passes=6)
+    passes = mlp.predict_proba_mc(x, passes=6)  # the same masks: the mean put their state back
+    np.testing.assert_allclose(mean, passes.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(mean.sum(1), 1.0, atol=1e-5)
+    assert not np.allclose(mean, mlp.predict_proba(x), atol=1e-3)  # not the one pass with dropout off
+    mlp.set_weights(mlp.initial_weights(0))
+    without = mlp.predict_proba_mc(x, passes=3)
+    mlp.set_weights(mlp.initial_weights(0))
+    mlp.predict_proba_mc_mean(x, passes=5)
+    np.testing.assert_array_equal(mlp.predict_proba_mc(x, passes=3), without)
+    with pytest.raises(ValueError, match="no dropout"):
+        cache.get(spec_for(digits)).predict_proba_mc_mean(x, passes=2)
+
+
 def test_cnn_refuses_tiny_images():
     spec = ModelSpec(model="cnn", input_shape=(4, 4, 1), n_classes=3, filters=2)
     with pytest.raises(ValueError, match="at least 6x6"):

@@ -147,8 +147,13 @@ def replay_refusal(result: RunResult) -> Optional[str]:
 def dataset_problem(result: RunResult, dataset) -> Optional[str]:
     """Why ``dataset`` is not the one the run was made on (None when nothing says so): its pool
     size and classes, and the true labels of the images in the run's galleries, a fingerprint
-    that catches another split or shuffle of the same data before its images are shown."""
+    that catches another split or shuffle of the same data before its images are shown; for a
+    user's file, its SHA-256 where both are known."""
     ds = result.dataset
+    here = getattr(dataset, "file_sha256", None)
+    if ds.file_sha256 and here and here != ds.file_sha256:
+        return (f"the data file here is not the one {run_label(result.config)} was made on (its SHA-256 "
+                f"differs: {here[:12]}... against {ds.file_sha256[:12]}...)")
     if len(dataset.y_pool) != ds.n_pool or dataset.n_classes != ds.n_classes:
         return (f"the dataset here has {len(dataset.y_pool):,} pool images in {dataset.n_classes} classes, but "
                 f"{run_label(result.config)} was made on {ds.n_pool:,} in {ds.n_classes}")
@@ -166,12 +171,14 @@ def recover_round_probs(result: RunResult, round_: int, *, dataset=None, cache=N
     initial ones, fixed validation labels and the picks of earlier rounds), the seed and
     the settings: the run is rebuilt up to that round with :meth:`Experiment.resume`
     (which checks that ``dataset`` is the one the run was made on) and the round is
-    trained as the loop trained it. ``dataset``: the prepared dataset (loaded from the
-    config when None); ``cache``: a :class:`alcore.engine.training.TrainerCache` to reuse
+    trained as the loop trained it, on the labels the oracle gave (a person's, where a person
+    labelled: a labelling run trains on them alone). ``dataset``: the prepared dataset (loaded
+    from the config when None); ``cache``: a :class:`alcore.engine.training.TrainerCache` to reuse
     compiled models. Raises :class:`ReplayError` naming the reason when the round cannot
     be rebuilt (warm start, a round the run does not have, a dataset that cannot be
     loaded or differs from the run's)."""
-    from alcore.data.datasets import DatasetUnavailableError, load_dataset
+    from alcore.data.datasets import DatasetUnavailableError
+    from alcore.engine.labelling import first_labels, run_dataset
     from alcore.engine.loop import Experiment
 
     refusal = replay_refusal(result)
@@ -182,7 +189,7 @@ def recover_round_probs(result: RunResult, round_: int, *, dataset=None, cache=N
         raise ReplayError(f"round {round_} is not in {run_label(result.config)}, which has rounds 0 to {n - 1}")
     if dataset is None:
         try:
-            dataset = load_dataset(result.config)
+            dataset = run_dataset(result)  # a labelling run's images: its audit set checked
         except DatasetUnavailableError as e:
             raise ReplayError(f"the dataset of {run_label(result.config)} ({result.config.dataset}) cannot be "
                               f"loaded here, so its rounds cannot be retrained: {e}") from e
@@ -195,8 +202,11 @@ def recover_round_probs(result: RunResult, round_: int, *, dataset=None, cache=N
     # resume does not also retrain the last kept round (it would only do that to recover the
     # predictions that round_'s changed_fraction compares against, which are not needed here).
     head = result.model_copy(update={"rounds": list(result.rounds[:round_]), "status": "complete"})
+    # A labelling run's pool has no labels: every image it trains on has the person's, those of the
+    # initial and validation images kept apart from the rounds' given_labels.
+    given = first_labels(result) if result.labelled_in_the_loop else None
     try:
-        exp = Experiment.resume(head, dataset=dataset, cache=cache)
+        exp = Experiment.resume(head, dataset=dataset, cache=cache, given=given)
     except (ValueError, DatasetUnavailableError) as e:  # e.g. the transfer model's backbone weights, offline
         raise ReplayError(f"{run_label(result.config)} cannot be rebuilt here: {e}") from e
     trainer = exp.trainer

@@ -13,6 +13,7 @@ from typing import Mapping, Optional, Sequence
 import pandas as pd
 
 from alcore.config import ExperimentConfig
+from alcore.data.datasets import dataset_title
 from alcore.results.records import GroupKey, RunResult, run_label
 
 # Config fields that never split groups: the run's own identity (seed, strategy, already in
@@ -25,7 +26,7 @@ _NOT_A_GROUP_SETTING = {"seed", "strategy", "hybrid_fraction", "data_dir", "data
 
 def _settings(r: RunResult) -> list[tuple[str, object]]:
     """Every setting that may split groups, in the order a group's name lists them."""
-    out = [("dataset", r.dataset.name), ("model", r.config.model), ("batch_size", r.config.batch_size),
+    out = [("dataset", dataset_title(r.dataset.name)), ("model", r.config.model), ("batch_size", r.config.batch_size),
            ("n_pool", r.dataset.n_pool),
            # a person's labels (with their mistakes) are never averaged with the simulated oracle's
            ("oracle", r.oracle)]

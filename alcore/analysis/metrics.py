@@ -50,6 +50,17 @@ def labels_to_target(n_labeled: Sequence[float], accuracy: Sequence[float], targ
     return int(n[hits[0]]) if len(hits) else None
 
 
+def default_target(results) -> float:
+    """The target accuracy 'labels to target' is measured at until a visitor picks one: the runs'
+    own ``target_accuracy`` where every run stopped at the same one (so the metric asks what the
+    runs were asked), else 95% of the best final accuracy, to the whole percent (5% at least)."""
+    own = {r.config.target_accuracy for r in results}
+    if len(own) == 1 and None not in own:
+        return float(own.pop())
+    best = max((r.rounds[-1].test_accuracy for r in results if r.rounds), default=1.0)
+    return max(0.05, min(1.0, round(best * 0.95, 2)))
+
+
 def final_accuracy(n_labeled: Sequence[float], accuracy: Sequence[float]) -> float:
     """Accuracy at the last point of the curve."""
     _, a = _curve(n_labeled, accuracy)

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Optional, Sequence
 
-from alcore.config import ExperimentConfig
+from alcore.config import FIXED_SPLIT_DATASETS, ExperimentConfig
 from alcore.strategies.base import STRATEGIES
 
 CONFIDENCE = 0.95
@@ -107,11 +107,29 @@ def images_needed(accuracy: float, limit: float = TEST_HALF_WIDTH, confidence: f
     return high
 
 
+def _more_test_images(dataset: Optional[str], need: int) -> str:
+    """Where more test images come from, in the words of the data's own format."""
+    hold_out = f"set test_size to at least {need:,} on the Dataset page"
+    if dataset == "images":
+        return (f"If your .zip has a test folder, put at least {need:,} images in it (one folder per class "
+                f"inside); otherwise 20% of the images are held out: {hold_out}, or upload more images.")
+    if dataset == "npz":
+        return (f"If your .npz has x_test and y_test, give them at least {need:,} images; otherwise 20% of "
+                f"x_train is held out: {hold_out}.")
+    if dataset == "idx":
+        return (f"If your folder has test files (t10k-*), give them at least {need:,} images; otherwise 20% "
+                f"of the training images are held out: {hold_out}.")
+    if dataset in FIXED_SPLIT_DATASETS:
+        return "This is the dataset's whole test split; no setting makes it larger."
+    return f"20% of the images are held out for testing: {hold_out}."
+
+
 def tiny_test_set(n_test: int, accuracy: Optional[float] = None, *, test_size: Optional[int] = None,
-                  limit: float = TEST_HALF_WIDTH) -> Optional[Pitfall]:
+                  limit: float = TEST_HALF_WIDTH, dataset: Optional[str] = None) -> Optional[Pitfall]:
     """A warning when an accuracy near ``accuracy`` (TYPICAL_ACCURACY where None), measured on
     ``n_test`` images, has a 95% interval wider than +-``limit``. ``test_size``: the config's
-    (None: the test set is the dataset's whole test split, so only more data helps)."""
+    (None: the dataset's whole test split, or the 20% held out of one without a split);
+    ``dataset``: the config's, so that the fix says where more test images come from."""
     p = TYPICAL_ACCURACY if accuracy is None else float(accuracy)
     half = half_width(p, n_test)
     if half <= limit:
@@ -127,8 +145,8 @@ def tiny_test_set(n_test: int, accuracy: Optional[float] = None, *, test_size: O
         fix = (f"Set test_size to at least {need:,} (±{limit * 100:.0f} points at {p:.0%}) on the Dataset page, "
                f"or 0 for the whole test split.")
     else:
-        fix = (f"This is the dataset's whole test split: with your own data, hold out at least {need:,} test "
-               f"images (x_test, y_test) for ±{limit * 100:.0f} points at {p:.0%}.")
+        fix = (f"For ±{limit * 100:.0f} points at {p:.0%}, test on at least {need:,} images. "
+               + _more_test_images(dataset, need))
     return Pitfall("tiny_test_set", message, fix)
 
 
@@ -371,7 +389,7 @@ def setup_pitfalls(config: ExperimentConfig, n_pool: Optional[int] = None, n_tes
     data deciding when the run stops, and the batch against the rounds, budget and pool."""
     out = []
     if n_test is not None:
-        tiny = tiny_test_set(n_test, accuracy, test_size=config.test_size)
+        tiny = tiny_test_set(n_test, accuracy, test_size=config.test_size, dataset=config.dataset)
         if tiny:
             out.append(tiny)
     out += stops_on_test_data(config)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import glob
 import gzip
+import hashlib
+import io
 import math
 import os
 import re
@@ -18,7 +20,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import numpy as np
 
@@ -45,7 +47,14 @@ _NPY_HEADER_BYTES = 10_000  # numpy's own default cap on a .npy header
 
 
 class DatasetUnavailableError(OSError):
-    """A dataset could not be fetched or found (offline, missing folder)."""
+    """A dataset could not be fetched or found (offline, missing folder). ``reason``: what went
+    wrong; ``fix``: what to do about it on the machine that runs this code (it may name a folder
+    to point data_dir at, which a server that reads no folders of its own cannot offer its
+    visitors; the dashboard gives them its own advice). The message is both."""
+
+    def __init__(self, reason: str, *, fix: Optional[str] = None):
+        super().__init__(f"{reason}; {fix}" if fix else reason)
+        self.reason, self.fix = reason, fix
 
 
 class DatasetFileError(ValueError):
@@ -63,6 +72,9 @@ class RawData:
     source: str
     # The file each training image came from (the images loader), for exporting labels by name.
     train_files: Optional[tuple[str, ...]] = None
+    # SHA-256 of the user's file the arrays were read from (a .npz or a .zip of images; None for
+    # the others): what a result file records instead of the file's path (see sha256_of_file()).
+    file_sha256: Optional[str] = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -80,15 +92,22 @@ class Dataset:
     display_offset: float = 0.0
     display_scale: float = 1.0
     pool_origin: np.ndarray = field(default=None, repr=False)  # index into the source split
-    # Model inputs when they are not the images (backbone features of the `transfer` model).
+    # Index of each test image into the split it came from: the test split, or the training
+    # split where the test images were held out of it (test_from_train). None where unknown.
+    test_origin: Optional[np.ndarray] = field(default=None, repr=False)
+    test_from_train: bool = False
+    # Model inputs when they are not the images: the `transfer` model's backbone features, or
+    # the embedding the config chose (alcore.engine.embeddings); ``features_of`` names which.
     features_pool: Optional[np.ndarray] = field(default=None, repr=False)
     features_test: Optional[np.ndarray] = field(default=None, repr=False)
+    features_of: str = ""
     # What a person should know about the data as prepared (classes renumbered, classes
     # that no model can learn), in sentences.
     notes: tuple[str, ...] = ()
     # The file each pool image came from, where the dataset has files (the images loader).
     pool_files: Optional[tuple[str, ...]] = field(default=None, repr=False)
     test_files: Optional[tuple[str, ...]] = field(default=None, repr=False)
+    file_sha256: Optional[str] = None  # RawData.file_sha256
 
     @property
     def inputs_pool(self) -> np.ndarray:
@@ -123,6 +142,7 @@ class Dataset:
             "n_classes": self.n_classes,
             "class_names": list(self.class_names),
             "image_shape": list(self.image_shape),
+            "file_sha256": self.file_sha256,
         }
 
 
@@ -393,12 +413,15 @@ def load_idx_folder(folder: str | os.PathLike, class_names: Optional[Sequence[st
     if class_names is None:
         k = int(max(y_train.max(initial=0), y_test.max(initial=0) if y_test is not None else 0)) + 1
         class_names = _idx_class_names(folder, k)
-    return RawData(x_train, y_train, x_test, y_test, tuple(class_names), f"idx files in {folder}")
+    # the folder's name, not its path: the source goes into result files, which are shared
+    return RawData(x_train, y_train, x_test, y_test, tuple(class_names), f"idx files in {folder.name or folder}")
 
 
 # What each array of a .npz may hold (numpy dtype kinds): real numbers; strings (or
 # whole numbers) for the class names.
 _NPZ_KINDS = {"x_train": "biuf", "y_train": "biuf", "x_test": "biuf", "y_test": "biuf", "class_names": "USiu"}
+# A .npz of embeddings (alcore.engine.embeddings): rows of numbers for the training and test splits.
+EMBEDDING_NPZ_KINDS = {"train": "biuf", "test": "biuf"}
 
 
 def _npz_member(zf: zipfile.ZipFile, key: str) -> Optional[zipfile.ZipInfo]:
@@ -410,7 +433,7 @@ def _npz_member(zf: zipfile.ZipFile, key: str) -> Optional[zipfile.ZipInfo]:
 
 
 def _npz_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, key: str, where: str,
-                budget: _Budget) -> tuple[tuple[int, ...], np.dtype]:
+                budget: _Budget, kinds: dict = _NPZ_KINDS) -> tuple[tuple[int, ...], np.dtype]:
     """Check a member's .npy header (dtype, shape, declared size) before its data is read.
 
     ``info.file_size`` bounds what zipfile will ever unpack of the member, so checking
@@ -436,7 +459,7 @@ def _npz_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, key: str, where: str
     if dtype.hasobject:
         raise DatasetFileError(f"{where}: {key} holds Python objects (dtype {dtype}); only plain numeric "
                                f"and string arrays are accepted, and nothing in the file is unpickled")
-    if dtype.kind not in _NPZ_KINDS[key] or dtype.names is not None or dtype.subdtype is not None:
+    if dtype.kind not in kinds[key] or dtype.names is not None or dtype.subdtype is not None:
         allowed = "strings" if key == "class_names" else "real numbers"
         raise DatasetFileError(f"{where}: {key} has dtype {dtype}; it must hold {allowed}")
     if any(d < 0 for d in shape):
@@ -483,6 +506,16 @@ def regular_file(path: str, kind: str) -> tuple[str, os.stat_result]:
     return where, st
 
 
+def sha256_of_file(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes (hex), read in chunks: the fingerprint that names a user's data
+    file in a result file, where its path would say where it lies on the machine that ran it."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def _npz_stat(path: str) -> str:
     """The file's name for messages, once it is known to be a regular file within MAX_BYTES."""
     where, st = regular_file(path, "npz file")
@@ -491,19 +524,21 @@ def _npz_stat(path: str) -> str:
     return where
 
 
-def _npz_checked(zf: zipfile.ZipFile, where: str) -> dict[str, tuple[zipfile.ZipInfo, tuple, np.dtype]]:
-    """Every array's member, shape and dtype, from the .npy headers (no data read)."""
-    members = {k: _npz_member(zf, k) for k in _NPZ_KINDS}
+def _npz_checked(zf: zipfile.ZipFile, where: str, kinds: dict = _NPZ_KINDS,
+                 required: tuple = ("x_train", "y_train")) -> dict[str, tuple[zipfile.ZipInfo, tuple, np.dtype]]:
+    """Every array's member, shape and dtype, from the .npy headers (no data read): a dataset's
+    arrays, or those ``kinds`` names of which ``required`` must be there."""
+    members = {k: _npz_member(zf, k) for k in kinds}
     keys = sorted(k for k, v in members.items() if v is not None)
-    missing = {"x_train", "y_train"} - set(keys)
+    missing = set(required) - set(keys)
     if missing:
         found = sorted(n.removesuffix(".npy") for n in zf.namelist())[:10]
         raise DatasetFileError(f"{where}: missing array(s) {', '.join(sorted(missing))}; "
                                f"found {', '.join(f[:40] for f in found) or 'none'}")
-    if ("x_test" in keys) != ("y_test" in keys):
+    if kinds is _NPZ_KINDS and ("x_test" in keys) != ("y_test" in keys):
         raise DatasetFileError(f"{where}: has only one of x_test / y_test")
     budget = _Budget()
-    return {k: (members[k], *_npz_header(zf, members[k], k, where, budget)) for k in keys}
+    return {k: (members[k], *_npz_header(zf, members[k], k, where, budget, kinds)) for k in keys}
 
 
 _NPZ_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError,
@@ -514,28 +549,45 @@ def _npz_damaged(where: str, e: Exception) -> DatasetFileError:
     return DatasetFileError(f"{where}: not a readable .npz file ({type(e).__name__}: {str(e)[:200]})")
 
 
-def npz_headers(path: str | os.PathLike) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+NpzSource = Union[str, os.PathLike, bytes]
+
+
+def _npz_source(source: NpzSource, name: Optional[str]):
+    """What zipfile opens for a user's ``.npz`` (its path, or its bytes: an upload checked before
+    it is written anywhere) and the file's name for messages."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        where = os.path.basename(name or "") or "uploaded .npz"
+        if len(source) > MAX_BYTES:
+            raise DatasetFileError(f"{where}: {len(source)} bytes is over the {MAX_BYTES}-byte limit")
+        return io.BytesIO(source), where
+    return str(source), _npz_stat(str(source))
+
+
+def npz_headers(source: NpzSource, name: Optional[str] = None, kinds: dict = _NPZ_KINDS,
+                required: tuple = ("x_train", "y_train")) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     """The arrays a user's ``.npz`` announces, ``{key: (shape, dtype)}``, read from the .npy
     headers inside the zip without unpacking any data (checked as :func:`load_npz` checks
-    them). Their unpacked size is ``prod(shape) * dtype.itemsize`` each."""
-    path = str(path)
-    where = _npz_stat(path)
+    them). Their unpacked size is ``prod(shape) * dtype.itemsize`` each. ``source``: the file's
+    path, or its bytes (``name``: the file's name for messages); ``kinds`` and ``required``:
+    another sort of file's arrays, e.g. EMBEDDING_NPZ_KINDS."""
+    opened, where = _npz_source(source, name)
     try:
-        with zipfile.ZipFile(path) as zf:
-            return {k: (shape, dtype) for k, (_, shape, dtype) in _npz_checked(zf, where).items()}
+        with zipfile.ZipFile(opened) as zf:
+            return {k: (shape, dtype) for k, (_, shape, dtype) in _npz_checked(zf, where, kinds, required).items()}
     except DatasetFileError:
         raise
     except _NPZ_ERRORS as e:
         raise _npz_damaged(where, e) from e
 
 
-def npz_arrays(path: str | os.PathLike, keys: Sequence[str]) -> dict[str, np.ndarray]:
-    """Some of a user's ``.npz`` arrays (``keys`` that it holds), after every header is checked."""
-    path = str(path)
-    where = _npz_stat(path)
+def npz_arrays(source: NpzSource, keys: Sequence[str], name: Optional[str] = None, kinds: dict = _NPZ_KINDS,
+               required: tuple = ("x_train", "y_train")) -> dict[str, np.ndarray]:
+    """Some of a user's ``.npz`` arrays (``keys`` that it holds), after every header is checked
+    (``source``, ``name``, ``kinds``, ``required``: as for :func:`npz_headers`)."""
+    opened, where = _npz_source(source, name)
     try:
-        with zipfile.ZipFile(path) as zf:
-            checked = _npz_checked(zf, where)
+        with zipfile.ZipFile(opened) as zf:
+            checked = _npz_checked(zf, where, kinds, required)
             arrays = {}
             for k in keys:
                 if k in checked:
@@ -562,7 +614,7 @@ def load_npz(path: str | os.PathLike) -> RawData:
     where = os.path.basename(path)
     names = _npz_class_names(arrays["class_names"], where) if "class_names" in arrays else None
     return RawData(arrays["x_train"], arrays["y_train"], arrays.get("x_test"), arrays.get("y_test"),
-                   names, f"npz file {where}")
+                   names, f"npz file {where}", file_sha256=sha256_of_file(path))
 
 
 def _idx_dir_for(name: str, data_dir: Optional[str]) -> Optional[Path]:
@@ -592,15 +644,26 @@ def load_keras_dataset(name: str, data_dir: Optional[str] = None) -> RawData:
     try:
         (x_train, y_train), (x_test, y_test) = loader()
     except Exception as e:
-        hint = ("; for offline use point data_dir (or $ALCORE_DATA_DIR) at a folder of its idx files"
-                if name != "cifar10" else "")
         raise DatasetUnavailableError(
             f"could not load {name} through keras.datasets (download needed on first use, "
-            f"is this machine offline?): {type(e).__name__}: {e}{hint}") from e
+            f"is this machine offline?): {type(e).__name__}: {e}",
+            fix="for offline use point data_dir (or $ALCORE_DATA_DIR) at a folder of its idx files"
+            if name != "cifar10" else None) from e
     return RawData(x_train, y_train.reshape(-1), x_test, y_test.reshape(-1), names, f"keras.datasets.{name}")
 
 
-def load_raw(config: ExperimentConfig) -> RawData:
+def dataset_title(name: str) -> str:
+    """A dataset's name as a reader reads it. A user's file or folder is named by its kind and its
+    source ("npz:npz file kmnist.npz", as result files record it); the source alone already says
+    the kind ("npz file kmnist.npz")."""
+    kind, sep, source = str(name).partition(":")
+    return source if sep and source and kind in ("idx", "npz", "images") else str(name)
+
+
+def load_raw(config: ExperimentConfig, *, image_limits=None) -> RawData:
+    """The arrays a config names, as its source holds them. ``image_limits``: the
+    :class:`alcore.data.images.ImageLimits` a .zip of images is read within (the loader's own
+    by default; a server lowers them)."""
     data_dir = config.data_dir or os.environ.get("ALCORE_DATA_DIR")
     if config.dataset == "digits":
         return load_digits_raw()
@@ -613,7 +676,8 @@ def load_raw(config: ExperimentConfig) -> RawData:
     if config.dataset == "images":
         from alcore.data.images import load_images, require_labels
 
-        return require_labels(load_images(config.data_file, config.image_size), os.path.basename(config.data_file))
+        return require_labels(load_images(config.data_file, config.image_size, limits=image_limits),
+                              os.path.basename(config.data_file))
     raise ValueError(f"unknown dataset {config.dataset!r}")
 
 
@@ -714,6 +778,7 @@ def prepare(raw: RawData, config: ExperimentConfig) -> Dataset:
 
     rng = np.random.default_rng([config.seed, 7919])
     origin = np.arange(len(x_train))
+    test_origin = None if x_test is None else np.arange(len(x_test))
     if x_test is None:
         n_test = config.test_size if config.test_size is not None else max(1, int(round(0.2 * len(x_train))))
         if n_test >= len(x_train):
@@ -723,12 +788,12 @@ def prepare(raw: RawData, config: ExperimentConfig) -> Dataset:
         tr, te = train_test_split(origin, test_size=n_test, random_state=int(rng.integers(2**31)),
                                   stratify=stratify)
         x_test, y_test = x_train[te], y_train[te]
-        origin = np.sort(tr)
+        origin, test_origin = np.sort(tr), te
     elif config.test_size is not None:
         if config.test_size > len(x_test):
             raise ValueError(f"test_size {config.test_size} is larger than the {len(x_test)} test images")
         te = np.sort(rng.choice(len(x_test), config.test_size, replace=False))
-        x_test, y_test = x_test[te], y_test[te]
+        x_test, y_test, test_origin = x_test[te], y_test[te], te
     if config.pool_size is not None:
         if config.pool_size > len(origin):
             raise ValueError(f"pool_size {config.pool_size} is larger than the {len(origin)} training images")
@@ -743,17 +808,19 @@ def prepare(raw: RawData, config: ExperimentConfig) -> Dataset:
         x_test=_readonly(xt), y_test=_readonly(y_test.astype(np.int32)),
         class_names=class_names, source=raw.source,
         display_offset=offset, display_scale=scale, pool_origin=_readonly(origin), notes=tuple(notes),
+        test_origin=_readonly(test_origin), test_from_train=raw.x_test is None,
         pool_files=None if raw.train_files is None else tuple(raw.train_files[i] for i in origin),
+        file_sha256=raw.file_sha256,
     )
 
 
-def load_dataset(config: ExperimentConfig) -> Dataset:
-    """Load and prepare the dataset a config names.
+def load_dataset(config: ExperimentConfig, *, image_limits=None) -> Dataset:
+    """Load and prepare the dataset a config names (``image_limits``: see :func:`load_raw`).
 
     Raises :class:`DatasetUnavailableError` when the data is not here, and a
     ``ValueError`` (a :class:`DatasetFileError` for the user's own files, naming
     them) when it cannot be used."""
-    raw = load_raw(config)
+    raw = load_raw(config, image_limits=image_limits)
     try:
         return prepare(raw, config)
     except DatasetFileError:

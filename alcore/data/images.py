@@ -49,7 +49,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from alcore.data.datasets import (MAX_ELEMENTS, DatasetFileError, RawData, check_class_names, regular_file)
+from alcore.data.datasets import (MAX_ELEMENTS, DatasetFileError, RawData, check_class_names, regular_file,
+                                   sha256_of_file)
 
 # -- limits (each named in the message that refuses something over it) -------------------
 MAX_MEMBERS = 60_000  # files in the archive or folder: CIFAR-10 as PNG files is 60 000
@@ -86,7 +87,9 @@ class ImageLimits:
     max_total_pixels: int = MAX_TOTAL_PIXELS
 
     def describe(self) -> list[str]:
-        return [f"{self.max_members:,} files", f"{self.max_total_bytes / 2**30:g} GiB unpacked in all",
+        unpacked = (f"{self.max_total_bytes / 2**30:g} GiB" if self.max_total_bytes >= 2**30
+                    else f"{self.max_total_bytes / 2**20:g} MiB")
+        return [f"{self.max_members:,} files", f"{unpacked} unpacked in all",
                 f"{self.max_member_bytes / 2**20:g} MiB per file",
                 f"compression ratio {self.max_compression_ratio:g} per file",
                 f"{self.max_image_pixels:,} pixels per image", f"{self.max_total_pixels:,} pixels in all"]
@@ -179,11 +182,11 @@ def _zip_members(zf: zipfile.ZipFile, where: str, lim: ImageLimits, skips: _Skip
     infos = zf.infolist()
     if len(infos) > lim.max_members:
         raise DatasetFileError(f"{where}: {len(infos):,} files, over the limit of {lim.max_members:,} "
-                               f"(MAX_MEMBERS)")
+                               f"files per upload")
     total = sum(i.file_size for i in infos if not i.is_dir())
     if total > lim.max_total_bytes:
         raise DatasetFileError(f"{where}: its files unpack to {total:,} bytes in all, over the limit of "
-                               f"{lim.max_total_bytes:,} (MAX_TOTAL_BYTES): a zip bomb?")
+                               f"{lim.max_total_bytes:,}")
     out = []
     for info in infos:
         if info.is_dir():
@@ -416,7 +419,7 @@ class _Decoder:
                 if self.pixels > self.lim.max_total_pixels:
                     raise DatasetFileError(
                         f"{self.where}: the images up to {_short(member.name, 60)} hold {self.pixels:,} pixels, over "
-                        f"the limit of {self.lim.max_total_pixels:,} in all (MAX_TOTAL_PIXELS)")
+                        f"the limit of {self.lim.max_total_pixels:,} in all")
                 if im.format == "JPEG":
                     im.draft(None, (self.size, self.size))  # decode at a reduced scale: faster, less memory
                 im.load()
@@ -446,16 +449,43 @@ def _open_members(path: str, lim: ImageLimits, skips: _Skips, stack) -> tuple[li
     where, _ = regular_file(path, "image zip")
     try:
         f = stack.enter_context(open(path, "rb"))
+    except OSError as e:
+        raise DatasetFileError(f"{where}: cannot be read ({e.strerror or e})") from e
+    return _zip_file_members(f, where, lim, skips, stack), where
+
+
+def _zip_file_members(f, where: str, lim: ImageLimits, skips: _Skips, stack) -> list[_Member]:
+    """The members of the zip open as ``f`` (a file or the bytes of an upload), after the
+    archive's declared entry count is checked and before its central directory is parsed."""
+    try:
         declared = _zip_declared_entries(f)
         if declared is not None and declared > lim.max_members:
-            raise DatasetFileError(f"{where}: {declared:,} files, over the limit of {lim.max_members:,} (MAX_MEMBERS)")
+            raise DatasetFileError(f"{where}: {declared:,} files, over the limit of {lim.max_members:,} files per upload")
         f.seek(0)
         zf = stack.enter_context(zipfile.ZipFile(f))
     except DatasetFileError:
         raise
     except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError, RuntimeError) as e:
         raise DatasetFileError(f"{where}: not a readable .zip file ({type(e).__name__}: {str(e)[:200]})") from e
-    return _zip_members(zf, where, lim, skips), where
+    return _zip_members(zf, where, lim, skips)
+
+
+def check_image_zip(data: bytes, name: str, *, limits: Optional[ImageLimits] = None) -> None:
+    """What can be known of an uploaded zip of images from its directory alone, before it is
+    kept anywhere: a readable zip, within the limits on its files and their unpacked bytes,
+    holding at least one image file by its name. Raises :class:`DatasetFileError` naming the
+    file and the problem. (Whether its images decode is known only once they are loaded.)"""
+    import contextlib
+
+    where = os.path.basename(name or "") or "uploaded zip"
+    lim = limits or ImageLimits()
+    skips = _Skips()
+    with contextlib.ExitStack() as stack:
+        members = _zip_file_members(io.BytesIO(data), where, lim, skips, stack)
+    if not any(_is_image(m.parts) for m in members):
+        shown = "; ".join(skips.named[:5])
+        raise DatasetFileError(f"{where}: holds no image file (JPEG, PNG, BMP or WebP: {', '.join(IMAGE_EXTENSIONS)})"
+                               + (f"; {skips.count} file(s) skipped: {shown}" if skips.count else ""))
 
 
 def _assign(members: list[_Member], labels_csv: Optional[dict[str, str]], skips: _Skips):
@@ -525,14 +555,16 @@ def load_images(path: str | os.PathLike, image_size: int = 32, *, limits: Option
                 skips.add(m.name, why)
             else:
                 kept.append((m.name, split, label))
-    source = f"image {'folder' if os.path.isdir(path) else 'zip'} {where}"
-    images = _assemble(decoder, kept, layout, source, where, skips, csv_member)
+    folder = os.path.isdir(path)
+    source = f"image {'folder' if folder else 'zip'} {where}"
+    images = _assemble(decoder, kept, layout, source, where, skips, csv_member,
+                       None if folder else sha256_of_file(path))
     _remember(path, image_size, images)
     return images
 
 
 def _assemble(decoder: _Decoder, kept: list, layout: str, source: str, where: str, skips: _Skips,
-              csv_member: Optional[_Member]) -> ImageSet:
+              csv_member: Optional[_Member], sha256: Optional[str] = None) -> ImageSet:
     if not kept:
         shown = "; ".join(skips.named[:5])
         raise DatasetFileError(f"{where}: no image could be used" + (f" ({skips.count} file(s) skipped: {shown})"
@@ -566,7 +598,7 @@ def _assemble(decoder: _Decoder, kept: list, layout: str, source: str, where: st
         words += ", test split from the 'test' folder"
     raw = RawData(np.ascontiguousarray(x[~is_test]), y[~is_test], x[is_test] if test_folder else None,
                   y[is_test] if test_folder else None, names or None, source,
-                  tuple(f for f, t in zip(files, is_test) if not t))
+                  tuple(f for f, t in zip(files, is_test) if not t), sha256)
     return ImageSet(raw, layout, words, layout != "unlabeled", colour, test_folder,
                     tuple(skips.named), skips.count)
 

@@ -9,6 +9,12 @@ import numpy as np
 from alcore.results.records import ImageRef, PoolSummary
 
 
+def confidence_order(probs: np.ndarray, pool_indices: np.ndarray) -> np.ndarray:
+    """Rows of ``probs`` from the most confident (highest class probability) to the least, ties
+    broken by pool index (``pool_indices[i]``: row ``i``'s), so galleries are deterministic."""
+    return np.lexsort((np.asarray(pool_indices), -np.asarray(probs).max(axis=1)))
+
+
 def confidence_extremes(probs: np.ndarray, pool_indices: np.ndarray, labels: np.ndarray,
                         k: int) -> tuple[list[ImageRef], list[ImageRef]]:
     """The ``k`` most and ``k`` least confident images among scored pool images.
@@ -21,7 +27,7 @@ def confidence_extremes(probs: np.ndarray, pool_indices: np.ndarray, labels: np.
         return [], []
     conf = probs.max(axis=1)
     pred = probs.argmax(axis=1)
-    order = np.lexsort((pool_indices, -conf))  # most confident first
+    order = confidence_order(probs, pool_indices)
 
     def ref(i):
         return ImageRef(index=int(pool_indices[i]), predicted=int(pred[i]),
@@ -64,20 +70,34 @@ class Centroids:
     assignments: np.ndarray
 
 
+def _nearest_members(flat: np.ndarray, assign: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """For each centre, the index of its cluster's member nearest it (0 for an empty cluster)."""
+    out = np.zeros(len(centres), dtype=np.int64)
+    for c, centre in enumerate(centres):
+        members = np.flatnonzero(assign == c)
+        if len(members):
+            out[c] = members[np.argmin(((flat[members] - centre) ** 2).sum(axis=1))]
+    return out
+
+
 def pool_centroids(x: np.ndarray, k: int, seed: int = 0, labels: Optional[np.ndarray] = None,
-                   max_fit: int = 10_000) -> Centroids:
+                   max_fit: int = 10_000, features: Optional[np.ndarray] = None) -> Centroids:
     """Cluster images with scikit-learn's k-means and return the centres as images.
 
     Pools larger than ``max_fit`` images are clustered with MiniBatchKMeans (same
     objective, mini-batch updates) so a 60 000-image pool stays interactive; every
-    image is then assigned to its nearest centre for the sizes."""
+    image is then assigned to its nearest centre for the sizes. ``features``: cluster these
+    (one row per image, e.g. an embedding) instead of the pixels; a mean of embeddings is no
+    image, so each cluster is then drawn as its member nearest the centre."""
     from sklearn.cluster import KMeans, MiniBatchKMeans
 
     x = np.asarray(x, dtype=np.float32)
     n = len(x)
     if not 1 <= k <= n:
         raise ValueError(f"k must be between 1 and the {n} pool images, got {k}")
-    flat = x.reshape(n, -1)
+    if features is not None and len(features) != n:
+        raise ValueError(f"features has {len(features)} rows for {n} pool images")
+    flat = x.reshape(n, -1) if features is None else np.asarray(features, dtype=np.float32).reshape(n, -1)
     if n > max_fit:
         km = MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=3, batch_size=2048)
     else:
@@ -87,7 +107,10 @@ def pool_centroids(x: np.ndarray, k: int, seed: int = 0, labels: Optional[np.nda
     order = np.argsort(-sizes, kind="stable")
     remap = np.empty(k, dtype=np.int64)
     remap[order] = np.arange(k)
-    centres = km.cluster_centers_.reshape((k,) + x.shape[1:])[order].astype(np.float32)
+    if features is None:
+        centres = km.cluster_centers_.reshape((k,) + x.shape[1:])[order].astype(np.float32)
+    else:
+        centres = x[_nearest_members(flat, assign, km.cluster_centers_)[order]]
     majority = np.zeros(k, dtype=np.int64)
     purity = np.zeros(k)
     assign = remap[assign]

@@ -75,16 +75,70 @@ def _dataset(raw: RawData, class_names: Sequence[str], audit: np.ndarray, audit_
                    x_test=_readonly(xt), y_test=_readonly(y_test), class_names=tuple(class_names), source=raw.source,
                    display_offset=offset, display_scale=scale, pool_origin=_readonly(origin),
                    pool_files=None if files is None else tuple(files[i] for i in origin),
-                   test_files=None if files is None else tuple(files[i] for i in audit))
+                   test_files=None if files is None else tuple(files[i] for i in audit), file_sha256=raw.file_sha256)
+
+
+def images_problem(result: RunResult, images: RawData) -> Optional[str]:
+    """Why ``images`` are not the ones the labelling run ``result`` was made on (None when nothing
+    says so): their count, the audit set the run's seed draws from them (:func:`draw_audit`: a file
+    whose ``audit_indices`` were edited names other test images) and the fingerprint of their pixels."""
+    n, want = len(images.x_train), result.dataset.n_pool + result.dataset.n_test
+    if n != want:
+        return f"the images differ from the ones this run was labelled on: {n:,} images here, {want:,} in the run"
+    try:
+        drawn = draw_audit(n, len(result.audit_indices), result.config.seed)
+    except ValueError as e:
+        return f"audit_indices: {e}"
+    if drawn.tolist() != list(result.audit_indices):
+        return ("audit_indices are not the audit set the run's seed draws from these images: the file was "
+                "edited, or made on other images")
+    if result.images_sha256 is not None and result.images_sha256 != fingerprint(images):
+        return "the images differ from the ones this run was labelled on (the fingerprint of their pixels differs)"
+    return None
 
 
 def labelled_dataset(result: RunResult, images: RawData) -> Dataset:
-    """The dataset a labelling run's file was made on, from the same images: the pool without
-    labels, the audit set with the person's (for exporting its labels, or continuing it)."""
+    """The dataset a labelling run's file was made on, from the same images (checked by
+    :func:`images_problem`, a ValueError naming what differs): the pool without labels, the audit
+    set with the person's, as the run saw them (for exporting its labels, replaying or continuing it)."""
     if not result.labelled_in_the_loop:
         raise ValueError(f"{result.label} is not a run on images without labels")
+    if problem := images_problem(result, images):
+        raise ValueError(problem)
     return _dataset(images, result.dataset.class_names, np.asarray(result.audit_indices, np.int64),
                     result.audit_labels, result.config)
+
+
+def first_labels(result: RunResult) -> dict[int, int]:
+    """The person's labels given before round 0 (fixed validation and initial images: pool index ->
+    class), which a labelling run's file keeps apart from its rounds' ``given_labels``."""
+    return {int(i): int(c) for i, c in zip((*result.validation_indices, *result.initial_indices),
+                                           (*result.validation_labels, *result.initial_labels))}
+
+
+def given_pool_labels(result: RunResult) -> np.ndarray:
+    """The label a person gave each pool image in a run (before round 0 and in any round), -1 where
+    none was given: what a labelling run knows of its pool."""
+    y = np.full(result.dataset.n_pool, -1, np.int64)
+    for i, c in first_labels(result).items():
+        y[i] = c
+    for r in result.rounds:
+        y[r.selected[:len(r.given_labels)]] = r.given_labels
+    return y
+
+
+def run_dataset(result: RunResult, config: Optional[ExperimentConfig] = None) -> Dataset:
+    """The dataset a result file was made on, loaded from ``config`` (default: the file's own): a
+    labelling run's images rebuilt as it saw them (:func:`labelled_dataset`), any other run's by
+    :func:`alcore.data.datasets.load_dataset`."""
+    from alcore.data.datasets import load_dataset
+
+    cfg = config or result.config
+    if not result.labelled_in_the_loop:
+        return load_dataset(cfg)
+    from alcore.data.images import load_images
+
+    return labelled_dataset(result, load_images(cfg.data_file, cfg.image_size).raw)
 
 
 def fingerprint(images: RawData) -> str:
@@ -100,7 +154,7 @@ def labelling_config(config: ExperimentConfig) -> ExperimentConfig:
     knows here). An initial strategy that needs the labels is refused."""
     if config.initial_strategy == "balanced":
         raise ValueError("the 'balanced' initial strategy needs the labels of the images; with images "
-                         "without labels choose 'random' or 'kmeans'")
+                         "without labels choose 'random', 'kmeans' or 'typiclust'")
     if config.warm_start:
         raise ValueError("warm_start is not supported when a person labels the images")
     return config.replace(inspect_k=0)
@@ -216,21 +270,16 @@ class LabellingRun:
         """Continue a labelling run from its result file, on the same images."""
         if not result.labelled_in_the_loop:
             raise ValueError(f"{result.label} is not a run on images without labels")
-        n = len(images.x_train)
-        if n != result.dataset.n_pool + result.dataset.n_test or \
-                [int(i) for i in draw_audit(n, len(result.audit_indices), result.config.seed)] != result.audit_indices \
-                or (result.images_sha256 is not None and result.images_sha256 != fingerprint(images)):
-            raise ValueError("the images differ from the ones this run was labelled on")
+        dataset = labelled_dataset(result, images)  # the same images, checked
         run = cls.__new__(cls)
         run.config, run.class_names = result.config, tuple(result.dataset.class_names)
         run.raw, run.cache = images, cache
         run.audit_indices = np.asarray(result.audit_indices, np.int64)
         run.audit_labels, run.audit_seconds = list(result.audit_labels), []
-        run.dataset = labelled_dataset(result, images)
-        run._first = [int(i) for i in (*result.validation_indices, *result.initial_indices)]
-        run._first_labels = [*result.validation_labels, *result.initial_labels]
-        run.person = Experiment.resume(result, dataset=run.dataset, cache=cache,
-                                       given=dict(zip(run._first, run._first_labels)))
+        run.dataset = dataset
+        given = first_labels(result)
+        run._first, run._first_labels = list(given), list(given.values())
+        run.person = Experiment.resume(result, dataset=run.dataset, cache=cache, given=given)
         return run
 
     def audit_accuracy(self) -> Optional[tuple[float, int]]:

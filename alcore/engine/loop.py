@@ -79,11 +79,29 @@ def choose_kmeans(x_pool: np.ndarray, n: int, rng: np.random.Generator, exclude:
     return free[picks]
 
 
+def choose_typiclust(x_pool: np.ndarray, n: int, rng: np.random.Generator, exclude: np.ndarray,
+                     labels: Optional[np.ndarray] = None) -> np.ndarray:
+    """Cold start: TypiClust with no label yet (Hacohen et al. 2022): k-means of the pool's
+    pixels (scaled to unit length) into n clusters, and the most typical image of each, largest
+    cluster first (:func:`alcore.strategies.coverage.typiclust_select`; labels are never looked at)."""
+    from alcore.strategies.coverage import typiclust_select, unit_rows
+    from alcore.strategies.diversity import _thread_limit
+
+    if n > 2000:
+        raise ValueError(f"typiclust cold start supports up to 2000 initial labels (got {n}); "
+                         f"use initial_strategy 'random' for larger starts")
+    free = np.flatnonzero(~exclude)
+    x = unit_rows(x_pool[free].reshape(len(free), -1).astype(np.float32))
+    with _thread_limit():
+        picks, _ = typiclust_select(x, x[:0], n, rng)
+    return free[picks]
+
+
 ORACLES = ("simulated", "person")
 
 # Cold-start choosers: (pool images, how many, rng, already-taken mask, labels) -> pool indices.
 INITIAL_CHOOSERS: dict[str, Callable[..., np.ndarray]] = {"random": choose_random, "kmeans": choose_kmeans,
-                                                          "balanced": choose_balanced}
+                                                          "typiclust": choose_typiclust, "balanced": choose_balanced}
 
 
 def _resolve(config: ExperimentConfig) -> ExperimentConfig:
@@ -104,12 +122,15 @@ class Experiment:
     dataset's own in both). A config whose early stopping would watch fewer than
     ``MIN_VALIDATION`` images is refused (:meth:`ExperimentConfig.check_early_stopping`)
     unless ``check_validation`` is False, for going on with a run made before that check.
+    ``embeddings``: the :class:`alcore.engine.embeddings.EmbeddingCache` of the config's embedding
+    (the default folder where None); ``progress`` hears how computing it goes.
     ``given``: labels a person gave before the run (pool index -> class), e.g. the initial
     labels of images that have none (:mod:`alcore.engine.labelling`); they replace the dataset's.
     """
 
     def __init__(self, config: ExperimentConfig, *, dataset: Optional[Dataset] = None, cache=None,
-                 oracle: str = "simulated", check_validation: bool = True, given: Optional[dict] = None):
+                 oracle: str = "simulated", check_validation: bool = True, given: Optional[dict] = None,
+                 embeddings=None, progress=None):
         if oracle not in ORACLES:
             raise ValueError(f"oracle must be one of {', '.join(ORACLES)}; got {oracle!r}")
         if check_validation:  # False only to go on with a run made before the check, as it started
@@ -117,10 +138,16 @@ class Experiment:
         self.oracle = oracle
         self.config = _resolve(config)
         self.dataset = dataset if dataset is not None else load_dataset(self.config)
+        self.embedding_report = None  # where the embedding came from (alcore.engine.embeddings)
         if self.config.model == "transfer":
-            from alcore.engine.transfer import with_backbone_features  # once per dataset: share the result
+            from alcore.engine.transfer import with_backbone_features  # once per dataset: pass the result on
 
             self.dataset = with_backbone_features(self.dataset, self.config)
+        elif self.config.embedding != "pixels" or self.dataset.features_pool is not None:
+            from alcore.engine.embeddings import compute_embeddings
+
+            self.dataset, self.embedding_report = compute_embeddings(self.dataset, self.config, cache=embeddings,
+                                                                     progress=progress)
         self._cache = cache
         self.strategy = make_strategy(self.config.strategy, self.config)
         cfg, n_pool = self.config, len(self.dataset.y_pool)
@@ -140,7 +167,10 @@ class Experiment:
                 round_rng(cfg.seed, 0, _VALIDATION).choice(n_pool, n_val, replace=False))
             self._taken[self.validation_indices] = True
         chooser = INITIAL_CHOOSERS[cfg.initial_strategy]
-        initial = np.asarray(chooser(self.dataset.x_pool, cfg.initial, round_rng(cfg.seed, 0, _INITIAL),
+        # k-means clusters what the model reads: the pixels, or the embedding chosen for it
+        # (the transfer model's own features aside: its runs cluster pixels, as they always did)
+        seen = self.dataset.inputs_pool if cfg.embedding != "pixels" else self.dataset.x_pool
+        initial = np.asarray(chooser(seen, cfg.initial, round_rng(cfg.seed, 0, _INITIAL),
                                      self._taken.copy(), labels=self.dataset.y_pool), dtype=np.int64)
         self.initial_indices = initial
         self._taken[initial] = True
@@ -369,9 +399,13 @@ class Experiment:
 
     def _evaluate(self) -> tuple[float, float, np.ndarray]:
         """Test accuracy, mean cross-entropy (probabilities clipped at 1e-7, as in
-        training) and predicted classes of the trainer's current model."""
-        ds = self.dataset
-        pt = self.trainer.predict_proba(ds.inputs_test)
+        training) and predicted classes of the trainer's current model: one pass with
+        dropout off, or with ``mc_evaluation`` the mean of ``mc_passes`` passes with it on."""
+        ds, cfg = self.dataset, self.config
+        if cfg.mc_evaluation:
+            pt = self.trainer.predict_proba_mc_mean(ds.inputs_test, cfg.mc_passes)
+        else:
+            pt = self.trainer.predict_proba(ds.inputs_test)
         pred = pt.argmax(axis=1)
         py = np.clip(pt[np.arange(len(pt)), ds.y_test], 1e-7, 1.0)
         return float((pred == ds.y_test).mean()), float(-np.log(py).mean()), pred
@@ -442,6 +476,7 @@ class Experiment:
         selected = np.empty(0, dtype=np.int64)
         scores = np.empty(0)
         predicted: list[int] = []
+        recorded: dict = {}
         select_seconds = 0.0
         if not reason:
             want = cfg.batch_size
@@ -457,6 +492,7 @@ class Experiment:
             selected = cand[picks]
             scores = np.asarray(sel.scores, dtype=np.float64)[picks]
             predicted = probs.argmax(axis=1)[picks].tolist()
+            recorded = dict(sel.record)
 
         result = RoundResult(
             round=r, n_labeled=self.n_labeled, n_train=len(train_idx), n_validation=len(val_idx),
@@ -467,7 +503,7 @@ class Experiment:
             query_seconds=score_seconds + select_seconds, eval_seconds=eval_seconds,
             selected=selected.tolist(), selected_scores=[float(s) for s in scores],
             selected_predicted=predicted,
-            pool=summary, most_confident=most, least_confident=least,
+            pool=summary, most_confident=most, least_confident=least, **recorded,
         )
         self.rounds.append(result)
         self._labeled.extend(int(i) for i in selected)
@@ -512,14 +548,14 @@ class Experiment:
 
     @classmethod
     def resume(cls, result: RunResult, *, dataset: Optional[Dataset] = None, cache=None,
-               given: Optional[dict] = None) -> "Experiment":
+               given: Optional[dict] = None, embeddings=None, progress=None) -> "Experiment":
         """Continue a stopped run from its result: labels and rounds are replayed, and
         the next rounds pick exactly what an uninterrupted run would have."""
         if result.config.warm_start and result.rounds:
             raise ValueError("a warm-start run cannot be continued from its file: the weights "
                              "it would start from are not saved")
         exp = cls(result.config, dataset=dataset, cache=cache, oracle=result.oracle,
-                  check_validation=False, given=given)
+                  check_validation=False, given=given, embeddings=embeddings, progress=progress)
         if [int(i) for i in exp.initial_indices] != list(result.initial_indices):
             raise ValueError("the dataset differs from the one this result was made on: "
                              "its initial labels do not match")
@@ -544,6 +580,7 @@ class Experiment:
             exp._taken[sel] = True
             exp._given.update(zip(r.selected, r.given_labels))
         exp.rounds = list(result.rounds)
+        exp.strategy.restore(exp.rounds)  # e.g. the radius ProbCover chose on the first round
         if result.status == "complete":
             exp.status, exp.stop_reason = "complete", result.stop_reason
         elif result.rounds:

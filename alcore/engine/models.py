@@ -2,7 +2,9 @@
 
 Every layer gets an initializer seeded from the run's seed, so initial weights are
 a pure function of (architecture, seed) and no global random state is touched.
-The penultimate representation is the layer named ``"embedding"``.
+The penultimate representation (the features the diversity strategies use) is found by its
+role, the input of the output layer ``"probabilities"`` (:func:`embedding_output`), so every
+layer keeps the name of what it is.
 """
 from __future__ import annotations
 
@@ -34,8 +36,8 @@ class ModelSpec:
     def from_config(cls, config: ExperimentConfig, input_shape, n_classes) -> "ModelSpec":
         cnn = config.model == "cnn"
         # Augmentation transforms images: mlp and cnn read images, transfer reads backbone
-        # features (a vector per image) and softmax is left as it is.
-        images = config.model in ("mlp", "cnn")
+        # features and mlp on an embedding reads a vector per image; softmax is left as it is.
+        images = config.model in ("mlp", "cnn") and config.embedding == "pixels"
         return cls(
             model=config.model,
             input_shape=tuple(int(s) for s in input_shape),
@@ -95,6 +97,9 @@ def _augmentation(spec: ModelSpec, seed: int, x):
     return x
 
 
+OUTPUT = "probabilities"  # the output layer's name: class probabilities
+
+
 def build_model(spec: ModelSpec, seed: int = 0):
     """A fresh, uncompiled Keras model for ``spec`` with weights drawn from ``seed``."""
     from alcore._tf import keras
@@ -104,16 +109,13 @@ def build_model(spec: ModelSpec, seed: int = 0):
     inputs = keras.Input(shape=spec.input_shape, name="image")
     x0 = _augmentation(spec, seed, inputs) if spec.augments else inputs
     if spec.model == "softmax":
-        x = layers.Flatten(name="embedding")(inputs)
+        x = layers.Flatten(name="flatten")(inputs)
     elif spec.model in ("mlp", "transfer"):  # transfer: the head on backbone features
         x = layers.Flatten(name="flatten")(x0)
         for i, units in enumerate(spec.hidden_units):
-            last = i == len(spec.hidden_units) - 1
-            x = layers.Dense(units, activation=spec.activation, kernel_initializer=kernel(),
-                             name="embedding" if last and not spec.has_dropout else f"dense_{i}")(x)
+            x = layers.Dense(units, activation=spec.activation, kernel_initializer=kernel(), name=f"dense_{i}")(x)
             if spec.has_dropout:
-                x = layers.Dropout(spec.dropout, seed=seed * 31 + i,
-                                   name="embedding" if last else f"dropout_{i}")(x)
+                x = layers.Dropout(spec.dropout, seed=seed * 31 + i, name=f"dropout_{i}")(x)
     elif spec.model == "cnn":
         h, w = spec.input_shape[:2]
         k = spec.kernel_size
@@ -125,15 +127,20 @@ def build_model(spec: ModelSpec, seed: int = 0):
         if spec.dropout > 0:
             x = layers.Dropout(spec.dropout, seed=seed * 31 + 1, name="dropout_1")(x)
         x = layers.Flatten(name="flatten")(x)
-        x = layers.Dense(128, activation="relu", kernel_initializer=kernel(),
-                         name="embedding" if not spec.dense_dropout > 0 else "dense")(x)
+        x = layers.Dense(128, activation="relu", kernel_initializer=kernel(), name="dense")(x)
         if spec.dense_dropout > 0:
-            x = layers.Dropout(spec.dense_dropout, seed=seed * 31 + 2, name="embedding")(x)
+            x = layers.Dropout(spec.dense_dropout, seed=seed * 31 + 2, name="dropout_2")(x)
     else:
         raise ValueError(f"unknown model {spec.model!r}; choose softmax, mlp or cnn")
-    outputs = layers.Dense(spec.n_classes, activation="softmax", kernel_initializer=kernel(),
-                           name="probabilities")(x)
+    outputs = layers.Dense(spec.n_classes, activation="softmax", kernel_initializer=kernel(), name=OUTPUT)(x)
     return keras.Model(inputs, outputs, name=spec.model)
+
+
+def embedding_output(model):
+    """The penultimate representation of a model :func:`build_model` made: what its output layer
+    reads (a Dropout's output there is its input when predicting). Found by that role, not by a
+    layer's name: it was once named "embedding", whichever layer it was, a Dropout among them."""
+    return model.get_layer(OUTPUT).input
 
 
 def summary_rows(model) -> list[dict]:

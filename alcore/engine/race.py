@@ -45,10 +45,12 @@ class Race:
 
     def __init__(self, base: ExperimentConfig, strategies: Sequence[str], seeds: Sequence[int], *,
                  dataset_for: Optional[Callable[[ExperimentConfig], Dataset]] = None, cache=None,
-                 saved: Optional[Mapping[int, RunResult]] = None):
+                 saved: Optional[Mapping[int, RunResult]] = None, embeddings=None, progress=None):
         """``saved`` maps a run's index (seed-major: ``i = seed_pos * len(strategies) + strategy_pos``)
         to its result file, to continue an interrupted race (see :mod:`alcore.engine.store`); each
-        such run is rebuilt with :meth:`Experiment.resume`, the others start afresh."""
+        such run is rebuilt with :meth:`Experiment.resume`, the others start afresh.
+        ``embeddings`` (an :class:`alcore.engine.embeddings.EmbeddingCache`) and ``progress``: where
+        the config's embedding is cached and who hears how computing it goes (once per dataset)."""
         saved = dict(saved or {})
         if not strategies:
             raise ValueError("choose at least one strategy to race")
@@ -61,13 +63,20 @@ class Race:
         self.base = base
         self.setup = RaceConfig(base=base, strategies=list(strategies), seeds=[int(s) for s in seeds])
         self.experiments: list[Experiment] = []
+        inputs: dict[tuple, Dataset] = {}  # (prepared dataset, features) -> the dataset with them
         for seed in seeds:
             seeded = base.replace(seed=int(seed))
             dataset = dataset_for(seeded)
-            if base.model == "transfer":  # backbone features once per seed, shared by every strategy
-                from alcore.engine.transfer import with_backbone_features
+            if base.model == "transfer" or base.embedding != "pixels":
+                # backbone features or the embedding once per dataset, shared by every strategy
+                # (and by every seed that shares the prepared dataset and the features)
+                from alcore.engine.embeddings import features_of, model_inputs
+                from alcore.engine.transfer import transfer_features_of
 
-                dataset = with_backbone_features(dataset, seeded)
+                key = (id(dataset), transfer_features_of(seeded) if base.model == "transfer" else features_of(seeded))
+                if key not in inputs:
+                    inputs[key] = model_inputs(dataset, seeded, cache=embeddings, progress=progress)
+                dataset = inputs[key]
             for strategy in strategies:
                 cfg = seeded.replace(strategy=strategy)
                 old = saved.pop(len(self.experiments), None)
@@ -131,6 +140,14 @@ class Race:
         labels = max((e.rounds[-1].n_labeled for e in self.experiments if e.rounds), default=0)
         return RaceProgress(done, total, labels, self.seconds, left)
 
+    def planned_labels(self) -> Optional[int]:
+        """The most labels a run of this race can reach (its rounds or label budget, within the
+        pool); None where only a target or a label-free signal stops the runs."""
+        bounds = [e.config.max_labels() for e in self.experiments]
+        if any(b is None for b in bounds):
+            return None
+        return max(min(b, len(e.dataset.y_pool)) for b, e in zip(bounds, self.experiments))
+
     def curve_rows(self) -> list[dict]:
         """One row per finished round of every run (for figures and CSV)."""
         rows = []
@@ -149,6 +166,16 @@ class Race:
 
         return pd.DataFrame(self.curve_rows(), columns=["group", "key", "run", "strategy", "seed", "source", "run_id",
                                                         "round", "n_labeled", "test_accuracy"])
+
+    def probcover_radii(self) -> list[tuple[ExperimentConfig, float]]:
+        """(config, ball radius) of every probcover run that has picked a batch: the radius its
+        last such round used (set, or chosen by the purity rule on its first round)."""
+        out = []
+        for e in self.experiments:
+            radius = next((r.probcover_radius for r in reversed(e.rounds) if r.probcover_radius is not None), None)
+            if radius is not None:
+                out.append((e.config, radius))
+        return out
 
     def results(self) -> list[RunResult]:
         return [e.result() for e in self.experiments if e.rounds]

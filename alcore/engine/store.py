@@ -9,12 +9,16 @@ its rounds. Reopening the race (:meth:`RunStore.open`) rebuilds every run with
 race would have.
 
 ``race_id`` is a random URL-safe token (``secrets.token_urlsafe``): the dashboard puts it in
-the page's address, and knowing it is what gives access to a race, so it must not be
-guessable. Ids are checked against a strict pattern before they touch a path. Old races
-are pruned by age and count so a public server's disk stays bounded.
+the page's address, and knowing it is what lets one look at a race, so it must not be
+guessable. Continuing it takes more: the manifest keeps the SHA-256 of a secret its owner
+holds (the dashboard: a key its browser keeps, never in an address), and :meth:`RunStore.owned_by`
+checks a key against it. Ids are checked against a strict pattern before they touch a path.
+Old races are pruned by age and count so a public server's disk stays bounded.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import re
 import secrets
@@ -42,6 +46,13 @@ class RaceManifest(RaceConfig):
     and when."""
 
     created: float = Field(default_factory=time.time)
+    owner: Optional[str] = Field(None, pattern=r"^[0-9a-f]{64}$",
+                                 description="SHA-256 of the secret of whoever may continue the race; "
+                                             "None: nobody (races saved before owners were kept)")
+
+
+def _owner_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def default_root() -> Path:
@@ -76,11 +87,12 @@ class RunStore:
             return False
 
     # ---------------------------------------------------------------- writing
-    def create(self, race_id: str, setup: RaceConfig) -> Path:
-        """Record a new race's settings (and prune old races)."""
+    def create(self, race_id: str, setup: RaceConfig, owner: Optional[str] = None) -> Path:
+        """Record a new race's settings (and prune old races). ``owner``: the secret that
+        :meth:`owned_by` will later ask for (only its hash is written)."""
         folder = self.folder(race_id)
         folder.mkdir(parents=True, exist_ok=True)
-        manifest = RaceManifest(**dict(setup))
+        manifest = RaceManifest(**dict(setup), owner=_owner_hash(owner) if owner else None)
         atomic_write(folder / MANIFEST, manifest.model_dump_json(indent=1).encode())
         self.prune(keep=race_id)
         return folder
@@ -90,9 +102,10 @@ class RunStore:
         the new one is complete)."""
         return save_result(result, self.folder(race_id) / f"run{index:02d}.json")
 
-    def import_results(self, results: Sequence[RunResult]) -> str:
+    def import_results(self, results: Sequence[RunResult], owner: Optional[str] = None) -> str:
         """Save result files of one race (e.g. downloaded earlier, or from the CLI) as a new
-        saved race, so it can be opened and continued; returns its id."""
+        saved race owned by ``owner`` (see :meth:`create`), so it can be opened and continued;
+        returns its id."""
         if not results:
             raise SavedRaceError("no result files given")
         strategies = list(dict.fromkeys(r.config.strategy for r in results))
@@ -113,7 +126,7 @@ class RunStore:
                 raise SavedRaceError(f"two files hold the run {r.label}")
             runs[i] = r
         race_id = self.new_id()
-        self.create(race_id, setup)
+        self.create(race_id, setup, owner)
         for i, r in runs.items():
             self.save_run(race_id, i, r)
         return race_id
@@ -129,6 +142,11 @@ class RunStore:
         except (OSError, ValidationError, ValueError) as e:
             raise SavedRaceError(f"the saved race's settings cannot be read ({type(e).__name__})") from e
 
+    def owned_by(self, race_id: str, key: Optional[str]) -> bool:
+        """Whether ``key`` is the secret of the race's owner (compared in constant time)."""
+        owner = self.manifest(race_id).owner
+        return bool(owner and key) and hmac.compare_digest(owner, _owner_hash(key))
+
     def results(self, race_id: str) -> dict[int, RunResult]:
         """The saved result file of each run that has finished a round, by run index."""
         out = {}
@@ -139,15 +157,21 @@ class RunStore:
                 raise SavedRaceError(f"a saved run cannot be read: {e}") from e
         return out
 
-    def open(self, race_id: str, *, dataset_for: Optional[Callable] = None, cache=None):
-        """The saved race rebuilt as a :class:`alcore.engine.race.Race`, ready to continue."""
+    def open(self, race_id: str, *, dataset_for: Optional[Callable] = None, cache=None,
+             data_file: Optional[str] = None, embeddings=None, progress=None):
+        """The saved race rebuilt as a :class:`alcore.engine.race.Race`, ready to continue.
+        ``data_file``: where the race's data file is now (a new upload of the same file), in
+        place of the path it was started with. ``embeddings``, ``progress``: as for the Race."""
         from alcore.engine.race import Race
 
         m = self.manifest(race_id)
+        if data_file is not None:
+            m = m.model_copy(update={"base": m.base.replace(data_file=data_file)})
         saved = self.results(race_id)
         if any(i >= m.n_runs for i in saved):
             raise SavedRaceError("the saved race holds more runs than its settings describe")
-        return Race.of(m, dataset_for=dataset_for, cache=cache, saved=saved)
+        return Race.of(m, dataset_for=dataset_for, cache=cache, saved=saved, embeddings=embeddings,
+                       progress=progress)
 
     # -------------------------------------------------------------- clean up
     def prune(self, now: Optional[float] = None, keep: Optional[str] = None) -> list[str]:

@@ -37,7 +37,7 @@ import numpy as np
 
 from alcore._tf import keras, tf
 from alcore.engine import cancel
-from alcore.engine.models import ModelSpec, build_model
+from alcore.engine.models import ModelSpec, build_model, embedding_output
 
 PREDICT_CHUNK = 4096
 FIRST_CHUNK = 16  # steps of a round's first compiled call when it may be stopped (it may also compile)
@@ -148,7 +148,7 @@ class Trainer:
             self._mc_head_fn = tf.function(lambda f: head(f, training=True),
                                            input_signature=[tf.TensorSpec((None,) + tuple(head_in.shape[1:]),
                                                                           tf.float32)])
-        embed_model = keras.Model(self.model.inputs, self.model.get_layer("embedding").output)
+        embed_model = keras.Model(self.model.inputs, embedding_output(self.model))
         self._embed_fn = tf.function(lambda x: keras.ops.reshape(embed_model(x, training=False),
                                                                  (tf.shape(x)[0], -1)),
                                      input_signature=signature)
@@ -320,6 +320,28 @@ class Trainer:
             for t in range(passes):
                 out[t, i:i + PREDICT_CHUNK] = self._mc_head_fn(features).numpy()
         return out
+
+    def predict_proba_mc_mean(self, x: np.ndarray, passes: int) -> np.ndarray:
+        """Mean of ``passes`` stochastic forward passes with dropout active, (n, classes):
+        the MC-dropout predictive distribution, summed chunk by chunk so memory does not
+        grow with the passes. The dropout masks' random state is put back afterwards, so
+        the passes a strategy draws next are the ones it would draw without this call."""
+        if self._mc_head_fn is None:
+            raise ValueError(f"model {self.spec.model!r} has no dropout, so stochastic passes would all "
+                             f"agree: choose mlp or cnn with dropout > 0")
+        x = np.asarray(x, dtype=np.float32)
+        states = [v for v in self.model.non_trainable_variables if "seed_generator" in v.path]
+        saved = [v.numpy() for v in states]
+        out = np.zeros((len(x), self.spec.n_classes), dtype=np.float32)
+        try:
+            for i in _chunk_starts(len(x)):
+                features = self._mc_trunk_fn(x[i:i + PREDICT_CHUNK])
+                for _ in range(passes):
+                    out[i:i + PREDICT_CHUNK] += self._mc_head_fn(features).numpy()
+        finally:
+            for v, value in zip(states, saved):
+                v.assign(value)
+        return out / passes
 
     def embed(self, x: np.ndarray) -> np.ndarray:
         """Penultimate-layer features (the inputs, flattened, for softmax): (n, d)."""

@@ -168,6 +168,9 @@ class RoundResult(_Strict):
     validation_loss: Optional[float] = None
     penalty_c: Optional[float] = Field(None, gt=0.0, exclude_if=lambda v: v is None,
                                        description="softmax with penalty_cv: the C cross-validation chose")
+    probcover_radius: Optional[float] = Field(None, gt=0.0, exclude_if=lambda v: v is None,
+                                              description="probcover: the ball radius this round used (set, or "
+                                                          "chosen by the purity rule on the run's first round)")
     train_seconds: Seconds
     score_seconds: Seconds
     select_seconds: Seconds
@@ -235,6 +238,10 @@ class DatasetInfo(_Strict):
     class_names: list[ClassName]
     image_shape: list[Annotated[int, Field(ge=1, le=MAX_COUNT)]] = Field(
         min_length=1, max_length=3, description="height, width, channels")
+    file_sha256: Optional[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]] = Field(
+        None, exclude_if=lambda v: v is None,
+        description="SHA-256 of the user's file the data was read from (a .npz or a .zip of images): the "
+                    "dashboard asks for the file with this fingerprint instead of reading a path")
 
 
 def _check_picks(picks, n_pool: int, taken: set, what: str) -> None:
@@ -471,6 +478,20 @@ def now_iso() -> str:
 
 def to_json(result: RunResult) -> str:
     return result.model_dump_json(indent=1)
+
+
+def without_server_paths(result: RunResult) -> RunResult:
+    """The result as a visitor of the dashboard may download it: ``data_file`` (and
+    ``embedding_file``) cut to the file's name (its fingerprint is ``dataset.file_sha256``) and
+    ``data_dir`` left out, so the file says
+    nothing about where anything lies on the server. The CLI writes the paths as typed: a file
+    written on one's own machine keeps them, for ``--resume``."""
+    cfg = result.config
+    if cfg.data_file is None and cfg.data_dir is None and cfg.embedding_file is None:
+        return result
+    name = os.path.basename(os.path.normpath(cfg.data_file)) if cfg.data_file else None
+    embeddings = os.path.basename(os.path.normpath(cfg.embedding_file)) if cfg.embedding_file else None
+    return result.model_copy(update={"config": cfg.replace(data_file=name, data_dir=None, embedding_file=embeddings)})
 
 
 def save_result(result: RunResult, path: Union[str, os.PathLike]) -> Path:

@@ -46,6 +46,10 @@ _UNSET = {"", "none", "off"}
 # Community Cloud server, TensorFlow and the models take about 1.3 GB of the rest.
 DEFAULT_DATASET_CACHE_MB = 600
 MB = 2**20
+# Twice the default encoder_steps: on a 2-core server the default (1 000 steps on 28x28 images)
+# trains in a few minutes (bench/ssl_embeddings.py), so this allows a longer encoder but not one
+# that holds a CPU for an hour.
+DEFAULT_MAX_ENCODER_STEPS = 2_000
 
 
 class DeploymentLimitsError(ValueError):
@@ -103,24 +107,51 @@ class DeploymentLimits(BaseModel):
         "and picking): a round still running then is stopped, with every finished round kept. "
         "The settings' costs are counted before a race starts; this bounds what the arithmetic "
         "cannot (a slow machine, a busy one).")
+    max_encoder_steps: Optional[int] = Field(
+        DEFAULT_MAX_ENCODER_STEPS, ge=1, description="Most gradient steps of the self-supervised "
+        "encoder's training (encoder_steps), which runs before the first round. Its parameters and "
+        "memory count against max_parameters and max_model_mb like a model's.")
     max_scored_per_round: Optional[int] = Field(
         200_000, ge=1, description="Most images run through the model each round to pick: "
-        "candidates (or the whole unlabeled pool) x mc_passes for bald / var_ratios / mean_std.")
+        "candidates (or the whole unlabeled pool) x mc_passes for bald / var_ratios / mean_std, "
+        "plus test images x mc_passes with mc_evaluation.")
     max_dataset_mb: Optional[int] = Field(
         400, ge=1, description="Most megabytes of prepared data a race holds: float32 pool and "
         "test images (and transfer features), once per seed that draws its own pool.")
     max_file_mb: Optional[int] = Field(
         256, ge=1, description="Most megabytes an uploaded .npz may unpack to (read from its "
         "array headers before anything is loaded). MNIST as uint8 is 55 MB.")
+    max_upload_images: Optional[int] = Field(
+        30_000, ge=1, description="Most files in an uploaded .zip of images (checked from its directory "
+        "before it is kept): the largest pool and test set this server races, together.")
+    max_upload_pixels: Optional[int] = Field(
+        300_000_000, ge=1, description="Most pixels of all the images of an uploaded .zip together, as "
+        "their headers declare them, before they are scaled to image_size: what bounds the decoding "
+        "time (1 000 photos of 640x480 are 307 M). max_file_mb also bounds what the .zip unpacks to.")
     max_result_mb: Optional[int] = Field(
         16, ge=1, description="Most megabytes of result files read at once (one upload on Replay "
         "or Compare; parsing costs about 25 times the file's size) and the most a run's result "
         "file may reach, so that every run can be uploaded again. A preset's files are under 2 MB.")
+    max_uploads_mb: Optional[int] = Field(
+        1024, ge=1, description="Most megabytes of uploaded data files (.npz, .zip of images) kept on "
+        "the server's disk for every session together; beyond it the uploads of the sessions that "
+        "used theirs least recently are removed (they are asked to upload again). Each session keeps "
+        "at most its dataset and one file to view a result with, and its uploads go when it ends.")
     dataset_cache_mb: Optional[int] = Field(
         DEFAULT_DATASET_CACHE_MB, ge=0, description="Megabytes of prepared datasets kept for "
         "reuse across sessions (a whole MNIST pool is about 220 MB); least recently used "
         "ones are dropped beyond it. Datasets in use by a run stay in memory regardless. "
         "'none': no bound.")
+
+    def image_limits(self):
+        """The images loader's limits on this server: its own (alcore.data.images), lowered to
+        max_upload_images files, max_upload_pixels pixels and max_file_mb unpacked."""
+        from alcore.data.images import ImageLimits
+
+        own = ImageLimits()
+        lower = {"max_members": self.max_upload_images, "max_total_pixels": self.max_upload_pixels,
+                 "max_total_bytes": None if self.max_file_mb is None else self.max_file_mb * MB}
+        return ImageLimits(**{**vars(own), **{k: min(v, getattr(own, k)) for k, v in lower.items() if v is not None}})
 
     # -- reading ----------------------------------------------------------------------
     @classmethod
@@ -198,8 +229,10 @@ class DeploymentLimits(BaseModel):
                  "max_test_size": "{} test images", "max_classes": "{} classes",
                  "max_parameters": "{} model parameters", "max_model_mb": "{} MB per model",
                  "max_steps_per_round": "{} training steps per round", "max_round_seconds": "{} s per round",
+                 "max_encoder_steps": "{} steps of encoder training",
                  "max_scored_per_round": "{} images scored per round", "max_dataset_mb": "{} MB of data",
-                 "max_file_mb": "{} MB per uploaded dataset", "max_result_mb": "{} MB of result files"}
+                 "max_file_mb": "{} MB per uploaded dataset", "max_result_mb": "{} MB of result files",
+                 "max_uploads_mb": "{} MB of uploads kept on the server"}
         return [w.format(f"{getattr(self, f):,}") for f, w in words.items() if getattr(self, f) is not None]
 
     # -- costs ------------------------------------------------------------------------
@@ -221,8 +254,34 @@ class DeploymentLimits(BaseModel):
                             f"{_less_activation(config)}")
         return problems
 
+    def embedding_problems(self, config: ExperimentConfig, image_shape: Optional[Sequence[int]]) -> list[str]:
+        """The cost of computing the config's embedding over this server's caps, checked before it
+        starts: the self-supervised encoder's steps, parameters and training memory, or a frozen
+        backbone's memory (:func:`alcore.serve.resources.encoder_cost`). ``image_shape`` None (not
+        known without loading): the steps alone."""
+        cost = resources.encoder_cost(config, image_shape or (1, 1, 1))
+        if cost is None:
+            return []
+        if image_shape is None:
+            cost = resources.EncoderCost(0, 0, cost.steps)
+        problems = []
+        what = "the self-supervised encoder" if config.embedding == "self_supervised" else f"the {config.backbone} backbone"
+        if self.max_encoder_steps is not None and cost.steps > self.max_encoder_steps:
+            problems.append(f"{what} would train for {cost.steps:,} steps (encoder_steps); this server allows at "
+                            f"most {self.max_encoder_steps:,}: lower encoder_steps")
+        if self.max_parameters is not None and cost.parameters > self.max_parameters:
+            problems.append(f"{what} has {cost.parameters:,} parameters; this server allows at most "
+                            f"{self.max_parameters:,}: lower embedding_dim")
+        if self.max_model_mb is not None and cost.memory_bytes > self.max_model_mb * MB:
+            fix = ("lower embedding_dim, or use smaller images" if config.embedding == "self_supervised"
+                   else "lower backbone_size")
+            problems.append(f"{what} needs {_mb(cost.memory_bytes)} to " +
+                            ("train" if cost.steps else "compute its features") +
+                            f"; this server allows at most {self.max_model_mb:,} MB: {fix}")
+        return problems
+
     def training_problems(self, config: ExperimentConfig, strategies: Sequence[str],
-                          pool_images: Optional[int] = None) -> list[str]:
+                          pool_images: Optional[int] = None, test_images: int = 0) -> list[str]:
         """Gradient steps per round and images scored per round over this server's caps."""
         problems = []
         steps = resources.steps_per_round(config)
@@ -231,11 +290,13 @@ class DeploymentLimits(BaseModel):
                             f"{self.max_steps_per_round:,}: lower max_epochs (or set max_steps), or raise "
                             f"train_batch_size")
         if self.max_scored_per_round is not None and pool_images is not None:
-            scored = resources.scored_per_round(config, strategies, pool_images)
+            scored = resources.scored_per_round(config, strategies, pool_images, test_images)
             if scored > self.max_scored_per_round:
-                problems.append(f"each round scores {scored:,} images (candidates x mc_passes); this server "
+                what = "candidates x mc_passes" + (", test images x mc_passes" if config.mc_evaluation else "")
+                fix = ", or turn mc_evaluation off" if config.mc_evaluation else ""
+                problems.append(f"each round scores {scored:,} images ({what}); this server "
                                 f"allows at most {self.max_scored_per_round:,}: set candidates lower, or lower "
-                                f"mc_passes")
+                                f"mc_passes{fix}")
         return problems
 
     def dataset_problems(self, config: ExperimentConfig, shape: Optional[DataShape] = None,
@@ -247,15 +308,9 @@ class DeploymentLimits(BaseModel):
         shape = shape or data_shape(config)
         if shape is None:
             return []
-        if self.max_file_mb is not None and shape.file_bytes is not None and shape.file_bytes > self.max_file_mb * MB:
-            return [f"the .npz file's arrays unpack to {shape.file_bytes:,} bytes ({_mb(shape.file_bytes)}); "
-                    f"this server allows at most {self.max_file_mb:,} MB: upload a smaller file"]
-        problems = []
-        if not shape.usable:
+        problems = self.file_problems(shape)
+        if not shape.usable or self._file_too_big(shape):
             return problems
-        if self.max_classes is not None and shape.n_classes is not None and shape.n_classes > self.max_classes:
-            problems.append(f"the dataset has {shape.n_classes:,} classes; this server allows at most "
-                            f"{self.max_classes:,}")
         n_test = shape.test_images(config)
         if self.max_test_size is not None and n_test > self.max_test_size:
             problems.append(f"the run would test on {n_test:,} images every round; this server allows at most "
@@ -270,6 +325,20 @@ class DeploymentLimits(BaseModel):
                                 f"{self.max_dataset_mb:,} MB: lower pool_size or test_size"
                                 + (", or race fewer seeds" if copies > 1 else ""))
         return problems
+
+    def file_problems(self, shape: DataShape) -> list[str]:
+        """What about a user's data file this server refuses whatever the settings: the bytes
+        its arrays unpack to and its classes (checked on an upload before it is kept)."""
+        if self._file_too_big(shape):
+            return [f"the .npz file's arrays unpack to {shape.file_bytes:,} bytes ({_mb(shape.file_bytes)}); "
+                    f"this server allows at most {self.max_file_mb:,} MB: upload a smaller file"]
+        if shape.usable and self.max_classes is not None and shape.n_classes is not None \
+                and shape.n_classes > self.max_classes:
+            return [f"the dataset has {shape.n_classes:,} classes; this server allows at most {self.max_classes:,}"]
+        return []
+
+    def _file_too_big(self, shape: DataShape) -> bool:
+        return self.max_file_mb is not None and shape.file_bytes is not None and shape.file_bytes > self.max_file_mb * MB
 
     def result_problems(self, config: ExperimentConfig, shape: DataShape) -> list[str]:
         """A run whose result file could grow over ``max_result_mb``: this server could not
@@ -311,7 +380,7 @@ class DeploymentLimits(BaseModel):
 
     def path_problems(self, config: ExperimentConfig, upload_dir: Optional[str | Path] = None) -> list[str]:
         """Paths on the server the config would read, unless this deployment allows them.
-        ``upload_dir``: where the dashboard keeps uploads, the one place ``data_file`` may
+        ``upload_dir``: where the dashboard keeps this session's uploads, the one place ``data_file`` may
         point to without server paths."""
         if self.allow_server_paths:
             return []
@@ -322,6 +391,9 @@ class DeploymentLimits(BaseModel):
         if config.data_dir:
             problems.append("data_dir names a folder on the server, which this deployment does "
                             "not allow: leave it empty")
+        if config.embedding_file and not _inside(config.embedding_file, upload_dir):
+            problems.append("embedding_file is a path on the server, which this deployment does not allow: "
+                            "upload the .npz of embeddings instead")
         if config.data_file and not _inside(config.data_file, upload_dir):
             problems.append("data_file is a path on the server, which this deployment does not "
                             + ("allow: upload the .zip of images instead" if config.dataset == "images"
@@ -378,6 +450,7 @@ class DeploymentLimits(BaseModel):
                                 f"label_budget")
         if self.max_mc_passes is not None and config.mc_passes > self.max_mc_passes:
             stochastic = [s for s in dict.fromkeys(strategies) if Need.MC_PASSES in strategy_class(s).needs]
+            stochastic += ["mc_evaluation"] if config.mc_evaluation else []
             if stochastic:
                 problems.append(f"mc_passes {config.mc_passes} is over this server's limit of "
                                 f"{self.max_mc_passes} (used by {', '.join(stochastic)}): set it to "
@@ -395,14 +468,14 @@ class DeploymentLimits(BaseModel):
         strategies = list(strategies) if strategies is not None else [config.strategy]
         shape = shape or data_shape(config)
         if shape is None:
-            return self.training_problems(config, strategies)
+            return self.embedding_problems(config, None) + self.training_problems(config, strategies)
         seeds = -(-n_runs // max(len(set(strategies)), 1))
         problems = self.dataset_problems(config, shape, seeds)
-        if not shape.usable or (shape.file_bytes is not None and self.max_file_mb is not None
-                                and shape.file_bytes > self.max_file_mb * MB):
+        if not shape.usable or self._file_too_big(shape):
             return problems  # nothing more is read of such a file
-        return (problems + self.model_problems(config, shape.image_shape, shape.n_classes)
-                + self.training_problems(config, strategies, shape.pool_images(config))
+        return (problems + self.embedding_problems(config, shape.image_shape)
+                + self.model_problems(config, shape.image_shape, shape.n_classes)
+                + self.training_problems(config, strategies, shape.pool_images(config), shape.test_images(config))
                 + self.result_problems(config, shape))
 
     def check(self, config: ExperimentConfig, strategies: Optional[Sequence[str]] = None, n_runs: int = 1, *,

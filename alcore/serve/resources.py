@@ -17,7 +17,12 @@ Each quantity is the one :class:`alcore.serve.limits.DeploymentLimits` caps:
 * images scored per round to pick: candidates (or the whole unlabeled pool) times the
   stochastic passes of bald / var_ratios / mean_std;
 * classes, pool and test images, and the bytes of the prepared arrays (float32 pool and
-  test images, and the transfer model's features), once per seed that draws its own pool;
+  test images, and the transfer model's features or the embedding), once per seed that draws
+  its own pool;
+* for a ``self_supervised`` embedding, the SimCLR encoder's training: its steps
+  (``encoder_steps``), its parameters (encoder and projection head) and its memory (every
+  layer's output for both views of a 256-image batch, with their gradients, plus the weights
+  with Adam's slots); for ``pretrained``, the backbone's memory on one chunk;
 * bytes a user's ``.npz`` unpacks to (its .npy headers, read without loading);
 * bytes of the JSON result file a run writes (an upper bound; see :func:`result_file_bytes`).
 
@@ -36,8 +41,18 @@ from alcore.strategies.base import STRATEGIES, Need
 
 PREDICT_CHUNK = 4096  # alcore.engine.training.PREDICT_CHUNK (images scored per call)
 BACKBONE_CHUNK = 256  # alcore.engine.transfer.CHUNK
-FEATURE_DIM = 1280  # MobileNetV2's pooled features (alcore.engine.transfer.FEATURE_DIMS)
+FEATURE_DIMS = {"mobilenet_v2": 1280, "dinov2_small": 384}  # alcore.engine.transfer.FEATURE_DIMS
 BACKBONE_CHANNELS = 192  # two adjacent layers at half the input size (96 channels each)
+# DINOv2 ViT-S/14: 22.6 million weights; per token the widest activations are its MLP's 1536
+# numbers beside the 384 of the stream, and 6 heads of attention over every pair of tokens.
+DINOV2_PARAMETERS = 22_582_656
+DINOV2_PATCH, DINOV2_WIDTH, DINOV2_MLP, DINOV2_HEADS = 14, 384, 1536, 6
+# The SimCLR encoder (alcore.engine.simclr): WIDTHS, STRIDES, BATCH, PROJECTION_DIM there.
+ENCODER_WIDTHS = (16, 32, 64)
+ENCODER_STRIDES = (1, 2, 2, 2)
+ENCODER_BATCH = 256
+PROJECTION_DIM = 64
+ENCODER_COPIES_PER_LAYER = 3  # convolution, batch-norm and ReLU outputs are each kept for the backward pass
 FLOAT = 4  # bytes of a float32
 LABEL_READ_BYTES = 64 * 2**20  # labels read to count the classes of a .npz without names
 OPTIMIZER_COPIES = 4  # weights, gradients and Adam's two moments
@@ -120,12 +135,20 @@ def _npz_shape(path: str, size: int, mtime: int) -> Optional[DataShape]:
 
 
 def _read_npz_shape(path: str) -> Optional[DataShape]:
-    from alcore.data.datasets import npz_headers
-
     try:
-        headers = npz_headers(path)
+        return npz_shape(path)
     except (OSError, ValueError):
         return None
+
+
+def npz_shape(source, name: Optional[str] = None) -> DataShape:
+    """The :class:`DataShape` of a user's ``.npz`` from its headers (and its labels, to count
+    the classes, when they are small): ``source`` its path or its bytes (an upload not yet
+    kept anywhere; ``name`` for messages). Raises :class:`alcore.data.datasets.DatasetFileError`
+    (a ValueError) naming a file that is not a usable .npz."""
+    from alcore.data.datasets import npz_headers
+
+    headers = npz_headers(source, name)
     shape = headers["x_train"][0]
     if len(shape) not in (3, 4) or shape[0] < 1:  # the loader says what is wrong; its size still counts
         return DataShape((), None, shape[0] if shape else 0, None, file_bytes=npz_file_bytes(headers), usable=False)
@@ -136,12 +159,12 @@ def _read_npz_shape(path: str) -> Optional[DataShape]:
     if "class_names" in headers:
         classes = int(headers["class_names"][0][0]) if len(headers["class_names"][0]) == 1 else None
     elif labels <= LABEL_READ_BYTES:
-        classes = _count_labels(path)
+        classes = _count_labels(source, name)
     return DataShape(image, classes, int(shape[0]), int(test[0][0]) if test and test[0] else None,
                      file_bytes=npz_file_bytes(headers))
 
 
-def _count_labels(path: str) -> Optional[int]:
+def _count_labels(source, name: Optional[str] = None) -> Optional[int]:
     """Distinct labels of a user's ``.npz`` (train and test), the classes it has without
     class names (the loader renumbers any other set of numbers to 0..K-1)."""
     import numpy as np
@@ -149,10 +172,72 @@ def _count_labels(path: str) -> Optional[int]:
     from alcore.data.datasets import npz_arrays
 
     try:
-        arrays = npz_arrays(path, ["y_train", "y_test"])
+        arrays = npz_arrays(source, ["y_train", "y_test"], name)
         return int(len(np.unique(np.concatenate([np.asarray(a).reshape(-1) for a in arrays.values()]))))
     except (OSError, TypeError, ValueError):
         return None
+
+
+# -------------------------------------------------------------------- the embedding
+
+def embedding_width(config: ExperimentConfig) -> Optional[int]:
+    """Numbers per image of the config's embedding (None for pixels, or a file whose headers
+    cannot be read: its loader says why)."""
+    if config.embedding == "self_supervised":
+        return config.embedding_dim
+    if config.embedding == "pretrained":
+        return FEATURE_DIMS[config.backbone]
+    if config.embedding == "file" and config.embedding_file:
+        from alcore.data.datasets import EMBEDDING_NPZ_KINDS, npz_headers
+
+        try:
+            shape = npz_headers(config.embedding_file, kinds=EMBEDDING_NPZ_KINDS, required=("train",))["train"][0]
+        except (OSError, ValueError):
+            return None
+        return int(shape[1]) if len(shape) == 2 else None
+    return None
+
+
+@dataclass(frozen=True)
+class EncoderCost:
+    parameters: int  # trained: the encoder's and the projection head's
+    memory_bytes: int  # training (both views of a batch) or, for a backbone, one chunk
+    steps: int  # gradient steps (0 for a frozen backbone)
+
+
+def encoder_cost(config: ExperimentConfig, image_shape: Sequence[int]) -> Optional[EncoderCost]:
+    """What computing the config's embedding costs (None where nothing is trained or run):
+    the SimCLR encoder's training for ``self_supervised``, the frozen backbone for ``pretrained``."""
+    h, w, c = (tuple(int(s) for s in image_shape) + (1, 1, 1))[:3]
+    if config.embedding == "pretrained":
+        return EncoderCost(0, backbone_bytes(config), 0)
+    if config.embedding != "self_supervised":
+        return None
+    params, sizes, width = 0, [], c
+    for out, stride in zip(ENCODER_WIDTHS + (config.embedding_dim,), ENCODER_STRIDES):
+        h, w = -(-h // stride), -(-w // stride)
+        params += 9 * width * out + out + 2 * out  # kernel, bias, batch-norm scale and shift
+        sizes.append(h * w * out * ENCODER_COPIES_PER_LAYER)
+        width = out
+    d = config.embedding_dim
+    params += d * d + d + d * PROJECTION_DIM + PROJECTION_DIM
+    views = 2 * ENCODER_BATCH
+    per_view = sum(sizes) + 2 * math.prod(image_shape) + d + PROJECTION_DIM  # + the two augmented images
+    memory = views * per_view * 2 * FLOAT + params * OPTIMIZER_COPIES * FLOAT + views * views * 2 * FLOAT
+    return EncoderCost(int(params), int(memory), int(config.encoder_steps))
+
+
+def backbone_bytes(config: ExperimentConfig) -> int:
+    """Memory of a frozen backbone on one BACKBONE_CHUNK of images: its weights and its widest
+    activations (MobileNetV2: two adjacent layers at half the input size; DINOv2: its MLP and
+    the attention of every pair of tokens)."""
+    s = config.backbone_size
+    if config.backbone == "dinov2_small":
+        side = max(DINOV2_PATCH, DINOV2_PATCH * round(s / DINOV2_PATCH))
+        tokens = (side // DINOV2_PATCH) ** 2 + 1
+        per_image = tokens * (DINOV2_MLP + 2 * DINOV2_WIDTH) + DINOV2_HEADS * tokens * tokens + side * side * 3
+        return BACKBONE_CHUNK * per_image * FLOAT + DINOV2_PARAMETERS * FLOAT
+    return BACKBONE_CHUNK * ((s // 2) ** 2 * BACKBONE_CHANNELS + s * s * 3) * FLOAT
 
 
 # ------------------------------------------------------------------------ the model
@@ -178,20 +263,23 @@ def model_cost(config: ExperimentConfig, image_shape: Sequence[int], n_classes: 
     """Parameters and activation memory of the config's model on images of ``image_shape``
     (height, width, channels) with ``n_classes`` classes, by arithmetic alone."""
     image_shape = tuple(int(s) for s in image_shape)
+    width = embedding_width(config) if config.model != "transfer" else None
+    if width is not None:  # softmax / mlp read the embedding, a vector per image
+        image_shape = (width,)
     d = math.prod(image_shape)
-    augment = config.model in ("mlp", "cnn") and bool(config.augment_shift or config.augment_rotation
-                                                      or config.augment_zoom)
+    augment = config.model in ("mlp", "cnn") and width is None and bool(
+        config.augment_shift or config.augment_rotation or config.augment_zoom)
     extra = [d] * (bool(config.augment_shift) + bool(config.augment_rotation) + bool(config.augment_zoom)) \
         if augment else []
     backbone = 0
     if config.model == "softmax":
         params, sizes = _dense_stack(d, (), n_classes, False)
     elif config.model in ("mlp", "transfer"):
-        inputs = d if config.model == "mlp" else FEATURE_DIM
-        params, sizes = _dense_stack(inputs, config.hidden_units, n_classes, config.dropout > 0)
+        params, sizes = _dense_stack(d, config.hidden_units, n_classes, config.dropout > 0)
         if config.model == "transfer":
-            s = config.backbone_size
-            backbone = BACKBONE_CHUNK * ((s // 2) ** 2 * BACKBONE_CHANNELS + s * s * 3) * FLOAT
+            inputs = FEATURE_DIMS[config.backbone]
+            params, sizes = _dense_stack(inputs, config.hidden_units, n_classes, config.dropout > 0)
+            backbone = backbone_bytes(config)
     else:
         h, w, c = (image_shape + (1, 1, 1))[:3]
         k, f = config.kernel_size, config.filters
@@ -229,20 +317,23 @@ def steps_per_round(config: ExperimentConfig) -> Optional[int]:
     return config.max_epochs * per_epoch * (2 if config.refit else 1)
 
 
-def scored_per_round(config: ExperimentConfig, strategies: Sequence[str], pool_images: int) -> int:
-    """Images run through the model each round to pick the next batch: the candidates (or
-    the whole unlabeled pool) times the passes of the stochastic strategies raced."""
+def scored_per_round(config: ExperimentConfig, strategies: Sequence[str], pool_images: int,
+                     test_images: int = 0) -> int:
+    """Images run through the model each round besides training: the candidates (or the
+    whole unlabeled pool) times the passes of the stochastic strategies raced, and with
+    ``mc_evaluation`` the test images times mc_passes (one pass each otherwise, not counted)."""
     candidates = min(config.candidates, pool_images) if config.candidates is not None else pool_images
     passes = config.mc_passes if any(Need.MC_PASSES in STRATEGIES[s].needs for s in strategies
                                      if s in STRATEGIES) else 1
-    return candidates * passes
+    return candidates * passes + (test_images * config.mc_passes if config.mc_evaluation else 0)
 
 
 def dataset_bytes(config: ExperimentConfig, shape: DataShape) -> int:
     """Bytes of one prepared copy of the data: float32 pool and test images, and for
-    transfer their backbone features."""
+    transfer their backbone features, or the embedding the model reads."""
     images = shape.pool_images(config) + shape.test_images(config)
-    per_image = shape.pixels + (FEATURE_DIM if config.model == "transfer" else 0)
+    extra = FEATURE_DIMS[config.backbone] if config.model == "transfer" else (embedding_width(config) or 0)
+    per_image = shape.pixels + extra
     return images * per_image * FLOAT
 
 

@@ -13,7 +13,7 @@ exactly), ``true`` / ``false``, ``none`` for an optional setting that is not set
 too), and a list (``hidden_units``, the race's ``strategies``) as the same key repeated
 (``hidden_units=256&hidden_units=128``; ``hidden_units=256,128`` is read as well).
 
-A link never carries a path on the server: ``data_dir`` and ``data_file`` are left out, and so is
+A link never carries a path on the server: ``data_dir``, ``data_file`` and ``embedding_file`` are left out, and so is
 a dataset that needs one (``idx``, ``npz``): whoever opens the link chooses that data.
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ from alcore.serve.limits import DeploymentLimits
 # The race's own settings (dashboard.state.race_settings): which strategies run, on how many
 # seeds. Their defaults are the dashboard's: margin against random, one seed.
 RACE_DEFAULTS = {"strategies": ("margin", "random"), "seeds": 1}
-PATHS = ("data_dir", "data_file")  # paths on the server: never in a link
+PATHS = ("data_dir", "data_file", "embedding_file")  # paths on the server: never in a link
 FILE_DATASETS = ("idx", "npz", "images")  # datasets that need one of those paths
 # ExperimentConfig.strategy is one run's strategy; a race names its runs' strategies with
 # ``strategies``, so a link has that one name for the concept.
@@ -94,7 +94,8 @@ def encode(config: ExperimentConfig, strategies: Sequence[str] = RACE_DEFAULTS["
     default = ExperimentConfig()
     for name in LINK_FIELDS:
         value = getattr(config, name)
-        if value == getattr(default, name) or (name == "dataset" and value in FILE_DATASETS):
+        if value == getattr(default, name) or (name == "dataset" and value in FILE_DATASETS) or (
+                name == "embedding" and value == "file"):
             continue
         out[name] = _text(value)
     return out
@@ -109,6 +110,8 @@ def left_out(config: ExperimentConfig) -> list[str]:
                        config.dataset, "a folder on the server") + ")")
     elif config.data_dir:
         out.append("the data folder on the server (data_dir)")
+    if config.embedding == "file":
+        out.append("the embeddings (an uploaded .npz file)")
     return out
 
 

@@ -25,9 +25,9 @@ Wisconsin-Madison, Computer Sciences Technical Report 1648.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
-from typing import Callable, ClassVar, Optional
+from typing import Callable, ClassVar, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -54,10 +54,14 @@ class StrategyInput:
 @dataclass(frozen=True)
 class Selection:
     """``indices``: chosen positions into the candidate arrays, in pick order.
-    ``scores``: one informativeness score per candidate (higher = picked first)."""
+    ``scores``: one informativeness score per candidate (higher = picked first).
+    ``record``: what the strategy chose on its own this round, by the name of the
+    :class:`~alcore.results.records.RoundResult` field that keeps it (ProbCover's
+    ``probcover_radius``), so the result file and the pages can show it."""
 
     indices: np.ndarray
     scores: np.ndarray
+    record: Mapping[str, float] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------ probability checks
@@ -151,6 +155,14 @@ def check_batch(batch_size: int, n_candidates: int) -> None:
                          f"unlabeled candidates left")
 
 
+def check_whole(value, field: str, minimum: int = 1) -> int:
+    """``value`` as an int when it is a whole number >= ``minimum`` (not a bool); ValueError naming
+    ``field`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{field} must be a whole number >= {minimum}, got {value!r}")
+    return int(value)
+
+
 def top_k(scores: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     """Positions of the k highest scores, best first; equal scores are ordered by
     a random key drawn from ``rng``, so ties break the same way for the same seed."""
@@ -177,7 +189,7 @@ class Strategy:
     """One query strategy, self-describing. A subclass sets, as class attributes:
 
     - ``name``: the registry key (``ExperimentConfig.strategy``, the CLI's ``--strategy``);
-    - ``family``: "baseline", "uncertainty", "hybrid", "diversity" or "bayesian";
+    - ``family``: "baseline", "uncertainty", "hybrid", "diversity", "coverage" or "bayesian";
     - ``description``: one plain sentence; ``formula``: its score in LaTeX;
     - ``needs``: the :class:`Need` model outputs it reads;
     - ``config_fields``: the :class:`~alcore.config.ExperimentConfig` fields it reads;
@@ -214,12 +226,16 @@ class Strategy:
     def select(self, inputs: StrategyInput, batch_size: int, rng: np.random.Generator) -> Selection:
         raise NotImplementedError
 
+    def restore(self, rounds: Sequence) -> None:
+        """Take back what earlier rounds recorded (their :attr:`Selection.record`, kept in the
+        round results) when a run is continued, so it picks what an uninterrupted run would."""
+
 
 # The registry: every strategy class by name, in the order the CLI and the Strategy page list
 # them. Filled by :func:`register` as the family modules are imported (alcore.strategies does).
 STRATEGIES: dict[str, type[Strategy]] = {}
 
-_FAMILIES = ("baseline", "uncertainty", "hybrid", "diversity", "bayesian")
+_FAMILIES = ("baseline", "uncertainty", "hybrid", "diversity", "coverage", "bayesian")
 
 
 def register(cls: type[Strategy]) -> type[Strategy]:

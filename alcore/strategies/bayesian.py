@@ -30,6 +30,7 @@ from typing import Callable
 
 import numpy as np
 
+from alcore.config import check_model_has_dropout
 from alcore.strategies.base import Need, Selection, Strategy, StrategyInput, register, top_k
 
 DEFAULT_PASSES = 10
@@ -209,7 +210,7 @@ class BayesianStrategy(Strategy):
         dropout is refused here, before any training, with a message that names the fix."""
         if config is None:
             return cls(DEFAULT_PASSES)
-        check_model_has_dropout(cls.name, config)
+        check_model_has_dropout(f"strategy {cls.name!r}", config)
         return cls(getattr(config, "mc_passes", DEFAULT_PASSES))
 
     def select(self, inputs: StrategyInput, batch_size: int, rng: np.random.Generator) -> Selection:
@@ -256,15 +257,3 @@ class MeanStdStrategy(BayesianStrategy):
     formula = (r"s(x) = \frac{1}{C}\sum_c \sqrt{\frac{1}{T}\sum_t \big(p_t(c \mid x)"
                r" - \bar p(c \mid x)\big)^2}")
     score = staticmethod(mean_std_scores)
-
-
-def check_model_has_dropout(name: str, config) -> None:
-    """ValueError naming the fix when ``config``'s model would give identical passes."""
-    model = getattr(config, "model", None)
-    dropout = getattr(config, "dropout", 0.0)
-    if model == "cnn" and getattr(config, "dense_dropout", None) is not None:
-        dropout = max(dropout, config.dense_dropout)  # either of the cnn's two dropout layers will do
-    if model not in ("mlp", "cnn") or not dropout > 0:
-        what = f"model {model!r}" if model not in ("mlp", "cnn") else f"model {model!r} with dropout {dropout}"
-        raise ValueError(f"strategy {name!r} needs stochastic forward passes, but {what} has no "
-                         f"dropout, so every pass would agree: choose mlp or cnn with dropout > 0")

@@ -42,8 +42,8 @@ from typing import Optional
 
 import numpy as np
 
-from alcore.strategies.base import (Need, Selection, Strategy, StrategyInput, check_batch, check_probs, margin_scores,
-                                   register, top_k)
+from alcore.strategies.base import (Need, Selection, Strategy, StrategyInput, check_batch, check_probs, check_whole,
+                                   margin_scores, register, top_k)
 
 # Largest temporary distance block, in elements (2**22 float64 = 32 MiB).
 CHUNK_ELEMENTS = 2 ** 22
@@ -92,6 +92,18 @@ def row_sq_norms(x: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", x, x)
 
 
+def sq_distance_block(a: np.ndarray, b: np.ndarray, a_sq: np.ndarray, b_sq: np.ndarray) -> np.ndarray:
+    """Squared distances :math:`\\lVert a_i - b_j \\rVert^2` (len(a), len(b)), as
+    :math:`\\lVert a_i \\rVert^2 + \\lVert b_j \\rVert^2 - 2\\, a_i \\cdot b_j` in one matrix product,
+    clipped at 0 against rounding. The caller keeps len(a) * len(b) within its block size."""
+    block = a @ b.T
+    block *= -2
+    block += a_sq[:, None]
+    block += b_sq[None, :]
+    np.maximum(block, 0, out=block)
+    return block
+
+
 def check_embeddings(embeddings, n_rows: Optional[int] = None, what: str = "embeddings",
                      n_features: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
     """A finite (rows, features) float array and its squared row norms.
@@ -131,17 +143,17 @@ def _candidate_embeddings(inputs: StrategyInput) -> tuple[np.ndarray, np.ndarray
 
 # ----------------------------------------------------------- k-means + nearest pick
 
-def kmeans_centroids(x: np.ndarray, k: int, rng: np.random.Generator,
-                     minibatch_threshold: int = MINIBATCH_THRESHOLD) -> np.ndarray:
-    """Centroids (k, d) of k-means on the rows of ``x`` (scikit-learn, k-means++ init).
+def fit_kmeans(x: np.ndarray, k: int, rng: np.random.Generator,
+               minibatch_threshold: int = MINIBATCH_THRESHOLD):
+    """k-means on the rows of ``x`` (scikit-learn, k-means++ init), fitted: its ``cluster_centers_``
+    and ``labels_`` (each row's cluster).
 
     Minimises :math:`\\sum_i \\min_j \\lVert x_i - \\mu_j \\rVert^2` (Lloyd 1982;
     Arthur & Vassilvitskii 2007 seeding). Up to ``minibatch_threshold`` rows it is
     :class:`sklearn.cluster.KMeans`; above, :class:`~sklearn.cluster.MiniBatchKMeans`
     (Sculley 2010) with mini-batches of max(1024, 2k) rows, which is several times
-    faster at a slightly higher inertia. One initialisation, seeded from ``rng``.
-    With fewer distinct rows than k some centroids coincide (no warning is shown);
-    :func:`nearest_distinct` still gives k distinct picks.
+    faster at a slightly higher inertia. One initialisation, seeded by the first draw
+    from ``rng`` (``rng.integers(2**31 - 1)``), so a peer given that seed fits the same clusters.
     """
     from sklearn.cluster import KMeans, MiniBatchKMeans
     from sklearn.exceptions import ConvergenceWarning
@@ -157,7 +169,17 @@ def kmeans_centroids(x: np.ndarray, k: int, rng: np.random.Generator,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(x)
-    return np.asarray(model.cluster_centers_, dtype=x.dtype)
+    return model
+
+
+def kmeans_centroids(x: np.ndarray, k: int, rng: np.random.Generator,
+                     minibatch_threshold: int = MINIBATCH_THRESHOLD) -> np.ndarray:
+    """Centroids (k, d) of k-means on the rows of ``x`` (:func:`fit_kmeans`), in ``x``'s dtype.
+    With fewer distinct rows than k some centroids coincide (no warning is shown);
+    :func:`nearest_distinct` still gives k distinct picks.
+    """
+    x = _float_array(x)
+    return np.asarray(fit_kmeans(x, k, rng, minibatch_threshold).cluster_centers_, dtype=x.dtype)
 
 
 def nearest_distinct(x: np.ndarray, centroids: np.ndarray, x_sq: Optional[np.ndarray] = None,
@@ -191,11 +213,7 @@ def nearest_distinct(x: np.ndarray, centroids: np.ndarray, x_sq: Optional[np.nda
     nearest_sq = np.full(n, np.inf, dtype=x.dtype)
     rows = max(1, chunk_elements // n)
     for s in range(0, k, rows):
-        block = c[s:s + rows] @ x.T
-        block *= -2
-        block += c_sq[s:s + rows, None]
-        block += x_sq[None, :]
-        np.maximum(block, 0, out=block)
+        block = sq_distance_block(c[s:s + rows], x, c_sq[s:s + rows], x_sq)
         np.minimum(nearest_sq, block.min(axis=0), out=nearest_sq)
         if keep < n:
             part = np.argpartition(block, keep - 1, axis=1)[:, :keep]
@@ -289,14 +307,9 @@ def min_sq_distances(x: np.ndarray, centres: np.ndarray, x_sq: Optional[np.ndarr
     cols = min(m, chunk_elements)
     rows = max(1, chunk_elements // cols)
     for i in range(0, n, rows):
-        xs, ss = x[i:i + rows], x_sq[i:i + rows, None]
         for j in range(0, m, cols):
-            block = xs @ centres[j:j + cols].T
-            block *= -2
-            block += ss
-            block += c_sq[None, j:j + cols]
+            block = sq_distance_block(x[i:i + rows], centres[j:j + cols], x_sq[i:i + rows], c_sq[j:j + cols])
             np.minimum(out[i:i + rows], block.min(axis=1), out=out[i:i + rows])
-    np.maximum(out, 0, out=out)
     return out
 
 
@@ -550,9 +563,7 @@ class MarginClusterStrategy(Strategy):
     config_fields = ("margin_cluster_factor",)
 
     def __init__(self, factor: int = 10, minibatch_threshold: int = MINIBATCH_THRESHOLD):
-        if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or factor < 1:
-            raise ValueError(f"margin_cluster_factor must be a whole number >= 1, got {factor!r}")
-        self.factor = int(factor)
+        self.factor = check_whole(factor, "margin_cluster_factor")
         self.minibatch_threshold = minibatch_threshold
 
     @classmethod

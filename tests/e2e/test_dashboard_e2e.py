@@ -74,7 +74,18 @@ def test_race_results_download_compare(page, app_server, playwright_api, tmp_pat
     pictures = galleries.get_by_test_id("stImageContainer")
     expect(pictures.first.locator("img")).to_be_visible()
     assert pictures.count() > 0
-    expect(pictures.first.get_by_test_id("stImageCaption")).to_have_text(re.compile(r"^#\d+: .*\(true \S+\)$"))
+    expect(pictures.first.get_by_test_id("stImageCaption")).to_have_text(re.compile(r"^#\d+: \S+\s\(\d+%\)"))
+    # issue 18: 8x8 digits were drawn 84 px wide edge to edge, with captions of 3-4 lines
+    shapes = pictures.evaluate_all("""els => els.map(e => {
+        const r = e.querySelector('img').getBoundingClientRect();
+        const c = e.querySelector('[data-testid=stImageCaption]');
+        return {left: r.left, right: r.right, top: r.top, width: r.width,
+                lines: c.getBoundingClientRect().height / parseFloat(getComputedStyle(c).lineHeight)};
+    })""")
+    assert all(p["width"] >= 112 for p in shapes), shapes
+    assert all(p["lines"] <= 2.05 for p in shapes), [p["lines"] for p in shapes]
+    gaps = [b["left"] - a["right"] for a, b in zip(shapes, shapes[1:]) if abs(a["top"] - b["top"]) < 1]
+    assert gaps and min(gaps) >= 8, gaps
 
     # 5. Download the margin run's result file.
     button = page.get_by_test_id("stDownloadButton").filter(
@@ -100,6 +111,8 @@ def test_race_results_download_compare(page, app_server, playwright_api, tmp_pat
     expect(page.get_by_text("No runs to compare yet")).to_be_visible(timeout=PAGE_TIMEOUT_MS)
     wait_idle(page)
 
+    # the uploader states this server's limit for result files (issue 18: it said 64MB where 16 MB held)
+    expect(page.get_by_test_id("stFileUploaderDropzoneInstructions")).to_contain_text("16MB per file")
     with page.expect_file_chooser(timeout=PAGE_TIMEOUT_MS) as fc:
         page.get_by_test_id("stFileUploaderDropzone").click()
     fc.value.set_files(str(good))

@@ -2,7 +2,8 @@
 `streamlit run app.py`: upload a .zip of unlabeled images, name the classes, label the audit set,
 the initial images and two rounds' batches by keyboard (class keys, Enter submits), download the
 labelled images as a zip, and read it back with keras.utils.image_dataset_from_directory to the
-same labels.
+same labels; then replay the run on Replay, from this session and from its downloaded result file,
+with the person's labels under its images.
 
 Skipped when Chromium (/usr/bin/chromium) or playwright is not available.
 """
@@ -136,3 +137,29 @@ def test_label_an_unlabeled_upload_by_keyboard_and_read_the_zip_back(page, app_s
     assert len(labels) == AUDIT + INITIAL + 2 * BATCH
     for path, label in zip(back.file_paths, labels):  # each image under the class its file name says
         assert re.search(r"_(ant|bee|cat)\d\d\.png$", path).group(1) == label
+
+    # Replay: this session's labelling run, then its downloaded result file as a visitor uploads it
+    # (the zip is this session's upload): the person's labels under the picks, the audit accuracy
+    button = page.get_by_test_id("stDownloadButton").filter(has_text="Download your run's result file")
+    with page.expect_download(timeout=PAGE_TIMEOUT_MS) as dl:
+        button.get_by_role("button").click()
+    result = tmp_path / dl.value.suggested_filename
+    dl.value.save_as(result)
+    open_page(page, expect, "Replay", timeout=TRAIN_TIMEOUT_MS)
+    source = page.get_by_test_id("stRadio").filter(has_text="Runs from")
+    expect(source.get_by_role("radio", name="Your runs on Be the oracle")).to_be_checked()
+    for origin in ("session", "file"):
+        if origin == "file":
+            source.get_by_text("Result files", exact=True).click()
+            wait_idle(page)
+            page.locator("[data-testid='stFileUploader'] input[type=file]").set_input_files(str(result))
+            wait_idle(page, TRAIN_TIMEOUT_MS)
+        expect(page.get_by_test_id("stMetric").filter(has_text="Accuracy on the audit set")).to_be_visible(
+            timeout=TRAIN_TIMEOUT_MS)
+        expect(page.get_by_text(re.compile(r"95% Wilson interval .* audit set|audit set.*95% Wilson"))).to_be_visible()
+        captions = page.get_by_test_id("stImageCaption")
+        expect(captions.first).to_be_visible(timeout=TRAIN_TIMEOUT_MS)
+        texts = [t.replace("\u00a0", " ").replace("\u2060", "") for t in captions.all_inner_texts()]
+        assert sum("labelled " in t for t in texts) >= BATCH and not any(" true " in t for t in texts), texts
+        expect(page.get_by_text("The pool in 2-D")).to_be_visible()
+        assert not page.get_by_test_id("stException").count() and not page.get_by_test_id("stAlertContentError").count()

@@ -42,6 +42,8 @@ def test_label_one_batch_by_clicking_and_the_curve_gains_a_point(page, app_serve
     expect(page.get_by_role("heading", name=f"Batch 1: label these {BATCH} images")).to_be_visible(
         timeout=TRAIN_TIMEOUT_MS)
     wait_idle(page)
+    # the pointer still rests on the button (now "Start over"): no tooltip over the strategy box (issue 18)
+    expect(page.get_by_test_id("stTooltipContent")).to_have_count(0)
     expect(you_points(page)).to_have_count(1)
     first = page.locator(".st-key-oracle_item_0 [data-testid='stImage'] img").first
     expect(first).to_be_visible()

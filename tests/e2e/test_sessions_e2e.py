@@ -140,15 +140,16 @@ def test_stop_page_switch_and_closed_tab_lose_no_round(browser, app_server, play
         assert switched_at > stopped_at
         expect(progress()).not_to_contain_text(f"Round {switched_at} ", timeout=RACE_TIMEOUT_MS)
 
-        # 3. Close the tab mid-race; the page's address reopens the race in a new session.
+        # 3. Close the tab mid-race; the page's address reopens the race in a new session of the
+        #    same browser (which holds the key to continue it; another browser opens it read-only).
         address = page.url
         # the saved race's id, beside the setup's parameters (dashboard.state.sync_link)
         assert re.search(r"/run\?(.*&)?run=[A-Za-z0-9_-]{16,}(&|$)", address), address
         closed_at = rounds_done(page)
         assert closed_at < TOTAL, "the race ended before the tab was closed"
-        ctx.close()
+        page.close()
 
-        ctx, page = new_page(browser)
+        page = ctx.new_page()
         page.goto(address)
         expect(page.get_by_text("Reopened the race")).to_be_visible(timeout=RACE_TIMEOUT_MS)
         wait_idle(page)

@@ -58,6 +58,10 @@ def test_a_link_restores_the_setup_on_the_strategy_page(page, app_server, playwr
     wait_idle(page)
     shared = page.get_by_test_id("stSidebar").get_by_test_id("stCode")
     expect(shared).to_contain_text("rounds=8")
+    # one line that scrolls inside its box (issue 18: wrapped in the narrow sidebar, it broke mid-word)
+    height, line = shared.locator("code").evaluate(
+        "c => [c.getBoundingClientRect().height, parseFloat(getComputedStyle(c).lineHeight)]")
+    assert height < 1.5 * line, (height, line)
     link_text = shared.inner_text().strip()
     assert link_text.startswith(f"{app_server}/strategy?") and query(link_text) == query(page.url)
 
