@@ -97,3 +97,11 @@ def open_page(page, expect, title: str, timeout: int = 60_000, check_url: bool =
     expect(page.get_by_role("heading", name=title, exact=True).first).to_be_visible(timeout=timeout)
     if idle:
         wait_idle(page, timeout)
+
+
+def upload_image_zip(page, path, timeout: int = 60_000) -> None:
+    """On the Dataset page: choose "Upload a .zip of images" and give the uploader the file ``path``."""
+    page.get_by_role("combobox").first.click()
+    page.get_by_role("option", name="Upload a .zip of images").click()
+    wait_idle(page, timeout)
+    page.locator("[data-testid='stFileUploader'] input[type=file]").set_input_files(str(path))

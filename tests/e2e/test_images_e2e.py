@@ -11,7 +11,7 @@ import pytest
 
 from tests.imagesets import SHAPES, class_folder_zip
 
-from .appserver import open_page, wait_idle
+from .appserver import open_page, upload_image_zip, wait_idle
 
 pytestmark = pytest.mark.e2e
 
@@ -26,10 +26,7 @@ def test_a_labelled_colour_upload_races_like_a_built_in_dataset(page, app_server
     page.goto(f"{app_server}/?rounds=3&image_size=16")
     expect(page.get_by_role("heading", name="Dataset", exact=True).first).to_be_visible(timeout=PAGE_TIMEOUT_MS)
     wait_idle(page)
-    page.get_by_role("combobox").first.click()
-    page.get_by_role("option", name="Upload a .zip of images").click()
-    wait_idle(page)
-    page.locator("[data-testid='stFileUploader'] input[type=file]").set_input_files(str(shapes))
+    upload_image_zip(page, shapes)
 
     # Dataset: a seeded 20% test split, the classes named after the folders, centroids drawn
     pool = page.get_by_test_id("stMetric").filter(has_text="Pool images").get_by_test_id("stMetricValue")

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .appserver import open_page, wait_idle
+from .appserver import open_page, upload_image_zip, wait_idle
 
 pytestmark = pytest.mark.e2e
 
@@ -77,10 +77,7 @@ def test_label_an_unlabeled_upload_by_keyboard_and_read_the_zip_back(page, app_s
     page.goto(f"{app_server}/?model=softmax&initial={INITIAL}&batch_size={BATCH}&rounds=2&image_size=16")
     expect(page.get_by_role("heading", name="Dataset", exact=True).first).to_be_visible(timeout=PAGE_TIMEOUT_MS)
     wait_idle(page)
-    page.get_by_role("combobox").first.click()
-    page.get_by_role("option", name="Upload a .zip of images").click()
-    wait_idle(page)
-    page.locator("[data-testid='stFileUploader'] input[type=file]").set_input_files(str(shots))
+    upload_image_zip(page, shots)
     expect(page.get_by_text(re.compile("the images have no labels"))).to_be_visible(timeout=PAGE_TIMEOUT_MS)
     wait_idle(page)
 
