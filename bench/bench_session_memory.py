@@ -90,7 +90,7 @@ def main() -> int:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             ctx, page = start(browser)
-            expect(page.get_by_text("Race finished")).to_be_visible(timeout=RACE_TIMEOUT_MS)
+            expect(page.get_by_text("Race finished").first).to_be_visible(timeout=RACE_TIMEOUT_MS)
             wait_idle(page, PAGE_TIMEOUT_MS)
             note("A: race finished (240 rounds)")
             ctx.close()

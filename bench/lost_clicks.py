@@ -53,7 +53,7 @@ def main() -> int:
                 page.get_by_role("button", name="Start", exact=True).click()
                 legend = page.get_by_test_id("stPlotlyChart").locator(".legendtext").filter(has_text=f"(seed {i})")
                 expect(legend).to_have_count(2)
-                expect(page.get_by_text("Race finished")).to_be_visible()
+                expect(page.get_by_text("Race finished").first).to_be_visible()
                 wait_idle(page)
                 try:
                     open_page(page, expect, "Results", 20_000)

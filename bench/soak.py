@@ -158,7 +158,7 @@ def run_all(page, expect, pool, proc, meter, rows, runs):
         # this run's curves (the previous race stays on the page until the new one starts)
         legend = page.get_by_test_id("stPlotlyChart").locator(".legendtext").filter(has_text=f"(seed {i})")
         expect(legend).to_have_count(2, timeout=PAGE_MS)
-        expect(page.get_by_text("Race finished")).to_be_visible(timeout=RACE_MS)
+        expect(page.get_by_text("Race finished").first).to_be_visible(timeout=RACE_MS)
         wait_idle(page, PAGE_MS)
         open_page(page, expect, "Results", PAGE_MS)
         expect(page.get_by_text("Least confident unlabeled images")).to_be_visible(timeout=PAGE_MS)

@@ -103,7 +103,7 @@ def quick_race_runs(browser, expect, server) -> None:
     try:
         open_run(page, expect, server.base + QUICK_RACE)
         page.get_by_role("button", name="Start", exact=True).click()
-        expect(page.get_by_text("Race finished")).to_be_visible(timeout=PAGE_TIMEOUT_MS * 3)
+        expect(page.get_by_text("Race finished").first).to_be_visible(timeout=PAGE_TIMEOUT_MS * 3)
         assert page.get_by_text("in progress on this server").count() == 0
     finally:
         ctx.close()
@@ -116,7 +116,7 @@ def test_a_three_seed_mlp_race_runs_to_its_end_without_an_error(page, app_server
     open_run(page, expect, app_server + "/run?seeds=3&model=mlp")
     expect(page.get_by_test_id("stMain")).to_contain_text("over 3 seed(s)")
     page.get_by_role("button", name="Start", exact=True).click()
-    expect(page.get_by_text("Race finished")).to_be_visible(timeout=RACE_TIMEOUT_MS)
+    expect(page.get_by_text("Race finished").first).to_be_visible(timeout=RACE_TIMEOUT_MS)
     wait_idle(page)
     assert page.get_by_test_id("stException").count() == 0
     expect(page.get_by_test_id("stProgress")).to_contain_text("Round 240 of 240")

@@ -56,7 +56,7 @@ def test_race_results_download_compare(page, app_server, playwright_api, tmp_pat
     expect(main).to_contain_text("5 rounds")  # the setup chosen on the other pages
     expect(main).to_contain_text("racing margin, random")
     page.get_by_role("button", name="Start", exact=True).click()
-    expect(page.get_by_text("Race finished")).to_be_visible(timeout=RACE_TIMEOUT_MS)
+    expect(page.get_by_text("Race finished").first).to_be_visible(timeout=RACE_TIMEOUT_MS)
     wait_idle(page)
     expect(page.get_by_test_id("stProgress")).to_contain_text("Round 12 of 12")
     chart = page.get_by_test_id("stPlotlyChart")
@@ -164,7 +164,7 @@ def test_replay_takes_turns_between_result_files_and_the_race(page, app_server, 
     page.wait_for_selector("[data-testid='stApp']", timeout=PAGE_TIMEOUT_MS)
     wait_idle(page)
     page.get_by_role("button", name="Start", exact=True).click()
-    expect(page.get_by_text("Race finished")).to_be_visible(timeout=RACE_TIMEOUT_MS)
+    expect(page.get_by_text("Race finished").first).to_be_visible(timeout=RACE_TIMEOUT_MS)
     wait_idle(page)
 
     open_page(page, expect, "Results")

@@ -42,7 +42,7 @@ def test_a_labelled_colour_upload_races_like_a_built_in_dataset(page, app_server
     open_page(page, expect, "Run")
     expect(main).to_contain_text("shapes.zip")
     page.get_by_role("button", name="Start", exact=True).click()
-    expect(page.get_by_text("Race finished")).to_be_visible(timeout=RACE_TIMEOUT_MS)
+    expect(page.get_by_text("Race finished").first).to_be_visible(timeout=RACE_TIMEOUT_MS)
     wait_idle(page)
     expect(page.get_by_test_id("stException")).to_have_count(0)
     expect(page.get_by_test_id("stProgress")).to_contain_text("Round 8 of 8")

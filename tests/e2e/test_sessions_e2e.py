@@ -85,7 +85,7 @@ def test_two_sessions_race_at_once_and_keep_to_themselves(browser, app_server, p
         expect(a.get_by_test_id("stProgress")).to_contain_text("Round", timeout=RACE_TIMEOUT_MS)
         expect(b.get_by_test_id("stProgress")).to_contain_text("Round", timeout=RACE_TIMEOUT_MS)
         for pg, total in ((a, 26), (b, 14)):
-            expect(pg.get_by_text("Race finished")).to_be_visible(timeout=RACE_TIMEOUT_MS)
+            expect(pg.get_by_text("Race finished").first).to_be_visible(timeout=RACE_TIMEOUT_MS)
             wait_idle(pg)
             expect(pg.get_by_test_id("stProgress")).to_contain_text(f"Round {total} of {total}")
         legend_a = a.get_by_test_id("stPlotlyChart").locator(".legendtext")
@@ -155,7 +155,7 @@ def test_stop_page_switch_and_closed_tab_lose_no_round(browser, app_server, play
         wait_idle(page)
         assert rounds_done(page) >= closed_at  # every round shown before the tab closed is kept
         page.get_by_role("button", name="Continue", exact=True).click()
-        expect(page.get_by_text("Race finished")).to_be_visible(timeout=RACE_TIMEOUT_MS)
+        expect(page.get_by_text("Race finished").first).to_be_visible(timeout=RACE_TIMEOUT_MS)
         finished = download_result(page, expect, tmp_path, "margin (seed 3)")
     finally:
         ctx.close()
