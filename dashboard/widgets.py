@@ -27,8 +27,13 @@ WIDGET_RANGES = {
 }
 
 
+ACRONYMS = {"mc": "MC", "cv": "CV"}  # a field's words as a label writes them ("Mc passes" read oddly)
+
+
 def label(field: str) -> str:
-    return field.replace("_", " ").capitalize()
+    words = field.split("_")
+    return " ".join(ACRONYMS.get(w, w) for w in [words[0].capitalize() if words[0] not in ACRONYMS else words[0],
+                                                   *words[1:]])
 
 
 def help_text(field: str) -> str:

@@ -321,3 +321,11 @@ def test_every_uploader_states_the_limit_this_server_keeps(monkeypatch):
     at.selectbox(key="w_dataset").set_value("images").run()
     assert at.get("file_uploader")[0].proto.max_upload_size_mb == server
     assert any(c.value.startswith(f"At most {server} MB per .zip") for c in at.caption)
+
+
+def test_widget_labels_write_acronyms_as_acronyms():
+    """The Model page's toggle read "Mc evaluation" (and the Strategy page "Mc passes")."""
+    from dashboard.widgets import label
+
+    assert [label(f) for f in ("mc_evaluation", "mc_passes", "penalty_cv", "max_epochs")] == [
+        "MC evaluation", "MC passes", "Penalty CV", "Max epochs"]
