@@ -308,17 +308,23 @@ class Trainer:
         """Class probabilities, (n, classes), scored in chunks of PREDICT_CHUNK."""
         return self._chunked(self._predict_fn, x)
 
-    def predict_proba_mc(self, x: np.ndarray, passes: int) -> np.ndarray:
-        """``passes`` stochastic forward passes with dropout active: (passes, n, classes)."""
+    def _mc_passes(self, x: np.ndarray, passes: int):
+        """Each chunk's ``passes`` stochastic forward passes with dropout active, as (start,
+        pass, probabilities): the layers before the first Dropout run once per chunk."""
         if self._mc_head_fn is None:
             raise ValueError(f"model {self.spec.model!r} has no dropout, so stochastic passes would all "
                              f"agree: choose mlp or cnn with dropout > 0")
         x = np.asarray(x, dtype=np.float32)
-        out = np.empty((passes, len(x), self.spec.n_classes), dtype=np.float32)
         for i in _chunk_starts(len(x)):
             features = self._mc_trunk_fn(x[i:i + PREDICT_CHUNK])
             for t in range(passes):
-                out[t, i:i + PREDICT_CHUNK] = self._mc_head_fn(features).numpy()
+                yield i, t, self._mc_head_fn(features).numpy()
+
+    def predict_proba_mc(self, x: np.ndarray, passes: int) -> np.ndarray:
+        """``passes`` stochastic forward passes with dropout active: (passes, n, classes)."""
+        out = np.empty((passes, len(x), self.spec.n_classes), dtype=np.float32)
+        for i, t, p in self._mc_passes(x, passes):
+            out[t, i:i + len(p)] = p
         return out
 
     def predict_proba_mc_mean(self, x: np.ndarray, passes: int) -> np.ndarray:
@@ -326,18 +332,12 @@ class Trainer:
         the MC-dropout predictive distribution, summed chunk by chunk so memory does not
         grow with the passes. The dropout masks' random state is put back afterwards, so
         the passes a strategy draws next are the ones it would draw without this call."""
-        if self._mc_head_fn is None:
-            raise ValueError(f"model {self.spec.model!r} has no dropout, so stochastic passes would all "
-                             f"agree: choose mlp or cnn with dropout > 0")
-        x = np.asarray(x, dtype=np.float32)
         states = [v for v in self.model.non_trainable_variables if "seed_generator" in v.path]
         saved = [v.numpy() for v in states]
         out = np.zeros((len(x), self.spec.n_classes), dtype=np.float32)
         try:
-            for i in _chunk_starts(len(x)):
-                features = self._mc_trunk_fn(x[i:i + PREDICT_CHUNK])
-                for _ in range(passes):
-                    out[i:i + PREDICT_CHUNK] += self._mc_head_fn(features).numpy()
+            for i, _, p in self._mc_passes(x, passes):
+                out[i:i + len(p)] += p
         finally:
             for v, value in zip(states, saved):
                 v.assign(value)
