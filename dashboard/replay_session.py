@@ -29,6 +29,7 @@ PROBS, MAPS, CLICKED = "replay_probs", "replay_maps", "replay_clicked"
 RUN, ROUND, MAP = "replay_run", "replay_round", "replay_map"
 SOURCE, DATASETS = "replay_source", "replay_datasets"
 UPLOADS = "replay_kept_uploads"  # the result files last uploaded: (runs, file names)
+SHOWN_FILES = "replay_uploader_held_files"  # the uploader, as last drawn, held files
 KEEP_ROUNDS, KEEP_MAPS, KEEP_DATASETS = 12, 4, 1  # recomputed rounds, pool maps, rebuilt labelling datasets
 GALLERY_K = ExperimentConfig.model_fields["inspect_k"].default  # a labelling run's galleries, from its retrained rounds
 SOURCES = {"race": "This session's race", "person": "Your runs on Be the oracle", "files": "Result files"}
@@ -58,6 +59,7 @@ def runs_to_replay() -> tuple[list, list[str], list]:
                                  key="replay_files", on_change=forget_uploads)
         results, files = kept_uploads(uploads)
         return results, [f"{x.label} [{name}]" for x, name in zip(results, files)], [None] * len(results)
+    st.session_state[SHOWN_FILES] = False  # the uploader is not drawn
     with race_lock():  # a round the Run page (or a submit on Be the oracle) was still computing is finished first
         runs = [e for e in race.experiments if e.rounds] if source == "race" else _person_runs()
         results = [e.result() for e in runs]
@@ -202,14 +204,19 @@ def pool_map(results, result, data, method: str):
 
 
 def forget_uploads() -> None:
-    """The visitor changed the uploader's files: from now on it holds what is replayed."""
-    st.session_state.pop(UPLOADS, None)
+    """The uploader's files changed: forget the kept ones where the visitor removed files it showed
+    (new files replace them in kept_uploads anyway). Drawn again empty after the race was shown,
+    the uploader can report a change of its own (the browser sends its fresh empty value, and
+    Streamlit had forgotten the old one): that one keeps them."""
+    if st.session_state.get(SHOWN_FILES):
+        st.session_state.pop(UPLOADS, None)
 
 
 def kept_uploads(uploads) -> tuple[list, list[str]]:
     """The result files to replay: those in the uploader, or, when it comes back empty because
     the race was shown in between (Streamlit forgets a widget that is not drawn), those it
     held before, until the visitor changes its files."""
+    st.session_state[SHOWN_FILES] = bool(uploads.uploaded)
     if uploads.uploaded:
         st.session_state[UPLOADS] = (uploads.runs, uploads.names)
     runs, names = st.session_state.get(UPLOADS, ([], []))

@@ -155,10 +155,6 @@ def test_every_strategy_formula_fits_its_column_at_1400_px(page, app_server, pla
     assert all(scroll <= client + 2 for scroll, client in widths), widths
 
 
-@pytest.mark.xfail(reason="known regression since Replay's sources moved to dashboard/replay_session.py "
-                          "(labelling runs): after showing the race, 'Result files' comes back without the files "
-                          "uploaded before; reproduced twice at the last stop, to be fixed first next session",
-                   strict=False)
 def test_replay_takes_turns_between_result_files_and_the_race(page, app_server, playwright_api, tmp_path):
     """Issue 18: after replaying the race's result files, back on the race, one step of the
     Round slider crashed ('>=' not supported between 'str' and 'int'); after the upload the

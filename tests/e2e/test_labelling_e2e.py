@@ -48,11 +48,17 @@ def key_of(text: str) -> str:
 def label_batch_by_keyboard(page, expect) -> int:
     """Press each image's class key, in order, then Enter; the batch's size. Each press is
     checked on the image it was meant for (its label button turns primary) before the next."""
+    # the batch is drawn once its key row listens: while the page reruns after a submit, the new
+    # heading can be up above the last batch's keys, all disabled (that batch was complete), and a
+    # tag read then named a row about to vanish
+    fresh = page.locator("[class*='st-key-labelling_key_']:has(button:enabled)").first
+    expect(fresh).to_be_visible(timeout=PAGE_TIMEOUT_MS)
+    expect(page.get_by_text(re.compile(r"^0 of \d+ labelled\.$"))).to_be_visible(timeout=PAGE_TIMEOUT_MS)
+    wait_idle(page)
     items = page.locator("[class*='st-key-labelling_item_']")
     n = items.count()
     assert 0 < n <= BATCH
-    keys = page.locator("[class*='st-key-labelling_key_']")
-    tag = re.search(r"st-key-labelling_key_(\S+)_\d+", keys.first.get_attribute("class")).group(1)
+    tag = re.search(r"st-key-labelling_key_(\S+)_\d+", fresh.get_attribute("class")).group(1)
     for pos in range(n):
         key = key_of(page.locator(f".st-key-labelling_item_{pos}").inner_text())
         # a key's shortcut listens once its button is drawn and enabled: after a rerun on a loaded
