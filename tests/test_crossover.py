@@ -117,3 +117,13 @@ def test_phase_transitions_need_two_shared_seeds_and_the_same_settings():
     rows = [r for r in rows if not (r["key"].strategy == "bald" and r["seed"] == 0 and r["n_labeled"] == 200)]
     (c,) = phase_transitions(pd.DataFrame(rows))
     assert c.budgets == (10, 20, 50, 100) and c.budget == 50
+
+
+def test_the_vectorized_bootstrap_agrees_with_the_definition_row_by_row():
+    a, b = curves([-0.05, -0.01, 0.0, 0.01, 0.02], noise=0.03, seed=2)
+    c = crossover(a, b, BUDGETS, resamples=500, seed=9)
+    idx = np.random.default_rng(9).integers(0, len(a), size=(500, len(a)))
+    found = [crossover_index(row) for row in (b - a)[idx].mean(axis=1)]
+    crossed = [BUDGETS[j] for j in found if j is not None]
+    assert c.no_crossover_share == pytest.approx(1 - len(crossed) / 500)
+    assert (c.low, c.high) == tuple(int(v) for v in np.percentile(crossed, [2.5, 97.5], method="inverted_cdf"))

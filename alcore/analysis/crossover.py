@@ -63,6 +63,7 @@ class Crossover:
     budgets: tuple[int, ...] = ()
     mean_diff: tuple[float, ...] = ()
     notes: list[str] = field(default_factory=list)
+    b_strategy: str = ""  # B's registry name ('margin'), for its colour; ``b`` is its group's name
 
     def sentence(self) -> str:
         """The finding in one plain sentence."""
@@ -130,8 +131,11 @@ def crossover(a: np.ndarray, b: np.ndarray, budgets, *, a_name: str = "A", b_nam
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(a), size=(resamples, len(a)))
     boot = diff[idx].mean(axis=1)  # (resamples, budgets)
-    found = [crossover_index(row) for row in boot]
-    crossed = np.array([budgets[j] for j in found if j is not None])
+    # crossover_index of every row at once: one past the last budget where B is not ahead
+    behind = ~(boot > 0)
+    last_behind = boot.shape[1] - 1 - np.argmax(behind[:, ::-1], axis=1)
+    found = np.where(behind.any(axis=1), last_behind + 1, 0)
+    crossed = budgets[found[~behind[:, -1]]]
     out.no_crossover_share = float(1 - len(crossed) / resamples)
     if len(crossed):
         tail = (1 - confidence) / 2 * 100
@@ -189,5 +193,7 @@ def phase_transitions(frame: pd.DataFrame, **kwargs) -> list[Crossover]:
                 continue
             a, b, budgets, seeds = paired_curves(frame, t, u)
             if len(seeds) >= 2 and len(budgets):
-                out.append(crossover(a, b, budgets, a_name=t, b_name=u, **kwargs))
+                found = crossover(a, b, budgets, a_name=t, b_name=u, **kwargs)
+                found.b_strategy = keys[u].strategy
+                out.append(found)
     return out
