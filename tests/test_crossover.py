@@ -127,3 +127,19 @@ def test_the_vectorized_bootstrap_agrees_with_the_definition_row_by_row():
     crossed = [BUDGETS[j] for j in found if j is not None]
     assert c.no_crossover_share == pytest.approx(1 - len(crossed) / 500)
     assert (c.low, c.high) == tuple(int(v) for v in np.percentile(crossed, [2.5, 97.5], method="inverted_cdf"))
+
+
+def test_the_curves_mark_a_crossover_with_a_line_and_its_interval_with_a_band():
+    import plotly.graph_objects as go
+
+    from alcore.figures import mark_crossovers
+
+    crossed = crossover(*curves([-0.15, -0.08, 0.002, 0.05, 0.06], noise=0.05, seed=3), BUDGETS,
+                        a_name="typiclust", b_name="margin")
+    never = crossover(*curves([-0.2] * 5), BUDGETS, a_name="probcover", b_name="margin")
+    ahead = crossover(*curves([0.0, 0.1, 0.1, 0.1, 0.1]), BUDGETS, a_name="maxherding", b_name="margin")
+    fig = mark_crossovers(go.Figure(), [crossed, never, ahead])
+    shapes = fig.layout.shapes
+    assert [(s.type, s.x0, s.x1) for s in shapes] == [("rect", crossed.low, crossed.high),
+                                                       ("line", crossed.budget, crossed.budget)]
+    assert [a.text for a in fig.layout.annotations] == [f"margin overtakes typiclust: {crossed.budget}"]
