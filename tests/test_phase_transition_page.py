@@ -93,3 +93,22 @@ def test_a_typicality_strategy_that_stays_ahead_is_reported_as_never_overtaken(c
     at = compare_with(files)
     said = " ".join(m.value for m in at.markdown).replace("\\", "")
     assert "margin never overtakes probcover within 40 labels (3 paired seeds)" in said
+
+
+def test_the_mnist_preset_shows_margin_overtaking_typicality_on_compare():
+    from alcore.sweep.presets import list_presets
+
+    if "phase_transition_mnist" not in {p.key for p in list_presets()}:
+        pytest.skip("the phase_transition_mnist preset has no result files in this copy")
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.run()
+    at.switch_page("app_pages/compare.py").run()
+    at.selectbox(key="compare_preset").set_value("phase_transition_mnist").run()
+    assert not at.exception, at.exception
+    assert "40 run(s) loaded" in at.caption[1].value
+    table = next(d.value for d in at.dataframe if "overtakes at" in d.value.columns)
+    found = {(r["typicality"], r["uncertainty"]): r for _, r in table.iterrows()}
+    assert set(found) == {("typiclust", "margin"), ("probcover", "margin")}
+    for row in found.values():  # a transition inside the race, not at its ends
+        assert 10 < row["overtakes at"] < row["race ends at"] == 300 and row["seeds"] == 10
+        assert row["low"] <= row["overtakes at"] <= row["high"]
