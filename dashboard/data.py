@@ -223,4 +223,5 @@ def refused_switch(cfg: ExperimentConfig, values: dict) -> str | None:
 
 
 def stays_on(cfg: ExperimentConfig) -> str:
+    """What a refused choice of data leaves the session on, in the words every page uses."""
     return f"The setup stays on **{cfg.dataset}** (the sidebar, the link and every page use it)."

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from alcore import ExperimentConfig
 from alcore.serve.share import OWNED, LinkSetup, decode, left_out, share_url
 from dashboard.data import DATA_AMOUNT, DATA_CHOICE, kept_data, stays_on
 from dashboard.display import config_caption, plain
@@ -16,7 +17,7 @@ LINK_OPENED, LINK_NOTES = "link_opened", "link_notes"
 MAX_LINK_PROBLEMS = 12  # a link with hundreds of junk parameters gets a count, not a wall of warnings
 
 
-def keep_data(current, setup: LinkSetup) -> str | None:
+def keep_data(current: ExperimentConfig, setup: LinkSetup) -> str | None:
     """Where the link's data cannot be had here while the session's can (MNIST offline, with no
     copy on this server): the link's data settings are refused, the rest of it still applies, and
     what to say is returned (markdown: why, what to do, what the setup stays on). A session
