@@ -571,16 +571,23 @@ class RaceConfig(BaseModel):
                              f"(or leave it empty)")
         return self
 
+    def ceiling_costs(self) -> dict:
+        """The oracle ceiling's settings as :meth:`alcore.serve.limits.DeploymentLimits.run_problems`
+        counts them (K 0: no ceiling)."""
+        return {"ceiling_candidates": self.ceiling_batches if self.ceiling else 0,
+                "ceiling_validation": self.ceiling_validation if self.ceiling else 0}
+
     @property
     def ceiling_batches(self) -> int:
         """Candidate batches the oracle ceiling tries per round (ceiling_candidates, or the strategies + 2)."""
         return self.ceiling_candidates if self.ceiling_candidates is not None else len(self.strategies) + 2
 
     @classmethod
-    def counted(cls, base: ExperimentConfig, strategies, n_seeds: int) -> "RaceConfig":
+    def counted(cls, base: ExperimentConfig, strategies, n_seeds: int, **ceiling) -> "RaceConfig":
         """``n_seeds`` seeds from ``base.seed`` on (``base.seed``, ``base.seed + 1``, ...), as the
-        dashboard and a share link give them (a count)."""
-        return cls(base=base, strategies=list(strategies), seeds=[base.seed + i for i in range(int(n_seeds))])
+        dashboard and a share link give them (a count); ``ceiling``: the oracle ceiling's fields."""
+        return cls(base=base, strategies=list(strategies), seeds=[base.seed + i for i in range(int(n_seeds))],
+                   **ceiling)
 
     @property
     def n_runs(self) -> int:
