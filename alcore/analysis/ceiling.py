@@ -46,10 +46,14 @@ def curve_area(labels: Sequence[float], accuracy: Sequence[float], low: float, h
     return float(np.trapezoid(np.interp(grid, x, y), grid))
 
 
-def share_of_gain(strategy: RunResult, random: RunResult, ceiling: RunResult) -> Optional[float]:
-    """``share_k(s)`` of the module's docstring for one seed; None where the ceiling gained
-    nothing over random on the labels all three reached (or they share fewer than two label counts)."""
-    curves = [r.curve() for r in (strategy, random, ceiling)]
+Curve = tuple[Sequence[float], Sequence[float]]  # (labels, test accuracy), as RunResult.curve() gives it
+
+
+def share_of_gain(strategy: Curve, random: Curve, ceiling: Curve) -> Optional[float]:
+    """``share_k(s)`` of the module's docstring for one seed, from three (labels, accuracy) curves;
+    None where the ceiling gained nothing over random on the labels all three reached (or those
+    labels are a single count)."""
+    curves = [strategy, random, ceiling]
     low = max(min(x) for x, _ in curves)
     high = min(max(x) for x, _ in curves)
     if high <= low:
@@ -91,7 +95,7 @@ def gain_captured(results: Sequence[RunResult], *, confidence: float = CONFIDENC
                 notes.append(f"seed {seed}: no " + ("oracle ceiling" if where not in ceilings else "random run")
                              + " of the same settings")
                 continue
-            share = share_of_gain(res, randoms[where], ceilings[where])
+            share = share_of_gain(res.curve(), randoms[where].curve(), ceilings[where].curve())
             if share is None:
                 notes.append(f"seed {seed}: the oracle ceiling gained nothing over random")
                 continue
