@@ -238,3 +238,21 @@ def test_the_curves_figure_draws_the_ceiling_dashed_grey(digits):
     ceiling = [t for t in fig.data if t.name.startswith(CEILING)]
     assert len(ceiling) == 1 and ceiling[0].line.color == CEILING_COLOR and ceiling[0].line.dash == "longdash"
     assert {t.line.dash for t in fig.data if not t.name.startswith(CEILING)} <= {"solid", "dash"}
+
+
+def test_the_race_command_writes_the_ceiling_and_prints_the_share_of_gain(tmp_path, capsys):
+    from alcore.cli import main
+
+    code = main(["race", "--strategies", "random", "margin", "--seeds", "0", "1", "--rounds", "2", "--ceiling",
+                 "--ceiling-validation", "100", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "ceiling-seed0.json", "ceiling-seed1.json", "margin-seed0.json", "margin-seed1.json",
+        "random-seed0.json", "random-seed1.json"]
+    ceiling = load_result(tmp_path / "ceiling-seed1.json")
+    assert ceiling.label == f"{CEILING} (seed 1)" and len(ceiling.ceiling.validation_indices) == 100
+    assert "share of the oracle's gain over random captured" in out and "margin" in out.split("captured")[1]
+    assert main(["race", "--strategies", "random", "margin", "typiclust", "--ceiling", "--ceiling-candidates",
+                 "2"]) == 2
+    assert "ceiling_candidates 2 is below the 3 strategies raced" in capsys.readouterr().err
