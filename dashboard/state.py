@@ -77,7 +77,7 @@ def use_setup(cfg: ExperimentConfig, strategies: list[str] | None = None, seeds:
 def setup_params() -> dict:
     """This session's setup as query parameters (alcore.serve.share.encode)."""
     rs = race_settings()
-    return encode(config(), rs["strategies"], rs["seeds"])
+    return encode(config(), rs["strategies"], rs["seeds"], race_ceiling())
 
 
 def address() -> dict[str, list[str]]:

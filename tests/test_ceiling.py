@@ -256,3 +256,18 @@ def test_the_race_command_writes_the_ceiling_and_prints_the_share_of_gain(tmp_pa
     assert main(["race", "--strategies", "random", "margin", "typiclust", "--ceiling", "--ceiling-candidates",
                  "2"]) == 2
     assert "ceiling_candidates 2 is below the 3 strategies raced" in capsys.readouterr().err
+
+
+def test_a_link_carries_the_ceiling_by_its_field_names():
+    from alcore.serve.share import decode, encode
+
+    params = encode(CFG, ["random", "margin"], 2, {"ceiling": True, "ceiling_candidates": None,
+                                                   "ceiling_validation": 300})
+    assert params["ceiling"] == "true" and params["ceiling_validation"] == "300"
+    assert "ceiling_candidates" not in params  # the default: left out
+    back = decode(params)
+    assert back.ceiling == {"ceiling": True, "ceiling_validation": 300} and not back.problems
+    bad = decode({"ceiling": "true", "ceiling_validation": "3"})
+    assert bad.ceiling == {"ceiling": True}
+    assert any("ceiling_validation=3 was not applied" in p for p in bad.problems)
+    assert "ceiling" not in encode(CFG, ["random"], 1, {"ceiling": False})
