@@ -73,3 +73,17 @@ def test_compare_page_draws_uploaded_ceilings_and_the_share_of_gain():
     assert share.value["group"].tolist() == ["margin"]
     metrics = next(d for d in at.dataframe if "aulc_mean" in d.value.columns)
     assert CEILING not in " ".join(metrics.value["group"])  # never a contender in the statistics
+
+
+def test_results_page_offers_the_ceilings_result_files():
+    from alcore.engine.race import Race
+    from alcore.results.records import load_result
+
+    race = Race(TINY, ["random", "margin"], [0], ceiling=True, ceiling_validation=100)
+    while not race.done:
+        race.step()
+    at = app("results", race=race, running=False)
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert f"Download {CEILING} (seed 0) result file (JSON)" in labels
+    assert sum("result file" in label for label in labels) == 3  # random, margin and the ceiling
+    assert load_result(race.ceiling_results()[0].model_dump_json().encode()).ceiling is not None

@@ -22,8 +22,9 @@ What it is and is not:
   drawn from the seed), and its validation images are drawn after them.
 - It is deterministic: same config, strategies and seed, same picks.
 
-Its cost is about K + 1 trainings per round (K candidates and the round's own model): for the
-convex softmax on digits a 40-round ceiling takes seconds (``bench/oracle_ceiling.py``).
+Its cost is about K + 1 trainings per round (K candidates and the round's own model; a round's
+``select_seconds`` includes the candidates' trainings): for the convex softmax on digits a
+40-round ceiling takes seconds (``bench/oracle_ceiling.py``).
 
 The share of the ceiling's gain over random that a strategy captures is computed by
 :func:`alcore.analysis.ceiling.gain_captured`.
