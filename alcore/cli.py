@@ -321,9 +321,12 @@ def cmd_summarize(ns: argparse.Namespace) -> int:
     results, failed = _load_all(ns.files)
     if not results:
         return 2
+    from alcore.results.records import CEILING
+
     groups: dict[str, list] = {}
-    for res in results:
-        groups.setdefault(strategy_label(res.config, percent=False), []).append(res)
+    for res in results:  # an oracle ceiling's file is its own row, never averaged into random's
+        groups.setdefault(CEILING if res.ceiling is not None else strategy_label(res.config, percent=False),
+                          []).append(res)
     at = ns.at
     head = f"{'strategy':<22}{'runs':>5}{'final_acc':>11}{'aulc':>8}{'drops':>7}"
     if at is not None:

@@ -271,3 +271,19 @@ def test_a_link_carries_the_ceiling_by_its_field_names():
     assert bad.ceiling == {"ceiling": True}
     assert any("ceiling_validation=3 was not applied" in p for p in bad.problems)
     assert "ceiling" not in encode(CFG, ["random"], 1, {"ceiling": False})
+
+
+def test_summarize_and_csv_keep_the_ceiling_apart_from_random(tmp_path, capsys):
+    from alcore.cli import main
+
+    main(["race", "--strategies", "random", "margin", "--rounds", "2", "--ceiling", "--ceiling-validation", "100",
+          "--out", str(tmp_path)])
+    capsys.readouterr()
+    files = sorted(str(p) for p in tmp_path.iterdir())
+    assert main(["summarize", *files]) == 0
+    rows = {line.split()[0] if not line.startswith(CEILING) else CEILING: line
+            for line in capsys.readouterr().out.splitlines()[1:]}
+    assert set(rows) == {"random", "margin", CEILING}
+    assert all(row.split()[-4] == "1" for row in rows.values())  # one run each: the ceiling is not random's
+    assert main(["csv", *files]) == 0
+    assert {line.split(",")[0] for line in capsys.readouterr().out.splitlines()[1:]} == {"random", "margin", CEILING}

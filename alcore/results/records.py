@@ -775,7 +775,8 @@ CSV_COLUMNS = ("strategy", "seed", "round", "n_labeled", "test_accuracy", "test_
 
 def curve_rows(result: RunResult) -> list[dict]:
     c = result.config
-    return [{"strategy": c.strategy, "seed": c.seed, "round": r.round, "n_labeled": r.n_labeled,
+    strategy = CEILING if result.ceiling is not None else c.strategy
+    return [{"strategy": strategy, "seed": c.seed, "round": r.round, "n_labeled": r.n_labeled,
              "test_accuracy": r.test_accuracy, "test_loss": r.test_loss,
              "train_seconds": r.train_seconds, "query_seconds": r.query_seconds}
             for r in result.rounds]
