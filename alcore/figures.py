@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from alcore.results.records import ImageRef, RunResult
+from alcore.results.records import CEILING, ImageRef, RunResult
 from alcore.strategies.base import STRATEGIES, is_baseline
 
 if TYPE_CHECKING:  # pandas is imported where a frame is made or read: the Dataset page, the
@@ -43,9 +43,14 @@ STRATEGY_PALETTE = tuple(dict.fromkeys(tuple(qualitative.Plotly) + ("#8C564B", "
                                        + tuple(c for c in qualitative.Dark24 if c != "#222A2A")))
 
 
+CEILING_COLOR = "#6e6e6e"  # the oracle ceiling: grey, dashed, a reference rather than a contender
+
+
 def strategy_color(name: str) -> str:
     """The colour of strategy ``name`` (a registry name: 'margin', 'hybrid') wherever it is drawn.
     A name the registry does not know (a file from another version) gets a colour of its own name."""
+    if name == CEILING:
+        return CEILING_COLOR
     if is_baseline(name):
         return RANDOM_COLOR
     others = [s for s in STRATEGIES if not is_baseline(s)]
@@ -96,7 +101,8 @@ def learning_curve_figure(frame: pd.DataFrame, *, aggregate: bool = True, band: 
     """Accuracy-versus-labels curves. With ``aggregate``, runs of one group (several
     seeds) become a mean line with a shaded band; otherwise one line per run. The labels axis
     starts at 0 and, given ``max_labels`` (a race's planned labels), ends there from the first
-    point on, so a live race's curves grow into a fixed frame."""
+    point on, so a live race's curves grow into a fixed frame. Rows of the oracle ceiling (key
+    strategy :data:`~alcore.results.records.CEILING`) are drawn as a dashed grey line of that name."""
     from alcore.analysis.groups import natural_order
     from alcore.analysis.stats import aggregate_curves
 
@@ -105,6 +111,7 @@ def learning_curve_figure(frame: pd.DataFrame, *, aggregate: bool = True, band: 
     strategies = {g: key.strategy for g, key in zip(frame["group"], frame["key"])} if "key" in frame else {}
     colors = group_colors(groups, strategies)
     dash = {g: "dash" if is_baseline(_strategy_of(g, strategies)) else "solid" for g in groups}  # random's
+    dash.update({g: "longdash" for g in groups if _strategy_of(g, strategies) == CEILING})
     if aggregate and len(frame):
         agg = aggregate_curves(frame, band)
         for g in groups:

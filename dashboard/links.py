@@ -10,7 +10,7 @@ from alcore.serve.share import OWNED, LinkSetup, decode, left_out, share_url
 from dashboard.data import DATA_AMOUNT, DATA_CHOICE, kept_data, stays_on
 from dashboard.display import config_caption, plain
 from dashboard.limits import deployment_limits
-from dashboard.state import address, config, race_settings, setup_params, sync_link, use_setup
+from dashboard.state import address, config, race_ceiling, race_settings, setup_params, sync_link, use_setup
 from dashboard.widgets import WIDGET_RANGES
 
 LINK_OPENED, LINK_NOTES = "link_opened", "link_notes"
@@ -42,7 +42,7 @@ def open_link(page) -> None:
         setup = decode(address(), config(), ranges=WIDGET_RANGES, limits=deployment_limits())
         kept = keep_data(config(), setup)
         if setup.applied:
-            use_setup(setup.config, setup.strategies, setup.seeds)  # the setup pages' widgets show it
+            use_setup(setup.config, setup.strategies, setup.seeds, setup.ceiling)  # the setup pages' widgets show it
         for name in setup.refused:
             if name not in OWNED and name in st.query_params:
                 del st.query_params[name]  # once: the address (and a link copied from it) drops it
@@ -76,7 +76,8 @@ def sidebar_summary(slot) -> None:
     with slot.container():
         st.caption("Current setup")
         st.markdown(config_caption(cfg))
-        st.markdown("Racing: " + ", ".join(f"`{s}`" for s in rs["strategies"]) + f"\u00a0·\u00a0{rs['seeds']}\u00a0seed(s)")
+        st.markdown("Racing: " + ", ".join(f"`{s}`" for s in rs["strategies"]) + f"\u00a0·\u00a0{rs['seeds']}\u00a0seed(s)"
+                    + ("\u00a0·\u00a0oracle\u00a0ceiling" if race_ceiling()["ceiling"] else ""))
         st.caption("Link to this setup, on one line (the copy button at the box's right copies it whole; the "
                    "address bar holds the same):")
         # one line that scrolls: a URL wrapped in the narrow sidebar broke mid-word (no break points to choose
