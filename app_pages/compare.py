@@ -121,7 +121,7 @@ for warning in pair_warnings(seed_stats.warnings):  # one warning for the pairs 
 # against random; where the seeds are too few for any verdict, the warning above says so already
 said = {w.split(":", 1)[0] for w in seed_stats.warnings}
 show_pitfalls([p for p in against_random if p.rule != "too_few_seeds" or " vs ".join(sorted(p.groups)) not in said])
-show_phase_transition(transitions)
+show_phase_transition(transitions, frame)
 
 swept = swept_settings(results)
 if swept:

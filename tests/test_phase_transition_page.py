@@ -112,3 +112,8 @@ def test_the_mnist_preset_shows_margin_overtaking_typicality_on_compare():
     for row in found.values():  # a transition inside the race, not at its ends
         assert 10 < row["overtakes at"] < row["race ends at"] == 300 and row["seeds"] == 10
         assert row["low"] <= row["overtakes at"] <= row["high"]
+    early = next(d.value for d in at.dataframe if "win_fraction" in d.value.columns and "n_labeled" in d.value.columns)
+    verdicts = {(r["group"], r["n_labeled"]): r["verdict"] for _, r in early.iterrows()}
+    assert {k: v for k, v in verdicts.items() if k[0] != "margin"} == {
+        ("typiclust", 10): "better", ("typiclust", 20): "better",
+        ("probcover", 10): "better", ("probcover", 20): "better"}
