@@ -22,13 +22,14 @@ EXPLANATION = (
 
 
 def crossover_table(crossovers: list[Crossover]) -> pd.DataFrame:
-    """One row per (typicality, uncertainty) pair: what the section's table shows."""
+    """One row per (typicality, uncertainty) pair: what the section's table shows (its sentences
+    stand above it)."""
     return pd.DataFrame([{"typicality": c.a, "uncertainty": c.b, "seeds": c.seeds,
                           "overtakes at": c.budget if c.status != "never" else None,
                           "low": c.low, "high": c.high, "never crosses": c.no_crossover_share,
-                          "race ends at": c.last_budget, "finding": c.sentence()} for c in crossovers],
+                          "race ends at": c.last_budget} for c in crossovers],
                         columns=["typicality", "uncertainty", "seeds", "overtakes at", "low", "high",
-                                 "never crosses", "race ends at", "finding"])
+                                 "never crosses", "race ends at"])
 
 
 EARLY_BUDGETS = 2  # the first budgets of the race, where typicality should lead
