@@ -24,7 +24,7 @@ NORMALIZATIONS = ("unit", "standardize", "none")
 VALIDATIONS = ("split", "fixed", "none")
 OPTIMIZERS = ("adam", "sgd")
 ACTIVATIONS = ("relu", "sigmoid", "tanh")
-INITIAL_STRATEGIES = ("random", "kmeans", "typiclust", "balanced")
+INITIAL_STRATEGIES = ("random", "kmeans", "typiclust", "balanced", "strategy")
 
 
 # Fewest validation images early stopping may watch (mlp / cnn / transfer). A validation
@@ -104,7 +104,7 @@ class ExperimentConfig(BaseModel):
 
     # -- labels ---------------------------------------------------------------------
     initial: int = Field(10, ge=1, description="Number of initial labels.")
-    initial_strategy: Literal["random", "kmeans", "typiclust", "balanced"] = Field(
+    initial_strategy: Literal["random", "kmeans", "typiclust", "balanced", "strategy"] = Field(
         "random", description="Cold start: the initial labels picked at random; as the "
         "pool images nearest the centres of k-means clusters of the pool (k = initial; "
         "no label is looked at); 'typiclust': the most typical image (closest to its 20 nearest "
@@ -112,7 +112,10 @@ class ExperimentConfig(BaseModel):
         "label is looked at; Hacohen et al. 2022); or 'balanced': at random within each class, the same number "
         "per class (initial / classes, the remainder to classes drawn at random). 'balanced' "
         "looks at the pool's labels, as published protocols do (Gal et al. 2017 start from 2 "
-        "per class); a real cold start cannot."
+        "per class); a real cold start cannot. 'strategy': the run's own strategy picks the "
+        "initial labels where it can without a model (the coverage strategies: typiclust, "
+        "probcover, maxherding, uherding, as their papers start from no label), at random "
+        "otherwise (random, and uncertainty with no model yet)."
     )
     validation: Literal["split", "fixed", "none"] = Field(
         "none", description="What early stopping watches: 'none' (the default) trains a "

@@ -672,3 +672,23 @@ def setting_effect_figure(effect, metric: str = "labels_to_target", target: Opti
     if pct:
         fig.update_xaxes(tickformat=".0%")
     return fig
+
+
+# ------------------------------------------------------------------ phase transition
+
+def mark_crossovers(fig: go.Figure, crossovers: Sequence) -> go.Figure:
+    """Mark on a learning-curve figure each budget where an uncertainty strategy overtakes a
+    typicality one (:class:`alcore.analysis.crossover.Crossover`): a dotted vertical line at the
+    crossover, and a shaded vertical band over its interval over seeds. Crossovers that never
+    happen, or are there from the start (no transition), are not drawn. Returns ``fig``."""
+    for c in crossovers:
+        if c.status != "crossed" or c.budget is None:
+            continue
+        color = strategy_color(c.b_strategy or c.b)
+        if c.low is not None and c.high is not None and c.high > c.low:
+            fig.add_vrect(x0=c.low, x1=c.high, fillcolor=_rgba(color, 0.10), line_width=0, layer="below",
+                          name=text(f"{c.b} overtakes {c.a}: 95% interval"))
+        fig.add_vline(x=c.budget, line=dict(color=color, dash="dot", width=1.5),
+                      annotation_text=text(f"{c.b} overtakes {c.a}: {c.budget}"), annotation_position="top left",
+                      annotation_textangle=-90, name=text(f"{c.b} overtakes {c.a}"))
+    return fig

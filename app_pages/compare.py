@@ -2,14 +2,16 @@
 import streamlit as st
 
 from alcore.analysis.ceiling import split_ceilings
+from alcore.analysis.crossover import phase_transitions
 from alcore.analysis.groups import curve_frame
-from alcore.figures import SETTING_TITLES, learning_curve_figure, pairwise_figure, setting_effect_figure
+from alcore.figures import SETTING_TITLES, learning_curve_figure, mark_crossovers, pairwise_figure, setting_effect_figure
 from alcore.analysis.metrics import group_metrics, metrics_frame
 from alcore.analysis.pitfalls import model_selection, not_better_than_random, tiny_test_set, unstable_curves
 from alcore.sweep.presets import list_presets, load_preset
 from alcore.results.records import ResultFileError, curves_csv
 from alcore.analysis.stats import seed_statistics, setting_effect, swept_settings
 from dashboard.display import metric_columns, show_gain_captured, pair_warnings, plain, show_figure, show_pitfalls, show_table
+from dashboard.phase_transition import show_phase_transition
 from dashboard.state import RACE
 from dashboard.uploads import result_uploads
 from dashboard.widgets import target_accuracy
@@ -66,8 +68,10 @@ aggregate = c1.toggle("Average seeds", value=True)
 band = c2.selectbox("Band", ["ci95", "std", "minmax"], disabled=not aggregate,
                     format_func={"ci95": "95% confidence interval", "std": "± 1 std", "minmax": "min-max"}.get)
 target = target_accuracy(results, where=c3)
-show_figure(learning_curve_figure(frame, aggregate=aggregate, band=band, target=target,
-                                  target_name="target accuracy", title="Test accuracy vs labels"), "compare_learning_curves", key="compare_curves")
+transitions = phase_transitions(frame)  # uncertainty overtaking typicality, marked on the curves
+show_figure(mark_crossovers(learning_curve_figure(frame, aggregate=aggregate, band=band, target=target,
+                                                  target_name="target accuracy", title="Test accuracy vs labels"),
+                            transitions), "compare_learning_curves", key="compare_curves")
 
 metrics = metrics_frame(results, target)
 seed_stats = seed_statistics(metrics)
@@ -117,6 +121,7 @@ for warning in pair_warnings(seed_stats.warnings):  # one warning for the pairs 
 # against random; where the seeds are too few for any verdict, the warning above says so already
 said = {w.split(":", 1)[0] for w in seed_stats.warnings}
 show_pitfalls([p for p in against_random if p.rule != "too_few_seeds" or " vs ".join(sorted(p.groups)) not in said])
+show_phase_transition(transitions, frame)
 
 swept = swept_settings(results)
 if swept:

@@ -496,3 +496,30 @@ def test_typiclust_cold_start_is_label_free_typical_and_seeded(digits):
     assert np.median(typ[picks]) > np.quantile(typ, 0.75)
     with pytest.raises(ValueError, match="up to 2000 initial labels"):
         choose_typiclust(digits.x_pool, 2001, np.random.default_rng(0), taken)
+
+
+def test_strategy_cold_start_lets_coverage_pick_the_first_labels_and_others_start_at_random(digits):
+    cfg = ExperimentConfig(initial_strategy="strategy", initial=10, rounds=0, seed=3)
+    random_start = Experiment(cfg.replace(initial_strategy="random", strategy="random"), dataset=digits)
+    # random and uncertainty have no model to be unsure with yet: the random cold start's picks
+    for name in ("random", "margin", "entropy"):
+        got = Experiment(cfg.replace(strategy=name), dataset=digits).initial_indices
+        assert list(got) == list(random_start.initial_indices)
+    # coverage strategies pick their own, from no label; typiclust's are its own cold start's
+    typ = Experiment(cfg.replace(strategy="typiclust"), dataset=digits).initial_indices
+    assert list(typ) == list(Experiment(cfg.replace(initial_strategy="typiclust", strategy="typiclust"),
+                                        dataset=digits).initial_indices)
+    x = C.unit_rows(digits.x_pool.reshape(len(digits.x_pool), -1).astype(np.float64))
+    typicality = C.typicality(x, 20)
+    for name in ("probcover", "maxherding", "uherding"):
+        exp = Experiment(cfg.replace(strategy=name), dataset=digits)
+        picks = exp.initial_indices
+        assert len(np.unique(picks)) == 10 and set(picks).isdisjoint(set(random_start.initial_indices))
+        if name != "probcover":  # its purity-rule radius on raw pixels is small (0.31): dense spots, fewer digits
+            assert len(set(digits.y_pool[picks])) >= 9  # covering the pool reaches almost every digit
+        assert np.median(typicality[picks]) > np.median(typicality)  # dense regions, not outliers
+    # candidates: the cold start chooses among a seeded subsample of the pool, like every round
+    sub = Experiment(cfg.replace(strategy="probcover", candidates=300), dataset=digits)
+    again = Experiment(cfg.replace(strategy="probcover", candidates=300), dataset=digits)
+    assert list(sub.initial_indices) == list(again.initial_indices)
+    assert sub.strategy.radius_ is not None  # chosen on the cold start's features, kept for the run

@@ -218,3 +218,29 @@ def test_intervals_stay_within_what_the_quantity_can_be():
     mean, low, high = t_interval([100, 700], bounds=(0.0, None))
     assert low == 0.0 and high == pytest.approx(400 + 12.706 * 300, rel=1e-3)
     assert t_interval([0.5, 0.6]) [1] < t_interval([0.5, 0.6], bounds=(0.55, None))[1]
+
+
+def test_accuracy_at_budgets_is_tested_paired_by_seed_and_holm_corrected_over_every_comparison():
+    from alcore.analysis.stats import BUDGET_COLUMNS, tests_at_budgets
+
+    rng = np.random.default_rng(0)
+    rows = []
+    random10 = 0.4 + 0.03 * rng.standard_normal(10)
+    for strategy, lift in (("random", 0.0), ("typiclust", 0.12), ("margin", 0.0)):
+        key = GroupKey(strategy, strategy)
+        for seed in range(10):
+            for n, base in ((10, random10[seed]), (20, random10[seed] + 0.1)):
+                # typiclust 12 points up on every seed; margin equal to random give or take a point
+                acc = base + lift + (0.01 * rng.standard_normal() if strategy == "margin" else 0.0)
+                rows.append({"group": strategy, "key": key, "seed": seed, "n_labeled": n, "test_accuracy": acc,
+                             "run_id": 0})
+    t = tests_at_budgets(pd.DataFrame(rows).sample(frac=1, random_state=1), [10, 20], "random")
+    assert list(t.columns) == BUDGET_COLUMNS and t.attrs["comparisons"] == 4
+    typ = t[t.group == "typiclust"].set_index("n_labeled")
+    assert typ.loc[10, "mean_diff"] == pytest.approx(0.12) and typ.loc[10, "win_fraction"] == 1.0
+    assert typ.loc[10, "wilcoxon_p"] == pytest.approx(2 / 2 ** 10)
+    p = t.set_index(["group", "n_labeled"])["wilcoxon_p"]
+    assert t.set_index(["group", "n_labeled"])["holm_p"].to_numpy() == pytest.approx(holm(p.to_numpy()))
+    assert list(typ["verdict"]) == ["better", "better"]
+    assert set(t[t.group == "margin"]["verdict"]) == {"not separable"}
+    assert tests_at_budgets(pd.DataFrame(rows), [10], "bald").empty

@@ -515,3 +515,54 @@ def aggregate_curves(frame: pd.DataFrame, band: str = "ci95") -> pd.DataFrame:
         out.append({"group": group, "n_labeled": n, "mean": mean, "low": max(low, 0.0), "high": min(high, 1.0),
                     "runs": len(a)})
     return pd.DataFrame(out, columns=["group", "n_labeled", "mean", "low", "high", "runs"])
+
+
+# ------------------------------------------------------------ accuracy at a budget
+
+BUDGET_COLUMNS = ["group", "versus", "n_labeled", "n_seeds", "mean", "versus_mean", "mean_diff", "win_fraction",
+                  "wilcoxon_p", "wilcoxon_method", "t_p", "holm_p", "verdict"]
+
+
+def tests_at_budgets(curves: pd.DataFrame, budgets: Sequence[int], versus: str, *,
+                     alpha: float = ALPHA) -> pd.DataFrame:
+    """Paired tests of test accuracy at given label counts: every group of a
+    :func:`~alcore.analysis.groups.curve_frame` against the group ``versus`` (e.g. random) with
+    the same settings, at each of ``budgets`` where both ran, paired by seed. The same tests as
+    :func:`pairwise_tests` on AULC (two-sided Wilcoxon signed-rank, paired t beside it), Holm-
+    corrected over every (group, budget) comparison in the table; ``verdict`` "better" / "worse"
+    where ``holm_p`` < ``alpha``, else "not separable". One row per comparison; empty where
+    ``versus`` is not among the groups."""
+    if curves is None or not len(curves) or versus not in set(curves["group"]):
+        return pd.DataFrame(columns=BUDGET_COLUMNS)
+    keys = keys_by_group(curves)
+
+    def at(group, n):
+        sub = curves[(curves["group"] == group) & (curves["n_labeled"] == n)]
+        return sub.drop_duplicates("seed", keep="first").set_index("seed")["test_accuracy"].astype(float)
+
+    rows = []
+    for group, _ in in_natural_order(curves):
+        if group == versus or keys[group].settings != keys[versus].settings:
+            continue
+        for n in budgets:
+            mine, theirs = at(group, n), at(versus, n)
+            shared = sorted(set(mine.index) & set(theirs.index))
+            if not shared:
+                continue
+            x, y = mine.loc[shared].to_numpy(), theirs.loc[shared].to_numpy()
+            diff = x - y
+            p_w, method = _wilcoxon(diff) if len(diff) >= 2 else (None, "not run")
+            rows.append({"group": group, "versus": versus, "n_labeled": int(n), "n_seeds": len(diff),
+                         "mean": float(x.mean()), "versus_mean": float(y.mean()), "mean_diff": float(diff.mean()),
+                         "win_fraction": float((diff > 0).mean()), "wilcoxon_p": p_w, "wilcoxon_method": method,
+                         "t_p": _ttest(x, y), "holm_p": None, "verdict": "not separable", "_direction": _direction(diff)})
+    tested = [r for r in rows if r["wilcoxon_p"] is not None]
+    for r, adjusted in zip(tested, holm([r["wilcoxon_p"] for r in tested])):
+        r["holm_p"] = float(adjusted)
+        if adjusted < alpha and r["_direction"] != 0:
+            r["verdict"] = "better" if r["_direction"] > 0 else "worse"
+    table = pd.DataFrame(rows, columns=BUDGET_COLUMNS)
+    numeric = ["mean", "versus_mean", "mean_diff", "win_fraction", "wilcoxon_p", "t_p", "holm_p"]
+    table[numeric] = table[numeric].astype(float)
+    table.attrs["comparisons"] = len(tested)
+    return table

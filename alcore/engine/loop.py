@@ -27,7 +27,7 @@ from alcore.results.records import RoundResult, RunResult, DatasetInfo, confusio
 from alcore.strategies.base import Need, StrategyInput, make_strategy
 
 # purposes of the per-round random generators
-_INITIAL, _SHUFFLE, _SPLIT, _SELECT, _CANDIDATES, _VALIDATION, _REFIT = range(7)
+_INITIAL, _SHUFFLE, _SPLIT, _SELECT, _CANDIDATES, _VALIDATION, _REFIT, _INITIAL_CANDIDATES = range(8)
 
 
 def round_rng(seed: int, round_: int, purpose: int) -> np.random.Generator:
@@ -95,6 +95,28 @@ def choose_typiclust(x_pool: np.ndarray, n: int, rng: np.random.Generator, exclu
     with _thread_limit():
         picks, _ = typiclust_select(x, x[:0], n, rng)
     return free[picks]
+
+
+def choose_by_strategy(strategy, x_pool: np.ndarray, n: int, rng: np.random.Generator, exclude: np.ndarray,
+                       n_classes: int, candidates: Optional[np.ndarray] = None) -> np.ndarray:
+    """Cold start 'strategy': the run's own strategy picks the first ``n`` labels where it can
+    without a model, as TypiClust and ProbCover do in their papers (Hacohen et al. 2022, Yehuda
+    et al. 2022: the budget starts at 0); at random (:func:`choose_random`, the same picks for
+    the same seed) otherwise: random, and uncertainty strategies, which have no model to be
+    unsure with yet.
+
+    The coverage family (typiclust, probcover, maxherding, uherding) reads only features: it
+    gets the pool's (``x_pool``, flattened), no labeled image, and uniform probabilities over
+    ``n_classes`` (ProbCover's radius rule reads the class count from them; UHerding's
+    uncertainty is then the same everywhere, so it covers like MaxHerding). ``candidates``: the
+    pool indices it chooses among (the config's ``candidates`` subsample), default every free one."""
+    if strategy.family != "coverage":
+        return choose_random(x_pool, n, rng, exclude)
+    cand = np.flatnonzero(~exclude) if candidates is None else np.asarray(candidates)
+    x = x_pool[cand].reshape(len(cand), -1).astype(np.float32)
+    inputs = StrategyInput(probs=np.full((len(cand), n_classes), 1.0 / n_classes), embeddings=x,
+                           labeled_embeddings=x[:0])
+    return cand[np.asarray(strategy.select(inputs, n, rng).indices)]
 
 
 ORACLES = ("simulated", "person")
@@ -166,12 +188,21 @@ class Experiment:
             self.validation_indices = np.sort(
                 round_rng(cfg.seed, 0, _VALIDATION).choice(n_pool, n_val, replace=False))
             self._taken[self.validation_indices] = True
-        chooser = INITIAL_CHOOSERS[cfg.initial_strategy]
         # k-means clusters what the model reads: the pixels, or the embedding chosen for it
         # (the transfer model's own features aside: its runs cluster pixels, as they always did)
         seen = self.dataset.inputs_pool if cfg.embedding != "pixels" else self.dataset.x_pool
-        initial = np.asarray(chooser(seen, cfg.initial, round_rng(cfg.seed, 0, _INITIAL),
-                                     self._taken.copy(), labels=self.dataset.y_pool), dtype=np.int64)
+        if cfg.initial_strategy == "strategy":
+            free = np.flatnonzero(~self._taken)
+            cand = None
+            if cfg.candidates is not None and cfg.candidates < len(free):  # as every round does
+                cand = np.sort(round_rng(cfg.seed, 0, _INITIAL_CANDIDATES).choice(free, cfg.candidates, replace=False))
+            initial = choose_by_strategy(self.strategy, seen, cfg.initial, round_rng(cfg.seed, 0, _INITIAL),
+                                         self._taken.copy(), self.dataset.n_classes, cand)
+        else:
+            chooser = INITIAL_CHOOSERS[cfg.initial_strategy]
+            initial = chooser(seen, cfg.initial, round_rng(cfg.seed, 0, _INITIAL), self._taken.copy(),
+                              labels=self.dataset.y_pool)
+        initial = np.asarray(initial, dtype=np.int64)
         self.initial_indices = initial
         self._taken[initial] = True
         self._labeled: list[int] = [int(i) for i in initial]

@@ -4,7 +4,9 @@ A :class:`Race` holds one :class:`Experiment` per (strategy, seed). Each
 :meth:`Race.step` advances the experiment that has done the fewest rounds, so all
 curves grow together and a UI can redraw after every round. Within a seed every
 strategy starts from the same pool, the same initial labels and the same initial
-weights (they all derive from the seed), so differences come from the strategies.
+weights (they all derive from the seed), so differences come from the strategies (with
+``initial_strategy="strategy"`` the coverage strategies pick their own initial labels: that
+difference is the strategy's too).
 
 With ``ceiling`` the race also runs the oracle ceiling of every seed
 (:class:`alcore.engine.ceiling.OracleCeiling`, in :attr:`Race.ceilings`), stepped with the
