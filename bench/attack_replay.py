@@ -100,14 +100,14 @@ class Sampler(threading.Thread):
                 except psutil.Error:
                     pass
             return kb, cpu
-        kb, cpu, tick = 0, 0.0, os.sysconf("SC_CLK_TCK")
+        from tests.e2e.test_cancel_e2e import cpu_seconds  # user + system time from /proc/<pid>/stat
+
+        kb, cpu = 0, 0.0
         for p in [self.pid, *descendants(self.pid)]:
             kb += proc_status(p).get("VmRSS", 0)
             try:
-                with open(f"/proc/{p}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-                cpu += (int(fields[11]) + int(fields[12])) / tick
-            except (FileNotFoundError, ProcessLookupError, IndexError):
+                cpu += cpu_seconds(p)
+            except (FileNotFoundError, ProcessLookupError):
                 pass
         return kb, cpu
 
@@ -240,13 +240,23 @@ class Bench:
         box = uploader if uploader is not None else page.get_by_test_id("stFileUploader").first
         box.locator("input[type=file]").set_input_files(str(path))
         # the file is listed once the browser has it (a large one takes seconds to send)
-        self.expect(box.get_by_text(path.name).first).to_be_visible(timeout=PAGE_MS)
+        # (by the start of its name: the uploader shortens a long one in the middle)
+        self.expect(box.get_by_text(re.compile("^" + re.escape(path.name[:6]))).first).to_be_visible(timeout=PAGE_MS)
         self.settled(page)
 
+    UPLOADERS = {"Upload a .npz": "Your .npz", "Upload a .zip of images": "Your images: a .zip"}
+
     def choose_dataset(self, page, name: str) -> None:
+        """Choose a dataset source; return once its uploader is drawn (the page before the choice
+        may still show another uploader for a moment)."""
         page.get_by_role("combobox", name="Dataset").click()
         page.get_by_role("option", name=name, exact=True).click()
         self.settled(page)
+        if name in self.UPLOADERS:
+            self.expect(self.uploader(page)).to_contain_text(self.UPLOADERS[name], timeout=PAGE_MS)
+
+    def uploader(self, page):
+        return page.get_by_test_id("stFileUploader").first
 
     def start(self, page) -> None:
         page.get_by_role("button", name="Start", exact=True).click()
@@ -620,7 +630,7 @@ def replay_other_upload(b: Bench) -> None:
     kept = next(b.uploads.glob("*/*/mine.npz"))
     raw = digits_result(dataset="npz", data_file=str(mine), initial=6, batch_size=6)
     raw["config"]["data_file"] = str(kept)  # B's edit: A's file on the server
-    forged = b.files / "names_another_upload.json"
+    forged = b.files / "theirs.json"
     forged.write_text(json.dumps(raw))
     cb, page = b.visitor()
     b.open(page, "/replay", "Replay")
