@@ -236,6 +236,14 @@ class Bench:
             pass  # already over, or answered without a script run
         wait_idle(page, PAGE_MS)
 
+    def upload_to_dataset(self, page, path: Path) -> None:
+        """Upload on the Dataset page; return once it is refused (named in an error) or loaded."""
+        self.upload(page, path)
+        refused = page.get_by_test_id("stAlertContentError").filter(has_text=path.name)
+        loaded = page.get_by_test_id("stMetric").filter(has_text="Pool images")
+        self.expect(refused.or_(loaded).first).to_be_visible(timeout=PAGE_MS)
+        wait_idle(page, PAGE_MS)
+
     def upload(self, page, path: Path, uploader=None) -> None:
         box = uploader if uploader is not None else page.get_by_test_id("stFileUploader").first
         box.locator("input[type=file]").set_input_files(str(path))
@@ -487,7 +495,7 @@ def _dataset_upload(b: Bench, path: Path, source: str = "Upload a .npz") -> None
     ctx, page = b.visitor()
     b.open(page, "/", "Dataset")
     b.choose_dataset(page, source)
-    b.upload(page, path)
+    b.upload_to_dataset(page, path)
     b.check(page)
     b.close(ctx)
 
@@ -588,7 +596,7 @@ def junk_uploads(b: Bench) -> None:
     b.open(page, "/", "Dataset")
     for path, source in files:
         b.choose_dataset(page, source)
-        b.upload(page, path)
+        b.upload_to_dataset(page, path)
         b.check(page)
     if folder_bytes(b.uploads):
         b.fail(f"{folder_bytes(b.uploads):,} bytes kept while the tab is open")
@@ -625,7 +633,7 @@ def replay_other_upload(b: Bench) -> None:
     ca, a = b.visitor()
     b.open(a, "/", "Dataset")
     b.choose_dataset(a, "Upload a .npz")
-    b.upload(a, mine)
+    b.upload_to_dataset(a, mine)
     b.check(a)
     kept = next(b.uploads.glob("*/*/mine.npz"))
     raw = digits_result(dataset="npz", data_file=str(mine), initial=6, batch_size=6)
