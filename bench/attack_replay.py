@@ -161,6 +161,7 @@ class Record:
     notes: list[str] = field(default_factory=list)
     peak_mb: float = 0.0
     start_mb: float = 0.0  # the server's RSS as the attack began
+    peak_at_s: float | None = None  # seconds into the attack
     cpu_after_stop: float | None = None
     idle_after_stop_s: float | None = None
     cpu_after_close: float | None = None
@@ -174,8 +175,9 @@ class Record:
 class Bench:
     """The server, the browser and the folders the attacks share."""
 
-    def __init__(self, browser, expect, root: Path, race_seconds: float):
+    def __init__(self, browser, expect, root: Path, race_seconds: float, cnn_seconds: float = 10):
         self.browser, self.expect, self.root, self.race_seconds = browser, expect, root, race_seconds
+        self.cnn_seconds = cnn_seconds
         self.tmp, self.runs, self.cache, self.files = root / "tmp", root / "runs", root / "cache", root / "files"
         for d in (self.tmp, self.runs, self.cache, self.files):
             d.mkdir(parents=True, exist_ok=True)
@@ -532,7 +534,7 @@ def _cnn(b: Bench, then: str) -> None:
         b.note("the race did not start")
         event = b.close(ctx)
     else:
-        b.note(b.race_for(page, 10))  # the round computes
+        b.note(b.race_for(page, b.cnn_seconds))  # the round computes
         if then == "stop":
             page.get_by_role("button", name="Stop", exact=True).click()
             event = time.monotonic()
@@ -756,6 +758,8 @@ def run_attack(b: Bench, attack: Attack) -> Record:
     rec.seconds = time.monotonic() - t0
     rec.window = (round(t0 - b.sampler.samples[0][0], 1), round(time.monotonic() - b.sampler.samples[0][0], 1))
     rec.peak_mb = b.sampler.peak_mb(t0)
+    rec.peak_at_s = next((round(t - t0, 2) for t, kb, _ in b.sampler.samples if t >= t0 and kb / 1024 == rec.peak_mb),
+                         None)
     rec.uploads_bytes, rec.temp_bytes = b.disk()
     with open(b.log, "rb") as f:
         f.seek(log_at)
@@ -849,6 +853,8 @@ def main() -> int:
     ap.add_argument("--only", nargs="+", metavar="NAME", help="run these attacks only (--list names them)")
     ap.add_argument("--list", action="store_true", help="name the attacks and exit")
     ap.add_argument("--race-seconds", type=float, default=90, help="how long a race runs before Stop (default 90)")
+    ap.add_argument("--cnn-seconds", type=float, default=10,
+                    help="how long the cnn link's race computes before Stop or the tab closes (default 10)")
     ap.add_argument("--settle", type=float, default=200,
                     help="seconds to watch the server after the last session closed (default 200)")
     ap.add_argument("--json", type=Path, help="save the records and the end state to this file")
@@ -870,7 +876,7 @@ def main() -> int:
     records, end = [], {}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        b = Bench(browser, expect, root, args.race_seconds)
+        b = Bench(browser, expect, root, args.race_seconds, args.cnn_seconds)
         try:
             started_mb = b.sampler.rss_mb()
             for attack in chosen:
@@ -898,10 +904,10 @@ def main() -> int:
     print(table(records, end))
     if args.json:
         t_first = b.sampler.samples[0][0]
-        trace = [(round(t - t_first, 2), kb // 1024, round(cpu, 2)) for t, kb, cpu in b.sampler.samples[::4]]
+        trace = [(round(t - t_first, 2), kb // 1024, round(cpu, 2)) for t, kb, cpu in b.sampler.samples]
         args.json.write_text(json.dumps(dict(records=[asdict(r) for r in records], end=end,
                                              load=[load_before, load_after],
-                                             rss_mb_cpu_s_every_second=trace), indent=1))
+                                             rss_mb_cpu_s_every_sample=trace), indent=1))
     bad = any(r.failures for r in records) or end.get("rss_under_target_after_s") is None \
         or end.get("uploads_bytes") or any(end.get("exited", (0, 0)))
     return 1 if bad else 0
