@@ -1,4 +1,4 @@
-"""Command line: ``python -m alcore run|sweep|summarize|autolabel|csv``.
+"""Command line: ``python -m alcore run|race|sweep|summarize|autolabel|csv``.
 
 ``run``'s flags are generated from :class:`ExperimentConfig`, so every flag is a
 config field with dashes (``--batch-size`` is ``batch_size``) and its help text is
@@ -63,6 +63,23 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
             help_text += "; 'none' unsets it"
         parser.add_argument(flag, dest=name, type=typ, choices=choices, default=argparse.SUPPRESS,
                             metavar=None if choices else name.upper(), help=help_text)
+
+
+def _add_race_flags(parser: argparse.ArgumentParser) -> None:
+    """The race's own fields (RaceConfig's, besides the base config) as flags of the same names."""
+    from alcore.config import RaceConfig
+    from alcore.strategies.base import STRATEGIES
+
+    f = RaceConfig.model_fields
+    parser.add_argument("--strategies", nargs="+", choices=list(STRATEGIES), default=["margin", "random"],
+                        help="the strategies raced, each on every seed")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="the seeds (a list: 0 1 2)")
+    parser.add_argument("--ceiling", action=argparse.BooleanOptionalAction, default=False,
+                        help=f["ceiling"].description.replace("%", "%%"))
+    parser.add_argument("--ceiling-candidates", dest="ceiling_candidates", type=_optional(int), default=None,
+                        help=f["ceiling_candidates"].description + "; 'none' unsets it")
+    parser.add_argument("--ceiling-validation", dest="ceiling_validation", type=int,
+                        default=f["ceiling_validation"].default, help=f["ceiling_validation"].description)
 
 
 def parse_assignments(items: list[str]) -> dict:
@@ -178,6 +195,60 @@ def cmd_run(ns: argparse.Namespace) -> int:
     return 0 if exp.done else 130
 
 
+def cmd_race(ns: argparse.Namespace) -> int:
+    """Race strategies on seeds (a RaceConfig), optionally with the oracle ceiling of every seed;
+    one result file per run in --out, and (with the ceiling) the share of its gain each captures."""
+    from alcore.analysis.ceiling import gain_captured
+    from alcore.config import RaceConfig
+    from alcore.data.datasets import DatasetUnavailableError
+    from alcore.engine.race import Race
+    from alcore.results.records import save_result
+
+    try:
+        cfg = _config_from_args(ns)
+        setup = RaceConfig(base=cfg, strategies=ns.strategies, seeds=ns.seeds, ceiling=ns.ceiling,
+                           ceiling_candidates=ns.ceiling_candidates, ceiling_validation=ns.ceiling_validation)
+    except ValueError as e:
+        print(f"error: {_error_text(e)}", file=sys.stderr)
+        return 2
+    try:
+        with EmbeddingBar(disable=ns.no_progress) as bar:
+            race = Race.of(setup, progress=bar)
+    except (ValueError, DatasetUnavailableError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    seconds = {id(e): 0.0 for e in race.runs}
+    try:
+        while not race.done:
+            t0 = time.perf_counter()
+            r = race.step()
+            exp = race.last[0]
+            seconds[id(exp)] += time.perf_counter() - t0
+            name = exp.label if exp in race.ceilings else f"{exp.config.strategy} (seed {exp.config.seed})"
+            print(f"{name:<28} round {r.round:3d}  labels {r.n_labeled:6d}  test_accuracy {r.test_accuracy:.4f}",
+                  flush=True)
+    except KeyboardInterrupt:
+        print("interrupted: keeping the finished rounds", file=sys.stderr)
+    results = race.results() + race.ceiling_results()
+    if ns.out:
+        out = Path(ns.out)
+        for res in results:
+            name = "ceiling" if res.ceiling is not None else res.config.strategy
+            save_result(res, out / f"{name}-seed{res.config.seed}.json")
+        print(f"wrote {len(results)} result files to {out}")
+    for e in race.ceilings:
+        print(f"{e.label}: {len(e.rounds)} rounds in {seconds[id(e)]:.1f} s")
+    if race.ceilings:
+        table = gain_captured(results)
+        print("share of the oracle's gain over random captured (mean over seeds, 95% t interval):")
+        for _, row in table.iterrows():
+            interval = (f" [{row['share_low']:.0%}, {row['share_high']:.0%}]"
+                        if row["share_low"] == row["share_low"] else "")
+            print(f"  {row['group']:<20} {row['share_mean']:.0%}{interval} over {row['seeds']} seed(s)"
+                  + (f"  ({row['note']})" if row["note"] else ""))
+    return 0 if race.done else 130
+
+
 class EmbeddingBar:
     """A progress bar (tqdm, on standard error) for computing an embedding: one bar per stage
     (training the encoder, embedding the images, backbone features), the loss beside it."""
@@ -250,9 +321,12 @@ def cmd_summarize(ns: argparse.Namespace) -> int:
     results, failed = _load_all(ns.files)
     if not results:
         return 2
+    from alcore.results.records import CEILING
+
     groups: dict[str, list] = {}
-    for res in results:
-        groups.setdefault(strategy_label(res.config, percent=False), []).append(res)
+    for res in results:  # an oracle ceiling's file is its own row, never averaged into random's
+        groups.setdefault(CEILING if res.ceiling is not None else strategy_label(res.config, percent=False),
+                          []).append(res)
     at = ns.at
     head = f"{'strategy':<22}{'runs':>5}{'final_acc':>11}{'aulc':>8}{'drops':>7}"
     if at is not None:
@@ -460,6 +534,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="continue the stopped run in this result file with its own settings; picks are "
                           "the same as an uninterrupted run's (writes back to FILE unless --out is given)")
     run.set_defaults(func=cmd_run)
+    rc = sub.add_parser("race", help="race strategies on the same seeds, as the dashboard's Run page does, "
+                                     "optionally with the oracle ceiling of every seed (--ceiling)",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _add_config_flags(rc)
+    _add_race_flags(rc)
+    rc.add_argument("--out", help="folder for the result files: STRATEGY-seedN.json, ceiling-seedN.json")
+    rc.add_argument("--no-progress", action="store_true",
+                    help="no progress bar while an embedding is computed (self_supervised, pretrained)")
+    rc.set_defaults(func=cmd_race)
     sw = sub.add_parser("sweep", help="run every cell of a TOML spec (config axes crossed), one result "
                                       "file per cell, on local worker processes or a Dask cluster; "
                                       "re-running skips complete cells")

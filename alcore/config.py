@@ -549,16 +549,55 @@ class RaceConfig(BaseModel):
     base: ExperimentConfig
     strategies: list[str] = Field(min_length=1, max_length=64)
     seeds: list[int] = Field(min_length=1, max_length=64)
+    # The oracle ceiling (alcore.engine.ceiling): one more run per seed, opt-in.
+    ceiling: bool = Field(
+        False, description="Also run the oracle ceiling on every seed: each round it asks every raced "
+        "strategy (and random) for a batch, trains on each, and keeps the one with the best accuracy on "
+        "ceiling_validation labeled pool images. Greedy, and it peeks at labels no real strategy has: "
+        "a reference curve, not a strategy. Costs about ceiling_candidates trainings per round.")
+    ceiling_candidates: Optional[int] = Field(
+        None, ge=1, le=64, description="Oracle ceiling: candidate batches tried per round, one from each "
+        "raced strategy and the rest at random (empty: the strategies raced + 2).")
+    ceiling_validation: int = Field(
+        200, ge=10, le=100_000, description="Oracle ceiling: labeled pool images it scores candidate "
+        "batches on (drawn once per seed from the pool and never picked by it; the test set is never used).")
+
+    @model_validator(mode="after")
+    def _check_ceiling(self):
+        k = self.ceiling_candidates
+        if k is not None and k < len(self.strategies):
+            raise ValueError(f"ceiling_candidates {k} is below the {len(self.strategies)} strategies raced: "
+                             f"each raced strategy proposes one batch; choose at least {len(self.strategies)} "
+                             f"(or leave it empty)")
+        return self
+
+    def ceiling_costs(self) -> dict:
+        """The oracle ceiling's settings as :meth:`alcore.serve.limits.DeploymentLimits.run_problems`
+        counts them (K 0: no ceiling)."""
+        return {"ceiling_candidates": self.ceiling_batches if self.ceiling else 0,
+                "ceiling_validation": self.ceiling_validation if self.ceiling else 0}
+
+    @property
+    def ceiling_batches(self) -> int:
+        """Candidate batches the oracle ceiling tries per round (ceiling_candidates, or the strategies + 2)."""
+        return self.ceiling_candidates if self.ceiling_candidates is not None else len(self.strategies) + 2
 
     @classmethod
-    def counted(cls, base: ExperimentConfig, strategies, n_seeds: int) -> "RaceConfig":
+    def counted(cls, base: ExperimentConfig, strategies, n_seeds: int, **ceiling) -> "RaceConfig":
         """``n_seeds`` seeds from ``base.seed`` on (``base.seed``, ``base.seed + 1``, ...), as the
-        dashboard and a share link give them (a count)."""
-        return cls(base=base, strategies=list(strategies), seeds=[base.seed + i for i in range(int(n_seeds))])
+        dashboard and a share link give them (a count); ``ceiling``: the oracle ceiling's fields."""
+        return cls(base=base, strategies=list(strategies), seeds=[base.seed + i for i in range(int(n_seeds))],
+                   **ceiling)
 
     @property
     def n_runs(self) -> int:
+        """The raced runs (strategies x seeds); the oracle ceiling's runs come after them."""
         return len(self.strategies) * len(self.seeds)
+
+    @property
+    def n_ceilings(self) -> int:
+        """The oracle ceiling's runs: one per seed when ``ceiling`` is on, numbered after the raced runs."""
+        return len(self.seeds) if self.ceiling else 0
 
     def run_index(self, strategy: str, seed: int) -> int:
         """The position of the run of ``strategy`` on ``seed`` (seed-major)."""

@@ -7,18 +7,18 @@ from __future__ import annotations
 
 import html
 import zlib
-from typing import Mapping, NamedTuple, Optional, Sequence
+from typing import TYPE_CHECKING, Mapping, NamedTuple, Optional, Sequence
 
 import numpy as np
-import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from alcore.analysis.groups import natural_order
-from alcore.analysis.stats import aggregate_curves
-from alcore.results.records import ImageRef, RunResult
+from alcore.results.records import CEILING, ImageRef, RunResult
 from alcore.strategies.base import STRATEGIES, is_baseline
+
+if TYPE_CHECKING:  # pandas is imported where a frame is made or read: the Dataset page, the
+    import pandas as pd  # dashboard's first, draws its figures without it (0.3-1 s to import)
 
 PALETTE = qualitative.Plotly
 RANDOM_COLOR = "#7f7f7f"
@@ -43,9 +43,14 @@ STRATEGY_PALETTE = tuple(dict.fromkeys(tuple(qualitative.Plotly) + ("#8C564B", "
                                        + tuple(c for c in qualitative.Dark24 if c != "#222A2A")))
 
 
+CEILING_COLOR = "#6e6e6e"  # the oracle ceiling: grey, dashed, a reference rather than a contender
+
+
 def strategy_color(name: str) -> str:
     """The colour of strategy ``name`` (a registry name: 'margin', 'hybrid') wherever it is drawn.
     A name the registry does not know (a file from another version) gets a colour of its own name."""
+    if name == CEILING:
+        return CEILING_COLOR
     if is_baseline(name):
         return RANDOM_COLOR
     others = [s for s in STRATEGIES if not is_baseline(s)]
@@ -96,12 +101,17 @@ def learning_curve_figure(frame: pd.DataFrame, *, aggregate: bool = True, band: 
     """Accuracy-versus-labels curves. With ``aggregate``, runs of one group (several
     seeds) become a mean line with a shaded band; otherwise one line per run. The labels axis
     starts at 0 and, given ``max_labels`` (a race's planned labels), ends there from the first
-    point on, so a live race's curves grow into a fixed frame."""
+    point on, so a live race's curves grow into a fixed frame. Rows of the oracle ceiling (key
+    strategy :data:`~alcore.results.records.CEILING`) are drawn as a dashed grey line of that name."""
+    from alcore.analysis.groups import natural_order
+    from alcore.analysis.stats import aggregate_curves
+
     fig = go.Figure()
     groups = sorted(frame["group"].unique(), key=natural_order) if len(frame) else []
     strategies = {g: key.strategy for g, key in zip(frame["group"], frame["key"])} if "key" in frame else {}
     colors = group_colors(groups, strategies)
     dash = {g: "dash" if is_baseline(_strategy_of(g, strategies)) else "solid" for g in groups}  # random's
+    dash.update({g: "longdash" for g in groups if _strategy_of(g, strategies) == CEILING})
     if aggregate and len(frame):
         agg = aggregate_curves(frame, band)
         for g in groups:
@@ -295,6 +305,8 @@ def gallery_details(sections: dict[str, Sequence], class_names: Sequence[str], *
     prediction is right, and the strategy's score. Each item has ``index``, ``predicted``,
     ``label`` and, where known, ``confidence`` and ``score`` (an ImageRef does). ``given``: the
     labels are a person's ("label given", "agrees"); a label of -1 is unknown (empty)."""
+    import pandas as pd
+
     label_col, right_col = ("label given", "agrees") if given else ("true class", "right")
     rows = []
     for title, items in sections.items():
@@ -390,6 +402,8 @@ def pairwise_figure(pairs: pd.DataFrame, title: str = "Paired tests on AULC acro
     """Heatmap of :func:`alcore.analysis.stats.pairwise_tests`: rows and columns are groups, colour is
     the mean AULC difference (row minus column) over the paired seeds, each cell says the
     verdict and the Holm-corrected Wilcoxon p-value. Pairs that were not compared are blank."""
+    import pandas as pd
+
     names = sorted(set(pairs["row"]) | set(pairs["column"])) if len(pairs) else []
     pos = {g: i for i, g in enumerate(names)}
     z = np.full((len(names), len(names)), np.nan)
@@ -471,6 +485,8 @@ def score_rank_frame(explanation, batch_size: Optional[int] = None, strategy: Op
     measure with ``score``, ``rank`` (1 = picked first), ``top_share`` (rank / candidates),
     ``in_batch`` (rank within ``batch_size``: a strategy of that measure would have picked it,
     ties aside) and ``strategy`` (True on the row of the run's own measure)."""
+    import pandas as pd
+
     n = explanation.n_candidates
     rows = []
     for m, score in explanation.scores.items():

@@ -1,6 +1,7 @@
 """Compare page: overlay result files from anywhere; mean and band over seeds."""
 import streamlit as st
 
+from alcore.analysis.ceiling import split_ceilings
 from alcore.analysis.groups import curve_frame
 from alcore.figures import SETTING_TITLES, learning_curve_figure, pairwise_figure, setting_effect_figure
 from alcore.analysis.metrics import group_metrics, metrics_frame
@@ -8,7 +9,7 @@ from alcore.analysis.pitfalls import model_selection, not_better_than_random, ti
 from alcore.sweep.presets import list_presets, load_preset
 from alcore.results.records import ResultFileError, curves_csv
 from alcore.analysis.stats import seed_statistics, setting_effect, swept_settings
-from dashboard.display import metric_columns, pair_warnings, plain, show_figure, show_pitfalls, show_table
+from dashboard.display import metric_columns, show_gain_captured, pair_warnings, plain, show_figure, show_pitfalls, show_table
 from dashboard.state import RACE
 from dashboard.uploads import result_uploads
 from dashboard.widgets import target_accuracy
@@ -50,9 +51,11 @@ sources.extend(uploads.names)
 race = st.session_state.get(RACE)
 if race is not None and any(e.rounds for e in race.experiments):
     if st.toggle("Include this session's race", value=not uploads.uploaded and chosen is None):
-        for r in race.results():
+        for r in race.results() + race.ceiling_results():
             results.append(r)
             sources.append("this session")
+frame = curve_frame(results, sources)  # the oracle ceilings' runs too, drawn apart
+results, sources, ceilings, _ = split_ceilings(results, sources)  # everything else: the strategies' runs
 if not results:
     st.info("No runs to compare yet: upload result files, load a preset, or run a race on the **Run** page.")
     st.stop()
@@ -63,7 +66,6 @@ aggregate = c1.toggle("Average seeds", value=True)
 band = c2.selectbox("Band", ["ci95", "std", "minmax"], disabled=not aggregate,
                     format_func={"ci95": "95% confidence interval", "std": "± 1 std", "minmax": "min-max"}.get)
 target = target_accuracy(results, where=c3)
-frame = curve_frame(results, sources)
 show_figure(learning_curve_figure(frame, aggregate=aggregate, band=band, target=target,
                                   target_name="target accuracy", title="Test accuracy vs labels"), "compare_learning_curves", key="compare_curves")
 
@@ -80,6 +82,7 @@ show_table(group_metrics(metrics), "compare_metrics_per_group", column_config=fm
 with st.expander("Per run"):
     metrics.insert(1, "file", sources)
     show_table(metrics.drop(columns=["key", "strategy"]), "compare_metrics_per_run", column_config=fmt)
+show_gain_captured(results + ceilings)
 st.download_button("Download these curves (CSV)", curves_csv(results), "compare_curves.csv", "text/csv",
                    on_click="ignore")
 

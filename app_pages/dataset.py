@@ -125,7 +125,7 @@ def page():
         st.caption(f"First 20 of {ds.n_classes} classes shown.")
 
     st.subheader("k-means centroids of the pool")
-    st.write("scikit-learn's k-means groups the pool into clusters; each centre drawn as an image shows "
+    st.write("k-means groups the pool into clusters; each centre drawn as an image shows "
              "what a typical member looks like. Clusters that mix classes are where labels help most.")
     top = min(30, len(ds.y_pool))  # k-means needs at least k images (a link may set pool_size=1)
     if top < 3:

@@ -8,9 +8,10 @@ from alcore.figures import confusion_figure
 from alcore.analysis.metrics import group_confusions, group_metrics, metrics_frame
 from alcore.sweep.presets import list_presets, load_preset
 from alcore.results.records import ResultFileError
+from dashboard.data import kept_data, stays_on
 from dashboard.display import plain, show_figure, show_table
 from dashboard.limits import deployment_limits
-from dashboard.state import AUTOSTART, RUNNING, use_setup
+from dashboard.state import AUTOSTART, RUNNING, config, use_setup
 
 st.title("Reference experiments")
 st.write("Experiments from the notebooks and studies this dashboard grew from, replayed with the same "
@@ -72,6 +73,9 @@ for preset in presets:
                 cfg = setup.base
                 if cfg.data_dir and (not limits.allow_server_paths or not Path(cfg.data_dir).is_dir()):
                     cfg = cfg.replace(data_dir=None)  # this server's own copy ($ALCORE_DATA_DIR) or a download
-                use_setup(cfg, setup.strategies, len(setup.seeds))  # the setup pages' widgets show the loaded settings
-                st.session_state[AUTOSTART] = True
-                st.switch_page("app_pages/run.py")
+                if why := kept_data(config(), cfg):  # e.g. MNIST offline: nothing is loaded, Run is left as it is
+                    st.error(f"{why} Nothing was loaded. {stays_on(config())}", icon=":material/cloud_off:")
+                else:
+                    use_setup(cfg, setup.strategies, len(setup.seeds))  # the setup pages' widgets show the loaded settings
+                    st.session_state[AUTOSTART] = True
+                    st.switch_page("app_pages/run.py")

@@ -37,9 +37,12 @@ if len(results) > len(set(frame["group"])):
 d1, d2 = st.columns(2)
 d1.download_button("Download curves (CSV)", curves_csv(results), "curves.csv", "text/csv", on_click="ignore")
 with d2:
-    for i, res in enumerate(results):
+    with race_lock():
+        ceilings = race.ceiling_results()  # the oracle ceilings' files too, for Compare to draw them
+    for i, res in enumerate(results + ceilings):
+        what = "ceiling" if res.ceiling is not None else res.config.strategy
         st.download_button(f"Download {res.label} result file (JSON)", download_json(res),
-                           f"{res.config.dataset}_{res.config.strategy}_seed{res.config.seed}.json",
+                           f"{res.config.dataset}_{what}_seed{res.config.seed}.json",
                            "application/json", on_click="ignore", key=f"dl_{i}")
 
 st.subheader("Inside a round")

@@ -5,17 +5,17 @@ from alcore.analysis.pitfalls import setup_pitfalls
 from dashboard.data import dataset_sizes
 from dashboard.display import config_caption, show_pitfalls
 from dashboard.race_session import RaceSession
-from dashboard.state import AUTOSTART, REFERENCE_ACCURACY, config, race_settings
+from dashboard.state import AUTOSTART, REFERENCE_ACCURACY, config, race_ceiling, race_settings
 from dashboard.uploads import result_uploads, results_on_local_data
 
 st.title("Run")
 cfg, rs = config(), race_settings()
 st.markdown(config_caption(cfg) + " · racing " + ", ".join(f"**{s}**" for s in rs["strategies"])
-            + f" over {rs['seeds']} seed(s)")
+            + f" over {rs['seeds']} seed(s)" + (", with the **oracle ceiling**" if race_ceiling()["ceiling"] else ""))
 st.caption("Change the setup on the Dataset, Model and Strategy pages. Stop keeps every finished round; "
            "you can leave this page and come back, the race waits for you.")
 session = RaceSession()
-race_of_setup = (cfg, rs["strategies"], rs["seeds"])
+race_of_setup = (cfg, rs["strategies"], rs["seeds"], race_ceiling())
 
 
 def setup_advice() -> None:

@@ -6,8 +6,9 @@ from alcore.strategies.base import STRATEGIES, Need
 from dashboard.data import dataset_sizes
 from dashboard.display import show_pitfalls
 from dashboard.limits import deployment_limits
-from dashboard.state import config, race_settings
-from dashboard.widgets import WIDGET_RANGES, bind, choice, commit, number, optional_float, optional_int, optional_percent, slider
+from dashboard.state import config, race_settings, race_setup
+from dashboard.widgets import (WIDGET_RANGES, bind, ceiling_settings, choice, commit, number, optional_float, optional_int,
+                               optional_percent, slider)
 
 st.title("Strategy")
 st.write("Pick the strategies to **race** on the same seeds: every strategy starts from the same "
@@ -27,6 +28,7 @@ with left:
         rs["strategies"], rs["seeds"] = chosen, int(seeds)
     else:
         st.warning("Choose at least one strategy.")
+    ceiling_settings(chosen)
     values = {
         "batch_size": number("batch_size"),
         "rounds": optional_int("rounds", "no round limit", max_value=limits.max_rounds),
@@ -69,7 +71,8 @@ with left:
         values["changed_threshold"] = optional_float("changed_threshold", "off", max_value=0.99, format="%.4f")
     commit(values)
     cfg = config()
-    for problem in limits.run_problems(cfg, rs["strategies"], len(rs["strategies"]) * rs["seeds"]):
+    for problem in limits.run_problems(cfg, rs["strategies"], len(rs["strategies"]) * rs["seeds"],
+                                       **race_setup(cfg).ceiling_costs()):
         st.warning(f"This server would refuse the race: {problem}.", icon=":material/block:")
     if cfg.max_labels():
         st.info(f"Each run ends with at most **{cfg.max_labels()} labels**: {cfg.initial} initial "

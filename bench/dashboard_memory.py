@@ -34,6 +34,10 @@ and the MNIST idx files under ../shared/datasets/mnist relative to the repositor
 Run from the repository root:
 
     .venv/bin/python -m bench.dashboard_memory [--pool-size N]
+    .venv/bin/python -m bench.dashboard_memory --startup-only [--repeat N] [--against OTHER_CHECKOUT]
+
+``--startup-only`` measures step 1 alone (no MNIST needed), ``--repeat`` times on fresh servers,
+alternating with ``--against``'s checkout where given, and prints the medians.
 
 Numbers depend on the machine and on what else runs on it (the race is CPU-bound).
 """
@@ -176,6 +180,80 @@ def read_grid(page) -> list[list[str]]:
     return rows
 
 
+def startup(page, expect, port: int, log_path: Path, env: dict, t: dict, info: dict, root: Path = ROOT):
+    """Launch the server and open its first page in ``page``: the three startup milestones into
+    ``t`` (seconds from launching the server), Pool images into ``info``; (server process, sampler)."""
+    base = f"http://localhost:{port}"
+    t0 = time.monotonic()
+    proc = start_server(port, log_path, env, root=root)
+    sampler = Sampler(proc.pid)
+    sampler.start()
+    try:
+        wait_healthy(proc, base, STARTUP_TIMEOUT_S, log_path)
+        t["health"] = time.monotonic() - t0
+        info["rss_healthy"] = sampler.sample()
+        page.goto(base)
+        expect(page.get_by_role("combobox", name="Dataset")).to_be_visible(timeout=PAGE_TIMEOUT_MS)
+        t["first_widget"] = time.monotonic() - t0
+        expect(pool_metric(page)).to_be_visible(timeout=PAGE_TIMEOUT_MS)
+        wait_idle(page)
+        t["interactive"] = time.monotonic() - t0
+        info["startup_pool"] = pool_metric(page).inner_text()
+    except BaseException:
+        sampler.stop()
+        stop_server(proc)
+        raise
+    return proc, sampler
+
+
+def startup_only(repeat: int, against: Path | None, env: dict) -> int:
+    """The startup milestones only, ``repeat`` times, each on a fresh server and a fresh browser
+    context; with ``against``, alternately from this checkout and that one (a/b, in the same run
+    conditions). Prints every run and the medians."""
+    import statistics
+
+    from playwright.sync_api import expect, sync_playwright
+
+    roots = [ROOT] + ([against.resolve()] if against else [])
+    runs: dict[Path, list[dict[str, float]]] = {r: [] for r in roots}
+    loads = [os.getloadavg()[0]]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            for i in range(repeat):
+                for root in roots if i % 2 == 0 else roots[::-1]:
+                    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+                    page = context.new_page()
+                    page.set_default_timeout(PAGE_TIMEOUT_MS)
+                    t: dict[str, float] = {}
+                    info: dict[str, object] = {}
+                    log_path = Path(tempfile.mkdtemp(prefix="dashboard-startup-")) / "server.log"
+                    proc, sampler = startup(page, expect, free_port(), log_path, env, t, info, root)
+                    sampler.stop()
+                    stop_server(proc)
+                    context.close()
+                    runs[root].append(t)
+                    loads.append(os.getloadavg()[0])
+                    print(f"{root}: health {t['health']:.1f} s, first widget {t['first_widget']:.1f} s, "
+                          f"fully drawn {t['interactive']:.1f} s (Pool images = {info['startup_pool']})", flush=True)
+        finally:
+            browser.close()
+    print()
+    print(f"machine: {os.cpu_count()} CPUs; 1-minute load average {min(loads):.1f}-{max(loads):.1f} during the runs")
+    for root, ts in runs.items():
+        print(f"median of {len(ts)} from {root} ({_commit(root)}): " + ", ".join(
+            f"{name} {statistics.median(x[key] for x in ts):.1f} s"
+            for key, name in (("health", "health"), ("first_widget", "first widget"), ("interactive", "fully drawn"))))
+    return 0
+
+
+def _commit(root: Path) -> str:
+    import subprocess
+
+    out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return out.stdout.strip() or "not a git checkout"
+
+
 # ----------------------------------------------------------------------------- main
 
 def _print_timings(t: dict[str, float], info: dict[str, object]) -> None:
@@ -239,24 +317,40 @@ def _print_failure(failed: Exception, info: dict[str, object], log_path: Path) -
         print(tail)
 
 
-def main() -> int:
+def _args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pool-size", type=int, default=0,
                     help="'Pool size (0 = whole training split)' on the Dataset page (default 0)")
+    ap.add_argument("--startup-only", action="store_true",
+                    help="measure only the startup (server healthy, first widget, first page fully drawn)")
+    ap.add_argument("--repeat", type=int, default=1, help="with --startup-only: how many times (default 1)")
+    ap.add_argument("--against", type=Path, default=None,
+                    help="with --startup-only: another checkout (e.g. a `git archive` of main) measured "
+                         "alternately with this one")
     args = ap.parse_args()
     if args.pool_size < 0:
         ap.error("--pool-size must be >= 0")
+    if args.repeat < 1:
+        ap.error("--repeat must be >= 1")
+    if (args.repeat > 1 or args.against) and not args.startup_only:
+        ap.error("--repeat and --against go with --startup-only")
+    return args
+
+
+def main() -> int:
+    args = _args()
+    env = dict(os.environ)
+    env.pop("ALCORE_DATA_DIR", None)  # the folder is typed into the page, as a user would
+    env["ALCORE_ALLOW_SERVER_PATHS"] = "1"  # which only a server that allows paths offers
+    env["ALCORE_MAX_POOL_SIZE"] = "none"  # the whole 60 000-image split is what is measured
+    if args.startup_only:
+        return startup_only(args.repeat, args.against, env)
     if not (DATA_DIR / "mnist").is_dir():
         print(f"MNIST idx files not found under {DATA_DIR / 'mnist'}", file=sys.stderr)
         return 2
     from playwright.sync_api import expect, sync_playwright
 
     port = free_port()
-    base = f"http://localhost:{port}"
-    env = dict(os.environ)
-    env.pop("ALCORE_DATA_DIR", None)  # the folder is typed into the page, as a user would
-    env["ALCORE_ALLOW_SERVER_PATHS"] = "1"  # which only a server that allows paths offers
-    env["ALCORE_MAX_POOL_SIZE"] = "none"  # the whole 60 000-image split is what is measured
     log_path = Path(tempfile.mkdtemp(prefix="dashboard-memory-")) / "server.log"
     expected_pool = f"{args.pool_size:,}" if args.pool_size else "60,000"
 
@@ -274,20 +368,8 @@ def main() -> int:
             page.set_default_timeout(PAGE_TIMEOUT_MS)
 
             # 1. Startup -------------------------------------------------------------
-            t0 = time.monotonic()
-            proc = start_server(port, log_path, env)
-            sampler = Sampler(proc.pid)
-            sampler.start()
-            wait_healthy(proc, base, STARTUP_TIMEOUT_S, log_path)
-            t["health"] = time.monotonic() - t0
-            rss_at.append(("server healthy", *sampler.sample()))
-            page.goto(base)
-            expect(page.get_by_role("combobox", name="Dataset")).to_be_visible(timeout=PAGE_TIMEOUT_MS)
-            t["first_widget"] = time.monotonic() - t0
-            expect(pool_metric(page)).to_be_visible(timeout=PAGE_TIMEOUT_MS)
-            wait_idle(page)
-            t["interactive"] = time.monotonic() - t0
-            info["startup_pool"] = pool_metric(page).inner_text()
+            proc, sampler = startup(page, expect, port, log_path, env, t, info)
+            rss_at.append(("server healthy", *info.pop("rss_healthy")))
             rss_at.append(("Dataset page interactive (digits)", *sampler.sample()))
 
             # 2a. MNIST from the idx folder ------------------------------------------

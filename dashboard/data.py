@@ -192,6 +192,21 @@ def _loads(cfg: ExperimentConfig) -> bool:
 
 
 DATA_CHOICE = ("dataset", "data_dir", "data_file", "image_size")  # the fields that say which data
+DATA_AMOUNT = ("pool_size", "test_size")  # how much of it: chosen for that data, kept with it
+
+
+def kept_data(cfg: ExperimentConfig, new: ExperimentConfig) -> str | None:
+    """Where ``new`` chooses other data than ``cfg`` and that data cannot be had here while cfg's
+    can: why, and what the visitor can do (unavailable_text); the caller keeps cfg's data, so the
+    session's race, reference accuracy, sidebar and link stay on data that loads. None where new
+    may become the setup (its data loads, is refused for another reason that its page names, or
+    cfg's does not load either: there is nothing to keep)."""
+    if all(getattr(new, k) == getattr(cfg, k) for k in DATA_CHOICE):
+        return None
+    why = unavailable(new)
+    if why is None or not _loads(cfg):
+        return None
+    return why
 
 
 def refused_switch(cfg: ExperimentConfig, values: dict) -> str | None:
@@ -203,9 +218,10 @@ def refused_switch(cfg: ExperimentConfig, values: dict) -> str | None:
         new = cfg.replace(**choice)
     except ValidationError:
         return None  # commit names the field
-    if all(getattr(new, k) == getattr(cfg, k) for k in DATA_CHOICE):
-        return None
-    why = unavailable(new)
-    if why is None or not _loads(cfg):  # nothing to keep where the setup did not load either
-        return None
-    return f"{why} The setup stays on **{cfg.dataset}** (the sidebar, the link and every page use it)."
+    why = kept_data(cfg, new)
+    return None if why is None else f"{why} {stays_on(cfg)}"
+
+
+def stays_on(cfg: ExperimentConfig) -> str:
+    """What a refused choice of data leaves the session on, in the words every page uses."""
+    return f"The setup stays on **{cfg.dataset}** (the sidebar, the link and every page use it)."

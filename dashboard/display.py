@@ -265,3 +265,22 @@ def pair_warnings(warnings: list[str]) -> list[str]:
             out.append(f"{len(pairs)} pairs of groups: {rest.replace('these two', 'these pairs')} The pairs: "
                        + "; ".join(pairs) + ".")
     return out
+
+
+def show_gain_captured(results) -> None:
+    """Compare's table of the share of the oracle ceiling's gain over random each strategy captures
+    (alcore.analysis.ceiling), where the runs include an oracle ceiling; nothing otherwise."""
+    from alcore.analysis.ceiling import gain_captured
+    from dashboard.widgets import CEILING_SHARE_HELP
+
+    table = gain_captured(results)
+    if not len(table):
+        return
+    st.subheader("Share of the oracle's gain over random captured")
+    st.caption(CEILING_SHARE_HELP + " 100% is as much gain as the oracle ceiling, 0% no more than random. The "
+               "ceiling is greedy (a lower bound on the best sequence of batches) and peeks at validation labels "
+               "from the pool, which no real strategy can: a reference, not a contender.")
+    num = st.column_config.NumberColumn
+    show_table(table, "compare_gain_captured", column_config={
+        "seeds": num("seeds", format="%d"), "share_mean": num("share of the oracle's gain", format="percent"),
+        "share_low": num("share low", format="percent"), "share_high": num("share high", format="percent")})

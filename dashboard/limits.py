@@ -59,11 +59,11 @@ def claim_run_slot() -> str | None:
     return None if slots.try_acquire(session_owner()) else busy_message(slots)
 
 
-def race_refusal(base: ExperimentConfig, strategies: list[str], n_runs: int) -> list[str]:
+def race_refusal(base: ExperimentConfig, strategies: list[str], n_runs: int, **ceiling) -> list[str]:
     """Why this session may not compute this race now (this server's limits, or every run
-    slot taken), in sentences; empty when it may, and it then holds a run slot.
-    No st.* calls: button callbacks use it."""
-    problems = deployment_limits().run_problems(base, strategies, n_runs)
+    slot taken), in sentences; empty when it may, and it then holds a run slot. ``ceiling``: the
+    oracle ceiling's costs (RaceConfig.ceiling_costs). No st.* calls: button callbacks use it."""
+    problems = deployment_limits().run_problems(base, strategies, n_runs, **ceiling)
     if problems:
         return [sentence(p) for p in problems]
     busy = claim_run_slot()

@@ -35,7 +35,7 @@ from alcore.strategies.coverage import ProbCoverStrategy
 from dashboard.display import plain, sentence, show_figure, show_pitfalls, show_table
 from dashboard.limits import (claim_run_slot, deployment_limits, race_refusal, release_run_slot, run_slot_releaser,
                               stoppable)
-from dashboard.state import (RACE, REFERENCE_ACCURACY, RUNNING, hold_race, race_lock, release_models, session_gone_check,
+from dashboard.state import (CEILING_FIELDS, RACE, REFERENCE_ACCURACY, RUNNING, hold_race, race_lock, release_models, session_gone_check,
                              trainer_cache, use_setup, visitor_key)
 from dashboard.uploads import local_data, refuse
 
@@ -93,9 +93,18 @@ class RaceSession:
 
     # ------------------------------------------------------------ button callbacks (no st.* output)
 
-    def request_start(self, cfg: ExperimentConfig, strategies: list[str], seeds: int) -> None:
-        """Start pressed: the race is made by the script run the click causes (start_if_requested)."""
-        refused = race_refusal(cfg, strategies, len(strategies) * seeds)
+    def request_start(self, cfg: ExperimentConfig, strategies: list[str], seeds: int, ceiling: dict | None = None
+                      ) -> None:
+        """Start pressed: the race is made by the script run the click causes (start_if_requested).
+        ``ceiling``: the oracle ceiling's settings (RaceConfig's fields)."""
+        from alcore.config import RaceConfig
+
+        try:
+            costs = RaceConfig.counted(cfg, strategies, seeds, **(ceiling or {})).ceiling_costs()
+        except ValueError as e:
+            self.state[REFUSED] = [plain(e)]
+            return
+        refused = race_refusal(cfg, strategies, len(strategies) * seeds, **costs)
         if refused:
             self.state[REFUSED] = refused
             return
@@ -112,7 +121,8 @@ class RaceSession:
         if self.read_only:
             self.state[REFUSED] = [NOT_YOURS]
             return
-        refused = race_refusal(race.base, [e.config.strategy for e in race.experiments], len(race.experiments))
+        refused = race_refusal(race.base, [e.config.strategy for e in race.experiments], len(race.experiments),
+                               **race.setup.ceiling_costs())
         if refused:
             self.state[REFUSED] = refused
             return
@@ -129,14 +139,15 @@ class RaceSession:
 
     # ------------------------------------------------------------ making and reopening races
 
-    def start_if_requested(self, cfg: ExperimentConfig, strategies: list[str], seeds: int) -> bool:
+    def start_if_requested(self, cfg: ExperimentConfig, strategies: list[str], seeds: int,
+                           ceiling: dict | None = None) -> bool:
         """Make the race Start asked for; False (after saying why) where it cannot start."""
         if not self.state.pop(START_REQUESTED, False):
             return True
         from alcore.data.datasets import DatasetUnavailableError
 
         try:
-            self.state[RACE] = self._new_race(cfg, strategies, seeds)
+            self.state[RACE] = self._new_race(cfg, strategies, seeds, ceiling or {})
         except (ValueError, DatasetUnavailableError) as e:  # e.g. a pretrained backbone's weights, offline
             self.stop()
             release_run_slot()  # Start took it; nothing computes
@@ -148,13 +159,13 @@ class RaceSession:
             return False
         return True
 
-    def _new_race(self, cfg: ExperimentConfig, strategies: list[str], n_seeds: int):
+    def _new_race(self, cfg: ExperimentConfig, strategies: list[str], n_seeds: int, ceiling: dict):
         from alcore.config import RaceConfig
         from alcore.engine.race import Race
 
         from dashboard.data import embedding_cache, embedding_progress
 
-        setup = RaceConfig.counted(cfg, strategies, n_seeds)
+        setup = RaceConfig.counted(cfg, strategies, n_seeds, **ceiling)
         progress, bar = embedding_progress()
         with st.spinner("Loading TensorFlow and the data..."):
             race = Race.of(setup, dataset_for=_load, cache=trainer_cache(), embeddings=embedding_cache(),
@@ -185,7 +196,7 @@ class RaceSession:
             base = local_data(m.base, None, "reopen_data", "The race saved at this address")
             if base is None:
                 return False
-            problems = deployment_limits().run_problems(base, m.strategies, len(m.strategies) * len(m.seeds))
+            problems = deployment_limits().run_problems(base, m.strategies, m.n_runs, **m.ceiling_costs())
             if problems:
                 raise SavedRaceError(" ".join(sentence(p) for p in problems))
             from dashboard.data import embedding_cache, embedding_progress
@@ -202,7 +213,8 @@ class RaceSession:
         self.state[RACE], self.state[RACE_ID], self.state[RUNNING] = race, race_id, False
         hold_race(race)
         self.state[READ_ONLY] = not mine
-        use_setup(race.base, race.setup.strategies, len(race.setup.seeds))  # the setup pages show the reopened race
+        use_setup(race.base, race.setup.strategies, len(race.setup.seeds),  # the setup pages show the reopened race
+                  {f: getattr(race.setup, f) for f in CEILING_FIELDS})
         return True
 
     def open_results(self, results) -> bool:
@@ -336,7 +348,7 @@ def store_rounds(race, race_id: str, saved: dict) -> str | None:
     """Rewrite (atomically) the result file of every run with rounds not yet on disk; why
     saving failed, or None. No Streamlit calls (st.session_state included): every one is a
     point where a click ends the script run, and none may fall between a round and its file."""
-    for i, exp in enumerate(race.experiments):
+    for i, exp in enumerate(race.runs):  # the oracle ceilings after the strategies' runs
         n = len(exp.rounds)
         if n == saved.get(i, 0):
             continue
@@ -379,7 +391,7 @@ def _board(race, key: str, live: bool) -> None:
         text += f" · about {p.seconds_left:.0f} s left"
     st.progress(p.fraction, text=text)
     frame = race.curve_frame()
-    show_figure(learning_curve_figure(frame, aggregate=len(race.experiments) > len(set(frame["group"])),
+    show_figure(learning_curve_figure(frame, aggregate=len(race.runs) > len(set(frame["group"])),
                                       target=st.session_state.get(REFERENCE_ACCURACY),
                                       target_name="with every pool label (Model page)",
                                       max_labels=race.planned_labels(),

@@ -38,11 +38,34 @@ def race_settings() -> dict:
                                                        "seeds": RACE_DEFAULTS["seeds"]})
 
 
-def use_setup(cfg: ExperimentConfig, strategies: list[str] | None = None, seeds: int | None = None) -> None:
-    """Make ``cfg`` (and, where given, the strategies and seeds raced) this session's setup, as
-    a link, a reopened race or a reference experiment does; the setup pages' widgets then show it."""
+CEILING_FIELDS = ("ceiling", "ceiling_candidates", "ceiling_validation")  # RaceConfig's oracle ceiling
+
+
+def race_ceiling() -> dict:
+    """This session's oracle-ceiling settings (RaceConfig's fields; off unless turned on)."""
+    from alcore.config import RaceConfig
+
+    rs = race_settings()
+    return {f: rs.get(f, RaceConfig.model_fields[f].default) for f in CEILING_FIELDS}
+
+
+def race_setup(cfg: ExperimentConfig | None = None):
+    """The race this session's setup describes (a RaceConfig: ``cfg`` or the stored config, the
+    strategies, the seeds counted from its seed, the oracle ceiling)."""
+    from alcore.config import RaceConfig
+
+    rs = race_settings()
+    return RaceConfig.counted(cfg or config(), rs["strategies"], rs["seeds"], **race_ceiling())
+
+
+def use_setup(cfg: ExperimentConfig, strategies: list[str] | None = None, seeds: int | None = None,
+              ceiling: dict | None = None) -> None:
+    """Make ``cfg`` (and, where given, the strategies and seeds raced, and the oracle ceiling's
+    settings) this session's setup, as a link, a reopened race or a reference experiment does; the
+    setup pages' widgets then show it."""
     st.session_state[CONFIG] = cfg
     rs = race_settings()
+    rs.update(ceiling or {})
     if strategies:
         rs["strategies"] = list(strategies)
     if seeds:
@@ -54,7 +77,7 @@ def use_setup(cfg: ExperimentConfig, strategies: list[str] | None = None, seeds:
 def setup_params() -> dict:
     """This session's setup as query parameters (alcore.serve.share.encode)."""
     rs = race_settings()
-    return encode(config(), rs["strategies"], rs["seeds"])
+    return encode(config(), rs["strategies"], rs["seeds"], race_ceiling())
 
 
 def address() -> dict[str, list[str]]:

@@ -150,3 +150,41 @@ def optional_float(field: str, what_none: str, **kw) -> float | None:
     v = st.number_input(f"{label(field)} (0 = {what_none})", min_value=0.0, key=key,
                         help=help_text(field), **kw)
     return None if v == 0 else float(v)
+
+
+def ceiling_settings(strategies: list[str]) -> dict:
+    """The oracle ceiling's toggle and settings (RaceConfig's ceiling fields), kept in this
+    session's race settings; returns them. A value the race would refuse is named and not kept."""
+    from alcore.config import RaceConfig
+    from dashboard.state import CEILING_FIELDS, race_ceiling, race_settings
+
+    fields, now = RaceConfig.model_fields, race_ceiling()
+    keys = {f: WIDGET_PREFIX + f for f in CEILING_FIELDS}
+    st.session_state.setdefault(keys["ceiling"], now["ceiling"])
+    st.session_state.setdefault(keys["ceiling_candidates"], now["ceiling_candidates"] or 0)
+    st.session_state.setdefault(keys["ceiling_validation"], now["ceiling_validation"])
+    wanted = {"ceiling": st.toggle("Oracle ceiling", key=keys["ceiling"], help=fields["ceiling"].description + " "
+                                   + CEILING_SHARE_HELP)}
+    if wanted["ceiling"]:
+        k = st.number_input(f"{label('ceiling_candidates')} (0 = the strategies raced + 2)", min_value=0,
+                            max_value=64, step=1, key=keys["ceiling_candidates"],
+                            help=fields["ceiling_candidates"].description)
+        wanted["ceiling_candidates"] = None if k == 0 else int(k)
+        wanted["ceiling_validation"] = int(st.number_input(
+            label("ceiling_validation"), min_value=10, max_value=100_000, step=10, key=keys["ceiling_validation"],
+            help=fields["ceiling_validation"].description))
+    try:
+        RaceConfig(base=config(), strategies=strategies or ["random"], seeds=[0], **{**now, **wanted})
+    except ValidationError as e:
+        for err in e.errors():
+            st.error(f"**{label(str(err['loc'][0]) if err['loc'] else 'ceiling_candidates')}**: "
+                     f"{plain(err['msg'].removeprefix('Value error, '))}", icon=":material/warning:")
+        return now
+    race_settings().update(wanted)
+    return race_ceiling()
+
+
+CEILING_SHARE_HELP = ("Compare shows, per strategy, the share of the oracle's gain over random it captures: "
+                      "per seed, the area between the strategy's curve and random's divided by the area between "
+                      "the ceiling's and random's (trapezoids over the labels all three reached), then the mean "
+                      "over seeds with a 95% Student-t interval.")

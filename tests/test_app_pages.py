@@ -60,6 +60,30 @@ def test_dataset_page_shows_digits_by_default():
     assert len(centroid_captions) == 10 and all("mostly" in c for c in centroid_captions)
 
 
+FIRST_PAGE = """
+import sys
+from streamlit.testing.v1 import AppTest
+at = AppTest.from_file(sys.argv[1], default_timeout=180)
+at.run()
+assert not at.exception, at.exception
+drawn = [m.value for m in at.metric if m.label == "Pool images"] + [len(at.image[-1].captions)]
+print(drawn, sorted(m for m in ("tensorflow", "keras", "sklearn", "scipy", "pandas") if m in sys.modules))
+"""
+
+
+def test_the_first_page_waits_for_no_tensorflow_scikit_learn_scipy_or_pandas():
+    """Issue 18: the first page was fully drawn 4.8-9.1 s after launch on two cores, most of it
+    importing scikit-learn (which imports scipy.stats and pandas) for the digits, their split and
+    their clusters; TensorFlow waits for the first model. A fresh process, as a new server's."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", FIRST_PAGE, APP], capture_output=True, text=True, cwd=ROOT,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == "['1,438', 10] []"  # all drawn, centroids too; none imported
+
+
 def test_dataset_page_reads_an_idx_folder_and_updates_the_config(idx_folder, monkeypatch):
     monkeypatch.setenv("ALCORE_ALLOW_SERVER_PATHS", "1")  # a local run that reads the server's folders
     at = app()

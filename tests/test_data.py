@@ -27,6 +27,44 @@ def test_digits_default_split_is_stratified_and_read_only():
         ds.x_pool[0, 0, 0, 0] = 1.0
 
 
+def test_digits_are_read_from_scikit_learns_file_without_importing_it(monkeypatch):
+    """The first page reads the digits itself (scikit-learn takes about a second to import): the
+    same 1 797 images and labels as load_digits, also where the file is not where it looked."""
+    from sklearn.datasets import load_digits
+
+    script = "import sys; from alcore.data.datasets import load_digits_raw; load_digits_raw(); print('sklearn' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "False", out.stderr
+    d = load_digits()
+    for raw in (data.load_digits_raw(), monkeypatch.setattr(data, "_digits_file", lambda: None) or data.load_digits_raw()):
+        assert raw.x_train.dtype == np.float32 and np.array_equal(raw.x_train, d.images)
+        assert raw.y_train.dtype == np.int32 and np.array_equal(raw.y_train, d.target)
+    from sklearn.model_selection import train_test_split
+
+    digits = load_dataset(ExperimentConfig())  # and the pool every digits run so far was drawn from
+    _, te = train_test_split(np.arange(1797), test_size=359, stratify=d.target,
+                             random_state=int(np.random.default_rng([0, 7919]).integers(2**31)))
+    assert digits.test_origin.tolist() == te.tolist()
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_split_without_scikit_learn_draws_what_train_test_split_draws(seed):
+    """Every saved run on digits names its pool by the seed; the numpy split must give the same pool."""
+    from sklearn.model_selection import train_test_split
+    from alcore.data.split import train_test_indices
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(12, 400))
+    k = int(rng.integers(2, 6))
+    y = rng.choice(k, n, p=rng.dirichlet(np.ones(k)))  # uneven classes: remainders and their ties
+    y[:2 * k] = np.repeat(np.arange(k), 2)  # every class at least twice, as prepare's stratified case
+    n_test = int(rng.integers(k, n - k))
+    for stratify in (y, None):
+        want = train_test_split(np.arange(n), test_size=n_test, random_state=seed * 7, stratify=stratify)
+        got = train_test_indices(n, n_test, seed * 7, stratify)
+        assert [g.tolist() for g in got] == [w.tolist() for w in want]
+
+
 def test_pool_and_test_sizes_and_seed():
     cfg = ExperimentConfig(pool_size=300, test_size=100, seed=1)
     a, b = load_dataset(cfg), load_dataset(cfg)

@@ -30,3 +30,36 @@ def test_centroids_of_real_digits(digits):
     assert big.sizes.sum() == 8 * len(digits.y_pool)
     with pytest.raises(ValueError, match="k must be between"):
         pool_centroids(digits.x_pool[:3], k=5)
+
+
+def test_numpy_kmeans_finds_what_scikit_learn_finds(digits):
+    """The Dataset page clusters small pools in numpy (importing scikit-learn took longer than the
+    clustering): clusters as good as scikit-learn's KMeans, the same for the same seed."""
+    from sklearn.cluster import KMeans
+
+    from alcore.engine.inspect import kmeans
+
+    flat = digits.x_pool.reshape(len(digits.x_pool), -1)
+    for k in (2, 10, 30):
+        centres, assign = kmeans(flat, k, seed=0)
+        inertia = float(((flat - centres[assign]) ** 2).sum())
+        theirs = KMeans(n_clusters=k, random_state=0, n_init=3).fit(flat).inertia_
+        assert inertia < 1.02 * theirs, (k, inertia, theirs)  # measured: within 1% either way
+        assert (assign == ((flat[:, None, :] - centres[None]) ** 2).sum(axis=2).argmin(axis=1)).all()
+    again = kmeans(flat, 10, seed=0)
+    assert np.array_equal(again[1], kmeans(flat, 10, seed=0)[1])
+    blobs = np.repeat(np.eye(4) * 10, 25, axis=0) + np.random.default_rng(1).normal(0, 0.1, (100, 4))
+    _, assign = kmeans(blobs, 4, seed=3)
+    assert sorted(np.bincount(assign)) == [25] * 4 and all(len(set(assign[i:i + 25])) == 1 for i in range(0, 100, 25))
+    same = np.zeros((6, 2))  # fewer distinct images than clusters: no empty centre, nothing undefined
+    centres, assign = kmeans(same, 3)
+    assert np.isfinite(centres).all() and len(centres) == 3
+
+
+def test_pool_centroids_between_the_numpy_and_the_minibatch_sizes(digits):
+    from alcore.engine.inspect import NUMPY_KMEANS_MAX
+
+    x = np.repeat(digits.x_pool, 3, axis=0)
+    assert NUMPY_KMEANS_MAX < len(x) <= 10_000  # scikit-learn's KMeans
+    c = pool_centroids(x, k=10, seed=0, labels=np.repeat(digits.y_pool, 3))
+    assert c.sizes.sum() == len(x) and np.median(c.purity) > 0.7

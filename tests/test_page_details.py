@@ -106,6 +106,43 @@ def test_a_dataset_that_cannot_load_leaves_the_setup_and_the_race_as_they_were(m
     assert at.selectbox(key="w_dataset").value == "digits" and metric(at, "Pool images") == "1,438"
 
 
+def test_a_link_to_data_that_cannot_load_keeps_the_sessions_data_and_says_why(monkeypatch):
+    """Issue 18: a link naming MNIST on a server that cannot have it (offline, no copy of its own)
+    became the session's setup: the sidebar, the link and every page stood on data no page could
+    load. Its data settings are refused with why and what to do; the rest of the link applies."""
+    from test_share_page import opened
+
+    offline(monkeypatch, "mnist")
+    at = opened({"dataset": "mnist", "pool_size": "500", "strategies": ["entropy", "random"], "batch_size": "20"},
+                page="dataset")
+    said = shown(at.error[0].value)
+    assert said.startswith("**mnist is not available here.** Could not load mnist through keras.datasets")
+    assert "choose **digits**" in said and "The link's `dataset` and `pool_size` were not applied." in said
+    assert "The setup stays on **digits**" in said
+    cfg = at.session_state["config"]
+    assert (cfg.dataset, cfg.pool_size, cfg.batch_size) == ("digits", None, 20)  # the rest of the link applies
+    assert at.session_state["race_settings"]["strategies"] == ["entropy", "random"]
+    assert shown(at.info[0].value) == "Setup opened from the link: strategies, batch_size."
+    assert "dataset" not in at.query_params and "pool_size" not in at.query_params
+    assert at.query_params["batch_size"] == "20"
+    assert "**digits**" in at.sidebar.markdown[0].value
+    assert metric(at, "Pool images") == "1,438"  # the page draws the data the session stays on
+    at.switch_page("app_pages/strategy.py").run()
+    assert not at.error  # said once, on the page the link opened
+
+
+def test_a_link_to_data_this_server_has_opens_on_it(monkeypatch):
+    from conftest import SHARED, shared_mnist
+    from test_share_page import opened
+
+    shared_mnist()
+    offline(monkeypatch, "mnist")  # no download: the deployer's own copy
+    monkeypatch.setenv("ALCORE_DATA_DIR", str(SHARED))
+    at = opened({"dataset": "mnist", "pool_size": "500"}, page="dataset")
+    assert not at.error and at.session_state["config"].dataset == "mnist"
+    assert metric(at, "Pool images") == "500" and at.query_params["dataset"] == "mnist"
+
+
 def test_start_labelling_has_no_tooltip_to_cover_the_strategy_box():
     """Streamlit draws a button's tooltip above it, over Be the oracle's strategy box, and it stayed
     there while the pointer rested on the button after the click (tests/e2e/test_oracle_e2e.py

@@ -149,3 +149,72 @@ def test_a_loaded_setup_whose_dataset_cannot_load_leaves_run_ready_for_another_s
     assert at.session_state["race"] is None  # not the previous race under the new setup's header
     assert "run" not in at.query_params
     assert not any("Race finished" in s.value for s in at.success)
+
+
+MNIST_SPEC = """
+name = "Random on MNIST"
+description = "A setup on MNIST, read from the server's folder where it lets a visitor name one."
+[base]
+dataset = "mnist"
+data_dir = "{data_dir}"
+pool_size = 300
+test_size = 150
+rounds = 1
+max_epochs = 5
+[axes]
+seed = [0]
+strategy = ["random"]
+"""
+
+
+@pytest.fixture
+def mnist_preset(tmp_path, monkeypatch, cache):
+    from conftest import SHARED, shared_mnist
+    from alcore.sweep.runner import load_spec
+
+    shared_mnist()
+    folder = tmp_path / "mnist_random"
+    folder.mkdir()
+    (folder / "spec.toml").write_text(MNIST_SPEC.format(data_dir=SHARED))
+    _, cells = load_spec(folder / "spec.toml")
+    exp = Experiment(cells[0].config, cache=cache)
+    for _ in exp:
+        pass
+    save_result(exp.result(), folder / f"{cells[0].name}.json")
+    monkeypatch.setattr(alcore.sweep.presets, "PRESETS_DIR", tmp_path)
+    return list_presets()[0]
+
+
+def test_loading_a_setup_whose_data_cannot_be_had_here_keeps_the_session_as_it_was(mnist_preset, monkeypatch):
+    """Issue 18, item 4: 'Load this setup and run it live' on an MNIST preset offline made MNIST the
+    setup and sent the visitor to a Run page that could not start. Nothing is loaded; the button
+    says why and what to do, and the session's setup, race and link stay as they were."""
+    from test_page_details import offline
+
+    offline(monkeypatch, "mnist")  # a server without paths drops the preset's folder: Keras would download
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.run()
+    before = at.session_state["config"]
+    at.switch_page("app_pages/reference.py").run()
+    at.button(key=f"ref_run_{mnist_preset.key}").click().run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Reference experiments"  # not sent to Run
+    said = at.error[0].value
+    assert said.startswith("**mnist is not available here.**") and "Nothing was loaded." in said
+    assert "The setup stays on **digits**" in said and "upload" in said
+    assert at.session_state["config"] == before and "autostart" not in at.session_state
+    assert "dataset" not in at.query_params and "**digits**" in at.sidebar.markdown[0].value
+
+
+def test_loading_a_setup_whose_data_is_here_races_it(mnist_preset, monkeypatch):
+    from test_page_details import offline
+
+    offline(monkeypatch, "mnist")
+    monkeypatch.setenv("ALCORE_ALLOW_SERVER_PATHS", "1")  # the preset's folder is read: no download needed
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.run()
+    at.switch_page("app_pages/reference.py").run()
+    at.button(key=f"ref_run_{mnist_preset.key}").click().run(timeout=300)
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Run" and not at.error
+    assert at.session_state["config"].dataset == "mnist" and at.session_state["race"] is not None

@@ -14,7 +14,7 @@ import pandas as pd
 
 from alcore.config import ExperimentConfig
 from alcore.data.datasets import dataset_title
-from alcore.results.records import GroupKey, RunResult, run_label
+from alcore.results.records import CEILING, GroupKey, RunResult, run_label
 
 # Config fields that never split groups: the run's own identity (seed, strategy, already in
 # the strategy label with the hybrid fraction), where the data was read from (the same MNIST
@@ -66,12 +66,15 @@ def keys_by_group(frame: pd.DataFrame) -> Mapping[str, GroupKey]:
 
 
 def curve_frame(results: Sequence[RunResult], sources: Optional[Sequence[str]] = None) -> pd.DataFrame:
-    """Long table of every round of every run: group, key, run, seed, n_labeled, test_accuracy."""
-    keys = group_keys(results)
+    """Long table of every round of every run: group, key, run, seed, n_labeled, test_accuracy. An
+    oracle ceiling's run is the group 'oracle ceiling' (with the settings that set it apart)."""
+    keys = [GroupKey(CEILING, CEILING, key.settings) if res.ceiling is not None else key  # the oracle ceiling's
+            for res, key in zip(results, group_keys(results))]
     rows = []
     for i, (res, key) in enumerate(zip(results, keys)):
         for r in res.rounds:
-            rows.append({"group": key.label, "key": key, "run": run_label(res.config), "seed": res.config.seed,
+            run = res.label if res.ceiling is not None else run_label(res.config)
+            rows.append({"group": key.label, "key": key, "run": run, "seed": res.config.seed,
                          "source": sources[i] if sources else "", "run_id": i,
                          "n_labeled": r.n_labeled, "test_accuracy": r.test_accuracy})
     return pd.DataFrame(rows, columns=["group", "key", "run", "seed", "source", "run_id", "n_labeled",

@@ -238,12 +238,33 @@ class _Budget:
 
 # --------------------------------------------------------------------------- loaders
 
-def load_digits_raw() -> RawData:
-    from sklearn.datasets import load_digits
+def _digits_file() -> Optional[Path]:
+    """scikit-learn's bundled digits.csv.gz, found without importing scikit-learn (importing any
+    of it costs about a second: its base module imports scipy.stats), or None."""
+    import importlib.util
 
-    d = load_digits()
-    return RawData(d.images.astype(np.float32), d.target.astype(np.int32), None, None,
-                   DIGIT_CLASSES, "scikit-learn load_digits")
+    spec = importlib.util.find_spec("sklearn")  # a top-level package is found, not imported
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(folder) / "datasets" / "data" / "digits.csv.gz"
+        if path.is_file():
+            return path
+    return None
+
+
+def load_digits_raw() -> RawData:
+    """The 1 797 8x8 images of scikit-learn's ``load_digits``, read straight from its bundled
+    file as ``load_digits`` reads it (the dashboard's first page does not wait for scikit-learn)."""
+    path = _digits_file()
+    if path is None:  # another layout of the package: ask scikit-learn itself
+        from sklearn.datasets import load_digits
+
+        d = load_digits()
+        x, y = d.images, d.target
+    else:
+        with gzip.open(path, "rt") as f:
+            data = np.loadtxt(f, delimiter=",")
+        x, y = data[:, :-1].reshape(-1, 8, 8), data[:, -1].astype(int)
+    return RawData(x.astype(np.float32), y.astype(np.int32), None, None, DIGIT_CLASSES, "scikit-learn load_digits")
 
 
 _IDX_DTYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"),
@@ -754,7 +775,7 @@ def _unlearnable_classes(y_pool: np.ndarray, y_test: np.ndarray, class_names: Se
 
 def prepare(raw: RawData, config: ExperimentConfig) -> Dataset:
     """Check raw arrays, draw the pool and test set, normalize pixels."""
-    from sklearn.model_selection import train_test_split
+    from alcore.data.split import train_test_indices
 
     x_train = check_images(raw.x_train, "x_train")
     k = len(raw.class_names) if raw.class_names else None
@@ -785,8 +806,7 @@ def prepare(raw: RawData, config: ExperimentConfig) -> Dataset:
             raise ValueError(f"test_size {n_test} leaves no training images out of {len(x_train)}")
         counts = np.bincount(y_train, minlength=k)
         stratify = y_train if (counts[counts > 0].min() >= 2 and n_test >= k) else None
-        tr, te = train_test_split(origin, test_size=n_test, random_state=int(rng.integers(2**31)),
-                                  stratify=stratify)
+        tr, te = train_test_indices(len(origin), n_test, int(rng.integers(2**31)), stratify)  # origin: arange
         x_test, y_test = x_train[te], y_train[te]
         origin, test_origin = np.sort(tr), te
     elif config.test_size is not None:

@@ -419,6 +419,31 @@ class Experiment:
             cand = np.sort(round_rng(cfg.seed, r, _CANDIDATES).choice(free, cfg.candidates, replace=False))
         return free, cand
 
+    def _strategy_input(self, cand: np.ndarray, probs: np.ndarray, strategies=None) -> StrategyInput:
+        """What ``strategies`` (default: this run's) read of the round's model (hold
+        ``trainer.lock``): the candidates' probabilities, and what else any of them needs."""
+        ds, trainer = self.dataset, self.trainer
+        strategies = [self.strategy] if strategies is None else strategies
+        needs = frozenset().union(*(s.needs for s in strategies))
+        passes = max((s.passes for s in strategies if Need.MC_PASSES in s.needs), default=0)
+        return StrategyInput(
+            probs=probs,
+            embeddings=trainer.embed(ds.inputs_pool[cand]) if Need.EMBEDDINGS in needs else None,
+            labeled_embeddings=(trainer.embed(ds.inputs_pool[self.labeled_indices])
+                                if Need.LABELED_EMBEDDINGS in needs else None),
+            mc_probs=trainer.predict_proba_mc(ds.inputs_pool[cand], passes) if Need.MC_PASSES in needs else None,
+        )
+
+    def _select(self, r: int, inputs: StrategyInput, want: int, cand: np.ndarray, strategy=None, rng=None):
+        """The batch ``strategy`` (default: this run's) picks in round ``r``: a :class:`Selection`
+        of positions into ``cand``, checked (no repeats, none outside the candidates)."""
+        strategy = self.strategy if strategy is None else strategy
+        sel = strategy.select(inputs, want, round_rng(self.config.seed, r, _SELECT) if rng is None else rng)
+        picks = np.asarray(sel.indices, dtype=np.int64)
+        if len(np.unique(picks)) != len(picks) or (len(picks) and (picks.min() < 0 or picks.max() >= len(cand))):
+            raise RuntimeError(f"strategy {strategy.name!r} returned invalid or repeated picks")
+        return sel
+
     def step(self) -> RoundResult:
         """Run one round and return its record. A round that ends part way, by an error or
         because it was stopped (:mod:`alcore.engine.cancel`), leaves the run as it was
@@ -460,15 +485,7 @@ class Experiment:
             self._last_pred[cand] = pool_pred
             summary = pool_summary(probs, changed)
             reason = self._stop_condition(r, acc, len(free), summary)
-            needs = self.strategy.needs if not reason else frozenset()
-            inputs = StrategyInput(
-                probs=probs,
-                embeddings=trainer.embed(ds.inputs_pool[cand]) if Need.EMBEDDINGS in needs else None,
-                labeled_embeddings=(trainer.embed(ds.inputs_pool[self.labeled_indices])
-                                    if Need.LABELED_EMBEDDINGS in needs else None),
-                mc_probs=(trainer.predict_proba_mc(ds.inputs_pool[cand], self.strategy.passes)
-                          if Need.MC_PASSES in needs else None),
-            )
+            inputs = self._strategy_input(cand, probs) if not reason else None
             score_seconds = time.perf_counter() - t0
 
         most, least = confidence_extremes(probs, cand, ds.y_pool[cand], cfg.inspect_k)
@@ -484,11 +501,9 @@ class Experiment:
                 want = min(want, cfg.label_budget - self.n_labeled)
             want = min(want, len(cand))
             t0 = time.perf_counter()
-            sel = self.strategy.select(inputs, want, round_rng(cfg.seed, r, _SELECT))
+            sel = self._select(r, inputs, want, cand)
             select_seconds = time.perf_counter() - t0
             picks = np.asarray(sel.indices, dtype=np.int64)
-            if len(np.unique(picks)) != len(picks) or (len(picks) and (picks.min() < 0 or picks.max() >= len(cand))):
-                raise RuntimeError(f"strategy {cfg.strategy!r} returned invalid or repeated picks")
             selected = cand[picks]
             scores = np.asarray(sel.scores, dtype=np.float64)[picks]
             predicted = probs.argmax(axis=1)[picks].tolist()
@@ -543,8 +558,12 @@ class Experiment:
             dataset=DatasetInfo(**self.dataset.describe()),
             oracle=self.oracle, initial_indices=[int(i) for i in self.initial_indices],
             validation_indices=[int(i) for i in self.validation_indices],
-            n_parameters=trainer_params, rounds=list(self.rounds),
+            n_parameters=trainer_params, rounds=list(self.rounds), **self._result_extra(),
         )
+
+    def _result_extra(self) -> dict:
+        """More fields of the result file, for a kind of run that has them (the oracle ceiling)."""
+        return {}
 
     @classmethod
     def resume(cls, result: RunResult, *, dataset: Optional[Dataset] = None, cache=None,
@@ -554,8 +573,18 @@ class Experiment:
         if result.config.warm_start and result.rounds:
             raise ValueError("a warm-start run cannot be continued from its file: the weights "
                              "it would start from are not saved")
+        if result.ceiling is not None and cls is Experiment:  # an oracle ceiling's file
+            from alcore.engine.ceiling import OracleCeiling
+
+            return OracleCeiling.resume(result, dataset=dataset, cache=cache, embeddings=embeddings,
+                                        progress=progress)
         exp = cls(result.config, dataset=dataset, cache=cache, oracle=result.oracle,
                   check_validation=False, given=given, embeddings=embeddings, progress=progress)
+        return cls._replay(exp, result)
+
+    @staticmethod
+    def _replay(exp: "Experiment", result: RunResult) -> "Experiment":
+        """``exp``, made afresh with ``result``'s settings, brought to where ``result`` stopped."""
         if [int(i) for i in exp.initial_indices] != list(result.initial_indices):
             raise ValueError("the dataset differs from the one this result was made on: "
                              "its initial labels do not match")

@@ -5,6 +5,10 @@ A :class:`Race` holds one :class:`Experiment` per (strategy, seed). Each
 curves grow together and a UI can redraw after every round. Within a seed every
 strategy starts from the same pool, the same initial labels and the same initial
 weights (they all derive from the seed), so differences come from the strategies.
+
+With ``ceiling`` the race also runs the oracle ceiling of every seed
+(:class:`alcore.engine.ceiling.OracleCeiling`, in :attr:`Race.ceilings`), stepped with the
+other runs: a reference curve, kept apart from the strategies' runs (``experiments``).
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from typing import Callable, Mapping, Optional, Sequence
 from alcore.config import ExperimentConfig, RaceConfig
 from alcore.data.datasets import Dataset, load_dataset
 from alcore.engine.loop import Experiment, _resolve
-from alcore.results.records import GroupKey, RoundResult, RunResult, run_label, strategy_label
+from alcore.results.records import CEILING, GroupKey, RoundResult, RunResult, run_label, strategy_label
 
 
 @dataclass(frozen=True)
@@ -45,10 +49,14 @@ class Race:
 
     def __init__(self, base: ExperimentConfig, strategies: Sequence[str], seeds: Sequence[int], *,
                  dataset_for: Optional[Callable[[ExperimentConfig], Dataset]] = None, cache=None,
-                 saved: Optional[Mapping[int, RunResult]] = None, embeddings=None, progress=None):
-        """``saved`` maps a run's index (seed-major: ``i = seed_pos * len(strategies) + strategy_pos``)
-        to its result file, to continue an interrupted race (see :mod:`alcore.engine.store`); each
+                 saved: Optional[Mapping[int, RunResult]] = None, embeddings=None, progress=None,
+                 ceiling: bool = False, ceiling_candidates: Optional[int] = None, ceiling_validation: int = 200):
+        """``saved`` maps a run's index (seed-major: ``i = seed_pos * len(strategies) + strategy_pos``;
+        the oracle ceiling of seed ``seed_pos`` after them, ``n_runs + seed_pos``) to its result
+        file, to continue an interrupted race (see :mod:`alcore.engine.store`); each
         such run is rebuilt with :meth:`Experiment.resume`, the others start afresh.
+        ``ceiling``, ``ceiling_candidates``, ``ceiling_validation``: the oracle ceiling
+        (:class:`alcore.config.RaceConfig`).
         ``embeddings`` (an :class:`alcore.engine.embeddings.EmbeddingCache`) and ``progress``: where
         the config's embedding is cached and who hears how computing it goes (once per dataset)."""
         saved = dict(saved or {})
@@ -61,8 +69,12 @@ class Race:
         dataset_for = dataset_for or load_dataset
         self.cache = cache
         self.base = base
-        self.setup = RaceConfig(base=base, strategies=list(strategies), seeds=[int(s) for s in seeds])
+        self.setup = RaceConfig(base=base, strategies=list(strategies), seeds=[int(s) for s in seeds],
+                                ceiling=ceiling, ceiling_candidates=ceiling_candidates,
+                                ceiling_validation=ceiling_validation)
         self.experiments: list[Experiment] = []
+        self.ceilings: list = []  # OracleCeiling, one per seed with ceiling
+        n_runs = self.setup.n_runs
         inputs: dict[tuple, Dataset] = {}  # (prepared dataset, features) -> the dataset with them
         for seed in seeds:
             seeded = base.replace(seed=int(seed))
@@ -88,25 +100,49 @@ class Race:
                                      f"than this race's {run_label(cfg)}")
                 old = old.model_copy(update={"config": _resolve(cfg)})  # its data may sit elsewhere here
                 self.experiments.append(Experiment.resume(old, dataset=dataset, cache=cache))
+            if ceiling:
+                self.ceilings.append(self._ceiling(seeded, saved.pop(n_runs + len(self.ceilings), None),
+                                                   dataset, cache))
         if saved:
             raise ValueError(f"{len(saved)} saved run(s) do not belong to this race's strategies and seeds")
         # time already spent in the saved rounds, so progress and time left stay right
         self.seconds = sum(r.train_seconds + r.query_seconds + r.eval_seconds
-                           for e in self.experiments for r in e.rounds)
+                           for e in self.runs for r in e.rounds)
         self.last: Optional[tuple[Experiment, RoundResult]] = None
+
+    def _ceiling(self, seeded: ExperimentConfig, old: Optional[RunResult], dataset: Dataset, cache):
+        """The oracle ceiling of one seed: afresh, or continued from its saved result file."""
+        from alcore.engine.ceiling import RANDOM, OracleCeiling
+
+        s = self.setup
+        if old is None:
+            return OracleCeiling(seeded, s.strategies, candidates=s.ceiling_candidates,
+                                 validation=s.ceiling_validation, dataset=dataset, cache=cache)
+        c, cfg = old.ceiling, _resolve(seeded.replace(strategy=RANDOM))
+        if c is None or not old.config.same_experiment(cfg) or c.strategies != list(dict.fromkeys(s.strategies)) \
+                or c.candidates != s.ceiling_batches or len(c.validation_indices) != s.ceiling_validation:
+            raise ValueError(f"the saved run {old.label} is not this race's oracle ceiling of seed {seeded.seed}")
+        old = old.model_copy(update={"config": cfg})  # its data may sit elsewhere here
+        return OracleCeiling.resume(old, dataset=dataset, cache=cache)
 
     @classmethod
     def of(cls, setup: RaceConfig, **kwargs) -> "Race":
         """The race ``setup`` describes (``kwargs``: as for the constructor)."""
-        return cls(setup.base, setup.strategies, setup.seeds, **kwargs)
+        return cls(setup.base, setup.strategies, setup.seeds, ceiling=setup.ceiling,
+                   ceiling_candidates=setup.ceiling_candidates, ceiling_validation=setup.ceiling_validation, **kwargs)
+
+    @property
+    def runs(self) -> list[Experiment]:
+        """Every run the race steps: the strategies' runs, then the oracle ceilings."""
+        return self.experiments + self.ceilings
 
     @property
     def done(self) -> bool:
-        return all(e.done for e in self.experiments)
+        return all(e.done for e in self.runs)
 
     def step(self) -> Optional[RoundResult]:
         """Advance the run that is furthest behind by one round; None when all are done."""
-        pending = [e for e in self.experiments if not e.done]
+        pending = [e for e in self.runs if not e.done]
         if not pending:
             return None
         exp = min(pending, key=lambda e: len(e.rounds))
@@ -120,15 +156,15 @@ class Race:
         """Let go of every run's compiled model (:meth:`Experiment.release_model`) and empty the
         trainer cache the race was given, e.g. once the race stops: their memory is freed. The
         next round builds the models again, with the same results."""
-        for e in self.experiments:
+        for e in self.runs:
             e.release_model()
         if self.cache is not None:
             self.cache.clear()
 
     def progress(self) -> RaceProgress:
-        done = sum(len(e.rounds) for e in self.experiments)
+        done = sum(len(e.rounds) for e in self.runs)
         totals = []
-        for e in self.experiments:
+        for e in self.runs:
             if e.done:
                 totals.append(len(e.rounds))
             else:
@@ -149,13 +185,17 @@ class Race:
         return max(min(b, len(e.dataset.y_pool)) for b, e in zip(bounds, self.experiments))
 
     def curve_rows(self) -> list[dict]:
-        """One row per finished round of every run (for figures and CSV)."""
+        """One row per finished round of every run (for figures and CSV); the oracle ceilings'
+        rows are the group :data:`~alcore.results.records.CEILING` (key strategy the same)."""
         rows = []
-        for i, e in enumerate(self.experiments):
+        ceiling = GroupKey(CEILING, CEILING)
+        for i, e in enumerate(self.runs):
+            mine = i >= len(self.experiments)
+            name = CEILING if mine else strategy_label(e.config)
             for r in e.rounds:
-                rows.append({"group": strategy_label(e.config), "key": GroupKey.of(e.config),
-                             "run": run_label(e.config),
-                             "strategy": strategy_label(e.config), "seed": e.config.seed, "source": "",
+                rows.append({"group": name, "key": ceiling if mine else GroupKey.of(e.config),
+                             "run": e.label if mine else run_label(e.config),
+                             "strategy": name, "seed": e.config.seed, "source": "",
                              "run_id": i, "round": r.round, "n_labeled": r.n_labeled,
                              "test_accuracy": r.test_accuracy})
         return rows
@@ -178,4 +218,9 @@ class Race:
         return out
 
     def results(self) -> list[RunResult]:
+        """The strategies' runs that have rounds (not the oracle ceilings: :meth:`ceiling_results`)."""
         return [e.result() for e in self.experiments if e.rounds]
+
+    def ceiling_results(self) -> list[RunResult]:
+        """The oracle ceilings' runs that have rounds."""
+        return [e.result() for e in self.ceilings if e.rounds]

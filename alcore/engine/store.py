@@ -106,13 +106,33 @@ class RunStore:
         """Save result files of one race (e.g. downloaded earlier, or from the CLI) as a new
         saved race owned by ``owner`` (see :meth:`create`), so it can be opened and continued;
         returns its id."""
+        ceilings = [r for r in results if r.ceiling is not None]  # the oracle ceilings (alcore.engine.ceiling)
+        results = [r for r in results if r.ceiling is None]
         if not results:
-            raise SavedRaceError("no result files given")
+            raise SavedRaceError("no result files given" + (" but oracle ceilings: give the strategies' runs "
+                                                             "of the race too" if ceilings else ""))
         strategies = list(dict.fromkeys(r.config.strategy for r in results))
         seeds = sorted({r.config.seed for r in results})
         base = results[0].config.replace(seed=seeds[0], strategy=strategies[0])
-        setup = RaceConfig(base=base, strategies=strategies, seeds=seeds)
+        c = ceilings[0].ceiling if ceilings else None
+        if c is not None and set(c.strategies) == set(strategies):
+            strategies = list(c.strategies)  # the order the ceiling asked them in
+        try:
+            setup = RaceConfig(base=base, strategies=strategies, seeds=seeds, ceiling=c is not None,
+                               ceiling_candidates=c.candidates if c else None,
+                               ceiling_validation=len(c.validation_indices) if c else 200)
+        except ValueError as e:
+            raise SavedRaceError(f"the oracle ceiling's files do not fit these runs: {e}") from e
         runs: dict[int, RunResult] = {}
+        for r in ceilings:
+            if r.config.seed not in seeds or r.ceiling.strategies != strategies \
+                    or r.config.replace(seed=base.seed, strategy=base.strategy) != base:
+                raise SavedRaceError(f"{r.label} was made for another race than {results[0].label}: its "
+                                     f"strategies, seeds or settings differ")
+            i = setup.n_runs + seeds.index(r.config.seed)
+            if i in runs:
+                raise SavedRaceError(f"two files hold the run {r.label}")
+            runs[i] = r
         for r in results:
             if r.oracle != "simulated":
                 raise SavedRaceError(f"{r.label} was labelled by a person: continue it on the "
@@ -168,7 +188,7 @@ class RunStore:
         if data_file is not None:
             m = m.model_copy(update={"base": m.base.replace(data_file=data_file)})
         saved = self.results(race_id)
-        if any(i >= m.n_runs for i in saved):
+        if any(i >= m.n_runs + m.n_ceilings for i in saved):
             raise SavedRaceError("the saved race holds more runs than its settings describe")
         return Race.of(m, dataset_for=dataset_for, cache=cache, saved=saved, embeddings=embeddings,
                        progress=progress)

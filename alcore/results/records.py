@@ -29,6 +29,8 @@ from alcore.config import BEFORE_FIELD_EXISTED, ExperimentConfig
 from alcore.data.datasets import MAX_CLASS_NAME_CHARS, MAX_CLASSES
 
 SCHEMA_VERSION = 1
+# The oracle ceiling's name wherever a run, a curve or a table shows it (alcore.engine.ceiling).
+CEILING = "oracle ceiling"
 SUPPORTED_SCHEMA_VERSIONS = (SCHEMA_VERSION,)
 # Checked before reading: a result file of a long run on a big pool is a few MB.
 MAX_FILE_BYTES = 64 * 1024 * 1024
@@ -153,6 +155,37 @@ def _confusion_counts(confusion: Confusion) -> tuple[int, int, int]:
     return k, sum(map(sum, confusion)), sum(confusion[c][c] for c in range(k))
 
 
+class CeilingRound(_Strict):
+    """One round of the oracle ceiling (:mod:`alcore.engine.ceiling`): the candidate batches it
+    tried, who proposed each ('margin', 'random 1'), the accuracy and mean cross-entropy on its
+    validation images of the model trained with each, and which it kept (``chosen``)."""
+
+    proposers: list[Text] = Field(min_length=1, max_length=64)
+    validation_accuracy: list[Share]
+    validation_loss: list[Annotated[float, Field(ge=0.0)]]
+    chosen: Count
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        n = len(self.proposers)
+        if len(self.validation_accuracy) != n or len(self.validation_loss) != n:
+            raise ValueError(f"ceiling: {n} proposers but {len(self.validation_accuracy)} validation accuracies "
+                             f"and {len(self.validation_loss)} losses")
+        if self.chosen >= n:
+            raise ValueError(f"ceiling: chosen {self.chosen} is not one of the {n} candidates")
+        return self
+
+
+class CeilingSetup(_Strict):
+    """What makes a run the oracle ceiling of its seed: the raced strategies that proposed
+    batches, the candidate batches per round, and its validation images (pool indices, read with
+    their labels, never picked)."""
+
+    strategies: list[Text] = Field(min_length=1, max_length=64)
+    candidates: int = Field(ge=1, le=64)
+    validation_indices: list[Count] = Field(min_length=1)
+
+
 class RoundResult(_Strict):
     """One round: train on the current labels, evaluate, pick the next batch."""
 
@@ -192,6 +225,8 @@ class RoundResult(_Strict):
     labelled_at: Optional[Text] = Field(None, exclude_if=lambda v: v is None,
                                         description="when the person submitted the labels (UTC, ISO 8601); "
                                                     "files written before it was recorded have none")
+    ceiling: Optional[CeilingRound] = Field(None, exclude_if=lambda v: v is None,
+                                            description="the oracle ceiling's candidate batches this round")
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -281,6 +316,9 @@ class RunResult(_Strict):
     images_sha256: Optional[Text] = Field(None, exclude_if=lambda v: v is None,
                                           description="fingerprint of the uploaded images' pixels, to continue "
                                                       "on the same images")
+    ceiling: Optional[CeilingSetup] = Field(None, exclude_if=lambda v: v is None,
+                                            description="set where the run is the oracle ceiling of its seed "
+                                                        "(alcore.engine.ceiling), not a strategy's run")
 
     @property
     def labelled_in_the_loop(self) -> bool:
@@ -326,6 +364,10 @@ class RunResult(_Strict):
         _check_picks(self.validation_indices, ds.n_pool, taken, "validation_indices")
         _check_picks(self.initial_indices, ds.n_pool, taken, "initial_indices")
         labeled = len(taken)
+        never = set()  # the oracle ceiling's validation images: read, never picked
+        if self.ceiling is not None:
+            _check_picks(self.ceiling.validation_indices, ds.n_pool, set(taken), "ceiling.validation_indices")
+            never = set(self.ceiling.validation_indices)
         for i, r in enumerate(self.rounds):
             if r.round != i:
                 raise ValueError(f"rounds[{i}] says round {r.round}; rounds must be numbered 0, 1, 2, ...")
@@ -336,6 +378,12 @@ class RunResult(_Strict):
             if len(r.selected) > cfg.batch_size:
                 raise ValueError(f"round {i}: picks {len(r.selected)} images; batch_size is {cfg.batch_size}")
             _check_picks(r.selected, ds.n_pool, taken, f"round {i}: selected")
+            if never.intersection(r.selected):
+                raise ValueError(f"round {i}: the oracle ceiling picks one of its own validation images")
+            if (r.ceiling is not None) != (self.ceiling is not None and bool(r.selected)):
+                raise ValueError(f"round {i}: " + ("a round with candidate batches (ceiling) in a run that is not "
+                                                   "the oracle ceiling" if r.ceiling is not None else
+                                                   "the oracle ceiling's round picks without its candidate batches"))
             labeled = len(taken)
             self._check_classes_and_oracle(i, r)
         self._check_person_labels()
@@ -383,6 +431,8 @@ class RunResult(_Strict):
         """'margin (seed 0)'; 'margin (seed 0, a person labelled)' where a person was the oracle."""
         if self.oracle == "person":
             return f"{strategy_label(self.config)} (seed {self.config.seed}, a person labelled)"
+        if self.ceiling is not None:
+            return f"{CEILING} (seed {self.config.seed})"
         return run_label(self.config)
 
     def curve(self) -> tuple[list[int], list[float]]:
@@ -725,7 +775,8 @@ CSV_COLUMNS = ("strategy", "seed", "round", "n_labeled", "test_accuracy", "test_
 
 def curve_rows(result: RunResult) -> list[dict]:
     c = result.config
-    return [{"strategy": c.strategy, "seed": c.seed, "round": r.round, "n_labeled": r.n_labeled,
+    strategy = CEILING if result.ceiling is not None else c.strategy
+    return [{"strategy": strategy, "seed": c.seed, "round": r.round, "n_labeled": r.n_labeled,
              "test_accuracy": r.test_accuracy, "test_loss": r.test_loss,
              "train_seconds": r.train_seconds, "query_seconds": r.query_seconds}
             for r in result.rounds]

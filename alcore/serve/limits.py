@@ -281,16 +281,32 @@ class DeploymentLimits(BaseModel):
         return problems
 
     def training_problems(self, config: ExperimentConfig, strategies: Sequence[str],
-                          pool_images: Optional[int] = None, test_images: int = 0) -> list[str]:
-        """Gradient steps per round and images scored per round over this server's caps."""
+                          pool_images: Optional[int] = None, test_images: int = 0, *, ceiling_candidates: int = 0,
+                          ceiling_validation: int = 0) -> list[str]:
+        """Gradient steps per round and images scored per round over this server's caps. A round of
+        the oracle ceiling (``ceiling_candidates`` K > 0) trains K + 1 models and scores each on
+        ``ceiling_validation`` images (:func:`alcore.serve.resources.ceiling_steps_per_round`)."""
         problems = []
         steps = resources.steps_per_round(config)
         if self.max_steps_per_round is not None and steps is not None and steps > self.max_steps_per_round:
             problems.append(f"a round trains for up to {steps:,} gradient steps; this server allows at most "
                             f"{self.max_steps_per_round:,}: lower max_epochs (or set max_steps), or raise "
                             f"train_batch_size")
+        elif ceiling_candidates and self.max_steps_per_round is not None and steps is not None:
+            ceiling_steps = resources.ceiling_steps_per_round(config, ceiling_candidates)
+            if ceiling_steps > self.max_steps_per_round:
+                problems.append(f"a round of the oracle ceiling trains {ceiling_candidates + 1} models "
+                                f"(ceiling_candidates {ceiling_candidates} + its own), up to {ceiling_steps:,} "
+                                f"gradient steps; this server allows at most {self.max_steps_per_round:,}: lower "
+                                f"ceiling_candidates or max_steps, or turn the oracle ceiling off")
         if self.max_scored_per_round is not None and pool_images is not None:
             scored = resources.scored_per_round(config, strategies, pool_images, test_images)
+            if ceiling_candidates:
+                ceiling_scored = scored + ceiling_candidates * ceiling_validation
+                if scored <= self.max_scored_per_round < ceiling_scored:
+                    problems.append(f"a round of the oracle ceiling scores {ceiling_scored:,} images (candidates, "
+                                    f"and ceiling_validation x ceiling_candidates); this server allows at most "
+                                    f"{self.max_scored_per_round:,}: lower ceiling_validation or ceiling_candidates")
             if scored > self.max_scored_per_round:
                 what = "candidates x mc_passes" + (", test images x mc_passes" if config.mc_evaluation else "")
                 fix = ", or turn mc_evaluation off" if config.mc_evaluation else ""
@@ -423,9 +439,11 @@ class DeploymentLimits(BaseModel):
         return []
 
     def run_problems(self, config: ExperimentConfig, strategies: Optional[Sequence[str]] = None,
-                     n_runs: int = 1) -> list[str]:
+                     n_runs: int = 1, *, ceiling_candidates: int = 0, ceiling_validation: int = 0) -> list[str]:
         """What about the runs this deployment refuses: rounds, labels, passes, runs per race.
-        ``strategies`` default to the config's own; ``n_runs`` is strategies x seeds."""
+        ``strategies`` default to the config's own; ``n_runs`` is strategies x seeds.
+        ``ceiling_candidates`` (K; 0: no oracle ceiling) and ``ceiling_validation``: the race's oracle
+        ceiling, one more run per seed that trains K + 1 models per round (alcore.engine.ceiling)."""
         from alcore.strategies.base import Need, strategy_class
 
         strategies = list(strategies) if strategies is not None else [config.strategy]
@@ -455,27 +473,34 @@ class DeploymentLimits(BaseModel):
                 problems.append(f"mc_passes {config.mc_passes} is over this server's limit of "
                                 f"{self.max_mc_passes} (used by {', '.join(stochastic)}): set it to "
                                 f"{self.max_mc_passes} or fewer")
-        if self.max_runs_per_race is not None and n_runs > self.max_runs_per_race:
-            problems.append(f"the race has {n_runs} runs (strategies x seeds), over this server's limit "
-                            f"of {self.max_runs_per_race} runs per race: race fewer strategies or seeds")
-        return problems + self.cost_problems(config, strategies, n_runs)
+        ceilings = -(-n_runs // max(len(set(strategies)), 1)) if ceiling_candidates else 0  # one per seed
+        if self.max_runs_per_race is not None and n_runs + ceilings > self.max_runs_per_race:
+            what = " and an oracle ceiling per seed" if ceilings else ""
+            problems.append(f"the race has {n_runs + ceilings} runs (strategies x seeds{what}), over this server's "
+                            f"limit of {self.max_runs_per_race} runs per race: race fewer strategies or seeds"
+                            + (", or turn the oracle ceiling off" if ceilings else ""))
+        return problems + self.cost_problems(config, strategies, n_runs, ceiling_candidates=ceiling_candidates,
+                                             ceiling_validation=ceiling_validation)
 
     def cost_problems(self, config: ExperimentConfig, strategies: Optional[Sequence[str]] = None,
-                      n_runs: int = 1, shape: Optional[DataShape] = None) -> list[str]:
+                      n_runs: int = 1, shape: Optional[DataShape] = None, *, ceiling_candidates: int = 0,
+                      ceiling_validation: int = 0) -> list[str]:
         """The costs of a race over this server's caps, from the settings and the data's shape
         (:func:`alcore.serve.resources.data_shape` unless given): model, training, data and
         result files. Where the shape is unknown only what the settings alone decide."""
         strategies = list(strategies) if strategies is not None else [config.strategy]
         shape = shape or data_shape(config)
+        ceiling = {"ceiling_candidates": ceiling_candidates, "ceiling_validation": ceiling_validation}
         if shape is None:
-            return self.embedding_problems(config, None) + self.training_problems(config, strategies)
+            return self.embedding_problems(config, None) + self.training_problems(config, strategies, **ceiling)
         seeds = -(-n_runs // max(len(set(strategies)), 1))
         problems = self.dataset_problems(config, shape, seeds)
         if not shape.usable or self._file_too_big(shape):
             return problems  # nothing more is read of such a file
         return (problems + self.embedding_problems(config, shape.image_shape)
                 + self.model_problems(config, shape.image_shape, shape.n_classes)
-                + self.training_problems(config, strategies, shape.pool_images(config), shape.test_images(config))
+                + self.training_problems(config, strategies, shape.pool_images(config), shape.test_images(config),
+                                         **ceiling)
                 + self.result_problems(config, shape))
 
     def check(self, config: ExperimentConfig, strategies: Optional[Sequence[str]] = None, n_runs: int = 1, *,

@@ -317,6 +317,12 @@ def steps_per_round(config: ExperimentConfig) -> Optional[int]:
     return config.max_epochs * per_epoch * (2 if config.refit else 1)
 
 
+def ceiling_steps_per_round(config: ExperimentConfig, candidates: int) -> int:
+    """Most gradient steps one round of the oracle ceiling makes: its own model and one per
+    candidate batch (``candidates``, K), each trained as a round is (0 for softmax)."""
+    return (candidates + 1) * (steps_per_round(config) or 0)
+
+
 def scored_per_round(config: ExperimentConfig, strategies: Sequence[str], pool_images: int,
                      test_images: int = 0) -> int:
     """Images run through the model each round besides training: the candidates (or the

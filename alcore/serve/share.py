@@ -3,6 +3,9 @@ after the ExperimentConfig fields (the same names as the CLI flags and the resul
 
     ?strategies=margin&strategies=entropy&seeds=3&batch_size=20&rounds=none&label_budget=200
 
+The race's oracle ceiling (:class:`alcore.config.RaceConfig`) is ``ceiling=true``, with
+``ceiling_candidates`` and ``ceiling_validation`` where they are not their defaults.
+
 :func:`encode` gives the parameters of a setup; :func:`decode` reads them back, validated by
 ExperimentConfig itself: each parameter that cannot be applied is refused with a sentence
 naming it and why, and every other parameter still applies. Nothing here raises on what a
@@ -40,7 +43,9 @@ LINK_FIELDS = tuple(f for f in ExperimentConfig.model_fields if f not in PATHS +
 LIST_FIELDS = ("hidden_units", "strategies")
 # Every parameter this module reads and writes; a page keeps the others (e.g. the Run page's
 # ``run``) as they are.
-OWNED = frozenset(LINK_FIELDS) | frozenset(RACE_DEFAULTS)
+# The race's oracle ceiling (alcore.config.RaceConfig's fields; off by default).
+CEILING_LINK = ("ceiling", "ceiling_candidates", "ceiling_validation")
+OWNED = frozenset(LINK_FIELDS) | frozenset(RACE_DEFAULTS) | frozenset(CEILING_LINK)
 # Parameters of other parts of the dashboard (the Run page's saved race) and of Streamlit
 # itself: not settings, never reported as unknown.
 OTHER_PARAMS = frozenset({"run", "embed", "embed_options"})
@@ -62,6 +67,7 @@ class LinkSetup:
     config: ExperimentConfig
     strategies: Optional[list[str]] = None
     seeds: Optional[int] = None
+    ceiling: dict = field(default_factory=dict)  # the oracle ceiling's fields the link sets
     applied: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
@@ -82,15 +88,21 @@ def _text(value) -> Union[str, list[str]]:
 
 
 def encode(config: ExperimentConfig, strategies: Sequence[str] = RACE_DEFAULTS["strategies"],
-           seeds: int = RACE_DEFAULTS["seeds"]) -> dict[str, Union[str, list[str]]]:
+           seeds: int = RACE_DEFAULTS["seeds"], ceiling: Optional[Mapping] = None) -> dict[str, Union[str, list[str]]]:
     """The query parameters of a setup: the race's strategies and seeds where they are not the
-    defaults, then every config field (in declaration order) whose value is not its default.
+    defaults, its oracle ceiling's settings (``ceiling``: RaceConfig's fields) where they are not,
+    then every config field (in declaration order) whose value is not its default.
     Paths, and a dataset that needs one, are left out (see :func:`left_out`)."""
+    from alcore.config import RaceConfig
+
     out: dict[str, Union[str, list[str]]] = {}
     if tuple(strategies) != RACE_DEFAULTS["strategies"]:
         out["strategies"] = list(strategies)
     if int(seeds) != RACE_DEFAULTS["seeds"]:
         out["seeds"] = str(int(seeds))
+    for name, value in (ceiling or {}).items():
+        if name in CEILING_LINK and value != RaceConfig.model_fields[name].default:
+            out[name] = _text(value)
     default = ExperimentConfig()
     for name in LINK_FIELDS:
         value = getattr(config, name)
@@ -211,7 +223,8 @@ class _Decoder:
             self.refuse(name, f"it is given {len(values)} times; a link gives it once", joined)
             return _REFUSED
         text = values[0].strip()
-        if name in ExperimentConfig.model_fields and _optional(name) and text.lower() in ("none", ""):
+        if (name == "ceiling_candidates" or name in ExperimentConfig.model_fields and _optional(name)) \
+                and text.lower() in ("none", ""):
             return None
         if text == "":
             self.refuse(name, "it is empty")
@@ -243,6 +256,19 @@ class _Decoder:
         if known:
             self.out.strategies = known
             self.out.applied.append(name)
+
+    def ceiling(self, name: str, value, joined: str) -> None:
+        """One of the oracle ceiling's settings, checked by RaceConfig (against the strategies raced
+        when the race starts)."""
+        from alcore.config import RaceConfig
+
+        try:
+            checked = RaceConfig(base=ExperimentConfig(), strategies=["random"], seeds=[0], **{name: value})
+        except ValidationError as e:
+            self.refuse(name, _reason(e), joined)
+            return
+        self.out.ceiling[name] = getattr(checked, name)
+        self.out.applied.append(name)
 
     def seeds(self, value, joined: str) -> None:
         name = "seeds"
@@ -361,6 +387,8 @@ def decode(params: Params, base: Optional[ExperimentConfig] = None, *,
             d.strategies(value, joined)
         elif name == "seeds":
             d.seeds(value, joined)
+        elif name in CEILING_LINK:
+            d.ceiling(name, value, joined)
         else:
             d.pending[name] = value
     d.within_runs()

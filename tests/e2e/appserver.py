@@ -43,12 +43,15 @@ def server_command(port: int) -> list[str]:
             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
 
 
-def start_server(port: int, log_path: Path, env: dict | None = None) -> subprocess.Popen:
-    """`streamlit run app.py` from the repository root, in a new process group."""
+def start_server(port: int, log_path: Path, env: dict | None = None, root: Path = ROOT) -> subprocess.Popen:
+    """`streamlit run app.py` from the repository root (``root``: another checkout, whose own
+    alcore and dashboard are imported first), in a new process group."""
     cmd = server_command(port)
     env = dict(os.environ if env is None else env, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    if Path(root).resolve() != ROOT:
+        env["PYTHONPATH"] = os.pathsep.join([str(root), *filter(None, [env.get("PYTHONPATH")])])
     with open(log_path, "wb") as log:
-        return subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
+        return subprocess.Popen(cmd, cwd=root, stdout=log, stderr=subprocess.STDOUT, env=env,
                                 start_new_session=True)
 
 
