@@ -34,7 +34,10 @@ what was left on disk.
 
     OMP_NUM_THREADS=1 .venv/bin/python -m bench.attack_replay [--only NAME ...] [--json out.json]
 
-``--list`` names the attacks. Needs Chromium at /usr/bin/chromium and the playwright package.
+``--race-seconds`` (default 90) is how long the mlp races run before Stop (a tab closes after at
+most 30, the four visitors leave after at most 60), ``--cnn-seconds`` (default 10) how long the cnn
+link computes before Stop or the tab closing, ``--settle`` (default 200) the most seconds the server
+is watched at the end. ``--list`` names the attacks. Needs Chromium at /usr/bin/chromium and the playwright package.
 Numbers depend on the machine and its load (printed with the table).
 """
 from __future__ import annotations

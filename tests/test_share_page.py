@@ -140,7 +140,7 @@ def test_a_pool_size_over_the_servers_cap_is_refused_by_name_not_cut_down():
     assert not at.error, [e.value for e in at.error]
     cfg = at.session_state["config"]
     assert cfg.pool_size is None and cfg.rounds == 7 and address(at) == {"rounds": ["7"]}
-    at = opened({"pool_size": "20000", "dataset": "mnist"}, page="strategy")  # at the cap: applied
+    at = opened({"pool_size": "20000"}, page="strategy")  # at the cap: applied
     assert at.session_state["config"].pool_size == 20000
     assert not [w for w in at.warning if "was not applied" in w.value]
 
