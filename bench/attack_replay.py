@@ -79,7 +79,8 @@ NON_BAYESIAN = ["random", "least_confidence", "margin", "ratio", "entropy", "hyb
 # ----------------------------------------------------------------------------- the server
 
 class Sampler(threading.Thread):
-    """RSS (kB) and CPU seconds of the server and its children, every SAMPLE_S seconds."""
+    """RSS (kB) and CPU seconds of the server and its children (their unique pages, with psutil),
+    every SAMPLE_S seconds."""
 
     def __init__(self, pid: int):
         super().__init__(daemon=True)
@@ -97,7 +98,9 @@ class Sampler(threading.Thread):
             kb, cpu = 0, 0.0
             for p in [self._root, *self._root.children(recursive=True)]:
                 try:
-                    kb += p.memory_info().rss // 1024
+                    # a child counts by its own pages (USS): one just forked shares all the server's,
+                    # and its RSS would count them twice
+                    kb += (p.memory_info().rss if p is self._root else p.memory_full_info().uss) // 1024
                     t = p.cpu_times()
                     cpu += t.user + t.system
                 except psutil.Error:
