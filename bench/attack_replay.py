@@ -665,7 +665,7 @@ def replay_other_upload(b: Bench) -> None:
 def other_run_id(b: Bench) -> None:
     """B opens the address of A's stopped race: read-only, Continue disabled."""
     ca, a = b.visitor()
-    b.open(a, "/run?rounds=40", "Run")
+    b.open(a, "/run?rounds=40&model=mlp", "Run")  # the mlp: slow enough that Stop comes before the end
     b.start(a)
     b.expect(a.get_by_test_id("stProgress")).to_contain_text(re.compile(r"Round (\d{2,}|[3-9]) of"), timeout=PAGE_MS)
     a.get_by_role("button", name="Stop", exact=True).click()
