@@ -77,7 +77,7 @@ def sidebar_summary(slot) -> None:
         st.caption("Current setup")
         st.markdown(config_caption(cfg))
         st.markdown("Racing: " + ", ".join(f"`{s}`" for s in rs["strategies"]) + f"\u00a0·\u00a0{rs['seeds']}\u00a0seed(s)"
-                    + ("\u00a0·\u00a0oracle\u00a0ceiling" if race_ceiling()["ceiling"] else ""))
+                    + ("\u00a0· oracle\u00a0ceiling" if race_ceiling()["ceiling"] else ""))
         st.caption("Link to this setup, on one line (the copy button at the box's right copies it whole; the "
                    "address bar holds the same):")
         # one line that scrolls: a URL wrapped in the narrow sidebar broke mid-word (no break points to choose
