@@ -30,6 +30,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import ctypes.util
+import functools
 import gc
 import logging
 import os
@@ -41,7 +42,12 @@ _M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 1 << 20
 
 
+@functools.lru_cache(maxsize=1)
 def _glibc():
+    # Looked up once per process: ctypes.util.find_library runs `ldconfig -p` in a subprocess, and
+    # app.py asks on every script run (fixed_mmap_threshold), each session's end too
+    # (return_free_memory): a fork of the whole server each time (bench/attack_replay.py saw
+    # copies of the 0.9-1 GB server, whose pages a process-tree RSS counts twice).
     if not sys.platform.startswith("linux"):
         return None
     try:

@@ -695,6 +695,30 @@ def test_script_runs_leave_keras_and_tensorflow_state_alone(monkeypatch):
     assert getattr(script_runner._clean_problem_modules, "keeps_keras", False) and calls == []
 
 
+def test_script_runs_and_a_sessions_end_start_no_process(monkeypatch):
+    """app.py sets glibc's mmap threshold on every script run and a session's end hands memory
+    back with malloc_trim; finding libc ran `ldconfig -p` in a subprocess each time: a fork of the
+    whole server (bench/attack_replay.py saw copies of the 0.9-1 GB server on page loads)."""
+    import subprocess
+
+    from dashboard.streamlit_fixes import return_free_memory
+
+    at = app(TINY)  # the process's first script run may look libc up
+    started = []
+
+    class NoProcess:
+        def __init__(self, *args, **kwargs):
+            started.append(args[0] if args else kwargs.get("args"))
+            raise OSError("no process may start here")
+
+    monkeypatch.setattr(subprocess, "Popen", NoProcess)
+    at.run()
+    at.switch_page("app_pages/strategy.py").run()
+    return_free_memory()
+    assert not at.exception, at.exception
+    assert started == []
+
+
 def test_a_race_whose_rounds_cannot_be_saved_goes_on_and_says_so(tmp_path, monkeypatch):
     from alcore.engine.store import RunStore
 

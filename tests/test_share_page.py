@@ -130,6 +130,21 @@ def test_values_at_the_widgets_edges_open_and_beyond_them_are_refused(edge, monk
     assert not at.exception, at.exception
 
 
+def test_a_pool_size_over_the_servers_cap_is_refused_by_name_not_cut_down():
+    """Issue 19, 7: ``?pool_size=999999999`` was applied and the Dataset page's widget cut it to the
+    cap (20 000) without a word; on digits the page then said the pool of 20,000 was too large."""
+    at = opened({"pool_size": "999999999", "rounds": "7"}, page="dataset")
+    said = [shown(w.value) for w in at.warning]
+    assert ("The link's pool_size=999999999 was not applied: pool_size 999,999,999 is over this server's limit "
+            "of 20,000 pool images: set it to 20,000 or fewer.") in said
+    assert not at.error, [e.value for e in at.error]
+    cfg = at.session_state["config"]
+    assert cfg.pool_size is None and cfg.rounds == 7 and address(at) == {"rounds": ["7"]}
+    at = opened({"pool_size": "20000"}, page="strategy")  # at the cap: applied
+    assert at.session_state["config"].pool_size == 20000
+    assert not [w for w in at.warning if "was not applied" in w.value]
+
+
 def test_pitfalls_are_said_on_the_dataset_and_strategy_pages():
     at = opened({"test_size": "100"}, page="dataset")
     tiny = [shown(w.value) for w in at.warning if "test set is tiny" in w.value]

@@ -290,11 +290,17 @@ class _Decoder:
             return None
         strategies = self.out.strategies or list(RACE_DEFAULTS["strategies"])
         n_runs = len(strategies) * (self.out.seeds or RACE_DEFAULTS["seeds"])
-        before = self.limits.run_problems(current, strategies, n_runs)
-        after = self.limits.run_problems(trial, strategies, n_runs)
+        before = self.limits.run_problems(current, strategies, n_runs) + self.pool_over(current)
+        after = self.limits.run_problems(trial, strategies, n_runs) + self.pool_over(trial)
         if len(after) <= len(before):
             return None
         return "; ".join([p for p in after if p not in before][:2] or after[-1:])
+
+    def pool_over(self, config: ExperimentConfig) -> list[str]:
+        """A pool_size over the server's max_pool_size: refused by name, not cut down to the cap
+        by the Dataset page's widget without a word. (An empty pool_size, the whole split, is
+        the Dataset page's to refuse: the split's size is known once the data is chosen.)"""
+        return self.limits.pool_problems(config) if config.pool_size is not None else []
 
     def within_runs(self) -> None:
         """Refuse the link's seeds (or, without them, its strategies) when strategies x seeds
