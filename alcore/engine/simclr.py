@@ -187,10 +187,14 @@ def nt_xent(z1, z2, temperature: float = TEMPERATURE):
 
 def train_encoder(images01: np.ndarray, embedding_dim: int, steps: int, seed: int,
                   progress: Optional[Callable[[EncoderProgress], None]] = None,
-                  report_seconds: float = 0.5):
+                  report_seconds: float = 0.5, temperature: float = TEMPERATURE):
     """Train SimCLR on ``images01`` (N, H, W, C) in [0, 1] for ``steps`` steps of
     :func:`encoder_batch` images (the pool is shuffled each pass, the last partial batch of a
     pass left out); (encoder f, :class:`EncoderReport`).
+
+    ``temperature``: the NT-Xent tau (TEMPERATURE by default; the embedding cache's key records
+    TEMPERATURE, so the engine always trains with it: other values are for studies such as
+    ``bench/tune_encoder_temperature.py``).
 
     ``progress`` is called after the first step, then at most every ``report_seconds``, and
     after the last step; it may raise to abandon the training (nothing is kept)."""
@@ -202,6 +206,8 @@ def train_encoder(images01: np.ndarray, embedding_dim: int, steps: int, seed: in
         raise ValueError(f"self-supervised training needs at least 2 pool images, got {n}")
     if steps < 1:
         raise ValueError(f"self-supervised training needs at least 1 step, got {steps}")
+    if not temperature > 0:
+        raise ValueError(f"the NT-Xent temperature must be above 0, got {temperature}")
     batch = encoder_batch(n)
     per_pass = n // batch
     encoder, head = build_encoder(x_all.shape[1:], embedding_dim, seed)
@@ -218,7 +224,7 @@ def train_encoder(images01: np.ndarray, embedding_dim: int, steps: int, seed: in
         with tf.GradientTape() as tape:
             h = encoder(tf.concat([v1, v2], axis=0), training=True)
             z = head(h, training=True)
-            loss = nt_xent(z[:batch], z[batch:])
+            loss = nt_xent(z[:batch], z[batch:], temperature)
         grads = tape.gradient(loss, variables)
         optimizer.apply(grads, variables)
         return loss
