@@ -4,8 +4,8 @@
 The development split of MNIST or Fashion-MNIST (the same cut as ``bench/low_budget_mnist.py
 --dev``): the first 50 000 *training* images are the pool the encoder trains on (no label read),
 the last 10 000 the held-out images every accuracy here is measured on. The official test set
-is never loaded. For each temperature in ``--temperatures`` one encoder is trained (seed 0,
-``--steps`` steps, one at a time) and its embedding, standardized over the pool as the engine
+is never loaded. For each temperature in ``--temperatures`` one encoder is trained (seed
+``--encoder-seed``, 0 by default; ``--steps`` steps, one at a time) and its embedding, standardized over the pool as the engine
 does, is scored by
 
 * training seconds, with the 1-minute load average sampled while it trained (min-max);
@@ -18,7 +18,7 @@ does, is scored by
   ``.npz`` and read back as ``embedding="file"``): random, typiclust, probcover at radius 0.8 and
   at the purity rule's radius, ``--seeds`` seeds, ``initial_strategy="strategy"``, 10 initial
   labels, batches of 10, ``--candidates`` 3 000, held-out accuracy at 10 and 20 labels, the gain
-  over random paired by seed (mean, and the seeds on which it is positive), and the classes the
+  over random paired by seed (mean ± sd over seeds, and the seeds on which it is positive), and the classes the
   first 10 labels cover.
 
     OMP_NUM_THREADS=1 ALCORE_THREADS=2 python bench/tune_encoder_temperature.py --dataset mnist --temperatures 0.5 0.2 0.1
@@ -97,7 +97,7 @@ def dev_npz(data_dir: Path, dataset: str, folder: Path) -> Path:
     return path
 
 
-def train_embedding(ds, steps: int, dim: int, temperature: float, path: Path) -> dict:
+def train_embedding(ds, steps: int, dim: int, temperature: float, seed: int, path: Path) -> dict:
     """Train the encoder on the pool at ``temperature``, save the raw embeddings of the training
     split's rows (``train``) and held-out rows (``test``) in the file format ``embedding="file"``
     reads, and the record of the training beside them."""
@@ -105,14 +105,14 @@ def train_embedding(ds, steps: int, dim: int, temperature: float, path: Path) ->
     from alcore.engine.transfer import unit_images
 
     with LoadSampler() as load:
-        enc, rep = simclr.train_encoder(unit_images(ds, ds.x_pool), dim, steps, 0, temperature=temperature)
+        enc, rep = simclr.train_encoder(unit_images(ds, ds.x_pool), dim, steps, seed, temperature=temperature)
     pool, test = simclr.embed(enc, unit_images(ds, ds.x_pool)), simclr.embed(enc, unit_images(ds, ds.x_test))
     train = np.zeros((int(ds.pool_origin.max()) + 1, dim), np.float32)
     train[ds.pool_origin] = pool
     held = np.zeros((int(ds.test_origin.max()) + 1, dim), np.float32)
     held[ds.test_origin] = test
     np.savez(path, train=train, test=held)
-    record = {"temperature": temperature, "steps": steps, "seconds": rep.seconds, "load": load.text(),
+    record = {"temperature": temperature, "steps": steps, "seed": seed, "seconds": rep.seconds, "load": load.text(),
               "losses": [round(x, 3) for x in rep.losses]}
     path.with_suffix(".json").write_text(json.dumps(record))
     return record
@@ -174,6 +174,7 @@ def main() -> int:
     ap.add_argument("--temperatures", type=float, nargs="+", default=[0.5, 0.2, 0.1])
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--dim", type=int, default=128)
+    ap.add_argument("--encoder-seed", type=int, default=0, help="the encoder's seed (the race's seeds are 0..)")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--candidates", type=int, default=3000)
     ap.add_argument("--purity-images", type=int, default=10_000)
@@ -198,17 +199,18 @@ def main() -> int:
     classes = len(np.unique(ds.y_pool))
     print(f"{ns.dataset} development split: pool {len(ds.y_pool):,} (first {N_POOL:,} training images), held out "
           f"{len(ds.y_test):,} (the rest of the training split; no test set loaded); encoder {ns.steps} steps, "
-          f"dim {ns.dim}, seed 0; threads {os.environ.get('ALCORE_THREADS', 'all')}, {os.cpu_count()} CPUs; "
+          f"dim {ns.dim}, seed {ns.encoder_seed}; threads {os.environ.get('ALCORE_THREADS', 'all')}, {os.cpu_count()} CPUs; "
           f"load average {os.getloadavg()[0]:.1f}", flush=True)
 
     rows = []
     for tau in ns.temperatures:
-        path = out / f"{ns.dataset}_steps{ns.steps}_d{ns.dim}_t{tau:g}.npz"
+        path = out / f"{ns.dataset}_steps{ns.steps}_d{ns.dim}_t{tau:g}" \
+            f"{f'_seed{ns.encoder_seed}' if ns.encoder_seed else ''}.npz"
         if ns.reuse and path.is_file() and path.with_suffix(".json").is_file():
             record = json.loads(path.with_suffix(".json").read_text())
             print(f"tau {tau:g}: read {path} (trained in {record['seconds']:.0f} s, load {record['load']})")
         else:
-            record = train_embedding(ds, ns.steps, ns.dim, tau, path)
+            record = train_embedding(ds, ns.steps, ns.dim, tau, ns.encoder_seed, path)
             print(f"tau {tau:g}: trained in {record['seconds']:.0f} s, load {record['load']}; losses "
                   f"{record['losses']}", flush=True)
         base = pixels.replace(embedding="file", embedding_file=str(path), initial=10, initial_strategy="strategy",
@@ -225,7 +227,7 @@ def main() -> int:
         rows.append((tau, record, lin, pure, nn, raced))
 
     print(f"\n{ns.dataset} development split, {ns.seeds} seeds; accuracy on the held-out images (%), "
-          f"gain over random paired by seed (seeds with a gain)\n")
+          f"gain over random paired by seed ± its sd over seeds (seeds with a gain)\n")
     head = ["tau", "train s (load)", *(f"linear @{n}" for n in LINEAR_LABELS), "k-means purity", "1-NN"]
     for name in (label(s, e) for s, e in STRATEGIES):
         head += [f"{name} @{a}" for a in AT]
@@ -240,7 +242,8 @@ def main() -> int:
                 cell = f"{100 * acc[:, j].mean():.1f}"
                 if name != "random":
                     gain = acc[:, j] - rand[:, j]
-                    cell += f" ({100 * gain.mean():+.1f}, {int((gain > 0).sum())}/{len(gain)})"
+                    cell += (f" ({100 * gain.mean():+.1f} ± {100 * gain.std(ddof=1):.1f}, "
+                             f"{int((gain > 0).sum())}/{len(gain)})")
                 cells.append(cell)
         print("| " + " | ".join(cells) + " |")
     print()
