@@ -287,3 +287,40 @@ def test_summarize_and_csv_keep_the_ceiling_apart_from_random(tmp_path, capsys):
     assert all(row.split()[-4] == "1" for row in rows.values())  # one run each: the ceiling is not random's
     assert main(["csv", *files]) == 0
     assert {line.split(",")[0] for line in capsys.readouterr().out.splitlines()[1:]} == {"random", "margin", CEILING}
+
+
+def test_the_time_left_counts_a_ceiling_round_as_k_plus_one_trainings(digits, monkeypatch):
+    """A round of the oracle ceiling trains K + 1 models: the Run page's "about N s left" weighs its
+    rounds by their own time, not by the mean over every round of the race (which the strategies'
+    cheap rounds pull down, and which swung with the order the runs were stepped in)."""
+    import types
+
+    import alcore.engine.race as race_module
+
+    clock = [0.0]
+    monkeypatch.setattr(race_module, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    race = Race(CFG.replace(rounds=3), ["random", "margin"], [0], ceiling=True, ceiling_validation=100,
+                dataset_for=lambda c: digits)
+    k1 = race.setup.ceiling_batches + 1  # 5 candidates (the 2 strategies + 2, the default) + its own model
+    assert k1 == 5
+    for e in race.runs:  # each strategy round takes 1 s on the fake clock, a ceiling round K + 1 s
+        cost = float(k1) if e in race.ceilings else 1.0
+
+        def step(step=e.step, cost=cost):
+            clock[0] += cost
+            return step()
+        e.step = step
+
+    def truth() -> float:  # what the rounds still to come will take
+        return sum((4 - len(e.rounds)) * (k1 if e in race.ceilings else 1) for e in race.runs)
+
+    seen = []
+    while not race.done:
+        race.step()
+        p = race.progress()
+        seen.append((p.rounds_done, p.seconds_left, truth()))
+        assert p.seconds_left == pytest.approx(truth()), seen
+    # the old estimate, seconds so far / rounds so far x rounds left, after the 2 strategies' first rounds:
+    # 2 s / 2 x 10 = 10 s left, where the ceiling alone still needs 4 x 5 s
+    assert seen[1][:2] == (2, pytest.approx(6 + 4 * k1))
+    assert seen[-1][1] == 0

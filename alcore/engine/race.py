@@ -107,9 +107,11 @@ class Race:
                                                    dataset, cache))
         if saved:
             raise ValueError(f"{len(saved)} saved run(s) do not belong to this race's strategies and seeds")
-        # time already spent in the saved rounds, so progress and time left stay right
-        self.seconds = sum(r.train_seconds + r.query_seconds + r.eval_seconds
-                           for e in self.runs for r in e.rounds)
+        # time already spent in the saved rounds, so progress and time left stay right; per run, in
+        # the order of runs, since a round of the oracle ceiling trains K + 1 models (see progress)
+        self.run_seconds = [sum(r.train_seconds + r.query_seconds + r.eval_seconds for r in e.rounds)
+                            for e in self.runs]
+        self.seconds = sum(self.run_seconds)
         self.last: Optional[tuple[Experiment, RoundResult]] = None
 
     def _ceiling(self, seeded: ExperimentConfig, old: Optional[RunResult], dataset: Dataset, cache):
@@ -144,13 +146,16 @@ class Race:
 
     def step(self) -> Optional[RoundResult]:
         """Advance the run that is furthest behind by one round; None when all are done."""
-        pending = [e for e in self.runs if not e.done]
+        pending = [i for i, e in enumerate(self.runs) if not e.done]
         if not pending:
             return None
-        exp = min(pending, key=lambda e: len(e.rounds))
+        i = min(pending, key=lambda j: len(self.runs[j].rounds))
+        exp = self.runs[i]
         t0 = time.perf_counter()
         result = exp.step()
-        self.seconds += time.perf_counter() - t0
+        took = time.perf_counter() - t0
+        self.run_seconds[i] += took
+        self.seconds += took
         self.last = (exp, result)
         return result
 
@@ -165,18 +170,37 @@ class Race:
 
     def progress(self) -> RaceProgress:
         done = sum(len(e.rounds) for e in self.runs)
-        totals = []
-        for e in self.runs:
-            if e.done:
-                totals.append(len(e.rounds))
-            else:
-                totals.append(expected_rounds(e.config))
+        totals = [len(e.rounds) if e.done else expected_rounds(e.config) for e in self.runs]
         total = None if any(t is None for t in totals) else sum(totals)
-        left = None
-        if total is not None and done:
-            left = self.seconds / done * (total - done)
+        left = self._seconds_left(totals) if total is not None and done else None
         labels = max((e.rounds[-1].n_labeled for e in self.experiments if e.rounds), default=0)
         return RaceProgress(done, total, labels, self.seconds, left)
+
+    def _seconds_left(self, totals: Sequence[int]) -> Optional[float]:
+        """Seconds the rounds still to come will take: each run's rounds left times its own
+        seconds per round so far. A round of the oracle ceiling trains K + 1 models
+        (``ceiling_batches`` candidates and its own) where a strategy's trains one, so one mean over
+        every round would be pulled down by the strategies' rounds (and swing with the order the
+        runs are stepped in). A run with no round yet: the mean per round of the strategies' runs
+        that have one, times K + 1 for an oracle ceiling; None where no run has a round yet."""
+        n = len(self.experiments)
+        per_round = [s / len(e.rounds) if e.rounds else None for e, s in zip(self.runs, self.run_seconds)]
+        k1 = self.setup.ceiling_batches + 1 if self.ceilings else 1
+        measured = [p for p in per_round[:n] if p is not None]
+        strategy_round = (sum(measured) / len(measured) if measured else  # else from the ceilings'
+                          next((p / k1 for p in per_round[n:] if p is not None), None))
+        left = 0.0
+        for i, (e, total) in enumerate(zip(self.runs, totals)):
+            rest = total - len(e.rounds)
+            if rest <= 0:
+                continue
+            each = per_round[i]
+            if each is None:
+                if strategy_round is None:
+                    return None
+                each = strategy_round * (k1 if i >= n else 1)
+            left += each * rest
+        return left
 
     def planned_labels(self) -> Optional[int]:
         """The most labels a run of this race can reach (its rounds or label budget, within the
