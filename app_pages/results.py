@@ -37,7 +37,7 @@ if len(raced) > len(set(frame["group"])):
     st.caption("Mean over seeds")
     show_table(group_metrics(frame).drop(columns=["final_accuracy_std"]), "metrics_mean_over_seeds", column_config=fmt)
 if ceilings:
-    st.caption("The oracle ceiling is not in these tables: it peeks at validation labels, a reference and not a "
+    st.caption("The oracle ceiling is not in the metrics: it peeks at validation labels, a reference and not a "
                "strategy. Inspect it below; **Compare** gives the share of its gain each strategy captures.")
 
 d1, d2 = st.columns(2)

@@ -113,7 +113,7 @@ def test_results_inspects_the_ceiling_like_a_run_and_keeps_it_out_of_the_metrics
     assert box.options == ["random (seed 0)", "margin (seed 0)", f"{CEILING} (seed 0)"]
     runs = next(d for d in at.dataframe if "final_accuracy" in d.value.columns).value
     assert len(runs) == 2 and CEILING not in " ".join(map(str, runs.to_numpy().ravel()))
-    assert any(c.value.startswith(f"The {CEILING} is not in these tables") for c in at.caption)
+    assert any(c.value.startswith(f"The {CEILING} is not in the metrics") for c in at.caption)
     assert not [d for d in at.dataframe if "proposer" in d.value.columns]  # a strategy's run: no candidates
 
     at = box.select_index(2).run()
