@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Mapping, Optional, Sequence
 
+import numpy as np
+
 from alcore.config import ExperimentConfig, RaceConfig
 from alcore.data.datasets import Dataset, load_dataset
 from alcore.engine.loop import Experiment, _resolve
@@ -44,6 +46,58 @@ def expected_rounds(config: ExperimentConfig) -> Optional[int]:
     labels plus one per acquisition round (:meth:`ExperimentConfig.acquisition_rounds`)."""
     rounds = config.acquisition_rounds()
     return None if rounds is None else rounds + 1
+
+
+TREND_ROUNDS = 10  # the recent rounds a run's trend is drawn through
+
+
+def run_seconds_left(times: Sequence[float], rounds_left: int) -> float:
+    """Seconds a run's next ``rounds_left`` rounds take, from the seconds its rounds took so far
+    (``times``, in order): a least-squares line through its last TREND_ROUNDS rounds (its first
+    round left out once it has 3 more: it carries what happens once, imports and first builds),
+    its slope kept at 0 or more, summed over the rounds to come; the mean where fewer than 3
+    rounds are there to draw it through. A round trains on more labels than the one before, so
+    its time grows: the mean of the rounds so far said about half the time left early in a
+    digits race (bench/ceiling_time_left.py)."""
+    t = np.asarray(times[1:] if len(times) > 3 else times, dtype=float)[-TREND_ROUNDS:]
+    if rounds_left <= 0 or not len(t):
+        return 0.0
+    if len(t) < 3:
+        return float(t.mean() * rounds_left)
+    x = np.arange(len(t), dtype=float)
+    slope = max(float(np.polyfit(x, t, 1)[0]), 0.0)
+    coming = t.mean() + slope * (np.arange(len(t), len(t) + rounds_left) - x.mean())
+    return float(coming.sum())
+
+
+def seconds_left(round_seconds: Sequence[Sequence[float]], rounds_left: Sequence[int], n_strategy_runs: int,
+                 ceiling_trainings: int = 1, per_run: Callable[[Sequence[float], int], float] = run_seconds_left
+                 ) -> Optional[float]:
+    """Seconds the rounds still to come of a race will take: the sum over its runs of each one's
+    ``rounds_left`` at its own pace (``per_run``: :func:`run_seconds_left` of the seconds its
+    rounds took, ``round_seconds``; the strategies' ``n_strategy_runs`` runs first, then the
+    oracle ceilings). A round of the oracle ceiling trains K + 1 models (``ceiling_trainings``: its
+    K candidate batches and its own model) and asks every raced strategy for a batch, where a
+    strategy's round trains one model: one mean over every round of the race was pulled down by
+    the strategies' rounds and swung with the order the runs are stepped in. A run with no round
+    yet: the median of the strategies' runs' seconds per round, times K + 1 for a ceiling; None
+    where no run has a round yet."""
+    n, k1 = n_strategy_runs, ceiling_trainings
+    pace = [per_run(t, 1) if len(t) else None for t in round_seconds]  # each run's next round
+    measured = sorted(x for x in pace[:n] if x is not None) or \
+        sorted(x / k1 for x in pace[n:] if x is not None)  # else from the ceilings'
+    prior = measured[len(measured) // 2] if measured else None
+    left = 0.0
+    for i, (times, rest) in enumerate(zip(round_seconds, rounds_left)):
+        if rest <= 0:
+            continue
+        if len(times):
+            left += per_run(times, rest)
+        elif prior is None:
+            return None
+        else:
+            left += prior * (k1 if i >= n else 1) * rest
+    return left
 
 
 class Race:
@@ -109,9 +163,9 @@ class Race:
             raise ValueError(f"{len(saved)} saved run(s) do not belong to this race's strategies and seeds")
         # time already spent in the saved rounds, so progress and time left stay right; per run, in
         # the order of runs, since a round of the oracle ceiling trains K + 1 models (see progress)
-        self.run_seconds = [sum(r.train_seconds + r.query_seconds + r.eval_seconds for r in e.rounds)
-                            for e in self.runs]
-        self.seconds = sum(self.run_seconds)
+        self.round_seconds = [[r.train_seconds + r.query_seconds + r.eval_seconds for r in e.rounds]
+                              for e in self.runs]
+        self.seconds = sum(map(sum, self.round_seconds))
         self.last: Optional[tuple[Experiment, RoundResult]] = None
 
     def _ceiling(self, seeded: ExperimentConfig, old: Optional[RunResult], dataset: Dataset, cache):
@@ -154,7 +208,7 @@ class Race:
         t0 = time.perf_counter()
         result = exp.step()
         took = time.perf_counter() - t0
-        self.run_seconds[i] += took
+        self.round_seconds[i].append(took)
         self.seconds += took
         self.last = (exp, result)
         return result
@@ -177,30 +231,8 @@ class Race:
         return RaceProgress(done, total, labels, self.seconds, left)
 
     def _seconds_left(self, totals: Sequence[int]) -> Optional[float]:
-        """Seconds the rounds still to come will take: each run's rounds left times its own
-        seconds per round so far. A round of the oracle ceiling trains K + 1 models
-        (``ceiling_batches`` candidates and its own) where a strategy's trains one, so one mean over
-        every round would be pulled down by the strategies' rounds (and swing with the order the
-        runs are stepped in). A run with no round yet: the mean per round of the strategies' runs
-        that have one, times K + 1 for an oracle ceiling; None where no run has a round yet."""
-        n = len(self.experiments)
-        per_round = [s / len(e.rounds) if e.rounds else None for e, s in zip(self.runs, self.run_seconds)]
-        k1 = self.setup.ceiling_batches + 1 if self.ceilings else 1
-        measured = [p for p in per_round[:n] if p is not None]
-        strategy_round = (sum(measured) / len(measured) if measured else  # else from the ceilings'
-                          next((p / k1 for p in per_round[n:] if p is not None), None))
-        left = 0.0
-        for i, (e, total) in enumerate(zip(self.runs, totals)):
-            rest = total - len(e.rounds)
-            if rest <= 0:
-                continue
-            each = per_round[i]
-            if each is None:
-                if strategy_round is None:
-                    return None
-                each = strategy_round * (k1 if i >= n else 1)
-            left += each * rest
-        return left
+        return seconds_left(self.round_seconds, [t - len(e.rounds) for t, e in zip(totals, self.runs)],
+                            len(self.experiments), self.setup.ceiling_batches + 1 if self.ceilings else 1)
 
     def planned_labels(self) -> Optional[int]:
         """The most labels a run of this race can reach (its rounds or label budget, within the
