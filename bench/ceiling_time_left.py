@@ -25,6 +25,7 @@ right; below it, too little time left.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -93,10 +94,16 @@ def main() -> int:
     p.add_argument("--seeds", type=int, default=2)
     p.add_argument("--rounds", type=int, default=39)
     p.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE")
+    p.add_argument("--save", type=Path, help="write the two races' records (steps and seconds) to this JSON file")
+    p.add_argument("--load", type=Path, help="replay the estimators on records --save wrote, racing nothing")
     args = p.parse_args()
     cfg = ExperimentConfig(rounds=args.rounds, **parse_assignments(args.set))
-    for title in ("first race of the process", "second race of the process"):
-        steps, totals, n, k1 = record(cfg, args.strategies, args.seeds)
+    titles = ("first race of the process", "second race of the process")
+    records = json.loads(args.load.read_text()) if args.load else \
+        [record(cfg, args.strategies, args.seeds) for _ in titles]
+    if args.save:
+        args.save.write_text(json.dumps(records))
+    for title, (steps, totals, n, k1) in zip(titles, records):
         per_run = np.zeros(len(totals))
         for run, took in steps:
             per_run[run] += took

@@ -290,9 +290,10 @@ def test_summarize_and_csv_keep_the_ceiling_apart_from_random(tmp_path, capsys):
 
 
 def test_the_time_left_counts_a_ceiling_round_as_k_plus_one_trainings(digits, monkeypatch):
-    """A round of the oracle ceiling trains K + 1 models: the Run page's "about N s left" weighs its
-    rounds by their own time, not by the mean over every round of the race (which the strategies'
-    cheap rounds pull down, and which swung with the order the runs were stepped in)."""
+    """A round of the oracle ceiling trains K + 1 models (its last, which picks nothing, one): the
+    Run page's "about N s left" weighs its rounds by their own time, not by the mean over every
+    round of the race (which the strategies' cheap rounds pull down, and which swung with the
+    order the runs were stepped in)."""
     import types
 
     import alcore.engine.race as race_module
@@ -301,18 +302,20 @@ def test_the_time_left_counts_a_ceiling_round_as_k_plus_one_trainings(digits, mo
     monkeypatch.setattr(race_module, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
     race = Race(CFG.replace(rounds=3), ["random", "margin"], [0], ceiling=True, ceiling_validation=100,
                 dataset_for=lambda c: digits)
-    k1 = race.setup.ceiling_batches + 1  # 5 candidates (the 2 strategies + 2, the default) + its own model
+    k1 = race.setup.ceiling_batches + 1  # 4 candidates (the 2 strategies + 2, the default) + its own model
     assert k1 == 5
-    for e in race.runs:  # each strategy round takes 1 s on the fake clock, a ceiling round K + 1 s
-        cost = float(k1) if e in race.ceilings else 1.0
 
-        def step(step=e.step, cost=cost):
-            clock[0] += cost
+    def cost(e, r) -> float:  # on the fake clock: a strategy's round 1 s, a ceiling's K + 1 s (its last 1 s)
+        return float(k1) if e in race.ceilings and r < 3 else 1.0
+
+    for e in race.runs:
+        def step(e=e, step=e.step):
+            clock[0] += cost(e, len(e.rounds))
             return step()
         e.step = step
 
     def truth() -> float:  # what the rounds still to come will take
-        return sum((4 - len(e.rounds)) * (k1 if e in race.ceilings else 1) for e in race.runs)
+        return sum(cost(e, r) for e in race.runs for r in range(len(e.rounds), 4))
 
     seen = []
     while not race.done:
@@ -321,9 +324,20 @@ def test_the_time_left_counts_a_ceiling_round_as_k_plus_one_trainings(digits, mo
         seen.append((p.rounds_done, p.seconds_left, truth()))
         assert p.seconds_left == pytest.approx(truth()), seen
     # the old estimate, seconds so far / rounds so far x rounds left, after the 2 strategies' first rounds:
-    # 2 s / 2 x 10 = 10 s left, where the ceiling alone still needs 4 x 5 s
-    assert seen[1][:2] == (2, pytest.approx(6 + 4 * k1))
+    # 2 s / 2 x 10 = 10 s left, where the ceiling alone still needs 3 x 5 s + 1 s
+    assert seen[1][:2] == (2, pytest.approx(6 + 3 * k1 + 1))
     assert seen[-1][1] == 0
+
+
+def test_a_runs_pace_leaves_out_its_first_round_and_follows_its_trend_not_a_spike():
+    from alcore.engine.race import run_seconds_left
+
+    assert run_seconds_left([5.3, 0.4, 0.4, 0.4], 10) == pytest.approx(4.0)  # a model's first build: once
+    assert run_seconds_left([0.5], 4) == pytest.approx(2.0)
+    growing = [0.1 + 0.01 * r for r in range(12)]  # a round trains on more labels than the one before
+    assert run_seconds_left(growing, 3) == pytest.approx(0.22 + 0.23 + 0.24)
+    spiky = [0.4, 0.4, 0.4, 0.4, 0.4, 3.0, 0.4, 0.4]  # a busy moment of the machine
+    assert run_seconds_left(spiky, 10) == pytest.approx(4.0)
 
 
 def test_a_link_that_turns_the_ceiling_on_is_checked_against_the_limits_when_it_opens():

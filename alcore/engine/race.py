@@ -48,25 +48,26 @@ def expected_rounds(config: ExperimentConfig) -> Optional[int]:
     return None if rounds is None else rounds + 1
 
 
-TREND_ROUNDS = 10  # the recent rounds a run's trend is drawn through
+TREND_ROUNDS = 20  # the recent rounds a run's pace is read from
 
 
 def run_seconds_left(times: Sequence[float], rounds_left: int) -> float:
     """Seconds a run's next ``rounds_left`` rounds take, from the seconds its rounds took so far
-    (``times``, in order): a least-squares line through its last TREND_ROUNDS rounds (its first
-    round left out once it has 3 more: it carries what happens once, imports and first builds),
-    its slope kept at 0 or more, summed over the rounds to come; the mean where fewer than 3
-    rounds are there to draw it through. A round trains on more labels than the one before, so
-    its time grows: the mean of the rounds so far said about half the time left early in a
-    digits race (bench/ceiling_time_left.py)."""
-    t = np.asarray(times[1:] if len(times) > 3 else times, dtype=float)[-TREND_ROUNDS:]
+    (``times``, in order): from its last TREND_ROUNDS rounds (its first left out once it has
+    another: it carries what happens once, a model's first build took 5 s where the mlp's next
+    rounds took 0.4-1 s), their median and their Theil-Sen slope (the median of the slopes between
+    every two rounds, kept at 0 or more), summed over the rounds to come; with fewer than 3 rounds
+    to read, their mean. A round trains on more labels than the one before, so its time grows:
+    one mean of the rounds so far said half the time left early in a digits race, and a
+    least-squares line followed the spikes of a busy machine (bench/ceiling_time_left.py)."""
+    t = np.asarray(times[1:] if len(times) > 1 else times, dtype=float)[-TREND_ROUNDS:]
     if rounds_left <= 0 or not len(t):
         return 0.0
     if len(t) < 3:
         return float(t.mean() * rounds_left)
-    x = np.arange(len(t), dtype=float)
-    slope = max(float(np.polyfit(x, t, 1)[0]), 0.0)
-    coming = t.mean() + slope * (np.arange(len(t), len(t) + rounds_left) - x.mean())
+    i, j = np.triu_indices(len(t), 1)
+    slope = max(float(np.median((t[j] - t[i]) / (j - i))), 0.0)
+    coming = np.median(t) + slope * (np.arange(len(t), len(t) + rounds_left) - (len(t) - 1) / 2)
     return float(coming.sum())
 
 
@@ -76,14 +77,21 @@ def seconds_left(round_seconds: Sequence[Sequence[float]], rounds_left: Sequence
     """Seconds the rounds still to come of a race will take: the sum over its runs of each one's
     ``rounds_left`` at its own pace (``per_run``: :func:`run_seconds_left` of the seconds its
     rounds took, ``round_seconds``; the strategies' ``n_strategy_runs`` runs first, then the
-    oracle ceilings). A round of the oracle ceiling trains K + 1 models (``ceiling_trainings``: its
-    K candidate batches and its own model) and asks every raced strategy for a batch, where a
-    strategy's round trains one model: one mean over every round of the race was pulled down by
-    the strategies' rounds and swung with the order the runs are stepped in. A run with no round
-    yet: the median of the strategies' runs' seconds per round, times K + 1 for a ceiling; None
-    where no run has a round yet."""
+    oracle ceilings).
+
+    A round of the oracle ceiling trains K + 1 models (``ceiling_trainings``: its K candidate
+    batches and its own model) and asks every raced strategy for a batch, where a strategy's
+    round trains one model: one mean over every round of the race was pulled down by the
+    strategies' rounds and swung with the order the runs are stepped in. Its last round picks
+    nothing, so it trains its own model only: 1 / (K + 1) of its pace. A run without 2 rounds
+    yet (its first carries one-off costs) goes at the median pace of the strategies' runs that
+    have them, times K + 1 for a ceiling; before any run has 2 rounds, at its own or that
+    median of first rounds. None where no run has a round yet."""
     n, k1 = n_strategy_runs, ceiling_trainings
-    pace = [per_run(t, 1) if len(t) else None for t in round_seconds]  # each run's next round
+    ready = [len(t) >= 2 for t in round_seconds]
+    if not any(ready):
+        ready = [len(t) >= 1 for t in round_seconds]
+    pace = [per_run(t, 1) if r else None for t, r in zip(round_seconds, ready)]
     measured = sorted(x for x in pace[:n] if x is not None) or \
         sorted(x / k1 for x in pace[n:] if x is not None)  # else from the ceilings'
     prior = measured[len(measured) // 2] if measured else None
@@ -91,12 +99,16 @@ def seconds_left(round_seconds: Sequence[Sequence[float]], rounds_left: Sequence
     for i, (times, rest) in enumerate(zip(round_seconds, rounds_left)):
         if rest <= 0:
             continue
-        if len(times):
-            left += per_run(times, rest)
+        if pace[i] is not None:
+            one, coming = pace[i], per_run(times, rest)
         elif prior is None:
             return None
         else:
-            left += prior * (k1 if i >= n else 1) * rest
+            one = prior * (k1 if i >= n else 1)
+            coming = one * rest
+        if i >= n:
+            coming -= one * (1 - 1 / k1)  # the ceiling's last round trains its own model only
+        left += coming
     return left
 
 
