@@ -176,6 +176,11 @@ def cmd_run(ns: argparse.Namespace) -> int:
                 print(f"probcover: ball radius {r.probcover_radius:g}, {ProbCoverStrategy.radius_origin(cfg)}",
                       flush=True)
                 noted = True
+            if r.uherding_calibration is not None:  # calibrated this round: T and how
+                print(f"uherding: {r.uherding_calibration.text(r.uherding_temperature)}", flush=True)
+            elif r.uherding_temperature is not None and not noted:  # once: it is the run's temperature
+                print(f"uherding: temperature {r.uherding_temperature:g}, as set (uherding_temperature)", flush=True)
+                noted = True
             if out is not None and ns.save_every_round:
                 save_result(exp.result(), out)
     except KeyboardInterrupt:

@@ -31,8 +31,8 @@ from alcore.analysis.pitfalls import not_better_than_random, unstable_curves
 from alcore.figures import learning_curve_figure
 from alcore.results.records import run_label
 from alcore.strategies.base import is_baseline
-from alcore.strategies.coverage import ProbCoverStrategy
-from dashboard.display import plain, sentence, show_figure, show_pitfalls, show_table
+from alcore.strategies.coverage import ProbCoverStrategy, UHerdingStrategy
+from dashboard.display import plain, sentence, show_figure, show_pitfalls, show_table, temperatures_text
 from dashboard.limits import (claim_run_slot, deployment_limits, race_refusal, release_run_slot, run_slot_releaser,
                               stoppable)
 from dashboard.state import (CEILING_FIELDS, RACE, REFERENCE_ACCURACY, RUNNING, hold_race, race_lock, release_models, session_gone_check,
@@ -404,6 +404,10 @@ def _board(race, key: str, live: bool) -> None:
     if radii:
         st.caption("**probcover's ball radius**, " + plain(ProbCoverStrategy.radius_origin(radii[0][0])) + ": "
                    + " · ".join(f"{plain(run_label(c))} **{r:g}**" for c, r in radii))
+    temps = race.uherding_temperatures()
+    if temps:
+        st.caption("**uherding's temperature**, " + plain(UHerdingStrategy.temperature_origin(temps[0][0])) + ": "
+                   + " · ".join(f"{plain(run_label(c))} {temperatures_text(t)}" for c, t in temps))
     if race.done:
         st.success("Race finished. Open **Results** for the picked images, confusion matrices and metrics.")
 
