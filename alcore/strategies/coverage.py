@@ -552,13 +552,11 @@ def expected_calibration_error(probs, labels, n_bins: Optional[int] = None) -> f
                          f"got {p.shape} and {y.shape}")
     n_bins = p.shape[1] if n_bins is None else check_whole(n_bins, "n_bins")
     conf, right = p.max(axis=1), (p.argmax(axis=1) == y).astype(np.float64)
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    ece = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        inside = (conf > lo) & (conf <= hi)
-        if inside.any():
-            ece += abs(conf[inside].mean() - right[inside].mean()) * inside.mean()
-    return float(ece)
+    # bin b holds edges[b] < conf <= edges[b + 1]; a confidence outside (0, 1] is in none (as in the reference)
+    bins = np.searchsorted(np.linspace(0.0, 1.0, n_bins + 1), conf, side="left") - 1
+    inside = (bins >= 0) & (bins < n_bins)
+    gaps = np.bincount(bins[inside], weights=conf[inside] - right[inside], minlength=n_bins)
+    return float(np.abs(gaps).sum() / len(y))  # sum_b |S_b|/m |conf(S_b) - acc(S_b)|
 
 
 def calibrated_temperature(probs, labels, temperatures=TEMPERATURES) -> tuple[float, float]:
