@@ -60,6 +60,31 @@ def test_ece_bins_hold_their_upper_edge():
     assert expected_calibration_error(p, np.array([0, 1]), n_bins=1) == pytest.approx(0.1)
 
 
+def reference_ece(probs, labels):
+    """The reference code's ECELoss (pycls/calibration/metrics.py), transcribed to numpy."""
+    n_bins = probs.shape[1]
+    edges = np.linspace(0, 1, n_bins + 1)
+    conf, pred = probs.max(1), probs.argmax(1)
+    acc = pred == labels
+    ece = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        in_bin = (conf > lo) & (conf <= hi)
+        if in_bin.mean() > 0:
+            ece += abs(conf[in_bin].mean() - acc[in_bin].mean()) * in_bin.mean()
+    return ece
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_ece_is_the_reference_codes(seed):
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(2, 12))
+    z = rng.standard_normal((50, k)) * rng.uniform(0.1, 5)
+    p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    p[:5] = np.eye(k)[rng.integers(0, k, 5)]  # confidence exactly 1: the last bin
+    y = rng.integers(0, k, 50)
+    assert expected_calibration_error(p, y) == pytest.approx(reference_ece(p, y), abs=1e-12)
+
+
 def test_over_confident_logits_get_a_temperature_above_one():
     rng = np.random.default_rng(0)
     m, k = 400, 10
