@@ -247,3 +247,25 @@ def test_the_race_reports_each_runs_temperatures(digits):
         pass
     temps = race.uherding_temperatures()
     assert [c.strategy for c, _ in temps] == ["uherding"] and len(temps[0][1]) == 3
+
+
+def test_a_warm_started_mlp_keeps_the_rounds_model_and_starts_the_calibration_fresh(digits):
+    """Keras: after each round the trainer holds the round's model and the warm start its weights (not the
+    held-out model's); the held-out model starts from the seed's initial weights, not the warm ones."""
+    from alcore.engine.training import TrainerCache
+
+    cfg = CFG.replace(model="mlp", hidden_units=[16], max_epochs=5, warm_start=True, initial=10, rounds=2)
+    exp = Experiment(cfg, dataset=digits, cache=TrainerCache(max_entries=2))
+    for _ in range(2):
+        r = exp.step()
+        assert r.uherding_calibration is not None and not r.uherding_calibration.skipped
+        cand, probs = exp.last_scored
+        np.testing.assert_array_equal(exp.trainer.predict_proba(digits.inputs_pool[cand]), probs)
+        for w, k in zip(exp._warm, exp.trainer.get_weights()):
+            np.testing.assert_array_equal(w, k)
+    warm = exp._warm
+    held = exp._held_out(len(exp.rounds))
+    cold = Experiment(cfg.replace(warm_start=False), dataset=digits, cache=TrainerCache(max_entries=2))
+    cold._labeled = list(exp._labeled)  # the same labels, no warm weights anywhere
+    np.testing.assert_allclose(cold._held_out(len(exp.rounds)).probs, held.probs, atol=1e-6)
+    assert exp._warm is warm
