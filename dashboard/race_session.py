@@ -385,7 +385,11 @@ class LiveBoard:
 
 def _board(race, key: str, live: bool) -> None:
     p = race.progress()
-    text = f"Round {p.rounds_done}" + (f" of {p.rounds_total}" if p.rounds_total else "") + \
+    runs = len(race.runs)
+    # the count is of every run's rounds: "Round 800 of 800" alone read as 800 acquisition rounds
+    per_run = f" ({runs} runs of {p.rounds_total // runs} rounds)" if p.rounds_total and runs > 1 \
+        and p.rounds_total % runs == 0 else f" ({runs} runs)" if runs > 1 else ""
+    text = f"Round {p.rounds_done}" + (f" of {p.rounds_total}" if p.rounds_total else "") + per_run + \
            f" · {p.max_labels} labels · {p.seconds:.1f} s"
     if p.seconds_left is not None and live and not race.done:  # a stopped race has no time left to count
         text += f" · about {p.seconds_left:.0f} s left"

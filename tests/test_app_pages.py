@@ -237,6 +237,8 @@ def test_a_race_over_several_seeds_runs_to_the_end_on_the_run_page():
     race_on(at.button(key="start").click().run())
     assert any("Race finished" in s.value for s in at.success)
     assert [len(e.rounds) for e in at.session_state["race"].experiments] == [3, 3, 3, 3]
+    # the count is of every run's rounds, and says so (alone, "Round 12 of 12" read as 12 rounds)
+    assert at.progress[0].proto.text.startswith("Round 12 of 12 (4 runs of 3 rounds) · ")
 
 
 def test_run_page_races_to_the_end():
