@@ -10,7 +10,8 @@ from alcore.strategies.coverage import ProbCoverStrategy
 from dashboard import ceiling_view
 from dashboard import replay_session as replay
 from dashboard.data import embedding_source
-from dashboard.display import caption_names, plain, show_figure, show_gallery, show_gallery_details, show_table
+from dashboard.display import (caption_names, plain, show_figure, show_gallery, show_gallery_details, show_table,
+                               temperature_caption)
 from dashboard.replay_session import MAP, ROUND, RUN
 
 st.title("Replay")
@@ -64,6 +65,8 @@ if ds is not None:
         if rnd.probcover_radius is not None:
             st.caption(f"probcover covered the pool with balls of radius **{rnd.probcover_radius:g}**, "
                        + plain(ProbCoverStrategy.radius_origin(cfg)) + ".")
+        if rnd.uherding_temperature is not None:
+            st.caption(temperature_caption(rnd, cfg))
         show_gallery(ds.display_images(ds.x_pool[rnd.selected]),
                      [gallery_caption(p.index, names_shown, p.predicted, p.label, given=given) for p in picked])
         if res.oracle == "person" and not rnd.given_labels:

@@ -10,7 +10,7 @@ from alcore.results.records import curves_csv
 from dashboard import ceiling_view
 from dashboard.label_export import export_buttons
 from dashboard.display import (caption_names, metric_columns, plain, show_figure, show_gallery,
-                               show_gallery_details, show_table)
+                               show_gallery_details, show_table, temperature_caption)
 from dashboard.limits import one_call_within_labels
 from dashboard.state import RACE, race_lock
 from dashboard.uploads import download_json
@@ -82,6 +82,8 @@ st.caption("Under each image: its pool index, the predicted class (with its conf
 picked = picked_images(rnd, ds.y_pool)
 if picked:
     st.markdown(ceiling_view.batch_heading(res, rnd, "after this round"))
+    if rnd.uherding_temperature is not None:
+        st.caption(temperature_caption(rnd, res.config))
     show_gallery(ds.display_images(ds.x_pool[rnd.selected]),
                  [gallery_caption(p.index, names_shown, p.predicted, p.label) for p in picked])
 else:

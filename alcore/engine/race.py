@@ -287,6 +287,16 @@ class Race:
                 out.append((e.config, radius))
         return out
 
+    def uherding_temperatures(self) -> list[tuple[ExperimentConfig, list[float]]]:
+        """(config, the temperature of each round that picked a batch) of every uherding run that has
+        picked one: the set temperature, or the one calibrated that round."""
+        out = []
+        for e in self.experiments:
+            temps = [r.uherding_temperature for r in e.rounds if r.uherding_temperature is not None]
+            if temps:
+                out.append((e.config, temps))
+        return out
+
     def results(self) -> list[RunResult]:
         """The strategies' runs that have rounds (not the oracle ceilings: :meth:`ceiling_results`)."""
         return [e.result() for e in self.experiments if e.rounds]
