@@ -165,7 +165,9 @@ def test_strategy_page_offers_the_coverage_strategies_settings():
     assert (cfg.probcover_radius, cfg.herding_bandwidth, cfg.typiclust_neighbors) == (0.4, 0.5, 10)
     at.number_input(key="w_probcover_radius").set_value(0.0).run()
     assert at.session_state["config"].probcover_radius is None
-    assert at.number_input(key="w_uherding_temperature").value == 0.0  # 0: calibrated each round
+    assert at.number_input(key="w_uherding_temperature").value == 1.0  # the default: T = 1
+    assert at.session_state["config"].uherding_temperature == 1.0
+    at.number_input(key="w_uherding_temperature").set_value(0.0).run()  # 0: calibrated each round
     assert at.session_state["config"].uherding_temperature is None
     at.number_input(key="w_uherding_temperature").set_value(2.5).run()
     assert at.session_state["config"].uherding_temperature == 2.5
@@ -183,7 +185,8 @@ def test_run_page_shows_the_radius_probcover_chose():
 
 
 def test_run_and_results_pages_show_the_temperature_uherding_calibrated():
-    at = app(TINY.replace(initial=20), page="run", race_settings={"strategies": ["uherding", "random"], "seeds": 1})
+    at = app(TINY.replace(initial=20, uherding_temperature=None), page="run",
+             race_settings={"strategies": ["uherding", "random"], "seeds": 1})
     race_on(at.button(key="start").click().run())
     (cfg, temps), = at.session_state["race"].uherding_temperatures()
     assert len(temps) == 2 and all(t >= 1 for t in temps)

@@ -53,7 +53,8 @@ def test_probcover_says_its_radius_once_and_the_file_keeps_it(tmp_path):
 
 def test_uherding_says_the_temperature_it_calibrated_each_round_and_the_file_keeps_it(tmp_path):
     out = tmp_path / "u.json"
-    p = cli("run", "--strategy", "uherding", "--initial", "20", "--rounds", "2", "--out", str(out))
+    p = cli("run", "--strategy", "uherding", "--uherding-temperature", "none", "--initial", "20", "--rounds", "2",
+            "--out", str(out))
     assert p.returncode == 0, p.stderr
     said = [line for line in p.stdout.splitlines() if line.startswith("uherding: T = ")]
     assert len(said) == 2 and "on the last 6 of 20 labels" in said[0] and "on the last 9 of 30 labels" in said[1]

@@ -21,7 +21,7 @@ from alcore.strategies.base import Need, make_strategy
 from alcore.strategies.coverage import (TEMPERATURES, UHerdingStrategy, calibrated_temperature,
                                         expected_calibration_error, tempered)
 
-CFG = ExperimentConfig(strategy="uherding", initial=2, rounds=6)  # digits, softmax, batches of 10
+CFG = ExperimentConfig(strategy="uherding", uherding_temperature=None, initial=2, rounds=6)  # digits, softmax, batches of 10; calibrated
 
 
 @pytest.fixture(scope="module")
@@ -128,9 +128,9 @@ def test_a_bad_temperature_is_refused_by_name(value, error):
 
 
 def test_only_an_empty_temperature_needs_held_out_labels():
-    assert Need.HELD_OUT in make_strategy("uherding", ExperimentConfig(strategy="uherding")).needs
-    assert Need.HELD_OUT not in make_strategy("uherding", ExperimentConfig(strategy="uherding",
-                                                                           uherding_temperature=1.0)).needs
+    assert Need.HELD_OUT in make_strategy("uherding", ExperimentConfig(strategy="uherding",
+                                                                       uherding_temperature=None)).needs
+    assert Need.HELD_OUT not in make_strategy("uherding", ExperimentConfig(strategy="uherding")).needs  # T = 1
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -269,3 +269,16 @@ def test_a_warm_started_mlp_keeps_the_rounds_model_and_starts_the_calibration_fr
     cold._labeled = list(exp._labeled)  # the same labels, no warm weights anywhere
     np.testing.assert_allclose(cold._held_out(len(exp.rounds)).probs, held.probs, atol=1e-6)
     assert exp._warm is warm
+
+
+def test_the_servers_step_cap_counts_the_calibrations_second_training():
+    """A calibrated uherding round with a deep model trains twice: the cap must count both."""
+    from alcore.serve.limits import DeploymentLimits
+
+    mlp = CFG.replace(model="mlp", initial=10, rounds=39)  # 400 labels: 50 epochs of 13 batches = 650 steps
+    limits = DeploymentLimits(max_steps_per_round=1000)
+    problems = limits.run_problems(mlp, ["uherding", "random"], 1)
+    assert any("calibrated temperature trains 2 models" in p and "1,300" in p for p in problems)
+    assert not limits.run_problems(mlp.replace(uherding_temperature=1.0), ["uherding", "random"], 1)
+    assert not limits.run_problems(mlp, ["margin", "random"], 1)  # only uherding calibrates
+    assert not limits.run_problems(CFG, ["uherding"], 1)  # softmax: no gradient steps
