@@ -632,7 +632,9 @@ class UHerdingStrategy(Strategy):
     Uncertainties that are all zero (or not finite) fall back to pure coverage. Scores are
     each candidate's gain before the first pick.
 
-    The temperature is ``uherding_temperature`` where set. Empty, it is calibrated every round
+    The temperature is ``uherding_temperature`` (default 1: the probabilities as the model gives
+    them; the calibration below did not help with this package's learners, see the README and
+    bench/uherding_calibration.py). Empty, it is calibrated every round
     as in the paper's reference code (``train_al.py`` with ``--temp_scale``): the loop trains a
     fresh model, the way it trains the round's, on the first 70% of the labels in the order they
     were acquired and scores the last 30% with it (``Need.HELD_OUT``); T is the one of 1.0, 1.1,
@@ -651,12 +653,13 @@ class UHerdingStrategy(Strategy):
     name = "uherding"
     family = "coverage"
     description = ("Like maxherding, but each unlabeled image counts as much as the model is unsure about it "
-                   "(margin, with the probabilities' temperature calibrated on held-out labels each round): "
+                   "(margin; the probabilities' temperature as set, or calibrated on held-out labels each round): "
                    "cover the pool first, then the uncertain regions as the model improves.")
     formula = (r"\begin{gathered}x_t = \arg\max_{x \in U} \tfrac{1}{n} \textstyle\sum_{j \in U} u(x_j)\, g(x, x_j) \\ "
                r"g(x, x_j) = \max\big(k(x, x_j) - \max_{c \in L \cup S} k(x_c, x_j),\, 0\big) \\ "
-               r"u(x) = 1 - \big(p_T(\hat y_1 \mid x) - p_T(\hat y_2 \mid x)\big),\ "
-               r"T = \arg\min_{T} \operatorname{ECE}\big(p_T;\ L_{30\%}\big)\end{gathered}")
+               r"u(x) = 1 - \big(p_T(\hat y_1 \mid x) - p_T(\hat y_2 \mid x)\big) \\ "
+               r"T = 1 \text{ or as set; empty: } \arg\min_{T} \operatorname{ECE}\big(p_T;\ L_{30\%}\big)"
+               r"\end{gathered}")
     needs = frozenset({Need.PROBS, Need.EMBEDDINGS, Need.LABELED_EMBEDDINGS, Need.HELD_OUT})
     config_fields = ("herding_bandwidth", "uherding_measure", "uherding_temperature")
 
