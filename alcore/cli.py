@@ -116,6 +116,24 @@ def _error_text(e: Exception) -> str:
     return str(e)
 
 
+def _say_what_the_strategy_chose(r, cfg: ExperimentConfig, noted: bool) -> bool:
+    """Print what the strategy chose on its own in round ``r``: ProbCover's radius and a set UHerding
+    temperature once (they are the run's), a calibrated temperature every round. Whether the run's
+    setting has been said (``noted``)."""
+    from alcore.strategies.coverage import ProbCoverStrategy, UHerdingStrategy
+
+    if r.probcover_radius is not None and not noted:
+        print(f"probcover: ball radius {r.probcover_radius:g}, {ProbCoverStrategy.radius_origin(cfg)}", flush=True)
+        return True
+    if r.uherding_calibration is not None:  # calibrated this round: T and how
+        print(f"uherding: {r.uherding_calibration.text(r.uherding_temperature)}", flush=True)
+    elif r.uherding_temperature is not None and not noted:
+        print(f"uherding: temperature {r.uherding_temperature:g}, {UHerdingStrategy.temperature_origin(cfg)}",
+              flush=True)
+        return True
+    return noted
+
+
 def cmd_run(ns: argparse.Namespace) -> int:
     from alcore.data.datasets import DatasetUnavailableError, dataset_title
 
@@ -170,12 +188,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
             print(f"round {r.round:3d}  labels {r.n_labeled:6d}  test_accuracy {r.test_accuracy:.4f}  "
                   f"test_loss {r.test_loss:.4f}  epochs {r.epochs:4d}  train {r.train_seconds:6.3f}s  "
                   f"query {r.query_seconds:6.3f}s", flush=True)
-            if r.probcover_radius is not None and not noted:  # once: it is the run's radius
-                from alcore.strategies.coverage import ProbCoverStrategy
-
-                print(f"probcover: ball radius {r.probcover_radius:g}, {ProbCoverStrategy.radius_origin(cfg)}",
-                      flush=True)
-                noted = True
+            noted = _say_what_the_strategy_chose(r, cfg, noted)
             if out is not None and ns.save_every_round:
                 save_result(exp.result(), out)
     except KeyboardInterrupt:

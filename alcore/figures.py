@@ -122,7 +122,9 @@ def learning_curve_figure(frame: pd.DataFrame, *, aggregate: bool = True, band: 
                 fig.add_trace(go.Scatter(
                     x=np.concatenate([sub["n_labeled"], sub["n_labeled"][::-1]]),
                     y=np.concatenate([sub["high"], sub["low"][::-1]]),
-                    fill="toself", fillcolor=_rgba(color, 0.18), line=dict(width=0),
+                    # mode "lines": Plotly's default for a trace of under 20 points adds markers, which
+                    # drew the band's corners as dots in its default colours on a race of few rounds
+                    mode="lines", fill="toself", fillcolor=_rgba(color, 0.18), line=dict(width=0),
                     hoverinfo="skip", showlegend=False, name=text(f"{g} band"), legendgroup=g))
             runs = int(sub["runs"].max())
             fig.add_trace(go.Scatter(

@@ -5,12 +5,13 @@ from alcore.analysis.explain import (candidate_scores, picks_overlap, record_mis
                                      round_pool_map, round_sets)
 from alcore.figures import (gallery, gallery_caption, overlap_figure, picked_images, pool_map_figure,
                             probability_bars_figure, score_rank_frame, upscale)
-from alcore.results.records import strategy_label
 from alcore.strategies.base import strategy_class
 from alcore.strategies.coverage import ProbCoverStrategy
+from dashboard import ceiling_view
 from dashboard import replay_session as replay
 from dashboard.data import embedding_source
-from dashboard.display import caption_names, plain, show_figure, show_gallery, show_gallery_details, show_table
+from dashboard.display import (caption_names, plain, show_figure, show_gallery, show_gallery_details, show_table,
+                               temperature_caption)
 from dashboard.replay_session import MAP, ROUND, RUN
 
 st.title("Replay")
@@ -60,10 +61,12 @@ names_shown = caption_names(res.dataset.class_names)  # captions render markdown
 if ds is not None:
     picked = picked_images(rnd, labels)
     if picked:
-        st.markdown(f"**The batch {plain(strategy_label(cfg))} picked in round {r}** ({len(rnd.selected)} images)")
+        st.markdown(ceiling_view.batch_heading(res, rnd, f"in round {r}"))
         if rnd.probcover_radius is not None:
             st.caption(f"probcover covered the pool with balls of radius **{rnd.probcover_radius:g}**, "
                        + plain(ProbCoverStrategy.radius_origin(cfg)) + ".")
+        if rnd.uherding_temperature is not None:
+            st.caption(temperature_caption(rnd, cfg))
         show_gallery(ds.display_images(ds.x_pool[rnd.selected]),
                      [gallery_caption(p.index, names_shown, p.predicted, p.label, given=given) for p in picked])
         if res.oracle == "person" and not rnd.given_labels:
@@ -80,6 +83,7 @@ if ds is not None:
                    "nobody labelled the image. The confident images are from this round's model, retrained.")
     show_gallery_details({"picked": picked, "least confident": least, "most confident": most},
                          res.dataset.class_names, f"images_round{r}", given=given)
+ceiling_view.show_candidates(res, rnd, f"replay_round{r}")  # from the file alone: no dataset needed
 
 # ---------------------------------------------------------------------- why this image?
 st.subheader("Why this image?")
@@ -120,10 +124,9 @@ elif options:
                 "candidates": num("of candidates", format="%d"),
                 "top_share": num("in the top", format="percent"),
                 "in_batch": st.column_config.CheckboxColumn("in a batch of this size"),
-                "strategy": st.column_config.CheckboxColumn(f"{plain(strategy_label(cfg))}'s measure")})
+                "strategy": st.column_config.CheckboxColumn(f"{plain(ceiling_view.picker(res))}'s measure")})
             if own is None:
-                st.caption(f"{plain(strategy_label(cfg))} does not pick by these scores; they show how an "
-                           f"uncertainty strategy would have ranked the image in this round.")
+                st.caption(ceiling_view.not_by_scores(res))
         elif chosen in set(round_sets(res, r)[0].tolist()):
             right.info(f"Image #{chosen} was labeled before round {r}: the model trained on it, so it was not "
                        "a candidate.", icon=":material/info:")
@@ -153,6 +156,8 @@ if ds is not None:
                       "Colour is the true class. ") + "Stars are the batch picked this round, outlined dots the images "
                    "labeled before it; click a point to explain it above. Picks of an uncertainty strategy tend "
                    "to sit where two class clouds meet.")
+        if note := ceiling_view.map_note(res):
+            st.caption(note)
 
 # ------------------------------------------------------------- overlap of strategies
 st.subheader("Do the strategies pick the same images?")

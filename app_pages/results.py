@@ -4,11 +4,13 @@ import streamlit as st
 
 from alcore.figures import (autolabel_figure, class_balance_figure, confusion_figure, gallery, gallery_caption,
                             picked_images, stopping_signals_figure)
+from alcore.analysis.ceiling import split_ceilings
 from alcore.analysis.metrics import group_metrics, metrics_frame
 from alcore.results.records import curves_csv
+from dashboard import ceiling_view
 from dashboard.label_export import export_buttons
 from dashboard.display import (caption_names, metric_columns, plain, show_figure, show_gallery,
-                               show_gallery_details, show_table)
+                               show_gallery_details, show_table, temperature_caption)
 from dashboard.limits import one_call_within_labels
 from dashboard.state import RACE, race_lock
 from dashboard.uploads import download_json
@@ -21,28 +23,29 @@ if race is None or not any(e.rounds for e in race.experiments):
     st.stop()
 
 with race_lock():  # a round the Run page was computing when the visitor came here is finished first
-    runs = [e for e in race.experiments if e.rounds]
+    runs = [e for e in race.runs if e.rounds]  # the oracle ceilings after the strategies' runs
     results = [e.result() for e in runs]
 labels = [r.label for r in results]
+raced, _, ceilings, _ = split_ceilings(results)  # the metrics are the strategies' alone
 
 st.subheader("Metrics")
-target = target_accuracy(results, where=st.columns([1, 3])[0])
-frame = metrics_frame(results, target)
+target = target_accuracy(raced, where=st.columns([1, 3])[0])
+frame = metrics_frame(raced, target)
 fmt = metric_columns()
 show_table(frame.drop(columns=["group", "key", "strategy"]), "metrics_per_run", column_config=fmt)
-if len(results) > len(set(frame["group"])):
+if len(raced) > len(set(frame["group"])):
     st.caption("Mean over seeds")
     show_table(group_metrics(frame).drop(columns=["final_accuracy_std"]), "metrics_mean_over_seeds", column_config=fmt)
+if ceilings:
+    st.caption("The oracle ceiling is not in the metrics: it peeks at validation labels, a reference and not a "
+               "strategy. Inspect it below; **Compare** gives the share of its gain each strategy captures.")
 
 d1, d2 = st.columns(2)
 d1.download_button("Download curves (CSV)", curves_csv(results), "curves.csv", "text/csv", on_click="ignore")
 with d2:
-    with race_lock():
-        ceilings = race.ceiling_results()  # the oracle ceilings' files too, for Compare to draw them
-    for i, res in enumerate(results + ceilings):
-        what = "ceiling" if res.ceiling is not None else res.config.strategy
+    for i, res in enumerate(results):  # the oracle ceilings' files too, for Compare to draw them
         st.download_button(f"Download {res.label} result file (JSON)", download_json(res),
-                           f"{res.config.dataset}_{what}_seed{res.config.seed}.json",
+                           f"{ceiling_view.file_stem(res)}.json",
                            "application/json", on_click="ignore", key=f"dl_{i}")
 
 st.subheader("Inside a round")
@@ -78,7 +81,9 @@ st.caption("Under each image: its pool index, the predicted class (with its conf
            "where the prediction is wrong. The details are under the images.")
 picked = picked_images(rnd, ds.y_pool)
 if picked:
-    st.markdown(f"**The batch {res.config.strategy} picked after this round** ({len(picked)} images)")
+    st.markdown(ceiling_view.batch_heading(res, rnd, "after this round"))
+    if rnd.uherding_temperature is not None:
+        st.caption(temperature_caption(rnd, res.config))
     show_gallery(ds.display_images(ds.x_pool[rnd.selected]),
                  [gallery_caption(p.index, names_shown, p.predicted, p.label) for p in picked])
 else:
@@ -87,6 +92,7 @@ show(rnd.least_confident, "Least confident unlabeled images")
 show(rnd.most_confident, "Most confident unlabeled images")
 show_gallery_details({"picked": picked, "least confident": rnd.least_confident,
                       "most confident": rnd.most_confident}, names, f"images_{res.label}_round{r_idx}")
+ceiling_view.show_candidates(res, rnd, f"results_{which}_round{r_idx}")
 
 f1, f2 = st.columns(2)
 show_figure(confusion_figure(rnd.confusion, names, f"Confusion matrix, round {r_idx}"),
@@ -98,7 +104,7 @@ for e, rr in zip(runs, results):
                            + [np.asarray(x.selected, dtype=int) for x in rr.rounds[:upto]])
     counts[rr.label] = np.bincount(e.dataset.y_pool[taken.astype(int)], minlength=len(names))
 show_figure(class_balance_figure(counts, names, f"Labels per class after round {r_idx}",
-                                 {rr.label: rr.config.strategy for rr in results}),
+                                 {rr.label: ceiling_view.colour_name(rr) for rr in results}),
             f"labels_per_class_round{r_idx}", where=f2, key="balance")
 
 with st.expander("Stopping signals: could this run have known when to stop?"):
@@ -134,5 +140,5 @@ st.subheader("Export the labels")
 st.caption(f"Every label the {plain(res.label)} run has" + (" and its pseudo-labels from auto-labelling above"
                                                             if res.label in reports else "") + ".")
 pseudo = (reports[res.label].pseudo_indices, reports[res.label].pseudo_labels) if res.label in reports else None
-export_buttons(res, ds, f"{res.config.dataset}_{res.config.strategy}_seed{res.config.seed}", f"results_{which}",
+export_buttons(res, ds, ceiling_view.file_stem(res), f"results_{which}",
                pseudo)

@@ -53,7 +53,8 @@ with left:
                                                      max_value=10.0, step=0.05, format="%.2f")
     if "uherding_measure" in reads:
         values["uherding_measure"] = choice("uherding_measure", ["margin", "least_confidence", "ratio", "entropy"])
-        values["uherding_temperature"] = number("uherding_temperature", step=0.1, format="%.2f")
+        values["uherding_temperature"] = optional_float("uherding_temperature", "calibrated each round",
+                                                        max_value=100.0, step=0.1, format="%.2f")
     if "mc_passes" in reads:
         top = min(200, limits.max_mc_passes or 200)
         key = bind("mc_passes")

@@ -284,3 +284,26 @@ def show_gain_captured(results) -> None:
     show_table(table, "compare_gain_captured", column_config={
         "seeds": num("seeds", format="%d"), "share_mean": num("share of the oracle's gain", format="percent"),
         "share_low": num("share low", format="percent"), "share_high": num("share high", format="percent")})
+
+
+def temperatures_text(temps) -> str:
+    """A uherding run's temperatures by round, short: '**1.6** (rounds so far: median 1.1, 1-3.2)'."""
+    import numpy as np
+
+    last = f"**{temps[-1]:g}**"
+    if len(temps) < 2 or min(temps) == max(temps):
+        return last
+    return f"{last} (rounds so far: median {float(np.median(temps)):g}, {min(temps):g}-{max(temps):g})"
+
+
+def temperature_caption(rnd, config) -> str:
+    """What a round says of uherding's temperature ('' for a round without one)."""
+    from alcore.strategies.coverage import UHerdingStrategy
+
+    if rnd.uherding_temperature is None:
+        return ""
+    if rnd.uherding_calibration is not None:
+        return ("uherding scaled the probabilities by a temperature calibrated this round on held-out labels: "
+                + plain(rnd.uherding_calibration.text(rnd.uherding_temperature)) + ".")
+    return (f"uherding scaled the probabilities by temperature **{rnd.uherding_temperature:g}**, "
+            + plain(UHerdingStrategy.temperature_origin(config)) + ".")

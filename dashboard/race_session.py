@@ -31,8 +31,8 @@ from alcore.analysis.pitfalls import not_better_than_random, unstable_curves
 from alcore.figures import learning_curve_figure
 from alcore.results.records import run_label
 from alcore.strategies.base import is_baseline
-from alcore.strategies.coverage import ProbCoverStrategy
-from dashboard.display import plain, sentence, show_figure, show_pitfalls, show_table
+from alcore.strategies.coverage import ProbCoverStrategy, UHerdingStrategy
+from dashboard.display import plain, sentence, show_figure, show_pitfalls, show_table, temperatures_text
 from dashboard.limits import (claim_run_slot, deployment_limits, race_refusal, release_run_slot, run_slot_releaser,
                               stoppable)
 from dashboard.state import (CEILING_FIELDS, RACE, REFERENCE_ACCURACY, RUNNING, hold_race, race_lock, release_models, session_gone_check,
@@ -385,7 +385,11 @@ class LiveBoard:
 
 def _board(race, key: str, live: bool) -> None:
     p = race.progress()
-    text = f"Round {p.rounds_done}" + (f" of {p.rounds_total}" if p.rounds_total else "") + \
+    runs = len(race.runs)
+    # the count is of every run's rounds: "Round 800 of 800" alone read as 800 acquisition rounds
+    per_run = f" ({runs} runs of {p.rounds_total // runs} rounds)" if p.rounds_total and runs > 1 \
+        and p.rounds_total % runs == 0 else f" ({runs} runs)" if runs > 1 else ""
+    text = f"Round {p.rounds_done}" + (f" of {p.rounds_total}" if p.rounds_total else "") + per_run + \
            f" · {p.max_labels} labels · {p.seconds:.1f} s"
     if p.seconds_left is not None and live and not race.done:  # a stopped race has no time left to count
         text += f" · about {p.seconds_left:.0f} s left"
@@ -404,6 +408,10 @@ def _board(race, key: str, live: bool) -> None:
     if radii:
         st.caption("**probcover's ball radius**, " + plain(ProbCoverStrategy.radius_origin(radii[0][0])) + ": "
                    + " · ".join(f"{plain(run_label(c))} **{r:g}**" for c, r in radii))
+    temps = race.uherding_temperatures()
+    if temps:
+        st.caption("**uherding's temperature**, " + plain(UHerdingStrategy.temperature_origin(temps[0][0])) + ": "
+                   + " · ".join(f"{plain(run_label(c))} {temperatures_text(t)}" for c, t in temps))
     if race.done:
         st.success("Race finished. Open **Results** for the picked images, confusion matrices and metrics.")
 

@@ -61,7 +61,8 @@ def runs_to_replay() -> tuple[list, list[str], list]:
         return results, [f"{x.label} [{name}]" for x, name in zip(results, files)], [None] * len(results)
     st.session_state[SHOWN_FILES] = False  # the uploader is not drawn
     with race_lock():  # a round the Run page (or a submit on Be the oracle) was still computing is finished first
-        runs = [e for e in race.experiments if e.rounds] if source == "race" else _person_runs()
+        # the race's oracle ceilings after its strategies' runs (named 'oracle ceiling (seed N)')
+        runs = [e for e in race.runs if e.rounds] if source == "race" else _person_runs()
         results = [e.result() for e in runs]
     names = [r.label + (" on your images without labels" if r.labelled_in_the_loop else "") for r in results]
     return results, names, [e.dataset for e in runs]

@@ -165,6 +165,12 @@ def test_strategy_page_offers_the_coverage_strategies_settings():
     assert (cfg.probcover_radius, cfg.herding_bandwidth, cfg.typiclust_neighbors) == (0.4, 0.5, 10)
     at.number_input(key="w_probcover_radius").set_value(0.0).run()
     assert at.session_state["config"].probcover_radius is None
+    assert at.number_input(key="w_uherding_temperature").value == 1.0  # the default: T = 1
+    assert at.session_state["config"].uherding_temperature == 1.0
+    at.number_input(key="w_uherding_temperature").set_value(0.0).run()  # 0: calibrated each round
+    assert at.session_state["config"].uherding_temperature is None
+    at.number_input(key="w_uherding_temperature").set_value(2.5).run()
+    assert at.session_state["config"].uherding_temperature == 2.5
 
 
 def test_run_page_shows_the_radius_probcover_chose():
@@ -176,6 +182,23 @@ def test_run_page_shows_the_radius_probcover_chose():
     caption = next(shown(c.value) for c in at.caption if "ball radius" in c.value)
     assert "purity rule" in caption
     assert all(f"probcover (seed {seed}) **{r:g}**" in caption for seed, r in zip((0, 1), radii))
+
+
+def test_run_and_results_pages_show_the_temperature_uherding_calibrated():
+    at = app(TINY.replace(initial=20, uherding_temperature=None), page="run",
+             race_settings={"strategies": ["uherding", "random"], "seeds": 1})
+    race_on(at.button(key="start").click().run())
+    (cfg, temps), = at.session_state["race"].uherding_temperatures()
+    assert len(temps) == 2 and all(t >= 1 for t in temps)
+    caption = next(shown(c.value) for c in at.caption if "uherding's temperature" in c.value)
+    assert "calibrated each round" in caption and f"uherding (seed 0) **{temps[-1]:g}**" in caption
+    at.switch_page("app_pages/results.py").run()
+    assert not at.exception, at.exception
+    at.selectbox[0].set_value(next(i for i, e in enumerate(at.session_state["race"].experiments)
+                                   if e.config.strategy == "uherding")).run()
+    at.slider[0].set_value(0).run()  # round 0: 20 labels, the last 6 held out
+    texts = [shown(c.value) for c in at.caption]
+    assert any("calibrated this round on held-out labels" in t and "on the last 6 of 20 labels" in t for t in texts)
 
 
 def race_app():
@@ -217,6 +240,8 @@ def test_a_race_over_several_seeds_runs_to_the_end_on_the_run_page():
     race_on(at.button(key="start").click().run())
     assert any("Race finished" in s.value for s in at.success)
     assert [len(e.rounds) for e in at.session_state["race"].experiments] == [3, 3, 3, 3]
+    # the count is of every run's rounds, and says so (alone, "Round 12 of 12" read as 12 rounds)
+    assert at.progress[0].proto.text.startswith("Round 12 of 12 (4 runs of 3 rounds) · ")
 
 
 def test_run_page_races_to_the_end():

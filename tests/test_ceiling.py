@@ -287,3 +287,103 @@ def test_summarize_and_csv_keep_the_ceiling_apart_from_random(tmp_path, capsys):
     assert all(row.split()[-4] == "1" for row in rows.values())  # one run each: the ceiling is not random's
     assert main(["csv", *files]) == 0
     assert {line.split(",")[0] for line in capsys.readouterr().out.splitlines()[1:]} == {"random", "margin", CEILING}
+
+
+def test_the_time_left_counts_a_ceiling_round_as_k_plus_one_trainings(digits, monkeypatch):
+    """A round of the oracle ceiling trains K + 1 models (its last, which picks nothing, one): the
+    Run page's "about N s left" weighs its rounds by their own time, not by the mean over every
+    round of the race (which the strategies' cheap rounds pull down, and which swung with the
+    order the runs were stepped in)."""
+    import types
+
+    import alcore.engine.race as race_module
+
+    clock = [0.0]
+    monkeypatch.setattr(race_module, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    race = Race(CFG.replace(rounds=3), ["random", "margin"], [0], ceiling=True, ceiling_validation=100,
+                dataset_for=lambda c: digits)
+    k1 = race.setup.ceiling_batches + 1  # 4 candidates (the 2 strategies + 2, the default) + its own model
+    assert k1 == 5
+
+    def cost(e, r) -> float:  # on the fake clock: a strategy's round 1 s, a ceiling's K + 1 s (its last 1 s)
+        return float(k1) if e in race.ceilings and r < 3 else 1.0
+
+    for e in race.runs:
+        def step(e=e, step=e.step):
+            clock[0] += cost(e, len(e.rounds))
+            return step()
+        e.step = step
+
+    def truth() -> float:  # what the rounds still to come will take
+        return sum(cost(e, r) for e in race.runs for r in range(len(e.rounds), 4))
+
+    seen = []
+    while not race.done:
+        race.step()
+        p = race.progress()
+        seen.append((p.rounds_done, p.seconds_left, truth()))
+        assert p.seconds_left == pytest.approx(truth()), seen
+    # the old estimate, seconds so far / rounds so far x rounds left, after the 2 strategies' first rounds:
+    # 2 s / 2 x 10 = 10 s left, where the ceiling alone still needs 3 x 5 s + 1 s
+    assert seen[1][:2] == (2, pytest.approx(6 + 3 * k1 + 1))
+    assert seen[-1][1] == 0
+
+
+def test_a_runs_pace_leaves_out_its_first_round_and_follows_its_trend_not_a_spike():
+    from alcore.engine.race import run_seconds_left
+
+    assert run_seconds_left([5.3, 0.4, 0.4, 0.4], 10) == pytest.approx(4.0)  # a model's first build: once
+    assert run_seconds_left([0.5], 4) == pytest.approx(2.0)
+    growing = [0.1 + 0.01 * r for r in range(12)]  # a round trains on more labels than the one before
+    assert run_seconds_left(growing, 3) == pytest.approx(0.22 + 0.23 + 0.24)
+    spiky = [0.4, 0.4, 0.4, 0.4, 0.4, 3.0, 0.4, 0.4]  # a busy moment of the machine
+    assert run_seconds_left(spiky, 10) == pytest.approx(4.0)
+
+
+def test_a_link_that_turns_the_ceiling_on_is_checked_against_the_limits_when_it_opens():
+    """A link's ceiling that the server's limits refuse is refused by name when the link opens (with
+    the limit's own sentence: its value and the cap), the rest of the link applies, and what applies
+    is what Start (RaceConfig, then run_problems with its ceiling_costs) lets start."""
+    from alcore.serve.share import decode
+
+    def start_refuses(setup, limits) -> list[str]:
+        strategies, seeds = setup.strategies or ["margin", "random"], setup.seeds or 1  # the session's defaults
+        rs = RaceConfig.counted(setup.config, strategies, seeds, **setup.ceiling)
+        return limits.run_problems(setup.config, strategies, rs.n_runs, **rs.ceiling_costs())
+
+    runs = DeploymentLimits(max_runs_per_race=15)
+    link = {"strategies": ["random", "margin", "typiclust"], "seeds": "5", "ceiling": "true", "rounds": "7"}
+    setup = decode(link, limits=runs)
+    assert setup.problems == ["The link's ceiling=true was not applied: the race has 20 runs (strategies x seeds "
+                              "and an oracle ceiling per seed), over this server's limit of 15 runs per race: race "
+                              "fewer strategies or seeds, or turn the oracle ceiling off."]
+    assert setup.refused == ["ceiling"] and not setup.ceiling.get("ceiling")
+    assert (setup.strategies, setup.seeds, setup.config.rounds) == (STRATEGIES, 5, 7)  # the rest applies
+    assert not start_refuses(setup, runs)
+    setup = decode({**link, "seeds": "3"}, limits=runs)  # 9 runs + 3 ceilings: within
+    assert setup.ceiling == {"ceiling": True} and not setup.problems and not start_refuses(setup, runs)
+
+    # too many candidates for the steps a round may take: the link's ceiling_candidates goes, the
+    # ceiling stays on with the default K (the strategies + 2)
+    steps = DeploymentLimits(max_steps_per_round=4000)  # 650 steps a model: K = 4 (5 x 650) fits, 9 does not
+    deep = {"model": "mlp", "rounds": "39", "strategies": ["random", "margin"], "ceiling": "true",
+            "ceiling_candidates": "9"}
+    setup = decode(deep, limits=steps)
+    assert setup.refused == ["ceiling_candidates"] and setup.ceiling == {"ceiling": True}
+    assert setup.problems[0].startswith("The link's ceiling_candidates=9 was not applied: a round of the oracle "
+                                        "ceiling trains 10 models (ceiling_candidates 9 + its own)")
+    assert setup.config.model == "mlp" and not start_refuses(setup, steps)
+    # where even the default K is over (4 strategies: 7 x 650), the ceiling itself is refused
+    setup = decode({**deep, "strategies": ["random", "margin", "typiclust", "entropy"]}, limits=steps)
+    assert "ceiling" in setup.refused and not setup.ceiling.get("ceiling") and not start_refuses(setup, steps)
+
+    # ceiling_validation x K images scored over the cap: ceiling_validation goes
+    scored = DeploymentLimits(max_scored_per_round=2500)  # 1 438 candidates + 4 x 200 fit, + 4 x 300 do not
+    setup = decode({"ceiling": "true", "ceiling_validation": "300", "strategies": ["random", "margin"]},
+                   limits=scored)
+    assert setup.refused == ["ceiling_validation"] and "scores" in setup.problems[0] \
+        and "ceiling_validation=300" in setup.problems[0]
+    # fewer candidates than strategies raced: refused when it opens, not when Start is pressed
+    setup = decode({"ceiling": "true", "ceiling_candidates": "2", "strategies": STRATEGIES})
+    assert setup.refused == ["ceiling_candidates"] and setup.ceiling == {"ceiling": True}
+    assert "ceiling_candidates 2 is below the 3 strategies raced" in setup.problems[0]

@@ -87,3 +87,81 @@ def test_results_page_offers_the_ceilings_result_files():
     assert f"Download {CEILING} (seed 0) result file (JSON)" in labels
     assert sum("result file" in label for label in labels) == 3  # random, margin and the ceiling
     assert load_result(race.ceiling_results()[0].model_dump_json().encode()).ceiling is not None
+
+
+def finished_race(seeds=(0,)):
+    from alcore.engine.race import Race
+
+    race = Race(TINY, ["random", "margin"], list(seeds), ceiling=True, ceiling_validation=100)
+    while not race.done:
+        race.step()
+    return race
+
+
+def candidate_table(at):
+    return next(d for d in at.dataframe if "proposer" in d.value.columns).value
+
+
+def test_results_inspects_the_ceiling_like_a_run_and_keeps_it_out_of_the_metrics():
+    """The ceiling was only a download on Results: now it is a run to inspect, with each round's
+    candidate batches, and never a row of the metrics (a reference, not a strategy)."""
+    from alcore.figures import CEILING_COLOR
+
+    race = finished_race()
+    at = app("results", race=race, running=False)
+    box = at.selectbox[0]
+    assert box.options == ["random (seed 0)", "margin (seed 0)", f"{CEILING} (seed 0)"]
+    runs = next(d for d in at.dataframe if "final_accuracy" in d.value.columns).value
+    assert len(runs) == 2 and CEILING not in " ".join(map(str, runs.to_numpy().ravel()))
+    assert any(c.value.startswith(f"The {CEILING} is not in the metrics") for c in at.caption)
+    assert not [d for d in at.dataframe if "proposer" in d.value.columns]  # a strategy's run: no candidates
+
+    at = box.select_index(2).run()
+    assert not at.exception, at.exception
+    at = at.slider[0].set_value(1).run()  # a round that picked (the last one picks nothing)
+    record = race.ceilings[0].rounds[1].ceiling
+    table = candidate_table(at)
+    assert table["proposer"].tolist() == record.proposers == ["random", "margin", "random 1", "random 2"]
+    assert table["validation_accuracy"].tolist() == record.validation_accuracy
+    assert table["validation_loss"].tolist() == record.validation_loss
+    assert table["kept"].tolist() == [i == record.chosen for i in range(4)]
+    heading = next(m.value for m in at.markdown if m.value.startswith("**The batch"))
+    assert heading.startswith(f"**The batch the {CEILING} kept after this round** (10 images; candidate "
+                              f"{record.chosen + 1} of 4, proposed by {record.proposers[record.chosen]}")
+    balance = json.loads(next(c for c in at.get("plotly_chart")
+                              if "Labels per class" in c.proto.spec).proto.spec)["data"]
+    assert [t["marker"]["color"] for t in balance if t["name"].startswith(CEILING)] == [CEILING_COLOR]
+    at = at.slider[0].set_value(3).run()  # TINY: rounds 0 to 3
+    assert not [d for d in at.dataframe if "proposer" in d.value.columns]  # the last round tried none
+    assert any("picks nothing" in c.value for c in at.caption)
+
+
+def test_replay_offers_the_ceiling_of_the_race_and_of_uploaded_files_with_its_candidates():
+    """Replay left the race's ceiling out, and an uploaded ceiling's batch was 'the batch random
+    picked', its scores 'random's measure'."""
+    race = finished_race()
+    record = race.ceilings[0].rounds[0].ceiling
+    at = app("replay", race=race, running=False)
+    box = at.selectbox(key="replay_run")
+    assert box.options == ["random (seed 0)", "margin (seed 0)", f"{CEILING} (seed 0)"]
+    at = box.set_value(2).run()
+    assert not at.exception, at.exception
+    at = at.slider(key="replay_round").set_value(0).run()
+    assert candidate_table(at)["proposer"].tolist() == record.proposers
+    assert any(m.value.startswith(f"**The batch the {CEILING} kept in round 0**") for m in at.markdown)
+    assert any(c.value.startswith(f"The {CEILING} does not pick by these scores") for c in at.caption)
+    assert any(c.value.startswith(f"The {CEILING}'s 100 validation images are drawn as unlabeled") for c in at.caption)
+    assert not any("random picked" in m.value for m in at.markdown)
+
+    files = [(f"run{i}.json", r.model_dump_json().encode(), "application/json")
+             for i, r in enumerate(race.results() + race.ceiling_results())]
+    at.radio(key="replay_source").set_value("files").run()
+    at = at.file_uploader(key="replay_files").set_value(files).run()
+    box = at.selectbox(key="replay_run")
+    assert box.options[2] == f"{CEILING} (seed 0) [run2.json]"
+    at = box.set_value(2).run()
+    at = at.slider(key="replay_round").set_value(0).run()
+    assert not at.exception, at.exception
+    table = candidate_table(at)
+    assert table["kept"].tolist() == [i == record.chosen for i in range(len(record.proposers))]
+    assert any(m.value.startswith(f"**The batch the {CEILING} kept in round 0**") for m in at.markdown)

@@ -51,6 +51,23 @@ def test_probcover_says_its_radius_once_and_the_file_keeps_it(tmp_path):
     assert "probcover_radius" not in rounds[2]  # the last round picks nothing
 
 
+def test_uherding_says_the_temperature_it_calibrated_each_round_and_the_file_keeps_it(tmp_path):
+    out = tmp_path / "u.json"
+    p = cli("run", "--strategy", "uherding", "--uherding-temperature", "none", "--initial", "20", "--rounds", "2",
+            "--out", str(out))
+    assert p.returncode == 0, p.stderr
+    said = [line for line in p.stdout.splitlines() if line.startswith("uherding: T = ")]
+    assert len(said) == 2 and "on the last 6 of 20 labels" in said[0] and "on the last 9 of 30 labels" in said[1]
+    data = json.loads(out.read_text())
+    assert data["config"]["uherding_temperature"] is None
+    rounds = data["rounds"]
+    assert [f"uherding: T = {r['uherding_temperature']:g}:" for r in rounds[:2]] == [s.split(" ECE")[0] for s in said]
+    assert rounds[0]["uherding_calibration"]["held_out"] == 6 and "uherding_temperature" not in rounds[2]
+    fixed = cli("run", "--strategy", "uherding", "--uherding-temperature", "2.5", "--rounds", "1")
+    assert fixed.returncode == 0, fixed.stderr
+    assert "uherding: temperature 2.5, as set (uherding_temperature)" in fixed.stdout
+
+
 def test_bad_arguments_exit_nonzero_and_say_what_is_allowed(tmp_path):
     p = cli("run", "--strategy", "psychic")
     assert p.returncode == 2 and "invalid choice: 'psychic'" in p.stderr and "margin" in p.stderr

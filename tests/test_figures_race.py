@@ -63,6 +63,8 @@ def test_learning_curves_mean_and_band(race):
     names = [t.name for t in fig.data]
     assert "margin (mean of 2)" in names and "random (mean of 2)" in names
     assert sum(t.fill == "toself" for t in fig.data) == 2
+    # a band is an area: Plotly's default mode for under 20 points would draw its corners as dots
+    assert all(t.mode == "lines" for t in fig.data if t.fill == "toself")
     assert fig.layout.uirevision == "curves"
     single = learning_curve_figure(frame, aggregate=False)
     assert len(single.data) == 4 and all(len(t.x) == 5 for t in single.data)

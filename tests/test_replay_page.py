@@ -336,3 +336,14 @@ def test_a_probcover_round_says_the_radius_it_covered_with(digits, cache):
     at = app(race=race)
     caption = next(shown(c.value) for c in at.caption if "radius" in c.value)
     assert "balls of radius **0.35**, as set (probcover_radius)" in caption
+
+
+def test_a_uherding_round_says_the_temperature_it_scaled_by(digits, cache):
+    from alcore.engine.race import Race
+
+    race = Race(TINY.replace(uherding_temperature=2.5), ["uherding"], [0], dataset_for=lambda cfg: digits,
+                cache=cache)
+    race.step()
+    at = app(race=race)
+    caption = next(shown(c.value) for c in at.caption if "temperature" in c.value)
+    assert "temperature **2.5**, as set (uherding_temperature)" in caption

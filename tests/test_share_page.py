@@ -145,6 +145,26 @@ def test_a_pool_size_over_the_servers_cap_is_refused_by_name_not_cut_down():
     assert not [w for w in at.warning if "was not applied" in w.value]
 
 
+def test_a_link_whose_oracle_ceiling_is_over_the_servers_runs_per_race_is_refused_by_name_when_it_opens():
+    """?ceiling=true on 3 strategies x 5 seeds makes 20 runs, over the 15 a server with nothing
+    configured allows: it used to apply, and Start then refused the whole race. Now the ceiling is
+    refused by name when the link opens, the rest applies, and the Strategy page (which counts as
+    Start counts) finds nothing to refuse."""
+    at = opened({"strategies": ["random", "margin", "typiclust"], "seeds": "5", "ceiling": "true", "rounds": "7"})
+    said = [shown(w.value) for w in at.warning]
+    assert ("The link's ceiling=true was not applied: the race has 20 runs (strategies x seeds and an oracle "
+            "ceiling per seed), over this server's limit of 15 runs per race: race fewer strategies or seeds, "
+            "or turn the oracle ceiling off.") in said
+    assert not any("would refuse the race" in w for w in said), said
+    rs = at.session_state["race_settings"]
+    assert (rs["strategies"], rs["seeds"], rs.get("ceiling", False)) == (["random", "margin", "typiclust"], 5, False)
+    assert at.session_state["config"].rounds == 7 and at.toggle(key="w_ceiling").value is False
+    assert "ceiling" not in address(at) and "oracle" not in at.sidebar.markdown[1].value
+    at = opened({"strategies": ["random", "margin", "typiclust"], "seeds": "3", "ceiling": "true"})  # 9 + 3 runs
+    assert not any("was not applied" in w.value or "would refuse" in w.value for w in at.warning)
+    assert at.session_state["race_settings"]["ceiling"] is True and at.toggle(key="w_ceiling").value is True
+
+
 def test_pitfalls_are_said_on_the_dataset_and_strategy_pages():
     at = opened({"test_size": "100"}, page="dataset")
     tiny = [shown(w.value) for w in at.warning if "test set is tiny" in w.value]

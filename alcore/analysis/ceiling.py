@@ -24,9 +24,10 @@ import pandas as pd
 
 from alcore.analysis.groups import group_keys, in_natural_order
 from alcore.analysis.stats import CONFIDENCE, t_interval
-from alcore.results.records import RunResult
+from alcore.results.records import CeilingRound, RunResult
 
 SHARE_COLUMNS = ["group", "seeds", "share_mean", "share_low", "share_high", "note"]
+CANDIDATE_COLUMNS = ["candidate", "proposer", "validation_accuracy", "validation_loss", "kept"]
 
 
 def split_ceilings(results: Sequence[RunResult], sources: Optional[Sequence[str]] = None):
@@ -35,6 +36,19 @@ def split_ceilings(results: Sequence[RunResult], sources: Optional[Sequence[str]
     runs = [(r, s) for r, s in zip(results, sources) if r.ceiling is None]
     ceilings = [(r, s) for r, s in zip(results, sources) if r.ceiling is not None]
     return [r for r, _ in runs], [s for _, s in runs], [r for r, _ in ceilings], [s for _, s in ceilings]
+
+
+def candidates_frame(record: CeilingRound) -> pd.DataFrame:
+    """The candidate batches of one round of an oracle ceiling (its ``RoundResult.ceiling``), one
+    row each in the order proposed: ``candidate`` (1..K), ``proposer`` (a raced strategy, or
+    'random 1', 'random 2', ...), the ``validation_accuracy`` and ``validation_loss`` (mean
+    cross-entropy) on the ceiling's validation images of the model trained with that batch, and
+    ``kept``: the one chosen (the highest accuracy; ties: the lower loss, then the first proposed)."""
+    n = len(record.proposers)
+    return pd.DataFrame({"candidate": np.arange(1, n + 1), "proposer": list(record.proposers),
+                         "validation_accuracy": list(record.validation_accuracy),
+                         "validation_loss": list(record.validation_loss),
+                         "kept": [i == record.chosen for i in range(n)]}, columns=CANDIDATE_COLUMNS)
 
 
 def curve_area(labels: Sequence[float], accuracy: Sequence[float], low: float, high: float) -> float:

@@ -135,10 +135,16 @@ class RoundProbs:
         return candidate_scores(self.probs, self.candidates)
 
 
+def _named(result: RunResult) -> str:
+    """The run as messages name it: 'margin (seed 0)'; 'oracle ceiling (seed 0)' for an oracle
+    ceiling (whose config names random, the strategy it draws its random candidates with)."""
+    return result.label if result.ceiling is not None else run_label(result.config)
+
+
 def replay_refusal(result: RunResult) -> Optional[str]:
     """Why no round of this run can be rebuilt (None when they can)."""
     if result.config.warm_start:
-        return (f"{run_label(result.config)} is a warm-start run: each round's model started from the "
+        return (f"{_named(result)} is a warm-start run: each round's model started from the "
                 f"previous round's weights, which the result file does not keep, so a past round's model "
                 f"cannot be rebuilt (cold-start runs, warm_start off, can be)")
     return None
@@ -152,14 +158,14 @@ def dataset_problem(result: RunResult, dataset) -> Optional[str]:
     ds = result.dataset
     here = getattr(dataset, "file_sha256", None)
     if ds.file_sha256 and here and here != ds.file_sha256:
-        return (f"the data file here is not the one {run_label(result.config)} was made on (its SHA-256 "
+        return (f"the data file here is not the one {_named(result)} was made on (its SHA-256 "
                 f"differs: {here[:12]}... against {ds.file_sha256[:12]}...)")
     if len(dataset.y_pool) != ds.n_pool or dataset.n_classes != ds.n_classes:
         return (f"the dataset here has {len(dataset.y_pool):,} pool images in {dataset.n_classes} classes, but "
-                f"{run_label(result.config)} was made on {ds.n_pool:,} in {ds.n_classes}")
+                f"{_named(result)} was made on {ds.n_pool:,} in {ds.n_classes}")
     refs = [ref for r in result.rounds for ref in (*r.most_confident, *r.least_confident)]
     if refs and (np.asarray(dataset.y_pool)[[ref.index for ref in refs]] != [ref.label for ref in refs]).any():
-        return (f"the pool images here have other labels than those {run_label(result.config)} recorded: "
+        return (f"the pool images here have other labels than those {_named(result)} recorded: "
                 f"it was made on another split or version of {result.config.dataset}")
     return None
 
@@ -186,18 +192,18 @@ def recover_round_probs(result: RunResult, round_: int, *, dataset=None, cache=N
         raise ReplayError(refusal)
     n = len(result.rounds)
     if not 0 <= round_ < n:
-        raise ReplayError(f"round {round_} is not in {run_label(result.config)}, which has rounds 0 to {n - 1}")
+        raise ReplayError(f"round {round_} is not in {_named(result)}, which has rounds 0 to {n - 1}")
     if dataset is None:
         try:
             dataset = run_dataset(result)  # a labelling run's images: its audit set checked
         except DatasetUnavailableError as e:
-            raise ReplayError(f"the dataset of {run_label(result.config)} ({result.config.dataset}) cannot be "
+            raise ReplayError(f"the dataset of {_named(result)} ({result.config.dataset}) cannot be "
                               f"loaded here, so its rounds cannot be retrained: {e}") from e
         except ValueError as e:
-            raise ReplayError(f"the dataset of {run_label(result.config)} ({result.config.dataset}) cannot be "
+            raise ReplayError(f"the dataset of {_named(result)} ({result.config.dataset}) cannot be "
                               f"used: {e}") from e
     if problem := dataset_problem(result, dataset):
-        raise ReplayError(f"{run_label(result.config)} cannot be rebuilt here: {problem}")
+        raise ReplayError(f"{_named(result)} cannot be rebuilt here: {problem}")
     # The run as it stood when round_ trained: its earlier rounds only. Marked complete so
     # resume does not also retrain the last kept round (it would only do that to recover the
     # predictions that round_'s changed_fraction compares against, which are not needed here).
@@ -208,7 +214,7 @@ def recover_round_probs(result: RunResult, round_: int, *, dataset=None, cache=N
     try:
         exp = Experiment.resume(head, dataset=dataset, cache=cache, given=given)
     except (ValueError, DatasetUnavailableError) as e:  # e.g. the transfer model's backbone weights, offline
-        raise ReplayError(f"{run_label(result.config)} cannot be rebuilt here: {e}") from e
+        raise ReplayError(f"{_named(result)} cannot be rebuilt here: {e}") from e
     trainer = exp.trainer
     with trainer.lock:
         exp._train_round(round_)  # the loop's own training of that round: same splits, shuffles, epochs

@@ -24,7 +24,7 @@ from alcore.config import DATA_DIR_DATASETS, ExperimentConfig
 from alcore.data.datasets import Dataset, load_dataset
 from alcore.engine.inspect import confidence_extremes, pool_summary
 from alcore.results.records import RoundResult, RunResult, DatasetInfo, confusion_of, environment, now_iso
-from alcore.strategies.base import Need, StrategyInput, make_strategy
+from alcore.strategies.base import HELD_OUT_FRACTION, HeldOut, Need, StrategyInput, make_strategy
 
 # purposes of the per-round random generators
 _INITIAL, _SHUFFLE, _SPLIT, _SELECT, _CANDIDATES, _VALIDATION, _REFIT, _INITIAL_CANDIDATES = range(8)
@@ -463,7 +463,38 @@ class Experiment:
             labeled_embeddings=(trainer.embed(ds.inputs_pool[self.labeled_indices])
                                 if Need.LABELED_EMBEDDINGS in needs else None),
             mc_probs=trainer.predict_proba_mc(ds.inputs_pool[cand], passes) if Need.MC_PASSES in needs else None,
+            held_out=self._held_out(len(self.rounds)) if Need.HELD_OUT in needs else None,
         )
+
+    def _held_out(self, r: int) -> HeldOut:
+        """``Need.HELD_OUT`` in round ``r`` (hold ``trainer.lock``): a fresh model trained as round r
+        trains its own (:meth:`_train_round`: same learner, settings, fixed validation labels and
+        random generators) on the labels but the last ``int(0.3 |L|)`` acquired, and its
+        probabilities for those (UHerding's reference code: ``lSet[:-n]`` / ``lSet[-n:]``).
+
+        It starts from the seed's initial weights even in a warm-started run, as the reference's
+        calibration model does (the last round's weights have seen the held-out labels). The
+        trainer gets the round's own model back afterwards, and a warm start its weights."""
+        t0 = time.perf_counter()
+        lab = self.labeled_indices
+        n_held = int(HELD_OUT_FRACTION * len(lab))
+        if n_held == 0:
+            return HeldOut.none(f"{len(lab)} labels leave none to hold out (int({HELD_OUT_FRACTION:g} x {len(lab)}) "
+                                f"= 0)")
+        fit, held = lab[:-n_held], lab[-n_held:]
+        if len(np.unique(self.labels_of(fit))) < 2:
+            return HeldOut.none(f"the first {len(fit)} labels hold one class only")
+        trainer = self.trainer
+        kept, warm = trainer.get_weights(), self._warm
+        self._warm = None
+        try:
+            self._train_round(r, labeled=fit)
+            probs = trainer.predict_proba(self.dataset.inputs_pool[held])
+        finally:
+            trainer.set_weights(kept)
+            self._warm = warm
+        return HeldOut(np.asarray(probs, dtype=np.float64), self.labels_of(held), n_train=len(fit),
+                       seconds=time.perf_counter() - t0)
 
     def _select(self, r: int, inputs: StrategyInput, want: int, cand: np.ndarray, strategy=None, rng=None):
         """The batch ``strategy`` (default: this run's) picks in round ``r``: a :class:`Selection`

@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Mapping, Optional, Sequence
 
+import numpy as np
+
 from alcore.config import ExperimentConfig, RaceConfig
 from alcore.data.datasets import Dataset, load_dataset
 from alcore.engine.loop import Experiment, _resolve
@@ -44,6 +46,70 @@ def expected_rounds(config: ExperimentConfig) -> Optional[int]:
     labels plus one per acquisition round (:meth:`ExperimentConfig.acquisition_rounds`)."""
     rounds = config.acquisition_rounds()
     return None if rounds is None else rounds + 1
+
+
+TREND_ROUNDS = 20  # the recent rounds a run's pace is read from
+
+
+def run_seconds_left(times: Sequence[float], rounds_left: int) -> float:
+    """Seconds a run's next ``rounds_left`` rounds take, from the seconds its rounds took so far
+    (``times``, in order): from its last TREND_ROUNDS rounds (its first left out once it has
+    another: it carries what happens once, a model's first build took 5 s where the mlp's next
+    rounds took 0.4-1 s), their median and their Theil-Sen slope (the median of the slopes between
+    every two rounds, kept at 0 or more), summed over the rounds to come; with fewer than 3 rounds
+    to read, their mean. A round trains on more labels than the one before, so its time grows:
+    one mean of the rounds so far said half the time left early in a digits race, and a
+    least-squares line followed the spikes of a busy machine (bench/ceiling_time_left.py)."""
+    t = np.asarray(times[1:] if len(times) > 1 else times, dtype=float)[-TREND_ROUNDS:]
+    if rounds_left <= 0 or not len(t):
+        return 0.0
+    if len(t) < 3:
+        return float(t.mean() * rounds_left)
+    i, j = np.triu_indices(len(t), 1)
+    slope = max(float(np.median((t[j] - t[i]) / (j - i))), 0.0)
+    coming = np.median(t) + slope * (np.arange(len(t), len(t) + rounds_left) - (len(t) - 1) / 2)
+    return float(coming.sum())
+
+
+def seconds_left(round_seconds: Sequence[Sequence[float]], rounds_left: Sequence[int], n_strategy_runs: int,
+                 ceiling_trainings: int = 1, per_run: Callable[[Sequence[float], int], float] = run_seconds_left
+                 ) -> Optional[float]:
+    """Seconds the rounds still to come of a race will take: the sum over its runs of each one's
+    ``rounds_left`` at its own pace (``per_run``: :func:`run_seconds_left` of the seconds its
+    rounds took, ``round_seconds``; the strategies' ``n_strategy_runs`` runs first, then the
+    oracle ceilings).
+
+    A round of the oracle ceiling trains K + 1 models (``ceiling_trainings``: its K candidate
+    batches and its own model) and asks every raced strategy for a batch, where a strategy's
+    round trains one model: one mean over every round of the race was pulled down by the
+    strategies' rounds and swung with the order the runs are stepped in. Its last round picks
+    nothing, so it trains its own model only: 1 / (K + 1) of its pace. A run without 2 rounds
+    yet (its first carries one-off costs) goes at the median pace of the strategies' runs that
+    have them, times K + 1 for a ceiling; before any run has 2 rounds, at its own or that
+    median of first rounds. None where no run has a round yet."""
+    n, k1 = n_strategy_runs, ceiling_trainings
+    ready = [len(t) >= 2 for t in round_seconds]
+    if not any(ready):
+        ready = [len(t) >= 1 for t in round_seconds]
+    pace = [per_run(t, 1) if r else None for t, r in zip(round_seconds, ready)]
+    measured = sorted(x for x in pace[:n] if x is not None) or \
+        sorted(x / k1 for x in pace[n:] if x is not None)  # else from the ceilings'
+    prior = measured[len(measured) // 2] if measured else None
+    left = 0.0
+    for i, (times, rest) in enumerate(zip(round_seconds, rounds_left)):
+        if rest <= 0:
+            continue
+        if pace[i] is not None:
+            one, coming = pace[i], per_run(times, rest)
+        elif prior is None:
+            return None
+        else:
+            one = prior * (k1 if i >= n else 1)
+            coming = one * rest
+        if i >= n:
+            coming -= one * (1 - 1 / k1)  # the ceiling's last round trains its own model only
+        left += coming
+    return left
 
 
 class Race:
@@ -107,9 +173,11 @@ class Race:
                                                    dataset, cache))
         if saved:
             raise ValueError(f"{len(saved)} saved run(s) do not belong to this race's strategies and seeds")
-        # time already spent in the saved rounds, so progress and time left stay right
-        self.seconds = sum(r.train_seconds + r.query_seconds + r.eval_seconds
-                           for e in self.runs for r in e.rounds)
+        # time already spent in the saved rounds, so progress and time left stay right; per run, in
+        # the order of runs, since a round of the oracle ceiling trains K + 1 models (see progress)
+        self.round_seconds = [[r.train_seconds + r.query_seconds + r.eval_seconds for r in e.rounds]
+                              for e in self.runs]
+        self.seconds = sum(map(sum, self.round_seconds))
         self.last: Optional[tuple[Experiment, RoundResult]] = None
 
     def _ceiling(self, seeded: ExperimentConfig, old: Optional[RunResult], dataset: Dataset, cache):
@@ -144,13 +212,16 @@ class Race:
 
     def step(self) -> Optional[RoundResult]:
         """Advance the run that is furthest behind by one round; None when all are done."""
-        pending = [e for e in self.runs if not e.done]
+        pending = [i for i, e in enumerate(self.runs) if not e.done]
         if not pending:
             return None
-        exp = min(pending, key=lambda e: len(e.rounds))
+        i = min(pending, key=lambda j: len(self.runs[j].rounds))
+        exp = self.runs[i]
         t0 = time.perf_counter()
         result = exp.step()
-        self.seconds += time.perf_counter() - t0
+        took = time.perf_counter() - t0
+        self.round_seconds[i].append(took)
+        self.seconds += took
         self.last = (exp, result)
         return result
 
@@ -165,18 +236,15 @@ class Race:
 
     def progress(self) -> RaceProgress:
         done = sum(len(e.rounds) for e in self.runs)
-        totals = []
-        for e in self.runs:
-            if e.done:
-                totals.append(len(e.rounds))
-            else:
-                totals.append(expected_rounds(e.config))
+        totals = [len(e.rounds) if e.done else expected_rounds(e.config) for e in self.runs]
         total = None if any(t is None for t in totals) else sum(totals)
-        left = None
-        if total is not None and done:
-            left = self.seconds / done * (total - done)
+        left = self._seconds_left(totals) if total is not None and done else None
         labels = max((e.rounds[-1].n_labeled for e in self.experiments if e.rounds), default=0)
         return RaceProgress(done, total, labels, self.seconds, left)
+
+    def _seconds_left(self, totals: Sequence[int]) -> Optional[float]:
+        return seconds_left(self.round_seconds, [t - len(e.rounds) for t, e in zip(totals, self.runs)],
+                            len(self.experiments), self.setup.ceiling_batches + 1 if self.ceilings else 1)
 
     def planned_labels(self) -> Optional[int]:
         """The most labels a run of this race can reach (its rounds or label budget, within the
@@ -217,6 +285,16 @@ class Race:
             radius = next((r.probcover_radius for r in reversed(e.rounds) if r.probcover_radius is not None), None)
             if radius is not None:
                 out.append((e.config, radius))
+        return out
+
+    def uherding_temperatures(self) -> list[tuple[ExperimentConfig, list[float]]]:
+        """(config, the temperature of each round that picked a batch) of every uherding run that has
+        picked one: the set temperature, or the one calibrated that round."""
+        out = []
+        for e in self.experiments:
+            temps = [r.uherding_temperature for r in e.rounds if r.uherding_temperature is not None]
+            if temps:
+                out.append((e.config, temps))
         return out
 
     def results(self) -> list[RunResult]:

@@ -60,7 +60,7 @@ class SoftmaxLearner:
     """Multinomial logistic regression over all ``n_classes``, refitted to convergence.
 
     The same surface as :class:`alcore.engine.training.Trainer` where the loop needs it
-    (``lock``, ``predict_proba``, ``embed``, ``count_params``), with :meth:`fit` taking
+    (``lock``, ``predict_proba``, ``embed``, ``count_params``, ``get_weights`` / ``set_weights``), with :meth:`fit` taking
     the labels alone. Holds one round's fitted weights."""
 
     def __init__(self, n_features: int, n_classes: int, penalty_c: float,
@@ -154,6 +154,18 @@ class SoftmaxLearner:
         loss = float(-np.log(np.clip(p, _EPS, 1.0)).mean())
         return ConvexFitReport(epochs=iterations, penalty_c=c, train_loss=loss, converged=converged,
                                best_val_loss=cv_loss, best_epoch=iterations)
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of the fitted weights [coef (features, classes), intercept (classes,)], as the
+        Keras trainer's: a model set aside while another is fitted, then put back (set_weights)."""
+        return [self.coef_.copy(), self.intercept_.copy()]
+
+    def set_weights(self, values: list[np.ndarray]) -> None:
+        coef, intercept = values
+        if np.shape(coef) != self.coef_.shape or np.shape(intercept) != self.intercept_.shape:
+            raise ValueError(f"weights of shapes {np.shape(coef)} and {np.shape(intercept)} do not fit a model "
+                             f"of {self.n_features} features and {self.n_classes} classes")
+        self.coef_, self.intercept_ = np.array(coef, np.float32), np.array(intercept, np.float32)
 
     def objective(self, x: np.ndarray, y: np.ndarray, c: Optional[float] = None) -> float:
         """The minimised objective at the current weights: summed cross-entropy + ||W||^2/(2C)."""

@@ -176,6 +176,28 @@ class CeilingRound(_Strict):
         return self
 
 
+class TemperatureCalibration(_Strict):
+    """How UHerding chose its temperature this round (``uherding_temperature`` empty): a model
+    trained like the round's on ``n_train`` labels scored the ``held_out`` labels acquired last,
+    and the temperature kept has the expected calibration error ``ece`` on them (``ece_at_1``
+    at T = 1); ``seconds`` training and scoring that model took. Where no model could be judged
+    (too few labels, one class), ``skipped`` says why and the temperature is 1."""
+
+    held_out: Count
+    n_train: Count = 0
+    ece: Optional[Share] = None
+    ece_at_1: Optional[Share] = None
+    seconds: Seconds = 0.0
+    skipped: Text = Field("", exclude_if=lambda v: not v)
+
+    def text(self, temperature: float) -> str:
+        """One plain sentence: 'T = 2.3: ECE 0.041 (0.187 at T = 1) on the last 6 of 20 labels'."""
+        if self.skipped:
+            return f"T = {temperature:g}: not calibrated, {self.skipped}"
+        return (f"T = {temperature:g}: ECE {self.ece:.3f} ({self.ece_at_1:.3f} at T = 1) on the last {self.held_out} "
+                f"of {self.held_out + self.n_train} labels")
+
+
 class CeilingSetup(_Strict):
     """What makes a run the oracle ceiling of its seed: the raced strategies that proposed
     batches, the candidate batches per round, and its validation images (pool indices, read with
@@ -204,6 +226,12 @@ class RoundResult(_Strict):
     probcover_radius: Optional[float] = Field(None, gt=0.0, exclude_if=lambda v: v is None,
                                               description="probcover: the ball radius this round used (set, or "
                                                           "chosen by the purity rule on the run's first round)")
+    uherding_temperature: Optional[float] = Field(None, gt=0.0, exclude_if=lambda v: v is None,
+                                                  description="uherding: the temperature this round's "
+                                                              "uncertainties were scaled by (set, or calibrated)")
+    uherding_calibration: Optional[TemperatureCalibration] = Field(
+        None, exclude_if=lambda v: v is None, description="uherding with uherding_temperature empty: how this "
+        "round's temperature was calibrated on held-out labels")
     train_seconds: Seconds
     score_seconds: Seconds
     select_seconds: Seconds

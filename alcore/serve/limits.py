@@ -292,7 +292,14 @@ class DeploymentLimits(BaseModel):
             problems.append(f"a round trains for up to {steps:,} gradient steps; this server allows at most "
                             f"{self.max_steps_per_round:,}: lower max_epochs (or set max_steps), or raise "
                             f"train_batch_size")
-        elif ceiling_candidates and self.max_steps_per_round is not None and steps is not None:
+        elif "uherding" in strategies and config.uherding_temperature is None and steps \
+                and self.max_steps_per_round is not None and 2 * steps > self.max_steps_per_round:
+            # the calibration trains a second model each round, on 70% of the labels
+            problems.append(f"a round of uherding with a calibrated temperature trains 2 models (its own, and one "
+                            f"on 70% of the labels to choose the temperature), up to {2 * steps:,} gradient steps; "
+                            f"this server allows at most {self.max_steps_per_round:,}: set uherding_temperature "
+                            f"(1: the probabilities as they are), or lower max_epochs (or set max_steps)")
+        if not problems and ceiling_candidates and self.max_steps_per_round is not None and steps is not None:
             ceiling_steps = resources.ceiling_steps_per_round(config, ceiling_candidates)
             if ceiling_steps > self.max_steps_per_round:
                 problems.append(f"a round of the oracle ceiling trains {ceiling_candidates + 1} models "

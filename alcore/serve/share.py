@@ -323,6 +323,44 @@ class _Decoder:
             out.applied.remove("strategies")
             out.strategies = None
 
+    def ceiling_over(self, ceiling: Mapping) -> list[str]:
+        """What the race of the link's config, strategies and seeds goes over with the oracle ceiling
+        ``ceiling`` (RaceConfig's fields) that it is within without it, checked as Start checks it
+        (RaceConfig, then DeploymentLimits.run_problems with RaceConfig.ceiling_costs)."""
+        from alcore.config import RaceConfig
+
+        out = self.out
+        strategies = out.strategies or list(RACE_DEFAULTS["strategies"])
+        seeds = out.seeds or RACE_DEFAULTS["seeds"]
+        try:
+            race = RaceConfig.counted(out.config, strategies, seeds, **ceiling)
+        except ValidationError as e:
+            return [_reason(e)]
+        if self.limits is None:
+            return []
+        n_runs = len(strategies) * seeds
+        before = self.limits.run_problems(out.config, strategies, n_runs)
+        return [p for p in self.limits.run_problems(out.config, strategies, n_runs, **race.ceiling_costs())
+                if p not in before]
+
+    def within_ceiling(self) -> None:
+        """Refuse the oracle ceiling's settings of the link that Start would refuse with the rest of
+        it: ceiling_candidates below the strategies raced, or a limit of this server the ceiling takes
+        the race over (its runs per race, gradient steps or images scored per round). The link's
+        ceiling_candidates or ceiling_validation go first where the ceiling fits without them (the
+        defaults then apply), else ceiling=true itself; each with the sentence of what it goes over."""
+        mine = self.out.ceiling
+        if not mine.get("ceiling") or not (over := self.ceiling_over(mine)):
+            return
+        given = [n for n in ("ceiling_candidates", "ceiling_validation") if n in mine]
+        tries = [[n] for n in given] + ([given] if len(given) > 1 else [])
+        drop = next((t for t in tries if not self.ceiling_over({k: v for k, v in mine.items() if k not in t})),
+                    ["ceiling"])
+        for name in drop:
+            self.refuse(name, "; ".join(over[:2]), self.raw.get(name, _text(mine[name])))
+            self.out.applied.remove(name)
+            del mine[name]
+
     def apply_pending(self) -> ExperimentConfig:
         """Fields that are only valid together (rounds=none needs label_budget or a target) apply
         once their partners have: keep passing over the rest until nothing more applies."""
@@ -393,4 +431,5 @@ def decode(params: Params, base: Optional[ExperimentConfig] = None, *,
             d.pending[name] = value
     d.within_runs()
     d.out.config = d.apply_pending()
+    d.within_ceiling()
     return d.out

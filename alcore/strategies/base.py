@@ -11,7 +11,10 @@ A strategy states what it needs in ``needs``, a set of :class:`Need`:
 - ``Need.EMBEDDINGS``: the model's penultimate-layer features, shape (n, d), and
   ``Need.LABELED_EMBEDDINGS`` for the labeled set (diversity strategies);
 - ``Need.MC_PASSES``: ``passes`` stochastic forward passes with dropout active,
-  shape (passes, n, classes) (Bayesian strategies).
+  shape (passes, n, classes) (Bayesian strategies);
+- ``Need.HELD_OUT``: a :class:`HeldOut`: the last :data:`HELD_OUT_FRACTION` of the labels (in
+  the order they were acquired) scored by a model trained like the round's on the rest
+  (UHerding's temperature calibration).
 
 The loop computes exactly what is asked for. A strategy is one class that describes
 itself (name, family, description, formula, needs, the config fields it reads,
@@ -32,6 +35,32 @@ from typing import Callable, ClassVar, Mapping, Optional, Sequence
 import numpy as np
 
 
+# The share of the labeled images held out for Need.HELD_OUT: the last int(0.3 |L|) in the order
+# they were labeled, as UHerding's reference code holds them out (lSet[-int(0.3 * len(lSet)):]).
+HELD_OUT_FRACTION = 0.3
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """Labels a model never saw, for judging its probabilities (``Need.HELD_OUT``).
+
+    ``probs``: (m, classes) class probabilities of the held-out labeled images by a model trained,
+    the way the round's model is, on the other labeled images (``n_train`` of them, the fixed
+    validation labels aside); ``labels``: their (m,) labels; ``seconds``: what training and
+    scoring that model took. Where no model could be judged, ``skipped`` says why (in plain
+    words) and ``probs`` / ``labels`` are empty."""
+
+    probs: np.ndarray
+    labels: np.ndarray
+    n_train: int = 0
+    seconds: float = 0.0
+    skipped: str = ""
+
+    @classmethod
+    def none(cls, why: str, seconds: float = 0.0) -> "HeldOut":
+        return cls(np.empty((0, 0)), np.empty(0, dtype=np.int64), 0, seconds, why)
+
+
 @dataclass(frozen=True)
 class StrategyInput:
     """What a strategy may look at. Unrequested fields are None."""
@@ -40,6 +69,7 @@ class StrategyInput:
     embeddings: Optional[np.ndarray] = None
     labeled_embeddings: Optional[np.ndarray] = None
     mc_probs: Optional[np.ndarray] = None
+    held_out: Optional[HeldOut] = None
 
     @property
     def n_candidates(self) -> int:
@@ -57,11 +87,12 @@ class Selection:
     ``scores``: one informativeness score per candidate (higher = picked first).
     ``record``: what the strategy chose on its own this round, by the name of the
     :class:`~alcore.results.records.RoundResult` field that keeps it (ProbCover's
-    ``probcover_radius``), so the result file and the pages can show it."""
+    ``probcover_radius``, UHerding's ``uherding_temperature``), so the result file and the pages
+    can show it."""
 
     indices: np.ndarray
     scores: np.ndarray
-    record: Mapping[str, float] = field(default_factory=dict)
+    record: Mapping[str, object] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------ probability checks
@@ -183,6 +214,7 @@ class Need(Enum):
     EMBEDDINGS = "embeddings"                  # penultimate-layer features of the candidates (n, d)
     LABELED_EMBEDDINGS = "labeled_embeddings"  # the same features of the labeled images (m, d)
     MC_PASSES = "mc_probs"                     # stochastic forward passes with dropout (passes, n, classes)
+    HELD_OUT = "held_out"                      # a model trained on 70% of the labels, scored on the rest (HeldOut)
 
 
 class Strategy:
@@ -191,7 +223,8 @@ class Strategy:
     - ``name``: the registry key (``ExperimentConfig.strategy``, the CLI's ``--strategy``);
     - ``family``: "baseline", "uncertainty", "hybrid", "diversity", "coverage" or "bayesian";
     - ``description``: one plain sentence; ``formula``: its score in LaTeX;
-    - ``needs``: the :class:`Need` model outputs it reads;
+    - ``needs``: the :class:`Need` model outputs it reads (an instance may read fewer: UHerding with
+      a set temperature needs no held-out labels);
     - ``config_fields``: the :class:`~alcore.config.ExperimentConfig` fields it reads;
     - ``is_baseline``: True for the one strategy the others are measured against (random);
 

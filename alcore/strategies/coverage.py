@@ -43,8 +43,8 @@ from typing import Optional
 
 import numpy as np
 
-from alcore.strategies.base import (UNCERTAINTY_SCORES, Need, Selection, Strategy, StrategyInput, check_batch,
-                                   check_whole, register, top_k)
+from alcore.strategies.base import (HELD_OUT_FRACTION, UNCERTAINTY_SCORES, HeldOut, Need, Selection, Strategy,
+                                   StrategyInput, check_batch, check_whole, register, top_k)
 from alcore.strategies.diversity import (CHUNK_ELEMENTS, MINIBATCH_THRESHOLD, _float_array, _thread_limit,
                                         check_embeddings, fit_kmeans, min_sq_distances, row_sq_norms,
                                         sq_distance_block)
@@ -65,6 +65,9 @@ PURITY = 0.95
 # Herding: the Gaussian kernel's width on unit-length features when none is set (MaxHerding's
 # default in the reference code), and UHerding's uncertainty measure.
 HERDING_BANDWIDTH = 1.0
+# UHerding's temperature calibration: the temperatures searched, 1.0, 1.1, ..., 19.9 (the reference
+# code's np.arange(1.0, 20, 0.1), without its rounding drift: 1.2000000000000002 there is 1.2 here).
+TEMPERATURES = np.arange(10, 200) / 10
 
 
 # ------------------------------------------------------------------------- inputs
@@ -532,6 +535,47 @@ def tempered(probs, temperature: float) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def expected_calibration_error(probs, labels, n_bins: Optional[int] = None) -> float:
+    r"""Expected calibration error (Naeini, Cooper & Hauskrecht 2015; Guo et al. 2017):
+
+    .. math:: \operatorname{ECE} = \sum_{b=1}^{B} \frac{|S_b|}{m}\,
+              \big|\operatorname{acc}(S_b) - \operatorname{conf}(S_b)\big|
+
+    over B equal-width bins of the confidence :math:`\max_c p(c \mid x)`, bin b holding the
+    images with confidence in :math:`((b-1)/B,\ b/B]`; acc is the share predicted right
+    (prediction: the most probable class, the first on a tie), conf the mean confidence. B is
+    ``n_bins``, by default the number of classes, as UHerding's reference code (its ``ECELoss``)."""
+    p = np.asarray(probs, dtype=np.float64)
+    y = np.asarray(labels)
+    if p.ndim != 2 or len(p) != len(y) or not len(y):
+        raise ValueError(f"expected_calibration_error needs (m, classes) probabilities and m labels, m >= 1; "
+                         f"got {p.shape} and {y.shape}")
+    n_bins = p.shape[1] if n_bins is None else check_whole(n_bins, "n_bins")
+    conf, right = p.max(axis=1), (p.argmax(axis=1) == y).astype(np.float64)
+    # bin b holds edges[b] < conf <= edges[b + 1]; a confidence outside (0, 1] is in none (as in the reference)
+    bins = np.searchsorted(np.linspace(0.0, 1.0, n_bins + 1), conf, side="left") - 1
+    inside = (bins >= 0) & (bins < n_bins)
+    gaps = np.bincount(bins[inside], weights=conf[inside] - right[inside], minlength=n_bins)
+    return float(np.abs(gaps).sum() / len(y))  # sum_b |S_b|/m |conf(S_b) - acc(S_b)|
+
+
+def calibrated_temperature(probs, labels, temperatures=TEMPERATURES) -> tuple[float, float]:
+    r"""UHerding's temperature (Bae, Sutherland & Oliveira 2025, the reference code's
+    ``obtain_temperature``): the T of ``temperatures`` whose scaled probabilities
+    :func:`tempered` (``probs``, T) have the lowest :func:`expected_calibration_error` on
+    ``labels``, the first (smallest, in the grid's order) on a tie. Returns (T, its ECE).
+
+    ``probs`` are a model's probabilities for images it was not trained on; a model that is
+    over-confident on them gets T > 1, which evens its probabilities out. The grid starts at 1,
+    so an under-confident model keeps T = 1."""
+    temperatures = np.asarray(temperatures, dtype=np.float64)
+    if not len(temperatures) or not (np.isfinite(temperatures).all() and (temperatures > 0).all()):
+        raise ValueError("temperatures must be finite numbers > 0, at least one")
+    eces = [expected_calibration_error(tempered(probs, t), labels) for t in temperatures]
+    best = int(np.argmin(eces))  # the first of equal minima, as the reference code's strict '<'
+    return float(temperatures[best]), float(eces[best])
+
+
 @register
 class MaxHerdingStrategy(Strategy):
     r"""MaxHerding: greedily add the candidate that most raises the generalized coverage
@@ -580,7 +624,7 @@ class UHerdingStrategy(Strategy):
               \max\big(k(x, x_j) - \max_{c \in L \cup S} k(x_c, x_j),\, 0\big)
 
     u is ``uherding_measure`` (margin, as in the paper: :math:`1 - (p_1 - p_2)`) of the
-    probabilities scaled by ``uherding_temperature`` (:func:`tempered`). At tiny budgets the
+    probabilities scaled by a temperature T (:func:`tempered`). At tiny budgets the
     uncertainties are alike and it covers the pool like MaxHerding; as the model improves it
     covers the uncertain regions, like margin with diversity. The kernel width is
     ``herding_bandwidth``, or when empty the paper's adaptive one: the smallest distance
@@ -588,30 +632,50 @@ class UHerdingStrategy(Strategy):
     Uncertainties that are all zero (or not finite) fall back to pure coverage. Scores are
     each candidate's gain before the first pick.
 
-    Not done: the paper chooses the temperature each round by the expected calibration error
-    of a model retrained on part of the labels and scored on the rest; here it is a setting.
+    The temperature is ``uherding_temperature`` (default 1: the probabilities as the model gives
+    them; the calibration below did not help with this package's learners, see the README and
+    bench/uherding_calibration.py). Empty, it is calibrated every round
+    as in the paper's reference code (``train_al.py`` with ``--temp_scale``): the loop trains a
+    fresh model, the way it trains the round's, on the first 70% of the labels in the order they
+    were acquired and scores the last 30% with it (``Need.HELD_OUT``); T is the one of 1.0, 1.1,
+    ..., 19.9 whose scaled probabilities have the lowest expected calibration error on them
+    (:func:`calibrated_temperature`; this round's value alone, the reference's window of 1).
+    Where ``int(0.3 |L|)`` is 0 or the first 70% hold one class, T = 1 and the round says why.
+    Each round records its T (``uherding_temperature``) and how it was chosen
+    (``uherding_calibration``).
+
+    Differences from the reference code: the calibration model's training holds out nothing more
+    (the reference validates it each epoch on the same 30% but scores its last epoch, which is
+    what it uses here too); a warm-started run's calibration model still starts fresh, as the
+    reference's always does; with 1-3 labels the reference trains on none, here T = 1.
     """
 
     name = "uherding"
     family = "coverage"
     description = ("Like maxherding, but each unlabeled image counts as much as the model is unsure about it "
-                   "(margin): cover the pool first, then the uncertain regions as the model improves.")
+                   "(margin; the probabilities' temperature as set, or calibrated on held-out labels each round): "
+                   "cover the pool first, then the uncertain regions as the model improves.")
     formula = (r"\begin{gathered}x_t = \arg\max_{x \in U} \tfrac{1}{n} \textstyle\sum_{j \in U} u(x_j)\, g(x, x_j) \\ "
                r"g(x, x_j) = \max\big(k(x, x_j) - \max_{c \in L \cup S} k(x_c, x_j),\, 0\big) \\ "
-               r"u(x) = 1 - \big(p_T(\hat y_1 \mid x) - p_T(\hat y_2 \mid x)\big)\end{gathered}")
-    needs = frozenset({Need.PROBS, Need.EMBEDDINGS, Need.LABELED_EMBEDDINGS})
+               r"u(x) = 1 - \big(p_T(\hat y_1 \mid x) - p_T(\hat y_2 \mid x)\big) \\ "
+               r"T = 1 \text{ or as set; empty: } \arg\min_{T} \operatorname{ECE}\big(p_T;\ L_{30\%}\big)"
+               r"\end{gathered}")
+    needs = frozenset({Need.PROBS, Need.EMBEDDINGS, Need.LABELED_EMBEDDINGS, Need.HELD_OUT})
     config_fields = ("herding_bandwidth", "uherding_measure", "uherding_temperature")
 
-    def __init__(self, bandwidth: Optional[float] = None, measure: str = "margin", temperature: float = 1.0,
-                 normalize: bool = True):
+    def __init__(self, bandwidth: Optional[float] = None, measure: str = "margin",
+                 temperature: Optional[float] = None, normalize: bool = True, temperatures=TEMPERATURES):
         if measure not in UNCERTAINTY_SCORES:
             raise ValueError(f"unknown uherding_measure {measure!r}; choose one of {', '.join(UNCERTAINTY_SCORES)}")
-        if not (np.isfinite(temperature) and temperature > 0):
-            raise ValueError(f"uherding_temperature must be a number > 0, got {temperature!r}")
+        if temperature is not None and not (np.isfinite(temperature) and temperature > 0):
+            raise ValueError(f"uherding_temperature must be a number > 0 (or empty), got {temperature!r}")
         self.bandwidth = check_bandwidth(bandwidth, optional=True)
         self.measure = measure
-        self.temperature = float(temperature)
+        self.temperature = None if temperature is None else float(temperature)
         self.normalize = normalize
+        self.temperatures = temperatures
+        if self.temperature is not None:  # a set temperature: no model on held-out labels to train
+            self.needs = type(self).needs - {Need.HELD_OUT}
 
     @classmethod
     def from_config(cls, config=None) -> "UHerdingStrategy":
@@ -619,10 +683,35 @@ class UHerdingStrategy(Strategy):
             return cls()
         return cls(config.herding_bandwidth, config.uherding_measure, config.uherding_temperature)
 
-    def uncertainties(self, probs) -> np.ndarray:
-        """u for each candidate: the measure of the tempered probabilities; all ones where they
-        carry no information (all zero or not finite)."""
-        u = UNCERTAINTY_SCORES[self.measure](tempered(probs, self.temperature))
+    @staticmethod
+    def temperature_origin(config) -> str:
+        """How the temperature of a run with ``config`` comes about, as the CLI and the pages say it."""
+        if config.uherding_temperature is not None:
+            return "as set (uherding_temperature)"
+        return (f"calibrated each round: the lowest expected calibration error on the last "
+                f"{HELD_OUT_FRACTION:.0%} of the labels, of a model trained on the rest")
+
+    def choose_temperature(self, held_out: Optional[HeldOut]) -> tuple[float, dict]:
+        """(T, the record of how it was chosen) for this round: the set temperature, or the one
+        :func:`calibrated_temperature` finds on ``held_out`` (1.0 where there is none)."""
+        if self.temperature is not None:
+            return self.temperature, {}
+        if held_out is None:
+            held_out = HeldOut.none("no held-out labels were given")
+        if held_out.skipped or not len(held_out.labels):
+            return 1.0, {"held_out": 0, "seconds": held_out.seconds,
+                         "skipped": held_out.skipped or "no held-out labels were given"}
+        t, ece = calibrated_temperature(held_out.probs, held_out.labels, self.temperatures)
+        return t, {"held_out": len(held_out.labels), "n_train": held_out.n_train, "ece": ece,
+                   "ece_at_1": expected_calibration_error(held_out.probs, held_out.labels),
+                   "seconds": held_out.seconds}
+
+    def uncertainties(self, probs, temperature: Optional[float] = None) -> np.ndarray:
+        """u for each candidate: the measure of the probabilities tempered by ``temperature``
+        (default: the set one, else 1); all ones where they carry no information (all zero or not
+        finite)."""
+        t = temperature if temperature is not None else (self.temperature or 1.0)
+        u = UNCERTAINTY_SCORES[self.measure](tempered(probs, t))
         if not np.isfinite(u).all() or np.allclose(u, 0.0):
             return np.ones(len(u))
         return u
@@ -633,6 +722,10 @@ class UHerdingStrategy(Strategy):
                 raise ValueError("uherding needs probs: the class probabilities of the candidates")
             cand, lab = _features(inputs, self.name, self.normalize)
             check_batch(batch_size, len(cand))
+            t, calibration = self.choose_temperature(inputs.held_out)
             h = self.bandwidth if self.bandwidth is not None else (adaptive_bandwidth(lab) or HERDING_BANDWIDTH)
-            picks, gains = herding_select(cand, lab, batch_size, rng, h, weights=self.uncertainties(inputs.probs))
-            return Selection(picks, gains)
+            picks, gains = herding_select(cand, lab, batch_size, rng, h, weights=self.uncertainties(inputs.probs, t))
+            record = {"uherding_temperature": t}
+            if calibration:
+                record["uherding_calibration"] = calibration
+            return Selection(picks, gains, record=record)
