@@ -34,7 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 from bench.dashboard_memory import Sampler, mb, proc_status, read_grid  # noqa: E402
-from tests.e2e.appserver import (CHROMIUM, CHROMIUM_ARGS, free_port, open_page, start_server,  # noqa: E402
+from tests.e2e.appserver import (free_port, launch_page, open_page, start_server,  # noqa: E402
                                  stop_server, wait_healthy, wait_idle)
 from tests.imagesets import class_folder_zip  # noqa: E402
 
@@ -64,10 +64,8 @@ def main() -> int:
     accuracies: list[str] = []
     proc = sampler = None
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser, page = launch_page(p, PAGE_TIMEOUT_MS)
         try:
-            page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-            page.set_default_timeout(PAGE_TIMEOUT_MS)
             proc = start_server(port, log_path, env)
             sampler = Sampler(proc.pid)
             sampler.start()

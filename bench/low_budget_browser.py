@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.dashboard_memory import read_grid  # noqa: E402
-from tests.e2e.appserver import (CHROMIUM, CHROMIUM_ARGS, free_port, start_server, stop_server,  # noqa: E402
+from tests.e2e.appserver import (free_port, launch_page, start_server, stop_server,  # noqa: E402
                                  wait_healthy, wait_idle)
 
 SHARED = ROOT.parent / "shared" / "datasets"
@@ -70,10 +70,8 @@ def main() -> int:
     url = f"{base}/run?{query_string(encode(config, args.strategies, args.seeds))}"
     proc = None
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser, page = launch_page(p, PAGE_TIMEOUT_MS)
         try:
-            page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-            page.set_default_timeout(PAGE_TIMEOUT_MS)
             proc = start_server(port, log_path, env)
             wait_healthy(proc, base, 120, log_path)
             page.goto(url)

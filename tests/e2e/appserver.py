@@ -84,6 +84,15 @@ def stop_server(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
 
 
+def launch_page(playwright, timeout_ms: int, width: int = 1400, height: int = 1000):
+    """(browser, page) for a benchmark: Debian's Chromium, headless, and one page of a new context
+    of ``width`` x ``height`` pixels whose actions wait up to ``timeout_ms``. Close the browser."""
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    page = browser.new_context(viewport={"width": width, "height": height}).new_page()
+    page.set_default_timeout(timeout_ms)
+    return browser, page
+
+
 def wait_idle(page, timeout: int = 60_000) -> None:
     page.wait_for_selector(IDLE, timeout=timeout)
 
